@@ -1,0 +1,39 @@
+"""Which labelled mentions need a human, as a pure function of the mention, its labels, config and now."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from alerts.messages import mention_message
+from classifiers.base import Labels
+from monitor.config import Settings
+from monitor.store import NewAlert, StoredMention
+
+
+def alert_reason(labels: Labels) -> str | None:
+    """Intent first (a question is worth an answer even when polite), then sentiment."""
+    if labels.intent == "complaint":
+        return "Complaint"
+    if labels.intent == "question" and labels.needs_reply:
+        return "Question"
+    if labels.sentiment == "negative":
+        return "Negative mention"
+    return None
+
+
+def alerts_for(mention: StoredMention, labels: Labels, settings: Settings, now: datetime) -> list[NewAlert]:
+    reason = alert_reason(labels)
+    if reason is None:
+        return []
+    out = []
+    for brand_id in mention.matched:
+        brand = settings.brands.get(brand_id)
+        if brand is None:
+            continue
+        reply_by = (mention.created_at or mention.fetched_at) + brand.reply_within
+        payload = mention_message(reason=reason, brand_name=brand.names[0], source=mention.source_id,
+                                  url=mention.url, title=mention.title, text=mention.text, author=mention.author,
+                                  reach=mention.reach, labels=labels, reply_by=reply_by)
+        out.append(NewAlert(dedupe_key=f"mention:{mention.id}:{brand_id}", kind="mention",
+                            mention_id=mention.id, brand=brand_id, channel=brand.slack_channel, payload=payload))
+    return out

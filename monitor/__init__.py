@@ -1,0 +1,1 @@
+"""mentionwatch core: config, storage, matching, pipeline, daemon and CLI."""

@@ -1,0 +1,152 @@
+"""The long-running process: one APScheduler job per source plus one job that processes and sends.
+
+SIGTERM/SIGINT stop it within the configured grace (state is crash-safe, so a job still stuck in a
+network call after the grace is abandoned, not waited for). SIGHUP reloads the config and keeps the
+running one if the new file is invalid.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from datetime import datetime, timezone
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from alerts.slack import SlackSender, make_client
+from classifiers import load_classifier
+from monitor.config import ConfigError, Settings, load_settings
+from monitor.logs import REDACTOR, secrets_of
+from monitor.pipeline import Pipeline, utcnow
+from monitor.store import Store
+
+log = logging.getLogger("mentionwatch")
+PROCESS_JOB = "process"
+
+
+def build_pipeline(settings: Settings, store: Store, classifier=None) -> Pipeline:
+    REDACTOR.update(secrets_of(settings))
+    sender = SlackSender(make_client(settings.slack), store, utcnow)
+    return Pipeline(settings, store, classifier or load_classifier(settings.classifier.kind), sender)
+
+
+class Daemon:
+    def __init__(self, config_path: str, settings: Settings):
+        self.config_path = config_path
+        self.store = Store(settings.storage.url)
+        self.pipeline = build_pipeline(settings, self.store)
+        self.stop_event = threading.Event()
+        self.reload_event = threading.Event()
+        self.scheduler: BackgroundScheduler | None = None
+        self._running = 0
+        self._running_lock = threading.Lock()
+
+    @property
+    def settings(self) -> Settings:
+        return self.pipeline.settings
+
+    def run_once(self) -> None:
+        """Every source once, then classify, route and send everything: for cron and tests."""
+        for source_id in self.pipeline.sources:
+            self.pipeline.poll(source_id)
+        report = self.pipeline.process()
+        if report.stopped:
+            log.warning("Slack delivery stopped early (%s); %s", report.stopped, self.store.alert_counts())
+
+    # --- scheduled mode ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        daemon = self.settings.daemon
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(daemon.workers)}, timezone=timezone.utc,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+        self._schedule_all()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+            signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+            signal.signal(signal.SIGHUP, lambda *_: self.reload_event.set())
+        self.scheduler.start()
+        log.info("mentionwatch running: %d sources, %d brands, classifier %s", len(self.pipeline.sources),
+                 len(self.settings.brands), self.pipeline.classifier.version)
+        while not self.stop_event.wait(0.2):
+            if self.reload_event.is_set():
+                self.reload_event.clear()
+                self.reload()
+        return self._shutdown()
+
+    def _shutdown(self) -> int:
+        log.info("stopping")
+        self.scheduler.shutdown(wait=False)
+        grace = self.settings.daemon.shutdown_grace.total_seconds()
+        deadline = datetime.now(timezone.utc).timestamp() + grace
+        while self._running and datetime.now(timezone.utc).timestamp() < deadline:
+            threading.Event().wait(0.05)
+        if self._running:
+            log.warning("%d job(s) still in a network call after %.0f s; exiting anyway (their work is redone "
+                        "on the next start)", self._running, grace)
+            logging.shutdown()
+            os._exit(0)
+        self.store.close()
+        return 0
+
+    def _schedule_all(self) -> None:
+        now = datetime.now(timezone.utc)
+        wanted = set()
+        for source_id, (_, source) in self.pipeline.sources.items():
+            job_id = f"poll:{source_id}"
+            wanted.add(job_id)
+            interval = source.interval.total_seconds()
+            self.scheduler.add_job(self._poll_job, "interval", args=[source_id], id=job_id, replace_existing=True,
+                                   seconds=interval, jitter=max(int(interval * self.settings.daemon.jitter), 0),
+                                   next_run_time=now)
+        self.scheduler.add_job(self._process_job, "interval", id=PROCESS_JOB, replace_existing=True,
+                               seconds=self.settings.daemon.process_interval.total_seconds(), next_run_time=now)
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("poll:") and job.id not in wanted:
+                job.remove()
+
+    def _guard(self, fn, *args):
+        if self.stop_event.is_set():
+            return None
+        with self._running_lock:
+            self._running += 1
+        try:
+            return fn(*args)
+        except Exception:
+            log.exception("job %s failed unexpectedly", getattr(fn, "__name__", fn))
+            return None
+        finally:
+            with self._running_lock:
+                self._running -= 1
+
+    def _poll_job(self, source_id: str) -> None:
+        outcome = self._guard(self.pipeline.poll, source_id)
+        if outcome is None or self.stop_event.is_set():
+            return
+        job = self.scheduler.get_job(f"poll:{source_id}")
+        if job and outcome.deferred_until and job.next_run_time and outcome.deferred_until > job.next_run_time:
+            job.modify(next_run_time=outcome.deferred_until)
+        if outcome.new_ids:
+            self.scheduler.modify_job(PROCESS_JOB, next_run_time=datetime.now(timezone.utc))
+
+    def _process_job(self) -> None:
+        self._guard(self.pipeline.process)
+
+    def reload(self) -> None:
+        try:
+            settings, warnings = load_settings(self.config_path)
+        except ConfigError as exc:
+            log.error("config reload failed; still running the previous config:\n%s", exc)
+            return
+        for warning in warnings:
+            log.warning("%s", warning)
+        if settings.storage.url != self.settings.storage.url:
+            log.warning("storage.url changed: restart mentionwatch to use the new database")
+            settings = settings.model_copy(update={"storage": self.settings.storage})
+        same_model = settings.classifier.kind == self.settings.classifier.kind
+        self.pipeline = build_pipeline(settings, self.store, self.pipeline.classifier if same_model else None)
+        self._schedule_all()
+        log.info("config reloaded: %d sources, %d brands", len(self.pipeline.sources), len(settings.brands))

@@ -1,0 +1,117 @@
+"""`mentionwatch demo`: the real daemon on bundled sample posts, against local feed and Slack emulators."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from emulators.feeds import FeedsEmulator, render_atom, render_rss
+from emulators.slack import SlackEmulator
+from emulators.server import wait_until
+
+DEMO_TOKEN = "xoxb-demo-not-a-real-token"
+CHANNEL = "#acme-mentions"
+
+
+def demo_posts() -> dict:
+    return yaml.safe_load(resources.files("monitor").joinpath("demo_data/posts.yaml").read_text(encoding="utf-8"))
+
+
+def serve_demo_feeds(feeds: FeedsEmulator, data: dict, now: datetime) -> dict[str, str]:
+    """Publish each sample feed on the emulator; returns feed name -> URL."""
+    urls = {}
+    for name, feed in data["feeds"].items():
+        items = [{"id": f"urn:demo:{name}:{i}", "title": p["title"], "description": p["text"],
+                  "author": p["author"], "published": now - timedelta(minutes=p["age"]),
+                  "link": f"https://{name}.example.com/posts/{i}"} for i, p in enumerate(feed["posts"])]
+        if feed["format"] == "rss":
+            feeds.set_feed(name, render_rss(feed["title"], f"https://{name}.example.com/", items))
+        else:
+            feeds.set_feed(name, render_atom(feed["title"], items, google_alerts=True), "application/atom+xml")
+        urls[name] = feeds.url_for(name)
+    return urls
+
+
+def demo_config(data: dict, urls: dict[str, str], slack_url: str, db_path: Path, classifier: str) -> dict:
+    return {
+        "storage": {"url": f"sqlite:///{db_path}"},
+        "slack": {"token": "${DEMO_SLACK_TOKEN:-" + DEMO_TOKEN + "}", "base_url": slack_url},
+        "classifier": {"kind": classifier},
+        "daemon": {"process_interval": "1s"},
+        "brands": {"acme": {**data["brand"], "slack_channel": CHANNEL, "reply_within": "2h",
+                            "sources": [{"type": "feed", "name": name, "url": url, "interval": "30s",
+                                         "require_match": name != "google-alerts"} for name, url in urls.items()]}},
+    }
+
+
+def run_demo(keep: bool = False, classifier: str = "lexicon") -> int:
+    from monitor.config import load_settings
+    from monitor.daemon import Daemon
+    from monitor.logs import setup_logging
+
+    console = Console()
+    setup_logging("WARNING")
+    workdir = Path(tempfile.mkdtemp(prefix="mentionwatch-demo-"))
+    data = demo_posts()
+    total_posts = sum(len(f["posts"]) for f in data["feeds"].values())
+    started = time.monotonic()
+    with FeedsEmulator() as feeds, SlackEmulator() as slack:
+        urls = serve_demo_feeds(feeds, data, datetime.now(timezone.utc))
+        config_path = workdir / "config.yaml"
+        config_path.write_text(yaml.safe_dump(demo_config(data, urls, slack.api_url, workdir / "demo.db",
+                                                          classifier)))
+        settings, _ = load_settings(config_path)
+        console.print(f"[bold]mentionwatch demo[/bold]: {total_posts} sample posts in {len(urls)} feeds, "
+                      f"classifier [cyan]{settings.classifier.kind}[/cyan], Slack emulator at {slack.url}")
+        daemon = Daemon(str(config_path), settings)
+        runner = threading.Thread(target=daemon.run, daemon=True)
+        runner.start()
+
+        def settled() -> bool:
+            counts = daemon.store.alert_counts()
+            polled = all(daemon.store.get_health(sid).last_success_at for sid in daemon.pipeline.sources)
+            return polled and not daemon.store.unclassified(1) and not counts.get("pending") \
+                and not counts.get("sending") and not daemon.store.unrouted(1)
+
+        ok = wait_until(settled, timeout=45)
+        daemon.stop_event.set()
+        runner.join(10)
+        _show(console, daemon, slack, settings)
+        console.print(f"finished in {time.monotonic() - started:.1f} s; "
+                      + (f"files kept in {workdir}" if keep else "temporary files removed"))
+    if not keep:
+        for path in workdir.iterdir():
+            path.unlink()
+        workdir.rmdir()
+    return 0 if ok else 1
+
+
+def _show(console: Console, daemon, slack: SlackEmulator, settings) -> None:
+    rows = list(daemon.store.export_rows(None))
+    drops = daemon.store.drop_counts()
+    dropped = {}
+    for per_source in drops.values():
+        for reason, count in per_source.items():
+            dropped[reason] = dropped.get(reason, 0) + count
+    table = Table("sentiment", "intent", "alert", "source", "title", title=f"{len(rows)} mentions stored")
+    for row in rows:
+        table.add_row(row["sentiment"] or "", row["intent"] or "", row["alert_state"] or "-",
+                      row["source_id"].split("/")[-1], (row["title"] or "")[:60])
+    console.print(table)
+    console.print(f"dropped before storing: {dropped or 'none'}")
+    for message in slack.posted():
+        header = message["blocks"][0]["text"]["text"]
+        body = "\n".join(b["text"]["text"] for b in message["blocks"][1:3])
+        context = " | ".join(e["text"] for e in message["blocks"][3]["elements"])
+        console.print(Panel(f"{body}\n[dim]{context}[/dim]", title=f"Slack {CHANNEL}: {header}", expand=False))
+    console.print(f"[bold]{len(slack.posted())} Slack messages[/bold] received by the emulator "
+                  f"(plain text escaped: no pings, no forged links)")

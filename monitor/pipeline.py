@@ -1,0 +1,156 @@
+"""The stages between a connector and Slack, each one idempotent and committed on its own.
+
+poll: fetch -> match -> store (mentions and cursor in one transaction)
+process: classify stored mentions -> route them to outbox rows -> deliver the outbox
+A crash between any two stages leaves work that the next run picks up; nothing is done twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+from alerts.rules import alerts_for
+from alerts.slack import DeliveryReport, SlackSender
+from classifiers.base import Classifier, Labels
+from classifiers.lexicon import LexiconClassifier
+from connectors.feeds import FeedConnector
+from monitor.config import Settings
+from monitor.health import SourceFailure, after_failure, after_success
+from monitor.matcher import Matcher
+from monitor.models import Match
+from monitor.store import Store
+
+log = logging.getLogger("mentionwatch")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def make_connector(source, settings: Settings):
+    if source.type == "feed":
+        return FeedConnector(source, settings.feeds)
+    raise ValueError(f"no connector for source type {source.type!r}")
+
+
+@dataclass
+class PollOutcome:
+    source_id: str
+    fetched: int = 0
+    new_ids: list[int] = field(default_factory=list)
+    dropped: Counter = field(default_factory=Counter)
+    failure: SourceFailure | None = None
+    deferred_until: datetime | None = None
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, store: Store, classifier: Classifier, sender: SlackSender,
+                 clock: Callable[[], datetime] = utcnow):
+        self.settings = settings
+        self.store = store
+        self.classifier = classifier
+        self.sender = sender
+        self.clock = clock
+        self.matcher = Matcher.from_settings(settings)
+        self.sources = settings.sources()
+        self._connectors = {sid: make_connector(src, settings) for sid, (_, src) in self.sources.items()}
+        self._fallback = LexiconClassifier()
+
+    # --- poll ----------------------------------------------------------------------------------
+
+    def poll(self, source_id: str) -> PollOutcome:
+        brand_id, source = self.sources[source_id]
+        outcome = PollOutcome(source_id)
+        now = self.clock()
+        health = self.store.get_health(source_id)
+        if health.retry_at and health.retry_at > now:
+            outcome.deferred_until = health.retry_at
+            return outcome
+        try:
+            result = self._connectors[source_id].fetch(self.store.get_cursor(source_id))
+        except SourceFailure as failure:
+            outcome.failure = failure
+            new_health, transition = after_failure(health, failure, source.interval, now)
+            self.store.save_health(new_health)
+            if transition:
+                log.error("source %s is failing (%s): %s", source_id, failure.kind.value, failure.message)
+            outcome.deferred_until = new_health.retry_at
+            return outcome
+        for warning in result.warnings:
+            log.warning("source %s: %s", source_id, warning)
+        found = []
+        for post in result.posts:
+            match, reason = self.matcher.match(post.searchable)
+            if match is None and reason == "no_match" and not source.require_match:
+                match = Match({brand_id: []})
+            if match is None:
+                outcome.dropped[reason] += 1
+                continue
+            found.append((post, match))
+        outcome.fetched = len(result.posts)
+        outcome.new_ids = self.store.commit_poll(source_id, found, result.cursor, outcome.dropped, now)
+        new_health, transition = after_success(health, now)
+        self.store.save_health(new_health)
+        if transition:
+            log.info("source %s recovered (was %s since %s)", source_id, health.kind,
+                     health.since.isoformat() if health.since else "?")
+        log.debug("source %s: %d fetched, %d new, dropped %s", source_id, outcome.fetched,
+                  len(outcome.new_ids), dict(outcome.dropped))
+        return outcome
+
+    # --- process -------------------------------------------------------------------------------
+
+    def classify_pending(self) -> int:
+        batch = self.settings.classifier.batch_size
+        pending = self.store.unclassified(batch * 8)
+        for start in range(0, len(pending), batch):
+            chunk = pending[start:start + batch]
+            labels = self._classify([text for _, text in chunk])
+            self.store.save_labels(list(zip((mid for mid, _ in chunk), labels)), self.clock())
+        return len(pending)
+
+    def _classify(self, texts: list[str]) -> list[Labels]:
+        """One text the model chokes on must not block its batch: fall back to the lexicon for it."""
+        try:
+            return self.classifier.classify(texts)
+        except Exception:
+            log.exception("classifier failed on a batch of %d; labelling one by one", len(texts))
+        out = []
+        for text in texts:
+            try:
+                out.extend(self.classifier.classify([text]))
+            except Exception:
+                log.debug("classifier failed on %.80r; using the lexicon", text)
+                out.extend(self._fallback.classify([text]))
+        return out
+
+    def route_pending(self) -> int:
+        pending = self.store.unrouted(500)
+        now = self.clock()
+        new_alerts = [alert for mention, labels in pending for alert in alerts_for(mention, labels, self.settings, now)]
+        if pending:
+            self.store.commit_routing([m.id for m, _ in pending], new_alerts, now)
+        return len(pending)
+
+    def deliver(self) -> DeliveryReport:
+        return self.sender.deliver()
+
+    def process(self) -> DeliveryReport:
+        """Classify and route everything waiting, then drain the outbox as far as Slack lets us."""
+        while self.classify_pending():
+            pass
+        while self.route_pending():
+            pass
+        total = DeliveryReport()
+        while True:
+            report = self.deliver()
+            total.sent += report.sent
+            total.reconciled += report.reconciled
+            total.failed += report.failed
+            if report.stopped or not (report.sent or report.reconciled or report.failed):
+                total.stopped = report.stopped
+                return total

@@ -1,0 +1,187 @@
+"""Tables and versioned migrations.
+
+A new database is created from the current tables and stamped with the newest version; an
+existing one is brought forward one numbered step at a time, each step in its own transaction,
+so an upgrade never drops data. To change the schema: edit the tables here, append a step to
+MIGRATIONS that makes the same change on an old database, and add its snapshot test.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Callable
+
+from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData,
+                        String, Table, Text, TypeDecorator, UniqueConstraint, select)
+from sqlalchemy.engine import Connection, Engine
+
+
+
+class UtcDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite would hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware UTC datetime")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+metadata = MetaData()
+
+schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+
+mentions = Table(
+    "mentions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(32), nullable=False),
+    Column("external_id", String(512), nullable=False),
+    Column("source_id", String(200), nullable=False),
+    Column("brand", String(100), nullable=False),
+    Column("matched", JSON, nullable=False),
+    Column("url", Text),
+    Column("author", String(200)),
+    Column("title", Text),
+    Column("text", Text, nullable=False),
+    Column("created_at", UtcDateTime),
+    Column("fetched_at", UtcDateTime, nullable=False),
+    Column("thread_id", String(200)),
+    Column("parent_id", String(200)),
+    Column("reach", Integer),
+    Column("extra", JSON, nullable=False),
+    Column("classified_at", UtcDateTime),
+    Column("routed_at", UtcDateTime),
+    UniqueConstraint("source", "external_id", name="uq_mentions_source_external_id"),
+    Index("ix_mentions_classified_at", "classified_at"),
+    Index("ix_mentions_routed_at", "routed_at"),
+    Index("ix_mentions_brand_created", "brand", "created_at"),
+)
+
+labels = Table(
+    "labels", metadata,
+    Column("mention_id", Integer, ForeignKey("mentions.id", ondelete="CASCADE"), primary_key=True),
+    Column("model", String(64), primary_key=True),
+    Column("sentiment", String(16), nullable=False),
+    Column("sentiment_scores", JSON, nullable=False),
+    Column("intent", String(16), nullable=False),
+    Column("intent_scores", JSON, nullable=False),
+    Column("needs_reply", Boolean, nullable=False),
+    Column("needs_reply_score", Float, nullable=False),
+    Column("language", String(16)),
+    Column("low_confidence", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+cursors = Table(
+    "cursors", metadata,
+    Column("source_id", String(200), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+source_health = Table(
+    "source_health", metadata,
+    Column("source_id", String(200), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("kind", String(32)),
+    Column("message", Text),
+    Column("since", UtcDateTime),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("last_success_at", UtcDateTime),
+    Column("last_attempt_at", UtcDateTime),
+    Column("retry_at", UtcDateTime),
+)
+
+drop_counts = Table(
+    "drop_counts", metadata,
+    Column("source_id", String(200), primary_key=True),
+    Column("reason", String(32), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
+alerts = Table(
+    "alerts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedupe_key", String(300), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("mention_id", Integer, ForeignKey("mentions.id", ondelete="SET NULL")),
+    Column("brand", String(100)),
+    Column("channel", String(100), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("sending_at", UtcDateTime),
+    Column("sent_at", UtcDateTime),
+    Column("slack_channel_id", String(32)),
+    Column("slack_ts", String(32)),
+    Index("ix_alerts_state_id", "state", "id"),
+)
+
+slack_channels = Table(
+    "slack_channels", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("channel_id", String(32), nullable=False),
+)
+
+Migration = Callable[[Connection], None]
+
+# Step N brings a database from version N-1 to N. Version 1 is the first released schema.
+MIGRATIONS: list[tuple[int, str, Migration]] = [
+    (1, "initial schema", lambda conn: None),
+]
+LATEST = MIGRATIONS[-1][0]
+
+
+class SchemaTooNew(RuntimeError):
+    pass
+
+
+def current_version(conn: Connection) -> int | None:
+    if not conn.dialect.has_table(conn, "schema_version"):
+        return None
+    return conn.execute(select(schema_version.c.version)).scalar()
+
+
+def migrate(engine: Engine) -> int:
+    """Create or upgrade the schema; returns the version now in place."""
+    with engine.begin() as conn:
+        version = current_version(conn)
+        if version is None:
+            metadata.create_all(conn)
+            conn.execute(schema_version.insert().values(version=LATEST))
+            return LATEST
+    if version > LATEST:
+        raise SchemaTooNew(f"the database has schema version {version}, this mentionwatch knows up to "
+                           f"{LATEST}: upgrade mentionwatch instead of downgrading the database")
+    for number, _description, step in MIGRATIONS:
+        if number <= version:
+            continue
+        with engine.begin() as conn:
+            step(conn)
+            conn.execute(schema_version.update().values(version=number))
+    return LATEST
+
+
+def sqlite_pragmas(dbapi_connection, _record) -> None:
+    """WAL lets readers (status, export) run while the daemon writes; busy_timeout serialises writers.
+
+    synchronous=FULL: a commit that marked an alert sent survives a power cut, not just a crash.
+    """
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
