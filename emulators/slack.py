@@ -35,6 +35,7 @@ class SlackEmulator(Emulator):
         self.calls: list[tuple[str, dict, dict]] = []  # method, params, headers
         self.faults: dict[str, deque] = defaultdict(deque)
         self.outage = False
+        self.latency = 0.0  # seconds between storing a post and answering: a window for crashes
         self._last_ts = 0.0
         self.channels: set[str] = set()  # channel names that exist, e.g. "#acme-alerts"
 
@@ -71,6 +72,8 @@ class SlackEmulator(Emulator):
             if handler is None:
                 return Reply.json({"ok": False, "error": "unknown_method"}, 404)
             reply = handler(params)
+        if self.latency and method == "chat.postMessage":
+            self.stopped.wait(self.latency)
         if fault == DELIVER_THEN_DROP:
             return Reply(drop=True)
         return reply

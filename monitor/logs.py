@@ -6,6 +6,8 @@ import logging
 import sys
 from typing import Iterable
 
+from pydantic import BaseModel, SecretStr
+
 
 class RedactSecrets(logging.Filter):
     """Last line of defence: replace any configured secret value that reached a log message."""
@@ -44,14 +46,13 @@ def setup_logging(level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
-def secrets_of(settings) -> list[str]:
-    from pydantic import SecretStr
+def secrets_of(settings: BaseModel) -> list[str]:
     found: list[str] = []
 
     def walk(value) -> None:
         if isinstance(value, SecretStr):
             found.append(value.get_secret_value())
-        elif hasattr(value, "model_fields"):
+        elif isinstance(value, BaseModel):
             for name in type(value).model_fields:
                 walk(getattr(value, name))
         elif isinstance(value, dict):

@@ -1,0 +1,60 @@
+"""Shared fixtures: loopback emulators and configs pointing at them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from emulators.feeds import FeedsEmulator
+from emulators.slack import SlackEmulator
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
+TOKEN = "xoxb-test-token-4f8a9c"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+
+
+@pytest.fixture
+def feeds():
+    with FeedsEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def slack():
+    with SlackEmulator() as emulator:
+        yield emulator
+
+
+def fixture_bytes(relative: str) -> bytes:
+    return (SHARED_FIXTURES / relative).read_bytes()
+
+
+def config_dict(tmp_path: Path, slack_url: str, sources: list[dict], **overrides) -> dict:
+    config = {
+        "storage": {"url": f"sqlite:///{tmp_path / 'mw.db'}"},
+        "slack": {"token": TOKEN, "base_url": slack_url, "timeout": "2s"},
+        "feeds": {"connect_timeout": "1s", "read_timeout": "1s"},
+        "daemon": {"process_interval": "1s", "shutdown_grace": "2s"},
+        "brands": {"acme": {"names": ["Acme Cloud", "Acme"], "handles": ["@acmecloud"], "domains": ["acme.io"],
+                            "exclude": ["acme anvil"], "slack_channel": "#acme-alerts", "sources": sources}},
+    }
+    for key, value in overrides.items():
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    return config
+
+
+def write_config(tmp_path: Path, config: dict) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def feed_source(name: str, url: str, **extra) -> dict:
+    return {"type": "feed", "name": name, "url": url, "interval": "1s", **extra}

@@ -1,0 +1,127 @@
+"""The real `mentionwatch run` process: SIGKILL at random moments, SIGTERM, SIGHUP, --once."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import yaml
+
+from emulators.feeds import render_rss
+from emulators.server import wait_until
+from tests.conftest import TOKEN, config_dict, feed_source, write_config
+
+MENTIONWATCH = str(Path(sys.executable).with_name("mentionwatch"))
+NOW = datetime.now(timezone.utc)
+COMPLAINTS = ["Acme Cloud is down again and support ignores me, terrible",
+              "Acme billing charged me twice, awful experience, nobody answers",
+              "Why is Acme Cloud so slow today? This is frustrating and broken"]
+
+
+def publish(feeds, name: str, start: int, count: int) -> None:
+    items = [{"id": f"{name}-{i}", "title": f"Post {i} about Acme Cloud", "link": f"https://{name}.example.com/{i}",
+              "description": COMPLAINTS[i % len(COMPLAINTS)] + f" (#{i})", "published": NOW - timedelta(seconds=i)}
+             for i in range(start, start + count)]
+    feeds.set_feed(name, render_rss(name, f"https://{name}.example.com/", items))
+
+
+def start(config: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([MENTIONWATCH, "run", "--config", str(config), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def db_rows(tmp_path: Path, query: str) -> list[tuple]:
+    with sqlite3.connect(tmp_path / "mw.db") as conn:
+        return conn.execute(query).fetchall()
+
+
+def test_sigkill_at_random_moments_loses_nothing_and_sends_nothing_twice(tmp_path, feeds, slack):
+    names = ["alpha", "beta", "gamma"]
+    for name in names:
+        publish(feeds, name, 0, 20)
+    config = write_config(tmp_path, config_dict(tmp_path, slack.api_url,
+                                                [feed_source(n, feeds.url_for(n)) for n in names]))
+    slack.latency = 0.02
+    rng = random.Random(7)
+    published = 20
+    for round_ in range(6):
+        proc = start(config)
+        time.sleep(rng.uniform(0.8, 2.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        for name in names:  # new posts keep arriving between crashes
+            publish(feeds, name, 0, published + 5)
+        published += 5
+    slack.latency = 0.0
+    for _ in range(2):
+        done = start(config, "--once")
+        assert done.wait(60) == 0, done.stderr.read()
+
+    stored = db_rows(tmp_path, "SELECT source_id, external_id FROM mentions")
+    assert len(stored) == len(names) * published
+    assert len(set(stored)) == len(stored)
+    alert_ids = [m["metadata"]["event_payload"]["alert_id"] for m in slack.posted()]
+    duplicates = [alert_id for alert_id, n in Counter(alert_ids).items() if n > 1]
+    assert duplicates == []
+    rows = db_rows(tmp_path, "SELECT id, state FROM alerts")
+    assert {state for _, state in rows} == {"sent"}
+    assert sorted(alert_ids) == sorted(alert_id for alert_id, _ in rows)
+    unrouted = db_rows(tmp_path, "SELECT count(*) FROM mentions WHERE routed_at IS NULL")[0][0]
+    assert unrouted == 0
+    assert len(rows) >= len(stored) * 0.9  # the posts are complaints: nearly all must alert
+
+
+def test_sigterm_stops_within_five_seconds_and_sighup_reloads_safely(tmp_path, feeds, slack):
+    publish(feeds, "alpha", 0, 5)
+    publish(feeds, "beta", 0, 5)
+    base = config_dict(tmp_path, slack.api_url, [feed_source("alpha", feeds.url_for("alpha"))])
+    config = write_config(tmp_path, base)
+    proc = start(config)
+    try:
+        assert wait_until(lambda: len(slack.posted()) >= 5, timeout=30)
+        config.write_text("brands: [not, a, mapping\n")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.5)
+        assert proc.poll() is None, "an invalid config on SIGHUP must not stop the daemon"
+        base["brands"]["acme"]["sources"].append(feed_source("beta", feeds.url_for("beta")))
+        config.write_text(yaml.safe_dump(base))
+        proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: feeds.hits("beta") >= 1, timeout=15), "the reloaded config adds a source"
+        assert wait_until(lambda: len(slack.posted()) >= 10, timeout=30)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        assert time.monotonic() - started < 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stderr = proc.stderr.read()
+    assert "config reload failed; still running the previous config" in stderr
+    assert "config.yaml:1:" in stderr
+    assert TOKEN not in stderr + proc.stdout.read()
+
+
+def test_sigterm_during_a_stalled_fetch_still_exits_quickly(tmp_path, feeds, slack):
+    from emulators.server import Reply
+    feeds.fail("slow", Reply(stall=30), times=10)
+    config = write_config(tmp_path, config_dict(tmp_path, slack.api_url, [feed_source("slow", feeds.url_for("slow"))],
+                                                feeds={"read_timeout": "20s"}))
+    proc = start(config)
+    try:
+        assert wait_until(lambda: feeds.hits("slow") >= 1, timeout=20)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        assert time.monotonic() - started < 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
