@@ -16,7 +16,7 @@ from collections import defaultdict, deque
 from emulators.server import Emulator, Reply, Request
 
 DELIVER_THEN_DROP = "deliver-then-drop"
-BAD_TOKENS = {"xoxb-invalid"}
+BAD_TOKEN_PREFIX = "xoxb-invalid"
 
 
 def channel_id_for(name: str) -> str:
@@ -66,7 +66,7 @@ class SlackEmulator(Emulator):
             if isinstance(fault, Reply):
                 return fault
             token = request.headers.get("authorization", "").removeprefix("Bearer ")
-            if not token or token in BAD_TOKENS:
+            if not token or token.startswith(BAD_TOKEN_PREFIX):
                 return Reply.json({"ok": False, "error": "invalid_auth"})
             handler = getattr(self, "_" + method.replace(".", "_"), None)
             if handler is None:

@@ -1,0 +1,93 @@
+CREATE TABLE schema_version (
+	version INTEGER NOT NULL
+);
+CREATE TABLE mentions (
+	id INTEGER NOT NULL, 
+	source VARCHAR(32) NOT NULL, 
+	external_id VARCHAR(512) NOT NULL, 
+	source_id VARCHAR(200) NOT NULL, 
+	brand VARCHAR(100) NOT NULL, 
+	matched JSON NOT NULL, 
+	url TEXT, 
+	author VARCHAR(200), 
+	title TEXT, 
+	text TEXT NOT NULL, 
+	created_at DATETIME, 
+	fetched_at DATETIME NOT NULL, 
+	thread_id VARCHAR(200), 
+	parent_id VARCHAR(200), 
+	reach INTEGER, 
+	extra JSON NOT NULL, 
+	classified_at DATETIME, 
+	routed_at DATETIME, 
+	PRIMARY KEY (id), 
+	CONSTRAINT uq_mentions_source_external_id UNIQUE (source, external_id)
+);
+CREATE INDEX ix_mentions_routed_at ON mentions (routed_at);
+CREATE INDEX ix_mentions_brand_created ON mentions (brand, created_at);
+CREATE INDEX ix_mentions_classified_at ON mentions (classified_at);
+CREATE TABLE cursors (
+	source_id VARCHAR(200) NOT NULL, 
+	value JSON NOT NULL, 
+	updated_at DATETIME NOT NULL, 
+	PRIMARY KEY (source_id)
+);
+CREATE TABLE source_health (
+	source_id VARCHAR(200) NOT NULL, 
+	state VARCHAR(16) NOT NULL, 
+	kind VARCHAR(32), 
+	message TEXT, 
+	since DATETIME, 
+	failures INTEGER NOT NULL, 
+	last_success_at DATETIME, 
+	last_attempt_at DATETIME, 
+	retry_at DATETIME, 
+	PRIMARY KEY (source_id)
+);
+CREATE TABLE drop_counts (
+	source_id VARCHAR(200) NOT NULL, 
+	reason VARCHAR(32) NOT NULL, 
+	count INTEGER NOT NULL, 
+	PRIMARY KEY (source_id, reason)
+);
+CREATE TABLE slack_channels (
+	name VARCHAR(100) NOT NULL, 
+	channel_id VARCHAR(32) NOT NULL, 
+	PRIMARY KEY (name)
+);
+CREATE TABLE labels (
+	mention_id INTEGER NOT NULL, 
+	model VARCHAR(64) NOT NULL, 
+	sentiment VARCHAR(16) NOT NULL, 
+	sentiment_scores JSON NOT NULL, 
+	intent VARCHAR(16) NOT NULL, 
+	intent_scores JSON NOT NULL, 
+	needs_reply BOOLEAN NOT NULL, 
+	needs_reply_score FLOAT NOT NULL, 
+	language VARCHAR(16), 
+	low_confidence BOOLEAN NOT NULL, 
+	created_at DATETIME NOT NULL, 
+	PRIMARY KEY (mention_id, model), 
+	FOREIGN KEY(mention_id) REFERENCES mentions (id) ON DELETE CASCADE
+);
+CREATE TABLE alerts (
+	id INTEGER NOT NULL, 
+	dedupe_key VARCHAR(300) NOT NULL, 
+	kind VARCHAR(32) NOT NULL, 
+	mention_id INTEGER, 
+	brand VARCHAR(100), 
+	channel VARCHAR(100) NOT NULL, 
+	payload JSON NOT NULL, 
+	state VARCHAR(16) NOT NULL, 
+	attempts INTEGER NOT NULL, 
+	last_error TEXT, 
+	created_at DATETIME NOT NULL, 
+	sending_at DATETIME, 
+	sent_at DATETIME, 
+	slack_channel_id VARCHAR(32), 
+	slack_ts VARCHAR(32), 
+	PRIMARY KEY (id), 
+	UNIQUE (dedupe_key), 
+	FOREIGN KEY(mention_id) REFERENCES mentions (id) ON DELETE SET NULL
+);
+CREATE INDEX ix_alerts_state_id ON alerts (state, id);
