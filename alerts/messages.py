@@ -60,3 +60,12 @@ def mention_message(*, reason: str, brand_name: str, source: str, url: str | Non
     ]
     fallback = f"{slack_escape(header)}: {slack_escape(truncate(text or title or '', FALLBACK_CHARS))}"
     return {"text": fallback, "blocks": blocks}
+
+
+def source_health_message(source_id: str, transition: str, kind: str | None, message: str | None) -> dict:
+    if transition == "recovered":
+        text = f":white_check_mark: Source {slack_escape(source_id)} recovered (was {kind or 'failing'})."
+    else:
+        text = (f":warning: Source {slack_escape(source_id)} is failing ({kind}): "
+                f"{slack_escape(truncate(message or '', 500))}")
+    return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "verbatim": True, "text": text}}]}

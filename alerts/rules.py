@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from alerts.messages import mention_message
+from alerts.messages import mention_message, source_health_message
 from classifiers.base import Labels
 from monitor.config import Settings
 from monitor.store import NewAlert, StoredMention
@@ -23,7 +23,7 @@ def alert_reason(labels: Labels) -> str | None:
 
 def alerts_for(mention: StoredMention, labels: Labels, settings: Settings, now: datetime) -> list[NewAlert]:
     reason = alert_reason(labels)
-    if reason is None:
+    if reason is None or mention.extra.get("by_team"):
         return []
     out = []
     for brand_id in mention.matched:
@@ -37,3 +37,13 @@ def alerts_for(mention: StoredMention, labels: Labels, settings: Settings, now: 
         out.append(NewAlert(dedupe_key=f"mention:{mention.id}:{brand_id}", kind="mention",
                             mention_id=mention.id, brand=brand_id, channel=brand.slack_channel, payload=payload))
     return out
+
+
+def source_health_alert(source_id: str, brand_id: str | None, transition: str, kind: str | None,
+                        message: str | None, since: datetime, settings: Settings) -> NewAlert:
+    """One message when a source breaks and one when it recovers, to the operations channel."""
+    brand = settings.brands.get(brand_id) if brand_id else None
+    channel = settings.slack.ops_channel or (brand.slack_channel if brand else None)
+    payload = source_health_message(source_id, transition, kind, message)
+    return NewAlert(dedupe_key=f"health:{source_id}:{since.isoformat()}:{transition}", kind="source_health",
+                    mention_id=None, brand=brand_id, channel=channel, payload=payload)

@@ -19,7 +19,7 @@ import feedparser
 import requests
 
 from connectors import http
-from monitor.config import FeedSource, FeedsPlatform
+from monitor.config import FeedSource, FeedsPlatform, Settings
 from monitor.health import FailureKind, SourceFailure
 from monitor.models import FetchResult, Post
 
@@ -87,9 +87,9 @@ def entry_to_post(feed_url: str, entry, feed_title: str | None) -> Post:
 
 
 class FeedConnector:
-    def __init__(self, source: FeedSource, platform: FeedsPlatform, session: requests.Session | None = None):
+    def __init__(self, source: FeedSource, settings: Settings, session: requests.Session | None = None):
         self.source = source
-        self.platform = platform
+        self.platform: FeedsPlatform = settings.feeds
         self.session = session or requests.Session()
 
     def fetch(self, cursor: dict | None) -> FetchResult:

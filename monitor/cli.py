@@ -129,6 +129,14 @@ def status(config: str = ConfigOption) -> None:
                       ", ".join(f"{k} {v}" for k, v in drops.get(source_id, {}).items()), h.message or "")
     console = Console()
     console.print(table)
+    gaps = store.gaps()
+    if gaps:
+        gap_table = Table("source", "from", "to", "≈ items", "why", title="Coverage gaps (items that could not be fetched)")
+        for gap in gaps:
+            gap_table.add_row(gap["source_id"], f"{gap['window_start']:%Y-%m-%d %H:%M}" if gap["window_start"] else "?",
+                              f"{gap['window_end']:%Y-%m-%d %H:%M}" if gap["window_end"] else "?",
+                              str(gap["estimated_count"] or "?"), gap["reason"])
+        console.print(gap_table)
     console.print(f"Slack outbox: {store.alert_counts() or 'empty'}")
     store.close()
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path as FsPath
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping, Union
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError,
                       field_validator, model_validator)
@@ -105,7 +105,15 @@ class FeedSource(Strict):
         return interval
 
 
-Source = FeedSource
+# Each connector adds its source model here; the `type` key picks the model.
+Source = Annotated[Union[FeedSource], Field(discriminator="type")]
+
+
+class TeamAccounts(Strict):
+    """The brand's own accounts: their replies answer a mention, their posts are never alerted on."""
+
+    reddit: list[str] = Field([], description="Reddit usernames, without u/")
+    x: list[str] = Field([], description="X handles of the team, with or without @")
 
 
 def _prefixed(prefix: str, values: list[str]) -> list[str]:
@@ -128,6 +136,7 @@ class Brand(Strict):
     exclude: list[str] = Field([], description="Phrases that make a match not about this brand")
     slack_channel: str
     reply_within: Duration = timedelta(hours=4)
+    team: TeamAccounts = TeamAccounts()
     sources: list[Source] = []
 
     @field_validator("handles")

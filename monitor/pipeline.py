@@ -13,28 +13,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
-from alerts.rules import alerts_for
+from alerts.rules import alerts_for, source_health_alert
 from alerts.slack import DeliveryReport, SlackSender
 from classifiers.base import Classifier, Labels
 from classifiers.lexicon import LexiconClassifier
-from connectors.feeds import FeedConnector
+from connectors import make_connector
 from monitor.config import Settings
-from monitor.health import SourceFailure, after_failure, after_success
+from monitor.health import SourceFailure, SourceHealth, after_failure, after_success
 from monitor.matcher import Matcher
 from monitor.models import Match
-from monitor.store import Store
+from monitor.store import NewAlert, Store
 
 log = logging.getLogger("mentionwatch")
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def make_connector(source, settings: Settings):
-    if source.type == "feed":
-        return FeedConnector(source, settings.feeds)
-    raise ValueError(f"no connector for source type {source.type!r}")
 
 
 @dataclass
@@ -75,7 +69,7 @@ class Pipeline:
         except SourceFailure as failure:
             outcome.failure = failure
             new_health, transition = after_failure(health, failure, source.interval, now)
-            self.store.save_health(new_health)
+            self.store.save_health(new_health, self._health_alert(brand_id, new_health, transition))
             if transition:
                 log.error("source %s is failing (%s): %s", source_id, failure.kind.value, failure.message)
             outcome.deferred_until = new_health.retry_at
@@ -94,13 +88,20 @@ class Pipeline:
         outcome.fetched = len(result.posts)
         outcome.new_ids = self.store.commit_poll(source_id, found, result.cursor, outcome.dropped, now)
         new_health, transition = after_success(health, now)
-        self.store.save_health(new_health)
+        self.store.save_health(new_health, self._health_alert(brand_id, health, transition))
         if transition:
             log.info("source %s recovered (was %s since %s)", source_id, health.kind,
                      health.since.isoformat() if health.since else "?")
         log.debug("source %s: %d fetched, %d new, dropped %s", source_id, outcome.fetched,
                   len(outcome.new_ids), dict(outcome.dropped))
         return outcome
+
+    def _health_alert(self, brand_id: str, health: SourceHealth, transition: str | None) -> NewAlert | None:
+        """Slack hears when a source breaks and when it recovers, not about every failure between."""
+        if transition not in ("broke", "recovered"):
+            return None
+        return source_health_alert(health.source_id, brand_id, transition, health.kind, health.message,
+                                   health.since or self.clock(), self.settings)
 
     # --- process -------------------------------------------------------------------------------
 

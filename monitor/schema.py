@@ -128,6 +128,36 @@ alerts = Table(
     Index("ix_alerts_state_id", "state", "id"),
 )
 
+responses = Table(
+    "responses", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("mention_id", Integer, ForeignKey("mentions.id", ondelete="CASCADE"), nullable=False),
+    Column("responder", String(200), nullable=False),
+    Column("responded_at", UtcDateTime, nullable=False),
+    Column("url", Text),
+    Column("via", String(32), nullable=False),  # reddit, x, slack, cli
+    Column("recorded_at", UtcDateTime, nullable=False),
+    UniqueConstraint("mention_id", "via", "responder", "responded_at", name="uq_responses_once"),
+)
+
+gaps = Table(
+    "gaps", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source_id", String(200), nullable=False),
+    Column("window_start", UtcDateTime),
+    Column("window_end", UtcDateTime),
+    Column("estimated_count", Integer),
+    Column("reason", Text, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+)
+
+usage = Table(
+    "usage", metadata,
+    Column("key", String(200), primary_key=True),     # e.g. "x:reads:<app>"
+    Column("period", String(32), primary_key=True),   # e.g. "2026-11"
+    Column("count", Integer, nullable=False),
+)
+
 slack_channels = Table(
     "slack_channels", metadata,
     Column("name", String(100), primary_key=True),

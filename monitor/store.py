@@ -118,6 +118,50 @@ class Store:
                     index_elements=["source_id", "reason"], set_={"count": t.drop_counts.c.count + count}))
         return inserted
 
+    # --- what connectors learn besides mentions ------------------------------------------------
+
+    def record_response(self, mention_id: int, responder: str, responded_at: datetime, url: str | None,
+                        via: str, now: datetime) -> bool:
+        """A team member answered this mention; returns False if it was already known."""
+        with self.engine.begin() as conn:
+            result = conn.execute(self._insert_ignore(
+                t.responses, ["mention_id", "via", "responder", "responded_at"]).values(
+                mention_id=mention_id, responder=responder, responded_at=responded_at, url=url, via=via,
+                recorded_at=now))
+            return bool(result.rowcount)
+
+    def responses(self, mention_id: int) -> list[dict]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(t.responses).where(t.responses.c.mention_id == mention_id)
+                                                  .order_by(t.responses.c.responded_at)).mappings()]
+
+    def record_gap(self, source_id: str, window_start: datetime | None, window_end: datetime | None,
+                   estimated_count: int | None, reason: str, now: datetime) -> None:
+        """Items we know existed but could not fetch: reported by `status`, never hidden."""
+        with self.engine.begin() as conn:
+            conn.execute(t.gaps.insert().values(source_id=source_id, window_start=window_start, window_end=window_end,
+                                                estimated_count=estimated_count, reason=reason, recorded_at=now))
+
+    def gaps(self, source_id: str | None = None) -> list[dict]:
+        query = select(t.gaps).order_by(t.gaps.c.recorded_at)
+        if source_id:
+            query = query.where(t.gaps.c.source_id == source_id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def add_usage(self, key: str, period: str, count: int) -> int:
+        """Add to a counter (e.g. X reads this month) and return the new total."""
+        with self.engine.begin() as conn:
+            conn.execute(self._dialect.insert(t.usage).values(key=key, period=period, count=count)
+                         .on_conflict_do_update(index_elements=["key", "period"],
+                                                set_={"count": t.usage.c.count + count}))
+            return conn.execute(select(t.usage.c.count).where(t.usage.c.key == key, t.usage.c.period == period)).scalar()
+
+    def get_usage(self, key: str, period: str) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.usage.c.count).where(t.usage.c.key == key, t.usage.c.period == period)
+                                ).scalar() or 0
+
     # --- source health -------------------------------------------------------------------------
 
     def get_health(self, source_id: str) -> SourceHealth:
@@ -125,9 +169,12 @@ class Store:
             row = conn.execute(select(t.source_health).where(t.source_health.c.source_id == source_id)).mappings().first()
         return SourceHealth(**row) if row else SourceHealth(source_id)
 
-    def save_health(self, health: SourceHealth) -> None:
+    def save_health(self, health: SourceHealth, alert: NewAlert | None = None) -> None:
+        """Save the state, and queue its Slack message in the same transaction when there is one."""
         with self.engine.begin() as conn:
             conn.execute(self._upsert(t.source_health, ["source_id"], asdict(health)))
+            if alert is not None:
+                self._queue(conn, alert, health.last_attempt_at or health.since)
 
     def all_health(self) -> list[SourceHealth]:
         with self.engine.connect() as conn:
@@ -176,9 +223,12 @@ class Store:
     def commit_routing(self, mention_ids: Sequence[int], new_alerts: Sequence[NewAlert], now: datetime) -> None:
         with self.engine.begin() as conn:
             for alert in new_alerts:
-                conn.execute(self._insert_ignore(t.alerts, ["dedupe_key"]).values(
-                    **asdict(alert), state="pending", attempts=0, created_at=now))
+                self._queue(conn, alert, now)
             conn.execute(update(t.mentions).where(t.mentions.c.id.in_(list(mention_ids))).values(routed_at=now))
+
+    def _queue(self, conn, alert: NewAlert, now: datetime) -> None:
+        conn.execute(self._insert_ignore(t.alerts, ["dedupe_key"]).values(
+            **asdict(alert), state="pending", attempts=0, created_at=now))
 
     # --- the Slack outbox ----------------------------------------------------------------------
 

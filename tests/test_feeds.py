@@ -11,7 +11,7 @@ import pytest
 from connectors.feeds import FeedConnector
 from emulators.feeds import render_atom, render_rss
 from emulators.server import Reply
-from monitor.config import FeedSource, FeedsPlatform, load_settings
+from monitor.config import FeedSource, FeedsPlatform, Settings, load_settings
 from monitor.daemon import build_pipeline
 from monitor.health import FailureKind, SourceFailure
 from monitor.store import Store
@@ -29,7 +29,9 @@ ITEMS = [
 
 def connector(url: str, **platform) -> FeedConnector:
     defaults = {"connect_timeout": 1, "read_timeout": 1}
-    return FeedConnector(FeedSource(type="feed", name="blog", url=url), FeedsPlatform(**{**defaults, **platform}))
+    settings = Settings(slack={"token": "xoxb-x"}, brands={"acme": {"names": ["Acme"], "slack_channel": "#a"}},
+                        feeds=FeedsPlatform(**{**defaults, **platform}))
+    return FeedConnector(FeedSource(type="feed", name="blog", url=url), settings)
 
 
 def test_new_entries_are_parsed_with_html_stripped_and_stable_ids(feeds):
@@ -161,6 +163,10 @@ def test_failing_source_logs_once_when_it_breaks_and_once_when_it_recovers(tmp_p
     assert len([line for line in lines if "is failing" in line]) == 1
     assert len([line for line in lines if "recovered" in line]) == 1
     assert store.get_health("acme/blog").state == "ok"
+    pipeline.process()
+    health_posts = [m["text"] for m in slack.posted() if "Source acme/blog" in m["text"]]
+    assert len(health_posts) == 2
+    assert "is failing (unavailable)" in health_posts[0] and "recovered" in health_posts[1]
 
 
 def test_retry_after_is_honoured_without_polling_early(tmp_path, feeds, slack):

@@ -23,9 +23,9 @@ CREATE TABLE mentions (
 	PRIMARY KEY (id), 
 	CONSTRAINT uq_mentions_source_external_id UNIQUE (source, external_id)
 );
-CREATE INDEX ix_mentions_routed_at ON mentions (routed_at);
-CREATE INDEX ix_mentions_brand_created ON mentions (brand, created_at);
 CREATE INDEX ix_mentions_classified_at ON mentions (classified_at);
+CREATE INDEX ix_mentions_brand_created ON mentions (brand, created_at);
+CREATE INDEX ix_mentions_routed_at ON mentions (routed_at);
 CREATE TABLE cursors (
 	source_id VARCHAR(200) NOT NULL, 
 	value JSON NOT NULL, 
@@ -49,6 +49,22 @@ CREATE TABLE drop_counts (
 	reason VARCHAR(32) NOT NULL, 
 	count INTEGER NOT NULL, 
 	PRIMARY KEY (source_id, reason)
+);
+CREATE TABLE gaps (
+	id INTEGER NOT NULL, 
+	source_id VARCHAR(200) NOT NULL, 
+	window_start DATETIME, 
+	window_end DATETIME, 
+	estimated_count INTEGER, 
+	reason TEXT NOT NULL, 
+	recorded_at DATETIME NOT NULL, 
+	PRIMARY KEY (id)
+);
+CREATE TABLE usage (
+	"key" VARCHAR(200) NOT NULL, 
+	period VARCHAR(32) NOT NULL, 
+	count INTEGER NOT NULL, 
+	PRIMARY KEY ("key", period)
 );
 CREATE TABLE slack_channels (
 	name VARCHAR(100) NOT NULL, 
@@ -91,3 +107,15 @@ CREATE TABLE alerts (
 	FOREIGN KEY(mention_id) REFERENCES mentions (id) ON DELETE SET NULL
 );
 CREATE INDEX ix_alerts_state_id ON alerts (state, id);
+CREATE TABLE responses (
+	id INTEGER NOT NULL, 
+	mention_id INTEGER NOT NULL, 
+	responder VARCHAR(200) NOT NULL, 
+	responded_at DATETIME NOT NULL, 
+	url TEXT, 
+	via VARCHAR(32) NOT NULL, 
+	recorded_at DATETIME NOT NULL, 
+	PRIMARY KEY (id), 
+	CONSTRAINT uq_responses_once UNIQUE (mention_id, via, responder, responded_at), 
+	FOREIGN KEY(mention_id) REFERENCES mentions (id) ON DELETE CASCADE
+);
