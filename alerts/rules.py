@@ -22,7 +22,8 @@ def alert_reason(labels: Labels) -> str | None:
 
 
 def alerts_for(mention: StoredMention, labels: Labels, settings: Settings, now: datetime) -> list[NewAlert]:
-    reason = alert_reason(labels)
+    # A connector may know better than the text, e.g. a 1-star review worded mildly.
+    reason = alert_reason(labels) or mention.extra.get("needs_reply_hint")
     if reason is None or mention.extra.get("by_team"):
         return []
     out = []

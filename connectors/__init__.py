@@ -1,7 +1,14 @@
 """One module per platform. Each connector knows its platform and nothing about brands or Slack.
 
-A connector is built as `Connector(source, settings)` and offers `fetch(cursor) -> FetchResult`,
+A connector is built as `Connector(source, settings, store)`, names its platform in `PLATFORM`
+(the `Post.source` of what it finds) and offers `fetch(cursor) -> FetchResult`,
 raising `monitor.health.SourceFailure` for any failure. CONNECTORS maps a source `type` to it.
+Mentions, cursors and gaps travel in the FetchResult; a connector uses the store only for its
+platform's bookkeeping (usage counters such as a monthly read budget).
+
+A connector that can see the brand team's replies also offers
+`find_team_replies(awaiting: list[StoredMention]) -> list[TeamReply]`; the pipeline calls it after a
+successful poll with the stored mentions of its platform that still wait for an answer.
 """
 
 from __future__ import annotations
@@ -13,5 +20,5 @@ CONNECTORS = {
 }
 
 
-def make_connector(source, settings):
-    return CONNECTORS[source.type](source, settings)
+def make_connector(source, settings, store=None):
+    return CONNECTORS[source.type](source, settings, store=store)

@@ -87,7 +87,9 @@ def entry_to_post(feed_url: str, entry, feed_title: str | None) -> Post:
 
 
 class FeedConnector:
-    def __init__(self, source: FeedSource, settings: Settings, session: requests.Session | None = None):
+    PLATFORM = PLATFORM
+
+    def __init__(self, source: FeedSource, settings: Settings, store=None, session: requests.Session | None = None):
         self.source = source
         self.platform: FeedsPlatform = settings.feeds
         self.session = session or requests.Session()

@@ -29,6 +29,8 @@ def parse_duration(value: Any) -> timedelta:
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
         return timedelta(seconds=value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return timedelta(seconds=int(value))
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match and any(match.groups()):
@@ -122,7 +124,7 @@ def _prefixed(prefix: str, values: list[str]) -> list[str]:
     for value in values:
         bare = value.strip().lstrip(prefix)
         if not bare or re.search(r"\s", bare):
-            raise ValueError(f"expected {prefix}name without spaces, got {value!r}")
+            raise ValueError(f"expected {prefix}name without spaces")
         out.append(prefix + bare)
     return out
 
@@ -163,7 +165,7 @@ class Brand(Strict):
         for value in values:
             host = value.strip().lower().replace("[.]", ".")
             if not re.match(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$", host):
-                raise ValueError(f"expected a bare domain such as acme.io, got {value!r}")
+                raise ValueError("expected bare domains such as acme.io")
             out.append(host)
         return out
 
@@ -248,7 +250,7 @@ def _problems_from_validation(exc: ValidationError, loaded: LoadedYaml, file: st
     problems = []
     for err in exc.errors(include_url=False):
         path, line = _locate(err["loc"], loaded)
-        secret = bool(path) and (path[-1] in SECRET_FIELDS or path in loaded.from_env)
+        secret = bool(path) and (path[-1] in SECRET_FIELDS or any(p[:len(path)] == path for p in loaded.from_env))
         dotted = ".".join(str(p) for p in path)
         if err["type"] == "missing":
             value, expected = "missing", "a value is required"
@@ -303,6 +305,8 @@ def load_settings(path: str | os.PathLike, env: Mapping[str, str] | None = None,
     loaded = load_yaml(text, env)
     problems = [ConfigProblem(file, e.line, ".".join(map(str, e.path)), _show(e.value, False), e.expected)
                 for e in loaded.errors]
+    if loaded.data is None:
+        raise ConfigError(sorted(problems, key=lambda p: p.line))
     if not isinstance(loaded.data, dict):
         problems.append(ConfigProblem(file, 1, "", "(not a mapping)", "a mapping of settings at the top level"))
         raise ConfigError(problems)

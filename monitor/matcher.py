@@ -17,11 +17,12 @@ import ahocorasick
 from monitor.models import Match
 
 _SPACE = re.compile(r"\s+")
-_DEFANGED_DOT = re.compile(r"\s*[\[(]\s*(?:\.|dot)\s*[\])]\s*")
+_DEFANGED_DOT = re.compile(r"\s*(?:[\[(]\s*)+(?:\.|dot)(?:\s*[\])])+\s*")
 
 
 def normalise(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).casefold()
+    """NFKC, casefold, NFKC again (casefolding can undo NFKC), defang, fold whitespace."""
+    text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
     text = _DEFANGED_DOT.sub(".", text)
     return _SPACE.sub(" ", text).strip()
 

@@ -44,6 +44,27 @@ class Match:
 
 
 @dataclass(frozen=True)
+class Gap:
+    """Items that existed but could not be fetched (a listing's depth, a search window)."""
+
+    window_start: datetime | None
+    window_end: datetime | None
+    estimated_count: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class TeamReply:
+    """A brand account answered a stored mention (identified by platform and external id)."""
+
+    source: str
+    external_id: str
+    responder: str
+    responded_at: datetime
+    url: str | None = None
+
+
+@dataclass(frozen=True)
 class FetchResult:
     """What one poll of one source returned: the posts and the cursor that covers them."""
 
@@ -51,3 +72,4 @@ class FetchResult:
     cursor: dict
     not_modified: bool = False
     warnings: list[str] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)

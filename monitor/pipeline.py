@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from alerts.rules import alerts_for, source_health_alert
@@ -25,6 +25,8 @@ from monitor.models import Match
 from monitor.store import NewAlert, Store
 
 log = logging.getLogger("mentionwatch")
+REPLY_LOOKBACK = timedelta(days=7)
+REPLY_CHECKS_PER_POLL = 20  # threads checked for team replies per poll: bounded, within rate budgets
 
 
 def utcnow() -> datetime:
@@ -51,7 +53,7 @@ class Pipeline:
         self.clock = clock
         self.matcher = Matcher.from_settings(settings)
         self.sources = settings.sources()
-        self._connectors = {sid: make_connector(src, settings) for sid, (_, src) in self.sources.items()}
+        self._connectors = {sid: make_connector(src, settings, store) for sid, (_, src) in self.sources.items()}
         self._fallback = LexiconClassifier()
 
     # --- poll ----------------------------------------------------------------------------------
@@ -67,13 +69,7 @@ class Pipeline:
         try:
             result = self._connectors[source_id].fetch(self.store.get_cursor(source_id))
         except SourceFailure as failure:
-            outcome.failure = failure
-            new_health, transition = after_failure(health, failure, source.interval, now)
-            self.store.save_health(new_health, self._health_alert(brand_id, new_health, transition))
-            if transition:
-                log.error("source %s is failing (%s): %s", source_id, failure.kind.value, failure.message)
-            outcome.deferred_until = new_health.retry_at
-            return outcome
+            return self._failed(outcome, brand_id, source, health, failure, now)
         for warning in result.warnings:
             log.warning("source %s: %s", source_id, warning)
         found = []
@@ -86,7 +82,11 @@ class Pipeline:
                 continue
             found.append((post, match))
         outcome.fetched = len(result.posts)
-        outcome.new_ids = self.store.commit_poll(source_id, found, result.cursor, outcome.dropped, now)
+        outcome.new_ids = self.store.commit_poll(source_id, found, result.cursor, outcome.dropped, now, result.gaps)
+        try:
+            self._record_team_replies(source_id)
+        except SourceFailure as failure:
+            return self._failed(outcome, brand_id, source, health, failure, now)
         new_health, transition = after_success(health, now)
         self.store.save_health(new_health, self._health_alert(brand_id, health, transition))
         if transition:
@@ -95,6 +95,29 @@ class Pipeline:
         log.debug("source %s: %d fetched, %d new, dropped %s", source_id, outcome.fetched,
                   len(outcome.new_ids), dict(outcome.dropped))
         return outcome
+
+    def _failed(self, outcome: PollOutcome, brand_id: str, source, health: SourceHealth, failure: SourceFailure,
+                now: datetime) -> PollOutcome:
+        outcome.failure = failure
+        new_health, transition = after_failure(health, failure, source.interval, now)
+        self.store.save_health(new_health, self._health_alert(brand_id, new_health, transition))
+        if transition:
+            log.error("source %s is failing (%s): %s", outcome.source_id, failure.kind.value, failure.message)
+        outcome.deferred_until = new_health.retry_at
+        return outcome
+
+    def _record_team_replies(self, source_id: str) -> None:
+        connector = self._connectors[source_id]
+        finder = getattr(connector, "find_team_replies", None)
+        if finder is None:
+            return
+        now = self.clock()
+        awaiting = self.store.awaiting_reply(connector.PLATFORM, now - REPLY_LOOKBACK, REPLY_CHECKS_PER_POLL)
+        for reply in finder(awaiting) if awaiting else []:
+            mention_id = self.store.mention_id(reply.source, reply.external_id)
+            if mention_id is not None and self.store.record_response(
+                    mention_id, reply.responder, reply.responded_at, reply.url, reply.source, now):
+                log.info("mention %s answered by %s on %s", mention_id, reply.responder, reply.source)
 
     def _health_alert(self, brand_id: str, health: SourceHealth, transition: str | None) -> NewAlert | None:
         """Slack hears when a source breaks and when it recovers, not about every failure between."""

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from classifiers.base import Labels
 from monitor import schema as t
 from monitor.health import SourceHealth
-from monitor.models import Match, Post
+from monitor.models import Gap, Match, Post
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class Store:
             return conn.execute(select(t.cursors.c.value).where(t.cursors.c.source_id == source_id)).scalar()
 
     def commit_poll(self, source_id: str, found: Sequence[tuple[Post, Match]], cursor: dict | None,
-                    drops: Counter, now: datetime) -> list[int]:
+                    drops: Counter, now: datetime, gaps: Sequence[Gap] = ()) -> list[int]:
         """Store new mentions and advance the cursor atomically; returns ids of mentions new to us."""
         rows = [{
             "source": post.source, "external_id": post.external_id, "source_id": source_id,
@@ -112,6 +112,10 @@ class Store:
             if cursor is not None:
                 conn.execute(self._upsert(t.cursors, ["source_id"],
                                           {"source_id": source_id, "value": cursor, "updated_at": now}))
+            for gap in gaps:
+                conn.execute(t.gaps.insert().values(source_id=source_id, window_start=gap.window_start,
+                                                    window_end=gap.window_end, estimated_count=gap.estimated_count,
+                                                    reason=gap.reason, recorded_at=now))
             for reason, count in drops.items():
                 stmt_drop = self._dialect.insert(t.drop_counts).values(source_id=source_id, reason=reason, count=count)
                 conn.execute(stmt_drop.on_conflict_do_update(
@@ -130,17 +134,25 @@ class Store:
                 recorded_at=now))
             return bool(result.rowcount)
 
+    def awaiting_reply(self, source: str, since: datetime, limit: int) -> list[StoredMention]:
+        """Mentions from this platform that need a reply and have none recorded yet, newest first."""
+        m, lab, r = t.mentions.c, t.labels.c, t.responses.c
+        answered = select(r.mention_id).where(r.mention_id == m.id).exists()
+        needs = select(lab.mention_id).where(lab.mention_id == m.id, lab.needs_reply.is_(True)).exists()
+        query = (select(t.mentions).where(m.source == source, m.fetched_at >= since, needs, ~answered)
+                 .order_by(m.id.desc()).limit(limit))
+        with self.engine.connect() as conn:
+            return [_mention(row) for row in conn.execute(query).mappings()]
+
+    def mention_id(self, source: str, external_id: str) -> int | None:
+        m = t.mentions.c
+        with self.engine.connect() as conn:
+            return conn.execute(select(m.id).where(m.source == source, m.external_id == external_id)).scalar()
+
     def responses(self, mention_id: int) -> list[dict]:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(select(t.responses).where(t.responses.c.mention_id == mention_id)
                                                   .order_by(t.responses.c.responded_at)).mappings()]
-
-    def record_gap(self, source_id: str, window_start: datetime | None, window_end: datetime | None,
-                   estimated_count: int | None, reason: str, now: datetime) -> None:
-        """Items we know existed but could not fetch: reported by `status`, never hidden."""
-        with self.engine.begin() as conn:
-            conn.execute(t.gaps.insert().values(source_id=source_id, window_start=window_start, window_end=window_end,
-                                                estimated_count=estimated_count, reason=reason, recorded_at=now))
 
     def gaps(self, source_id: str | None = None) -> list[dict]:
         query = select(t.gaps).order_by(t.gaps.c.recorded_at)
