@@ -75,28 +75,34 @@ class _Stop(Exception):
 
 
 class SlackSender:
+    """Drains the outbox in batches: one commit claims a batch, one commit records how it went.
+
+    A crash in between leaves the batch `sending`; the next drain looks those rows up in the
+    channel history (one history read per channel) and re-sends only what is not there.
+    """
+
+    BATCH = 50
+
     def __init__(self, client: WebClient, store: Store, clock: Callable[[], datetime]):
         self.client = client
         self.store = store
         self.clock = clock
         self.paused_until: datetime | None = None
+        self._channels: dict[str, str] = {}
 
     def deliver(self, limit: int = 200) -> DeliveryReport:
         """Send pending rows in order; stop at the first failure that is not about one message."""
         report = DeliveryReport()
-        now = self.clock()
-        if self.paused_until and now < self.paused_until:
+        if self.paused_until and self.clock() < self.paused_until:
             report.stopped = "paused"
             return report
         try:
-            for row in self.store.outbox(limit):
-                if row.state == "sending" and self._reconcile(row):
-                    report.reconciled += 1
-                    continue
-                if self._send(row):
-                    report.sent += 1
-                else:
-                    report.failed += 1
+            rows = self.store.outbox(limit)
+            found = self._reconcile([row for row in rows if row.state == "sending"])
+            report.reconciled = len(found)
+            todo = [row for row in rows if row.id not in found]
+            for start in range(0, len(todo), self.BATCH):
+                self._send_batch(todo[start:start + self.BATCH], report)
         except _Stop as stop:
             report.stopped = stop.failure.kind.value
             self._record(stop.failure)
@@ -105,53 +111,82 @@ class SlackSender:
             self._record(None)
         return report
 
-    def _send(self, row: AlertRow) -> bool:
-        self.store.mark_sending(row.id, self.clock())
+    def _send_batch(self, batch: list[AlertRow], report: DeliveryReport) -> None:
+        self.store.claim([row.id for row in batch], self.clock())
+        sent: list[tuple[int, str, str]] = []
+        unsent: list[tuple[int, str | None]] = []
         try:
-            resp = self.client.chat_postMessage(
-                channel=row.channel, text=row.payload["text"], blocks=row.payload.get("blocks"),
-                unfurl_links=False, unfurl_media=False,
-                metadata={"event_type": METADATA_EVENT, "event_payload": {"alert_id": row.id}})
-        except SlackApiError as exc:
-            error = str(exc.response.get("error", ""))
-            if error in MESSAGE_ERRORS:
-                self.store.mark_failed(row.id, error)
-                log.error("alert %s to %s failed: %s (will not retry)", row.id, row.channel, error)
-                return False
-            self.store.mark_pending(row.id, error or f"HTTP {exc.response.status_code}")
-            raise _Stop(self._classify(exc)) from None
-        except (TimeoutError, URLError, OSError) as exc:
-            # The post may or may not have arrived: leave it `sending` for reconciliation.
-            raise _Stop(SourceFailure(FailureKind.UNAVAILABLE, f"Slack unreachable ({type(exc).__name__})")) from None
-        self.store.remember_channel(row.channel, resp["channel"])
-        self.store.mark_sent(row.id, resp["channel"], resp["ts"], self.clock())
-        return True
+            for i, row in enumerate(batch):
+                try:
+                    resp = self.client.chat_postMessage(
+                        channel=row.channel, text=row.payload["text"], blocks=row.payload.get("blocks"),
+                        unfurl_links=False, unfurl_media=False,
+                        metadata={"event_type": METADATA_EVENT, "event_payload": {"alert_id": row.id}})
+                except SlackApiError as exc:
+                    error = str(exc.response.get("error", ""))
+                    if error in MESSAGE_ERRORS:
+                        self.store.mark_failed(row.id, error)
+                        log.error("alert %s to %s failed: %s (will not retry)", row.id, row.channel, error)
+                        report.failed += 1
+                        continue
+                    unsent += [(row.id, error or f"HTTP {exc.response.status_code}")]
+                    unsent += [(later.id, None) for later in batch[i + 1:]]
+                    raise _Stop(self._classify(exc)) from None
+                except (TimeoutError, URLError, OSError) as exc:
+                    # This post may or may not have arrived: it stays `sending`, for reconciliation.
+                    unsent += [(later.id, None) for later in batch[i + 1:]]
+                    raise _Stop(SourceFailure(FailureKind.UNAVAILABLE,
+                                              f"Slack unreachable ({type(exc).__name__})")) from None
+                self._learn_channel(row.channel, resp["channel"])
+                sent.append((row.id, resp["channel"], resp["ts"]))
+                report.sent += 1
+        finally:
+            self.store.settle(sent, unsent, self.clock())
 
-    def _reconcile(self, row: AlertRow) -> bool:
-        """Was this `sending` row delivered before we lost track? If so, record it as sent."""
+    def _reconcile(self, rows: list[AlertRow]) -> set[int]:
+        """Which of these `sending` rows did reach Slack before we lost track? Those are recorded as sent."""
+        if not rows:
+            return set()
+        found: list[tuple[int, str, str]] = []
         try:
-            channel_id = self._channel_id(row.channel)
-            if channel_id is None:
-                return False
-            oldest = (row.sending_at or row.created_at) - timedelta(minutes=1)
-            cursor = None
-            while True:
-                resp = self.client.conversations_history(channel=channel_id, oldest=f"{oldest.timestamp():.6f}",
-                                                         include_all_metadata=True, limit=200, cursor=cursor)
-                for message in resp.get("messages", []):
+            by_channel: dict[str, list[AlertRow]] = {}
+            for row in rows:
+                by_channel.setdefault(row.channel, []).append(row)
+            for channel, channel_rows in by_channel.items():
+                channel_id = self._channel_id(channel)
+                if channel_id is None:
+                    continue
+                wanted = {row.id for row in channel_rows}
+                oldest = min(row.sending_at or row.created_at for row in channel_rows) - timedelta(minutes=1)
+                for message in self._history(channel_id, oldest):
                     meta = message.get("metadata") or {}
-                    if meta.get("event_type") == METADATA_EVENT and \
-                            meta.get("event_payload", {}).get("alert_id") == row.id:
-                        self.store.mark_sent(row.id, channel_id, message["ts"], self.clock())
-                        log.info("alert %s was already in Slack; recorded, not resent", row.id)
-                        return True
-                cursor = (resp.get("response_metadata") or {}).get("next_cursor")
-                if not cursor:
-                    return False
+                    alert_id = meta.get("event_payload", {}).get("alert_id")
+                    if meta.get("event_type") == METADATA_EVENT and alert_id in wanted:
+                        found.append((alert_id, channel_id, message["ts"]))
         except SlackApiError as exc:
             raise _Stop(self._classify(exc)) from None
         except (TimeoutError, URLError, OSError) as exc:
             raise _Stop(SourceFailure(FailureKind.UNAVAILABLE, f"Slack unreachable ({type(exc).__name__})")) from None
+        finally:
+            if found:
+                self.store.settle(found, [], self.clock())
+                log.info("%d alert(s) were already in Slack; recorded, not resent", len(found))
+        return {alert_id for alert_id, _, _ in found}
+
+    def _history(self, channel_id: str, oldest: datetime):
+        cursor = None
+        while True:
+            resp = self.client.conversations_history(channel=channel_id, oldest=f"{oldest.timestamp():.6f}",
+                                                     include_all_metadata=True, limit=200, cursor=cursor)
+            yield from resp.get("messages", [])
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return
+
+    def _learn_channel(self, name: str, channel_id: str) -> None:
+        if self._channels.get(name) != channel_id:
+            self.store.remember_channel(name, channel_id)
+            self._channels[name] = channel_id
 
     def _channel_id(self, name: str) -> str | None:
         if _CHANNEL_ID.match(name):
@@ -188,6 +223,9 @@ class SlackSender:
     def _record(self, failure: SourceFailure | None) -> None:
         prev = self.store.get_health(HEALTH_ID)
         now = self.clock()
+        if failure is None and prev.state == "ok" and prev.last_success_at and \
+                now - prev.last_success_at < timedelta(minutes=1):
+            return  # healthy and recently recorded: spare a commit per drain
         if failure is None:
             health, transition = after_success(prev, now)
         else:

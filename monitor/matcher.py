@@ -32,7 +32,7 @@ def _is_word(ch: str) -> bool:
 
 
 def _continues_host(norm: str, end: int) -> bool:
-    """`acme.io` must not match inside `acme.io.evil.com` or `acme.io-mirror.net`."""
+    """`acme.io` must not match inside `acme.io.evil.com` or `acme.io-mirror.net` (nor `not-acme.io`)."""
     return end + 2 < len(norm) and norm[end + 1] in ".-" and _is_word(norm[end + 2])
 
 
@@ -81,7 +81,7 @@ class Matcher:
             if after and _is_word(after):
                 continue
             for term in terms:
-                if term.kind == "domain" and _continues_host(norm, end):
+                if term.kind == "domain" and (_continues_host(norm, end) or (start > 0 and norm[start - 1] == "-")):
                     continue
                 if term.kind == "exclude":
                     excluded.add(term.brand)

@@ -186,7 +186,7 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(self._upsert(t.source_health, ["source_id"], asdict(health)))
             if alert is not None:
-                self._queue(conn, alert, health.last_attempt_at or health.since)
+                self._queue(conn, [alert], health.last_attempt_at or health.since)
 
     def all_health(self) -> list[SourceHealth]:
         with self.engine.connect() as conn:
@@ -209,13 +209,15 @@ class Store:
         return [(r.id, "\n".join(p for p in (r.title, r.text) if p)) for r in rows]
 
     def save_labels(self, labelled: Sequence[tuple[int, Labels]], now: datetime) -> None:
+        rows = [{"mention_id": mention_id, "model": lab.model, "sentiment": lab.sentiment,
+                 "sentiment_scores": lab.sentiment_scores, "intent": lab.intent, "intent_scores": lab.intent_scores,
+                 "needs_reply": lab.needs_reply, "needs_reply_score": lab.needs_reply_score,
+                 "language": lab.language, "low_confidence": lab.low_confidence, "created_at": now}
+                for mention_id, lab in labelled]
+        if not rows:
+            return
         with self.engine.begin() as conn:
-            for mention_id, lab in labelled:
-                conn.execute(self._insert_ignore(t.labels, ["mention_id", "model"]).values(
-                    mention_id=mention_id, model=lab.model, sentiment=lab.sentiment,
-                    sentiment_scores=lab.sentiment_scores, intent=lab.intent, intent_scores=lab.intent_scores,
-                    needs_reply=lab.needs_reply, needs_reply_score=lab.needs_reply_score, language=lab.language,
-                    low_confidence=lab.low_confidence, created_at=now))
+            conn.execute(self._insert_ignore(t.labels, ["mention_id", "model"]), rows)
             ids = [mention_id for mention_id, _ in labelled]
             conn.execute(update(t.mentions).where(t.mentions.c.id.in_(ids)).values(classified_at=now))
 
@@ -234,13 +236,13 @@ class Store:
 
     def commit_routing(self, mention_ids: Sequence[int], new_alerts: Sequence[NewAlert], now: datetime) -> None:
         with self.engine.begin() as conn:
-            for alert in new_alerts:
-                self._queue(conn, alert, now)
+            self._queue(conn, new_alerts, now)
             conn.execute(update(t.mentions).where(t.mentions.c.id.in_(list(mention_ids))).values(routed_at=now))
 
-    def _queue(self, conn, alert: NewAlert, now: datetime) -> None:
-        conn.execute(self._insert_ignore(t.alerts, ["dedupe_key"]).values(
-            **asdict(alert), state="pending", attempts=0, created_at=now))
+    def _queue(self, conn, alerts: Sequence[NewAlert], now: datetime) -> None:
+        if alerts:
+            conn.execute(self._insert_ignore(t.alerts, ["dedupe_key"]),
+                         [{**asdict(a), "state": "pending", "attempts": 0, "created_at": now} for a in alerts])
 
     # --- the Slack outbox ----------------------------------------------------------------------
 
@@ -252,15 +254,21 @@ class Store:
                                 .where(a.state.in_(("pending", "sending"))).order_by(a.id).limit(limit)).all()
         return [AlertRow(**r._mapping) for r in rows]
 
-    def mark_sending(self, alert_id: int, now: datetime) -> None:
-        self._set_alert(alert_id, state="sending", sending_at=now, attempts=t.alerts.c.attempts + 1)
+    def claim(self, alert_ids: Sequence[int], now: datetime) -> None:
+        """Mark a batch `sending` in one commit, before any of it is posted."""
+        with self.engine.begin() as conn:
+            conn.execute(update(t.alerts).where(t.alerts.c.id.in_(list(alert_ids)))
+                         .values(state="sending", sending_at=now, attempts=t.alerts.c.attempts + 1))
 
-    def mark_sent(self, alert_id: int, channel_id: str, ts: str, now: datetime) -> None:
-        self._set_alert(alert_id, state="sent", sent_at=now, slack_channel_id=channel_id, slack_ts=ts,
-                        last_error=None)
-
-    def mark_pending(self, alert_id: int, error: str | None) -> None:
-        self._set_alert(alert_id, state="pending", last_error=error)
+    def settle(self, sent: Sequence[tuple[int, str, str]], unsent: Sequence[tuple[int, str | None]],
+               now: datetime) -> None:
+        """Record a batch's outcome in one commit: (id, channel id, ts) sent; (id, error) known not sent."""
+        with self.engine.begin() as conn:
+            for alert_id, channel_id, ts in sent:
+                conn.execute(update(t.alerts).where(t.alerts.c.id == alert_id).values(
+                    state="sent", sent_at=now, slack_channel_id=channel_id, slack_ts=ts, last_error=None))
+            for alert_id, error in unsent:
+                conn.execute(update(t.alerts).where(t.alerts.c.id == alert_id).values(state="pending", last_error=error))
 
     def mark_failed(self, alert_id: int, error: str) -> None:
         self._set_alert(alert_id, state="failed", last_error=error)

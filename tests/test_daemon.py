@@ -106,7 +106,7 @@ def test_sigterm_stops_within_five_seconds_and_sighup_reloads_safely(tmp_path, f
             proc.kill()
     stderr = proc.stderr.read()
     assert "config reload failed; still running the previous config" in stderr
-    assert "config.yaml:1:" in stderr
+    assert "config.yaml:2: (top): '': valid YAML" in stderr
     assert TOKEN not in stderr + proc.stdout.read()
 
 
