@@ -32,6 +32,11 @@ def safe_link(url: str | None, label: str) -> str:
     return f"<{href}|{text}>"
 
 
+def _posted_by(author: str | None, source: str) -> str:
+    """The link label for posts without a title, such as tweets and comments."""
+    return f"{author} on {source.split('/')[-1]}" if author else f"post on {source}"
+
+
 def _percent(scores: dict[str, float], label: str) -> str:
     return f"{round(100 * scores.get(label, 0.0))}%"
 
@@ -54,7 +59,8 @@ def mention_message(*, reason: str, brand_name: str, source: str, url: str | Non
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
         {"type": "section", "text": {"type": "mrkdwn", "verbatim": True,
-                                     "text": truncate(safe_link(url, title or url or source), SECTION_LIMIT)}},
+                                     "text": truncate(safe_link(url, title or _posted_by(author, source)),
+                                                      SECTION_LIMIT)}},
         {"type": "section", "text": {"type": "mrkdwn", "verbatim": True, "text": f">{excerpt}" if excerpt else "_(no text)_"}},
         {"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": f} for f in facts]},
     ]

@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from monitor.config import SlackConfig
-from monitor.health import FailureKind, SourceFailure, SourceHealth, after_failure, after_success
+from monitor.health import FailureKind, SourceFailure, after_failure, after_success
 from monitor.store import AlertRow, Store
 
 log = logging.getLogger("mentionwatch.slack")

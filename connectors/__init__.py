@@ -13,10 +13,18 @@ successful poll with the stored mentions of its platform that still wait for an 
 
 from __future__ import annotations
 
+from connectors.app_store import AppStoreConnector
 from connectors.feeds import FeedConnector
+from connectors.hackernews import HackerNewsConnector
+from connectors.reddit import RedditConnector
+from connectors.x import XConnector
 
 CONNECTORS = {
     "feed": FeedConnector,
+    "app_store": AppStoreConnector,
+    "hackernews": HackerNewsConnector,
+    "reddit": RedditConnector,
+    "x": XConnector,
 }
 
 

@@ -14,9 +14,9 @@ from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal, Mapping, Union
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError,
-                      field_validator, model_validator)
+                      ValidationInfo, field_validator, model_validator)
 
-from monitor.yamlsource import LoadedYaml, Path, SourceError, load_yaml
+from monitor.yamlsource import LoadedYaml, Path, load_yaml
 
 EX_CONFIG = 78
 _DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
@@ -47,7 +47,8 @@ class Strict(BaseModel):
 
 
 class StorageConfig(Strict):
-    url: str = Field("sqlite:///mentionwatch.db", description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://…")
+    url: str = Field("sqlite:///mentionwatch.db", repr=False,
+                     description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://… (may hold a password)")
 
     @field_validator("url")
     @classmethod
@@ -107,8 +108,246 @@ class FeedSource(Strict):
         return interval
 
 
+def _base_url(url: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", url):
+        raise ValueError("expected an http:// or https:// URL")
+    return url.rstrip("/")
+
+
+def _at_least_a_second(interval: timedelta) -> timedelta:
+    if interval < timedelta(seconds=1):
+        raise ValueError("expected an interval of at least 1s")
+    return interval
+
+
+class AppStorePlatform(Strict):
+    """Apple's public customer-reviews feed: most recent first, 50 reviews a page, 10 pages at most."""
+
+    base_url: str = "https://itunes.apple.com"
+    user_agent: str = "mentionwatch/0.1 (+https://github.com/mentionwatch/mentionwatch)"
+    connect_timeout: Duration = timedelta(seconds=3.05)
+    read_timeout: Duration = timedelta(seconds=15)
+    max_bytes: int = Field(5_000_000, gt=0)
+    max_pages: int = Field(10, ge=1, le=10, description="Pages read per app and country per poll")
+    initial_pages: int = Field(1, ge=1, le=10, description="Pages read on the first poll of an app and country")
+    late_window: Duration = Field(timedelta(hours=2), description="Reviews published up to this long after their "
+                                  "timestamp (moderation) are still picked up")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        return _base_url(url)
+
+
+class AppStoreSource(Strict):
+    type: Literal["app_store"]
+    name: str = Field(pattern=_SLUG)
+    apps: list[str] = Field(min_length=1, description="Numeric App Store ids (the digits after /id in the app's URL)")
+    countries: list[str] = Field(["us"], min_length=1, description="Storefront country codes such as us, gb, de")
+    interval: Duration = timedelta(minutes=30)
+    require_match: bool = Field(False, description="Reviews of the brand's own app are its mentions even without its name")
+    needs_reply_at_or_below: int = Field(2, ge=0, le=5, description="Star ratings that need a reply whatever the text says; 0: off")
+
+    @field_validator("apps", mode="before")
+    @classmethod
+    def _app_ids(cls, values: Any) -> Any:
+        """Ids are numbers in YAML more often than not; keep them as strings."""
+        if not isinstance(values, list):
+            return values
+        out = []
+        for value in values:
+            digits = str(value).strip().removeprefix("id")
+            if not digits.isdigit():
+                raise ValueError("expected numeric app ids such as 1234567890 (from apps.apple.com/…/id1234567890)")
+            out.append(digits)
+        return out
+
+    @field_validator("countries")
+    @classmethod
+    def _country_codes(cls, values: list[str]) -> list[str]:
+        out = [v.strip().lower() for v in values]
+        if any(not re.match(r"^[a-z]{2}$", v) for v in out):
+            raise ValueError("expected two-letter country codes such as us, gb, de")
+        return out
+
+    @field_validator("interval")
+    @classmethod
+    def _sane_interval(cls, interval: timedelta) -> timedelta:
+        return _at_least_a_second(interval)
+
+
+class HackerNewsPlatform(Strict):
+    """The public Algolia HN Search API (`search_by_date`, newest first)."""
+
+    base_url: str = "https://hn.algolia.com/api/v1"
+    user_agent: str = "mentionwatch/0.1 (+https://github.com/mentionwatch/mentionwatch)"
+    connect_timeout: Duration = timedelta(seconds=3.05)
+    read_timeout: Duration = timedelta(seconds=15)
+    max_bytes: int = Field(5_000_000, gt=0)
+    hits_per_page: int = Field(100, ge=1, le=1000)
+    max_pages: int = Field(5, ge=1, le=50, description="Pages read per query per poll; the rest waits for the next poll")
+    initial_pages: int = Field(1, ge=1, le=50, description="Pages read on the first poll of a query")
+    late_window: Duration = Field(timedelta(minutes=10), description="Items indexed up to this long after they "
+                                  "were posted are still picked up")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        return _base_url(url)
+
+
+class HackerNewsSource(Strict):
+    type: Literal["hackernews"]
+    name: str = Field(pattern=_SLUG)
+    queries: list[str] = Field([], description="Search queries; default: the brand's names, aliases and domains")
+    comments: bool = Field(True, description="Search comments as well as stories")
+    interval: Duration = timedelta(minutes=5)
+    require_match: bool = True
+
+    @field_validator("queries")
+    @classmethod
+    def _not_blank(cls, values: list[str]) -> list[str]:
+        if any(not v.strip() for v in values):
+            raise ValueError("expected non-empty queries")
+        return [v.strip() for v in values]
+
+    @field_validator("interval")
+    @classmethod
+    def _sane_interval(cls, interval: timedelta) -> timedelta:
+        return _at_least_a_second(interval)
+
+
+class RedditPlatform(Strict):
+    """One Reddit app (https://www.reddit.com/prefs/apps): its credentials and the request budget all
+    Reddit sources share. Script apps add username/password; a refresh_token works too."""
+
+    client_id: SecretStr = Field(description="The app's id, from ${REDDIT_CLIENT_ID}")
+    client_secret: SecretStr = Field(description="From ${REDDIT_CLIENT_SECRET}")
+    username: str | None = None
+    password: SecretStr | None = None
+    refresh_token: SecretStr | None = None
+    user_agent: str = Field("mentionwatch/0.1 (self-hosted brand monitor)", min_length=7,
+                            description="Reddit asks for a unique, descriptive one, e.g. with your u/name")
+    oauth_url: str = "https://oauth.reddit.com"
+    reddit_url: str = "https://www.reddit.com"
+    timeout: Duration = Field(timedelta(seconds=10), description="Per request; praw retries a timeout twice")
+    requests_per_minute: int = Field(100, gt=0, le=6000, description="Shared by every Reddit source of this app")
+    max_wait: Duration = Field(timedelta(seconds=5), description="Longest in-poll wait for the budget; longer "
+                               "waits reschedule the poll instead")
+    first_poll_lookback: Duration = Field(timedelta(days=1), description="Items older than this are skipped on a "
+                                          "listing's first poll")
+    reply_checks_per_poll: int = Field(5, ge=0, le=20, description="Threads checked for team replies per poll")
+    reply_recheck: Duration = Field(timedelta(minutes=10), description="How often one mention's thread is re-checked")
+
+    @field_validator("oauth_url", "reddit_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        return _base_url(url)
+
+    @model_validator(mode="after")
+    def _login_complete(self) -> "RedditPlatform":
+        if bool(self.username) != bool(self.password):
+            raise ValueError("username and password go together (a script app), or leave both out")
+        if self.password and self.refresh_token:
+            raise ValueError("use either username/password or refresh_token, not both")
+        return self
+
+
+class RedditSource(Strict):
+    """New posts or new comments of subreddits, or Reddit search sorted by new: one listing per
+    subreddit (or query), each with its own cursor."""
+
+    type: Literal["reddit"]
+    name: str = Field(pattern=_SLUG)
+    what: Literal["posts", "comments", "search"] = "posts"
+    subreddits: list[str] = Field([], validate_default=True, description="posts/comments: the subreddits to "
+                                  "read; search: restrict the search to these (default: all of Reddit)")
+    query: str | None = Field(None, description="search only; default: the brand's names, aliases and domains")
+    interval: Duration = timedelta(minutes=2)
+    require_match: bool = Field(True, description="False: every item is this brand's mention (its own subreddit)")
+
+    @field_validator("subreddits")
+    @classmethod
+    def _subreddit_names(cls, values: list[str], info: ValidationInfo) -> list[str]:
+        out = []
+        for value in values:
+            bare = re.sub(r"^/?r/", "", value.strip())
+            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_]{1,20}$", bare):
+                raise ValueError(f"expected subreddit names such as acmecloud or r/acmecloud, got {value!r}")
+            out.append(bare)
+        if not out and info.data.get("what", "search") != "search":
+            raise ValueError(f"what: {info.data['what']} needs at least one subreddit")
+        return out
+
+    @field_validator("query")
+    @classmethod
+    def _search_only(cls, query: str | None, info: ValidationInfo) -> str | None:
+        if query is not None and info.data.get("what") != "search":
+            raise ValueError("query is only for what: search")
+        if query is not None and not query.strip():
+            raise ValueError("expected a non-empty query, or leave it out to search for the brand's terms")
+        return query
+
+    @field_validator("interval")
+    @classmethod
+    def _sane_interval(cls, interval: timedelta) -> timedelta:
+        return _at_least_a_second(interval)
+
+
+class XPlatform(Strict):
+    """One X app (a Project's app-only bearer token): X bills every post read and caps reads per
+    month by plan, so every X source spends from this app's monthly read cap."""
+
+    bearer_token: SecretStr = Field(description="The app's bearer token, from ${X_BEARER_TOKEN}")
+    app: str = Field("default", pattern=_SLUG, description="Name the reads are counted under in the store")
+    monthly_read_cap: int = Field(10_000, ge=0, description="Post reads per month your plan allows; the X "
+                                  "sources pause when the next page could exceed it and resume on the 1st")
+    base_url: str = "https://api.twitter.com"
+    connect_timeout: Duration = timedelta(seconds=3.05)
+    read_timeout: Duration = timedelta(seconds=20)
+    max_results: int = Field(100, ge=10, le=100, description="Posts per page (X allows 10 to 100)")
+    max_pages: int = Field(5, ge=1, le=50, description="Pages per query per poll; the rest waits for the next poll")
+    initial_pages: int = Field(1, ge=1, le=50, description="Pages read on a query's first poll (older posts of "
+                               "the 7-day window are recorded as a gap, not read)")
+    reply_checks_per_poll: int = Field(10, ge=0, le=20, description="Mentions checked for a team reply per poll")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        return _base_url(url)
+
+
+class XSource(Strict):
+    """X recent search (the last 7 days) and the mentions timelines of the brand's own handles."""
+
+    type: Literal["x"]
+    name: str = Field(pattern=_SLUG)
+    search: bool = Field(True, description="Run a recent search with `query`")
+    query: str | None = Field(None, min_length=1, max_length=1024, description="Verbatim X search syntax; default: "
+                              "the brand's names, aliases, handles, hashtags and domains, without retweets")
+    mentions: bool = Field(True, description="Read the mentions timeline of each of the brand's handles")
+    expected_posts_per_day: int = Field(50, ge=0, description="Posts per day you expect per query or timeline: "
+                                        "`validate` estimates the monthly reads from it")
+    interval: Duration = timedelta(minutes=5)
+    require_match: bool = Field(False, description="False: X already selected these posts (exclusions still apply)")
+
+    @field_validator("interval")
+    @classmethod
+    def _sane_interval(cls, interval: timedelta) -> timedelta:
+        return _at_least_a_second(interval)
+
+    @model_validator(mode="after")
+    def _something_to_read(self) -> "XSource":
+        if not (self.search or self.mentions):
+            raise ValueError("search and mentions are both off: this source would read nothing")
+        if self.query is not None and not self.search:
+            raise ValueError("query is only used with search: true")
+        return self
+
+
 # Each connector adds its source model here; the `type` key picks the model.
-Source = Annotated[Union[FeedSource], Field(discriminator="type")]
+Source = Annotated[Union[FeedSource, AppStoreSource, HackerNewsSource, RedditSource, XSource],
+                   Field(discriminator="type")]
 
 
 class TeamAccounts(Strict):
@@ -116,6 +355,7 @@ class TeamAccounts(Strict):
 
     reddit: list[str] = Field([], description="Reddit usernames, without u/")
     x: list[str] = Field([], description="X handles of the team, with or without @")
+    hackernews: list[str] = Field([], description="Hacker News usernames of the team")
 
 
 def _prefixed(prefix: str, values: list[str]) -> list[str]:
@@ -188,7 +428,38 @@ class Settings(Strict):
     classifier: ClassifierConfig = ClassifierConfig()
     daemon: DaemonConfig = DaemonConfig()
     feeds: FeedsPlatform = FeedsPlatform()
+    app_store: AppStorePlatform = AppStorePlatform()
+    hackernews: HackerNewsPlatform = HackerNewsPlatform()
+    reddit: RedditPlatform | None = Field(None, description="Required once a brand has a `type: reddit` source")
+    x: XPlatform | None = Field(None, description="Required once a brand has a `type: x` source")
     brands: dict[Annotated[str, Field(pattern=_SLUG)], Brand] = Field(min_length=1)
+
+    @field_validator("brands")
+    @classmethod
+    def _reddit_credentials(cls, brands: dict[str, Brand], info: ValidationInfo) -> dict[str, Brand]:
+        """A Reddit source cannot run without the app's credentials (an invalid `reddit:` is reported on its own)."""
+        if "reddit" in info.data and info.data["reddit"] is None:
+            needy = [f"{bid}/{s.name}" for bid, b in brands.items() for s in b.sources if s.type == "reddit"]
+            if needy:
+                raise ValueError(f"no `reddit:` section with client_id and client_secret (from ${{REDDIT_CLIENT_ID}}, "
+                                 f"${{REDDIT_CLIENT_SECRET}}), which Reddit sources need: {', '.join(needy)}")
+        return brands
+
+    @field_validator("brands")
+    @classmethod
+    def _x_sources(cls, brands: dict[str, Brand], info: ValidationInfo) -> dict[str, Brand]:
+        """An X source needs something to read and the app's bearer token (an invalid `x:` is reported on its own)."""
+        idle = [f"{bid}/{s.name}" for bid, b in brands.items() for s in b.sources
+                if s.type == "x" and not s.search and not b.handles]
+        if idle:
+            raise ValueError(f"X source {', '.join(idle)} has search: false and its brand has no handles whose "
+                             "mentions to read: turn search on or add handles")
+        if "x" in info.data and info.data["x"] is None:
+            needy = [f"{bid}/{s.name}" for bid, b in brands.items() for s in b.sources if s.type == "x"]
+            if needy:
+                raise ValueError(f"X source {', '.join(needy)} needs a top-level `x:` section with "
+                                 "bearer_token (from ${X_BEARER_TOKEN})")
+        return brands
 
     def sources(self) -> dict[str, tuple[str, Source]]:
         """Every configured source by id (`brand/name`), with its brand."""
@@ -196,7 +467,7 @@ class Settings(Strict):
 
 
 SECRET_FIELDS = frozenset(
-    name for model in (SlackConfig, StorageConfig) for name, f in model.model_fields.items()
+    name for model in (SlackConfig, StorageConfig, RedditPlatform, XPlatform) for name, f in model.model_fields.items()
     if f.annotation is SecretStr
 )
 
@@ -241,6 +512,8 @@ def _locate(loc: tuple, loaded: LoadedYaml) -> tuple[Path, int]:
             node, path = node[part], path + (part,)
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             node, path = node[part], path + (part,)
+        elif isinstance(node, dict) and node.get("type") == part:
+            continue  # the tag pydantic adds for a member of a tagged union
         elif i == len(loc) - 1 and isinstance(node, dict):
             return path + (part,), loaded.lines.get(path, 1)
     return path, loaded.lines.get(path, 1)
@@ -250,7 +523,8 @@ def _problems_from_validation(exc: ValidationError, loaded: LoadedYaml, file: st
     problems = []
     for err in exc.errors(include_url=False):
         path, line = _locate(err["loc"], loaded)
-        secret = bool(path) and (path[-1] in SECRET_FIELDS or any(p[:len(path)] == path for p in loaded.from_env))
+        secret = bool(path) and (path[-1] in SECRET_FIELDS or path == ("storage", "url")
+                                 or any(p[:len(path)] == path for p in loaded.from_env))
         dotted = ".".join(str(p) for p in path)
         if err["type"] == "missing":
             value, expected = "missing", "a value is required"
@@ -281,7 +555,38 @@ def _warnings(settings: Settings, loaded: LoadedYaml, file: str) -> list[ConfigP
                                              f"also a term of brand {owner[key]}: posts will match both",
                                              warning=True))
                 owner.setdefault(key, brand_id)
-    return out
+    return out + _reddit_budget_warnings(settings, loaded, file) + _x_budget_warnings(settings, loaded, file)
+
+
+def _x_budget_warnings(settings: Settings, loaded: LoadedYaml, file: str) -> list[ConfigProblem]:
+    """X bills each post read: an estimate above the plan's cap means the X sources pause mid-month."""
+    if settings.x is None:
+        return []
+    from connectors.x import reads_per_month  # imported late: connectors import this module
+
+    need, cap = reads_per_month(settings), settings.x.monthly_read_cap
+    if need <= cap:
+        return []
+    return [ConfigProblem(file, loaded.lines.get(("x", "monthly_read_cap"), loaded.lines.get(("x",), 1)),
+                          "x.monthly_read_cap", f"{cap:,}",
+                          f"the X sources are estimated to read about {need:,} posts a month (from each "
+                          "source's expected_posts_per_day), more than this cap: they will pause until the "
+                          "next month once it is spent; narrow the queries or raise the cap", warning=True)]
+
+
+def _reddit_budget_warnings(settings: Settings, loaded: LoadedYaml, file: str) -> list[ConfigProblem]:
+    """All Reddit sources share one app's budget: needing more than it allows makes every poll late."""
+    if settings.reddit is None:
+        return []
+    from connectors.reddit import requests_per_minute  # imported late: connectors import this module
+
+    need, budget = requests_per_minute(settings), settings.reddit.requests_per_minute
+    if need <= budget:
+        return []
+    return [ConfigProblem(file, loaded.lines.get(("reddit",), 1), "reddit.requests_per_minute", str(budget),
+                          f"the Reddit sources need about {need:.0f} requests a minute (one per subreddit or "
+                          "query per poll), more than this budget: polls will run late; lengthen their "
+                          "intervals or watch fewer subreddits", warning=True)]
 
 
 def _environment(settings: Settings, loaded: LoadedYaml, file: str) -> list[ConfigProblem]:
@@ -289,7 +594,7 @@ def _environment(settings: Settings, loaded: LoadedYaml, file: str) -> list[Conf
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         directory = FsPath(url.removeprefix("sqlite:///")).expanduser().resolve().parent
         if not directory.is_dir() or not os.access(directory, os.W_OK):
-            return [ConfigProblem(file, loaded.lines.get(("storage", "url"), 1), "storage.url", repr(url),
+            return [ConfigProblem(file, loaded.lines.get(("storage", "url"), 1), "storage.url", "<hidden>",
                                   f"a writable directory ({directory} is missing or read-only)")]
     return []
 

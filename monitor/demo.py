@@ -14,16 +14,20 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from emulators.app_store import AppStoreEmulator, serve_demo as serve_app_store_demo
 from emulators.feeds import FeedsEmulator, render_atom, render_rss
+from emulators.hackernews import HackerNewsEmulator, serve_demo as serve_hackernews_demo
+from emulators.reddit import RedditEmulator, serve_demo as serve_reddit_demo
 from emulators.slack import SlackEmulator
 from emulators.server import wait_until
+from emulators.x import XEmulator, serve_demo as serve_x_demo
 
 DEMO_TOKEN = "xoxb-demo-not-a-real-token"
 CHANNEL = "#acme-mentions"
 
 
-def demo_posts() -> dict:
-    return yaml.safe_load(resources.files("monitor").joinpath("demo_data/posts.yaml").read_text(encoding="utf-8"))
+def demo_posts(name: str = "posts.yaml") -> dict:
+    return yaml.safe_load(resources.files("monitor").joinpath(f"demo_data/{name}").read_text(encoding="utf-8"))
 
 
 def serve_demo_feeds(feeds: FeedsEmulator, data: dict, now: datetime) -> dict[str, str]:
@@ -64,11 +68,23 @@ def run_demo(keep: bool = False, classifier: str = "lexicon") -> int:
     data = demo_posts()
     total_posts = sum(len(f["posts"]) for f in data["feeds"].values())
     started = time.monotonic()
-    with FeedsEmulator() as feeds, SlackEmulator() as slack:
-        urls = serve_demo_feeds(feeds, data, datetime.now(timezone.utc))
+    with (FeedsEmulator() as feeds, SlackEmulator() as slack, AppStoreEmulator() as app_store,
+          HackerNewsEmulator() as hackernews, XEmulator() as x_api, RedditEmulator() as reddit_api):
+        now = datetime.now(timezone.utc)
+        urls = serve_demo_feeds(feeds, data, now)
+        config = demo_config(data, urls, slack.api_url, workdir / "demo.db", classifier)
+        for name, emulator, serve in (("app_store", app_store, serve_app_store_demo),
+                                      ("hackernews", hackernews, serve_hackernews_demo),
+                                      ("x", x_api, serve_x_demo)):
+            served = serve(emulator, demo_posts(f"{name}.yaml"), now)
+            config[name] = served["platform"]
+            config["brands"]["acme"]["sources"].append(served["source"])
+        served = serve_reddit_demo(reddit_api, demo_posts("reddit.yaml"), now)
+        config["reddit"] = served["platform"]
+        config["brands"]["acme"]["sources"] += served["sources"]
+        config["brands"]["acme"].setdefault("team", {})["reddit"] = served["team"]
         config_path = workdir / "config.yaml"
-        config_path.write_text(yaml.safe_dump(demo_config(data, urls, slack.api_url, workdir / "demo.db",
-                                                          classifier)))
+        config_path.write_text(yaml.safe_dump(config))
         settings, _ = load_settings(config_path)
         console.print(f"[bold]mentionwatch demo[/bold]: {total_posts} sample posts in {len(urls)} feeds, "
                       f"classifier [cyan]{settings.classifier.kind}[/cyan], Slack emulator at {slack.url}")

@@ -23,17 +23,18 @@ class FailureKind(str, enum.Enum):
 class SourceFailure(Exception):
     """What a connector raises for any failure of a poll, already classified."""
 
-    def __init__(self, kind: FailureKind, message: str, retry_after: float | None = None):
+    def __init__(self, kind: FailureKind, message: str, retry_after: float | None = None, disable: bool = False):
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.retry_after = retry_after
+        self.disable = disable  # credentials the platform rejects after its own retries: stop polling
 
 
 @dataclass(frozen=True)
 class SourceHealth:
     source_id: str
-    state: str = "ok"  # ok | failing
+    state: str = "ok"  # ok | failing | disabled (auth kept failing; tried again after a reload or restart)
     kind: str | None = None
     message: str | None = None
     since: datetime | None = None
@@ -65,12 +66,16 @@ def after_failure(prev: SourceHealth, failure: SourceFailure, interval: timedelt
         retry_at = now + timedelta(seconds=max(failure.retry_after, 1))
     else:
         retry_at = now + backoff(interval, failures) if failures > 1 else None
+    disable = failure.disable
+    state = "disabled" if disable else "failing"
     if prev.state == "ok":
         transition = "broke"
+    elif disable and prev.state != "disabled":
+        transition = "disabled"
     elif prev.kind != failure.kind.value:
         transition = "changed"
     else:
         transition = None
-    since = now if transition else prev.since
-    return replace(prev, state="failing", kind=failure.kind.value, message=failure.message, since=since,
-                   failures=failures, last_attempt_at=now, retry_at=retry_at), transition
+    since = prev.since if transition == "disabled" else (now if transition else prev.since)
+    return replace(prev, state=state, kind=failure.kind.value, message=failure.message, since=since,
+                   failures=failures, last_attempt_at=now, retry_at=None if disable else retry_at), transition

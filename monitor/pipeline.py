@@ -54,7 +54,11 @@ class Pipeline:
         self.matcher = Matcher.from_settings(settings)
         self.sources = settings.sources()
         self._connectors = {sid: make_connector(src, settings, store) for sid, (_, src) in self.sources.items()}
+        for connector in self._connectors.values():
+            if hasattr(connector, "clock"):  # connectors that reason about time share the pipeline's clock
+                connector.clock = lambda: self.clock()
         self._fallback = LexiconClassifier()
+        self._disabled: set[str] = set()  # sources whose credentials kept failing, until reload/restart
 
     # --- poll ----------------------------------------------------------------------------------
 
@@ -63,6 +67,8 @@ class Pipeline:
         outcome = PollOutcome(source_id)
         now = self.clock()
         health = self.store.get_health(source_id)
+        if source_id in self._disabled:
+            return outcome
         if health.retry_at and health.retry_at > now:
             outcome.deferred_until = health.retry_at
             return outcome
@@ -101,7 +107,12 @@ class Pipeline:
         outcome.failure = failure
         new_health, transition = after_failure(health, failure, source.interval, now)
         self.store.save_health(new_health, self._health_alert(brand_id, new_health, transition))
-        if transition:
+        if new_health.state == "disabled":
+            self._disabled.add(outcome.source_id)
+        if transition and new_health.state == "disabled":
+            log.error("source %s disabled: %s; fix its credentials, then reload (SIGHUP) or restart",
+                      outcome.source_id, failure.message)
+        elif transition:
             log.error("source %s is failing (%s): %s", outcome.source_id, failure.kind.value, failure.message)
         outcome.deferred_until = new_health.retry_at
         return outcome

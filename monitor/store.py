@@ -139,8 +139,9 @@ class Store:
         m, lab, r = t.mentions.c, t.labels.c, t.responses.c
         answered = select(r.mention_id).where(r.mention_id == m.id).exists()
         needs = select(lab.mention_id).where(lab.mention_id == m.id, lab.needs_reply.is_(True)).exists()
+        newest = func.coalesce(m.created_at, m.fetched_at)
         query = (select(t.mentions).where(m.source == source, m.fetched_at >= since, needs, ~answered)
-                 .order_by(m.id.desc()).limit(limit))
+                 .order_by(newest.desc(), m.id.desc()).limit(limit))
         with self.engine.connect() as conn:
             return [_mention(row) for row in conn.execute(query).mappings()]
 

@@ -1,0 +1,209 @@
+"""App Store customer reviews from Apple's public RSS feed (JSON), per app and storefront country.
+
+The feed is most recent first, 50 reviews a page, 10 pages deep, with no "since" parameter. Each
+app and country keeps its own cursor (newest `updated` stored, and the review ids stored since a
+while before it: reviews appear after moderation, so later than their timestamp), and a poll reads
+pages until it passes that cursor, the feed ends or the page budget is spent. New reviews that were
+out of reach (more than the pages read hold) are recorded as a gap, never skipped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import requests
+
+from connectors import http
+from connectors.hackernews import Seen
+from monitor.config import AppStorePlatform, AppStoreSource, Settings
+from monitor.health import FailureKind, SourceFailure
+from monitor.models import FetchResult, Gap, Post
+
+PLATFORM = "app_store"
+FEED_DEPTH = 10  # pages Apple serves per app and country
+_PAGE_IN_HREF = re.compile(r"/page=(\d+)/")
+
+
+@dataclass(frozen=True)
+class Review:
+    review_id: str
+    updated: datetime
+    rating: int
+    version: str | None
+    title: str
+    body: str
+    author: str | None
+    link: str | None
+
+    @property
+    def created(self) -> int:
+        return int(self.updated.timestamp())
+
+
+@dataclass(frozen=True)
+class Page:
+    reviews: list[Review]
+    last_page: int | None  # as announced by feed.link rel="last"
+    malformed: int
+
+
+def _label(node, *path: str) -> str | None:
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    value = node.get("label") if isinstance(node, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _link(entry: dict) -> str | None:
+    links = entry.get("link")
+    for link in links if isinstance(links, list) else [links]:
+        href = link.get("attributes", {}).get("href") if isinstance(link, dict) else None
+        if isinstance(href, str) and href.startswith(("http://", "https://")):
+            return href
+    return None
+
+
+def entry_to_review(entry: dict) -> Review | None:
+    """A review entry, or None when a field we need (id, rating 1-5, updated) is missing or unreadable."""
+    review_id, rating, updated = _label(entry, "id"), _label(entry, "im:rating"), _label(entry, "updated")
+    if not review_id or not rating or not rating.strip().isdigit() or not updated:
+        return None
+    try:
+        when = datetime.fromisoformat(updated.strip())
+    except ValueError:
+        return None
+    if when.tzinfo is None or not 1 <= int(rating) <= 5:
+        return None
+    return Review(review_id.strip(), when.astimezone(timezone.utc), int(rating), _label(entry, "im:version"),
+                  (_label(entry, "title") or "").strip(), (_label(entry, "content") or "").strip(),
+                  _label(entry, "author", "name"), _link(entry))
+
+
+def parse_page(body: bytes, what: str) -> Page:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: response is not JSON") from None
+    feed = data.get("feed") if isinstance(data, dict) else None
+    if not isinstance(feed, dict):
+        raise SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: response has no `feed` object")
+    entries = feed.get("entry") or []
+    if isinstance(entries, dict):  # one entry on the page comes as an object, not a list
+        entries = [entries]
+    if not isinstance(entries, list):
+        raise SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: `feed.entry` is neither a list nor an object")
+    reviews, malformed = [], 0
+    for entry in entries:
+        if isinstance(entry, dict) and "im:name" in entry:
+            continue  # the app's own metadata, first on page 1 for some apps
+        review = entry_to_review(entry) if isinstance(entry, dict) else None
+        if review is None:
+            malformed += 1
+        else:
+            reviews.append(review)
+    return Page(reviews, _last_page(feed), malformed)
+
+
+def _last_page(feed: dict) -> int | None:
+    links = feed.get("link")
+    for link in links if isinstance(links, list) else []:
+        attributes = link.get("attributes", {}) if isinstance(link, dict) else {}
+        match = _PAGE_IN_HREF.search(str(attributes.get("href", ""))) if attributes.get("rel") == "last" else None
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def review_to_post(review: Review, app_id: str, country: str, needs_reply_at_or_below: int) -> Post:
+    stars = "★" * review.rating + "☆" * (5 - review.rating)
+    extra = {"rating": review.rating, "version": review.version, "country": country, "app_id": app_id}
+    if review.rating <= needs_reply_at_or_below:
+        extra["needs_reply_hint"] = f"{review.rating}-star review"
+    return Post(source=PLATFORM, external_id=review.review_id, text=review.body,
+                url=review.link or f"https://apps.apple.com/{country}/app/id{app_id}?see-all=reviews",
+                author=review.author, title=f"{stars} {review.title}".strip(), created_at=review.updated,
+                extra=extra)
+
+
+@dataclass
+class _FeedPoll:
+    reviews: list[Review]
+    seen: Seen
+    gap: Gap | None
+    malformed: int
+
+
+class AppStoreConnector:
+    PLATFORM = PLATFORM
+
+    def __init__(self, source: AppStoreSource, settings: Settings, store=None, session: requests.Session | None = None):
+        self.source = source
+        self.platform: AppStorePlatform = settings.app_store
+        self.session = session or requests.Session()
+        self.late = int(self.platform.late_window.total_seconds())
+
+    def fetch(self, cursor: dict | None) -> FetchResult:
+        states = (cursor or {}).get("feeds", {})
+        posts: dict[str, Post] = {}
+        new_states, gaps, malformed = {}, [], 0
+        for app_id in self.source.apps:
+            for country in self.source.countries:
+                key = f"{app_id}/{country}"
+                polled = self._poll_feed(app_id, country, Seen.from_cursor(states.get(key)))
+                new_states[key] = polled.seen.to_cursor()
+                gaps += [polled.gap] if polled.gap else []
+                malformed += polled.malformed
+                for review in reversed(polled.reviews):  # oldest first
+                    posts.setdefault(review.review_id, review_to_post(
+                        review, app_id, country, self.source.needs_reply_at_or_below))
+        warnings = []
+        if malformed and not (cursor or {}).get("malformed"):
+            warnings.append(f"{malformed} App Store feed entries lacked an id, a 1-5 rating or a date; skipped")
+        return FetchResult(list(posts.values()), {"feeds": new_states, "malformed": bool(malformed)},
+                           warnings=warnings, gaps=gaps)
+
+    def _poll_feed(self, app_id: str, country: str, seen: Seen | None) -> _FeedPoll:
+        pages = self.platform.max_pages if seen else self.platform.initial_pages
+        found: dict[str, Review] = {}
+        reached = ended = False
+        malformed = page_no = 0
+        for page_no in range(1, min(pages, FEED_DEPTH) + 1):
+            page = parse_page(self._get(app_id, country, page_no),
+                              f"App Store reviews of app {app_id} ({country}) page {page_no}")
+            malformed += page.malformed
+            if not page.reviews:
+                ended = True
+                break
+            for review in page.reviews:
+                if seen and review.created < seen.lowest_unknown(self.late):
+                    reached = True
+                elif not (seen and seen.is_known(review.review_id, review.created, self.late)):
+                    found.setdefault(review.review_id, review)  # later pages repeat reviews pushed down
+            if reached:
+                break
+            if page.last_page is not None and page_no >= page.last_page:
+                ended = page.last_page < FEED_DEPTH
+                break
+        new = list(found.values())
+        gap = None
+        if seen and new and not reached and not ended:
+            oldest = min(r.updated for r in new)
+            start_at = datetime.fromtimestamp(seen.newest, tz=timezone.utc) if seen.newest else None
+            depth = "the feed's 10 pages" if page_no >= FEED_DEPTH else f"{page_no} pages (app_store.max_pages)"
+            gap = Gap(start_at, oldest, None, f"app {app_id} ({country}): more new reviews than {depth} hold; "
+                                              f"older new ones were not read")
+        items = [(r.review_id, r.created) for r in new]
+        # A feed that is empty at the start has nothing to skip: the next poll reads all it finds.
+        after = seen.merge(items, self.late) if seen else Seen.starting_at(items, 0, self.late)
+        return _FeedPoll(new, after, gap, malformed)
+
+    def _get(self, app_id: str, country: str, page: int) -> bytes:
+        url = f"{self.platform.base_url}/{country}/rss/customerreviews/page={page}/id={app_id}/sortby=mostrecent/json"
+        resp = http.get(self.session, url, headers={"User-Agent": self.platform.user_agent, "Accept": "application/json"},
+                        connect_timeout=self.platform.connect_timeout.total_seconds(),
+                        read_timeout=self.platform.read_timeout.total_seconds(),
+                        max_bytes=self.platform.max_bytes, what=f"App Store reviews of app {app_id} ({country}) page {page}")
+        return resp.body

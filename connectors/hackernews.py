@@ -1,0 +1,277 @@
+"""Hacker News stories and comments that mention a brand, from the public Algolia HN Search API.
+
+`search_by_date` answers newest first and pages with `page=`. Each query keeps its own cursor:
+the newest `created_at_i` stored and the objectIDs stored since a short while before it (items
+share seconds, and Algolia indexes some late), and each poll asks only for `created_at_i>=` that
+floor. When a poll's page budget, or Algolia's 1000-hit window, ends before the floor is reached,
+the unread stretch between the floor and the oldest item read is kept as a backlog in the cursor
+and read first on the next poll: nothing is skipped, it only waits.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Iterable
+
+import requests
+
+from connectors import http
+from connectors.feeds import strip_html
+from monitor.config import Brand, HackerNewsPlatform, HackerNewsSource, Settings
+from monitor.health import FailureKind, SourceFailure
+from monitor.models import FetchResult, Post
+
+PLATFORM = "hackernews"
+ITEM_URL = "https://news.ycombinator.com/item?id={}"
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What a cursor has stored: the newest creation time, and the ids created since `newest - late`.
+
+    Items created before `newest - late` count as stored, and so do items before `floor`: where a
+    first poll chose to start, so that older items are not taken for late arrivals.
+    """
+
+    newest: int
+    ids: dict[str, int] = field(default_factory=dict)
+    floor: int = 0
+
+    def lowest_unknown(self, late: int) -> int:
+        return max(self.newest - late, self.floor, 0)
+
+    def is_known(self, item_id: str, created: int, late: int) -> bool:
+        return created < self.lowest_unknown(late) or item_id in self.ids
+
+    def merge(self, items: Iterable[tuple[str, int]], late: int) -> "Seen":
+        ids = dict(self.ids)
+        ids.update(items)
+        newest = max([self.newest, *ids.values()])
+        floor = self.floor if self.floor > newest - late else 0
+        return Seen(newest, {i: t for i, t in ids.items() if t >= newest - late}, floor)
+
+    def to_cursor(self) -> dict:
+        return {"newest": self.newest, "ids": self.ids, **({"floor": self.floor} if self.floor else {})}
+
+    @classmethod
+    def from_cursor(cls, value: dict | None) -> "Seen | None":
+        if not value:
+            return None
+        return cls(int(value["newest"]), {str(k): int(v) for k, v in value.get("ids", {}).items()},
+                   int(value.get("floor", 0)))
+
+    @classmethod
+    def starting_at(cls, items: list[tuple[str, int]], now: int, late: int) -> "Seen":
+        """Where a first poll starts: after what it read (older items are not backfilled), or at `now`."""
+        if not items:
+            return cls(now)
+        return cls(0, floor=min(t for _, t in items)).merge(items, late)
+
+
+def default_queries(terms: list[str]) -> list[str]:
+    """The fewest queries that cover every term: Algolia ANDs a query's words, so `Acme` already
+    finds everything `Acme Cloud` and `acme.io` would."""
+    words = {term: frozenset(_WORD.findall(term.casefold())) for term in terms}
+    kept: list[str] = []
+    for term in sorted(dict.fromkeys(terms), key=lambda t: len(words[t])):
+        if words[term] and not any(words[k] <= words[term] for k in kept):
+            kept.append(term)
+    return kept
+
+
+def brand_of(source, settings: Settings) -> Brand | None:
+    return next((b for b in settings.brands.values() if any(s is source for s in b.sources)), None)
+
+
+@dataclass
+class _Hit:
+    item_id: str
+    created: int
+    raw: dict
+
+
+@dataclass
+class _Window:
+    """One created_at_i window read newest first: every valid hit in range, and whether it was read to its end."""
+
+    hits: list[_Hit]
+    complete: bool
+    pages: int
+    malformed: int
+
+
+def hit_to_post(raw: dict, team: frozenset[str]) -> Post:
+    item_id = str(raw["objectID"])
+    is_comment = raw.get("comment_text") is not None or "comment" in (raw.get("_tags") or [])
+    link = raw.get("url") or raw.get("story_url")
+    if is_comment:
+        title = strip_html(raw.get("story_title") or "")
+        text = strip_html(raw.get("comment_text") or "")
+    else:
+        title = strip_html(raw.get("title") or "")
+        # A link story's words are its title and link: keep the link where the matcher reads (domains).
+        text = "\n".join(p for p in (strip_html(raw.get("story_text") or ""), raw.get("url") or "") if p)
+    points = raw.get("points") if isinstance(raw.get("points"), int) else None
+    author = raw.get("author") or None
+    extra = {"points": points, "num_comments": raw.get("num_comments"), "story_id": raw.get("story_id"),
+             "parent_id": raw.get("parent_id"), "kind": "comment" if is_comment else "story", "link": link}
+    if author and author.casefold() in team:
+        extra["by_team"] = True
+    story_id, parent_id = raw.get("story_id"), raw.get("parent_id")
+    return Post(source=PLATFORM, external_id=item_id, text=text, url=ITEM_URL.format(item_id), author=author,
+                title=title or None, created_at=datetime.fromtimestamp(int(raw["created_at_i"]), tz=timezone.utc),
+                thread_id=str(story_id) if story_id is not None else None,
+                parent_id=str(parent_id) if is_comment and parent_id is not None else None,
+                reach=None if is_comment else points, extra=extra)
+
+
+class HackerNewsConnector:
+    PLATFORM = PLATFORM
+
+    def __init__(self, source: HackerNewsSource, settings: Settings, store=None,
+                 session: requests.Session | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+        self.source = source
+        self.platform: HackerNewsPlatform = settings.hackernews
+        self.session = session or requests.Session()
+        self.clock = clock
+        brand = brand_of(source, settings)
+        if source.queries:
+            self.queries = list(dict.fromkeys(source.queries))
+        elif brand is not None:
+            self.queries = default_queries(brand.names + brand.aliases + brand.domains)
+        else:
+            raise ValueError(f"hackernews source {source.name}: give `queries`, or list it under a brand")
+        self.team = frozenset(u.casefold() for u in (brand.team.hackernews if brand else []))
+        self.late = int(self.platform.late_window.total_seconds())
+
+    def fetch(self, cursor: dict | None) -> FetchResult:
+        states = (cursor or {}).get("queries", {})
+        posts: dict[str, Post] = {}
+        new_states, malformed = {}, 0
+        for query in self.queries:
+            hits, new_states[query], bad = self._poll_query(query, states.get(query))
+            malformed += bad
+            for hit in hits:
+                if hit.item_id not in posts:
+                    posts[hit.item_id] = hit_to_post(hit.raw, self.team)
+        warnings = []
+        if malformed and not (cursor or {}).get("malformed"):
+            warnings.append(f"Hacker News search returned {malformed} items without objectID/created_at_i; skipped")
+        ordered = sorted(posts.values(), key=lambda p: (p.created_at, int(p.external_id) if p.external_id.isdigit() else 0))
+        return FetchResult(ordered, {"queries": new_states, "malformed": bool(malformed)}, warnings=warnings)
+
+    # --- one query -------------------------------------------------------------------------------
+
+    def _poll_query(self, query: str, state: dict | None) -> tuple[list[_Hit], dict, int]:
+        """New hits of one query and its next cursor state."""
+        seen = Seen.from_cursor(state)
+        if seen is None:
+            # First poll: take the newest pages and start from there; older history is not backfilled.
+            window = self._read(query, None, None, self.platform.initial_pages)
+            start = Seen.starting_at([(h.item_id, h.created) for h in window.hits], int(self.clock().timestamp()), self.late)
+            return window.hits, start.to_cursor(), window.malformed
+        budget, found, malformed = self.platform.max_pages, [], 0
+        backlog = (state or {}).get("backlog")
+        if backlog:
+            # The stretch a budget-limited poll left between the cursor and the oldest item it read;
+            # what it did read (newer) is in `then`, which becomes the cursor once the stretch is done.
+            until, until_ids = int(backlog["until"]), set(backlog["until_ids"])
+            then = Seen.from_cursor(backlog["then"])
+            window = self._read(query, seen, until, budget)
+            budget, malformed = budget - window.pages, window.malformed
+            new = [h for h in window.hits if not (h.created == until and h.item_id in until_ids)
+                   and h.item_id not in then.ids and not seen.is_known(h.item_id, h.created, self.late)]
+            found += new
+            then = then.merge(((h.item_id, h.created) for h in new), self.late)
+            if window.complete:
+                seen, backlog = then.merge(seen.ids.items(), self.late), None
+            elif window.hits:
+                oldest = min(h.created for h in window.hits)
+                ids = {h.item_id for h in window.hits if h.created == oldest} | (until_ids if oldest == until else set())
+                backlog = {"until": oldest, "until_ids": sorted(ids), "then": then.to_cursor()}
+            else:
+                backlog = {**backlog, "then": then.to_cursor()}
+        if backlog is None and budget > 0:
+            # Everything from the cursor (less the late window) to now.
+            window = self._read(query, seen, None, budget)
+            malformed += window.malformed
+            new = [h for h in window.hits if not seen.is_known(h.item_id, h.created, self.late)]
+            found += new
+            newer = seen.merge(((h.item_id, h.created) for h in new), self.late)
+            if window.complete or not window.hits:
+                seen = newer
+            else:
+                oldest = min(h.created for h in window.hits)
+                backlog = {"until": oldest, "until_ids": sorted(h.item_id for h in window.hits if h.created == oldest),
+                           "then": newer.to_cursor()}
+        out = seen.to_cursor()
+        if backlog:
+            out["backlog"] = backlog
+        return found, out, malformed
+
+    def _read(self, query: str, seen: Seen | None, until: int | None, pages: int) -> _Window:
+        """Read `seen.lowest_unknown(late) <= created_at_i <= until` newest first, at most `pages` pages."""
+        filters = []
+        if seen is not None:
+            filters.append(f"created_at_i>={seen.lowest_unknown(self.late)}")
+        if until is not None:
+            filters.append(f"created_at_i<={until}")
+        hits: dict[str, _Hit] = {}
+        malformed = 0
+        for page in range(pages):
+            data = self._search(query, filters, page)
+            page_hits, bad = _valid_hits(data["hits"])
+            malformed += bad
+            for hit in page_hits:
+                hits.setdefault(hit.item_id, hit)  # new items push old ones onto the next page: keep one
+            if not data["hits"]:
+                return _Window(list(hits.values()), True, page + 1, malformed)
+            if page + 1 >= data["nbPages"]:
+                # nbPages stops at Algolia's 1000-hit window even when nbHits is larger.
+                read_all = (page + 1) * data["hitsPerPage"] >= data["nbHits"]
+                return _Window(list(hits.values()), read_all, page + 1, malformed)
+        return _Window(list(hits.values()), False, pages, malformed)
+
+    def _search(self, query: str, filters: list[str], page: int) -> dict:
+        params = {"query": query, "tags": "(story,comment)" if self.source.comments else "story",
+                  "hitsPerPage": self.platform.hits_per_page, "page": page}
+        if filters:
+            params["numericFilters"] = ",".join(filters)
+        what = f"Hacker News search {query!r} page {page}"
+        resp = http.get(self.session, f"{self.platform.base_url}/search_by_date", params=params,
+                        headers={"User-Agent": self.platform.user_agent, "Accept": "application/json"},
+                        connect_timeout=self.platform.connect_timeout.total_seconds(),
+                        read_timeout=self.platform.read_timeout.total_seconds(),
+                        max_bytes=self.platform.max_bytes, what=what)
+        return parse_search(resp.body, what)
+
+
+def parse_search(body: bytes, what: str) -> dict:
+    """The envelope fields we rely on, checked; any other shape is a BAD_PAYLOAD naming the field."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: response is not JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("hits"), list):
+        raise SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: response has no `hits` list")
+    for key in ("nbPages", "nbHits", "hitsPerPage"):
+        if not isinstance(data.get(key), int) or isinstance(data.get(key), bool):
+            raise SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: response has no integer `{key}`")
+    return data
+
+
+def _valid_hits(raw_hits: list) -> tuple[list[_Hit], int]:
+    hits, bad = [], 0
+    for raw in raw_hits:
+        item_id = raw.get("objectID") if isinstance(raw, dict) else None
+        created = raw.get("created_at_i") if isinstance(raw, dict) else None
+        if not item_id or not isinstance(created, int) or isinstance(created, bool):
+            bad += 1
+            continue
+        hits.append(_Hit(str(item_id), created, raw))
+    return hits, bad

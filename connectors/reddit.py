@@ -1,0 +1,470 @@
+"""Reddit: new posts and new comments of subreddits, and Reddit search sorted by new, through praw.
+
+Every HTTP call praw makes passes `BudgetedRequestor`: a real per-request timeout (praw's `timeout`
+never reaches API calls), the app's shared request budget, and Reddit's rate-limit headers, which we
+read and then hide from praw, whose own limiter would sleep the scheduler thread up to a whole
+10-minute window. praw is not thread-safe, so each scheduler thread gets its own `praw.Reddit`.
+Listings are read with `Reddit.request` as raw JSON: no lazy attribute fetches, and each page's
+`after` and the listing's depth stay visible, which the cursor and the gap record need.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+import praw
+import prawcore
+from praw.exceptions import PRAWException
+
+from connectors.http import retry_after_seconds
+from connectors.reddit_budget import RATE_HEADERS, RateBudget, shared_budget
+from monitor.config import Brand, RedditPlatform, RedditSource, Settings
+from monitor.health import FailureKind, SourceFailure
+from monitor.models import FetchResult, Gap, Post, TeamReply
+
+PLATFORM = "reddit"
+SITE = "https://www.reddit.com"
+TOKEN_PATH = "/api/v1/access_token"
+PAGE_SIZE = 100
+MAX_PAGES = 10               # Reddit lists about 1,000 items, 100 a page
+SEARCH_OVERLAP = 1800.0      # search indexes late: re-read the last half hour, skipping what was seen
+QUERY_LIMIT = 512            # Reddit's longest search query
+REMOVED = ("[removed]", "[deleted]")
+_BASE36 = re.compile(r"[0-9a-z]{1,13}")
+_FULLNAME = re.compile(r"t[13]_[0-9a-z]{1,13}")
+log = logging.getLogger("mentionwatch.reddit")
+
+
+# --- what a source reads ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Listing:
+    key: str                 # the listing's entry in the source's cursor
+    path: str
+    what: str                # for people: "r/acme new posts", "Reddit search"
+    subreddit: str | None = None
+    by_time: bool = False    # search: ordered by time, not id, and re-read with an overlap
+    params: dict = field(default_factory=dict)
+
+
+def search_queries(brand: Brand, limit: int = QUERY_LIMIT) -> list[str]:
+    """The brand's names, aliases and domains as `"a" OR "b"` queries no longer than Reddit allows."""
+    terms, seen = [], set()
+    for term in brand.names + brand.aliases + brand.domains:
+        clean = " ".join(term.replace('"', " ").split())
+        if clean and clean.casefold() not in seen:
+            seen.add(clean.casefold())
+            terms.append(f'"{clean}"')
+    queries, current = [], ""
+    for term in terms:
+        candidate = f"{current} OR {term}" if current else term
+        if len(candidate) > limit and current:
+            queries.append(current)
+            current = term
+        else:
+            current = candidate
+    return queries + [current] if current else queries
+
+
+def plan_listings(source: RedditSource, brand: Brand) -> list[Listing]:
+    if source.what == "posts":
+        return [Listing(f"r/{s}/new", f"/r/{s}/new", f"r/{s} new posts", s) for s in source.subreddits]
+    if source.what == "comments":
+        return [Listing(f"r/{s}/comments", f"/r/{s}/comments", f"r/{s} new comments", s) for s in source.subreddits]
+    out = []
+    for query in [source.query] if source.query else search_queries(brand):
+        params = {"q": query, "sort": "new", "t": "all"}
+        if not source.subreddits:
+            out.append(Listing(f"search:{query}", "/search", "Reddit search", None, True, params))
+        for s in source.subreddits:
+            out.append(Listing(f"r/{s}/search:{query}", f"/r/{s}/search", f"r/{s} search", s, True,
+                               {**params, "restrict_sr": "on"}))
+    return out
+
+
+def brand_of(source: RedditSource, settings: Settings) -> tuple[str, Brand]:
+    for brand_id, brand in settings.brands.items():
+        if any(s is source for s in brand.sources) or source in brand.sources:
+            return brand_id, brand
+    raise ValueError(f"Reddit source {source.name} belongs to no brand")
+
+
+def requests_per_minute(settings: Settings) -> float:
+    """What the Reddit sources need when nothing is busy: one page per listing per poll."""
+    total = 0.0
+    for _, (brand_id, source) in settings.sources().items():
+        if source.type == "reddit":
+            listings = plan_listings(source, settings.brands[brand_id])
+            total += len(listings) * 60.0 / source.interval.total_seconds()
+    return total
+
+
+def team_names(names: Iterable[str]) -> frozenset[str]:
+    return frozenset(n.strip().removeprefix("/").removeprefix("u/").casefold() for n in names if n.strip())
+
+
+# --- reading one listing ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ListingRead:
+    children: list[dict]     # new items, newest first
+    state: dict
+    gap: Gap | None = None
+
+
+def _id36(fullname: str) -> int:
+    return int(fullname.partition("_")[2], 36)
+
+
+def _when(utc: float) -> datetime:
+    return datetime.fromtimestamp(utc, tz=timezone.utc)
+
+
+def page_children(page: Any, what: str) -> tuple[list[dict], str | None]:
+    """The usable items of one listing page and its `after`; anything else than a listing is bad payload."""
+    data = page.get("data") if isinstance(page, dict) and page.get("kind") == "Listing" else None
+    if not isinstance(data, dict) or not isinstance(data.get("children"), list):
+        raise SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: Reddit answered something other than a listing")
+    out = []
+    for child in data["children"]:
+        item = child.get("data") if isinstance(child, dict) else None
+        if (isinstance(item, dict) and child.get("kind") in ("t1", "t3") and isinstance(item.get("id"), str)
+                and _BASE36.fullmatch(item["id"]) and isinstance(item.get("created_utc"), (int, float))):
+            out.append({**item, "kind": child["kind"], "name": f"{child['kind']}_{item['id']}"})
+        else:
+            log.debug("%s: skipped an unreadable listing item %.120r", what, child)
+    after = data.get("after")
+    return out, after if isinstance(after, str) else None
+
+
+def _initial_state(items: list[dict], now: float, by_time: bool) -> dict:
+    if by_time:
+        newest = max((i["created_utc"] for i in items), default=now)
+        return {"newest_utc": newest, "seen": _recent({i["name"]: i["created_utc"] for i in items}, newest)}
+    top = max(items, key=lambda i: _id36(i["name"]), default=None)
+    return {"newest": top["name"], "newest_utc": top["created_utc"]} if top else {"newest": None, "newest_utc": now}
+
+
+def _recent(seen: dict[str, float], newest: float) -> dict[str, float]:
+    """What search read within its overlap, at most a listing's depth of it (the cursor stays small)."""
+    kept = sorted(((t, n) for n, t in seen.items() if t >= newest - SEARCH_OVERLAP), reverse=True)
+    return {n: t for t, n in kept[: PAGE_SIZE * MAX_PAGES]}
+
+
+def _valid_state(state: Any, by_time: bool) -> bool:
+    if not isinstance(state, dict) or not isinstance(state.get("newest_utc"), (int, float)):
+        return False
+    if by_time:
+        return isinstance(state.get("seen"), dict)
+    return "newest" in state and (state["newest"] is None or bool(_FULLNAME.fullmatch(str(state["newest"]))))
+
+
+def _below_cursor(state: dict, by_time: bool) -> Callable[[dict], bool]:
+    """Whether an item was read before: at or under the newest id, or for search (ordered by time,
+    indexed late) seen already or older than the overlap."""
+    if by_time:
+        floor, seen = state["newest_utc"] - SEARCH_OVERLAP, state["seen"]
+        return lambda i: i["created_utc"] < floor or i["name"] in seen
+    if state["newest"]:
+        newest = _id36(state["newest"])
+        return lambda i: _id36(i["name"]) <= newest
+    return lambda i: i["created_utc"] <= state["newest_utc"]
+
+
+def read_listing(get_page: Callable[[str | None], tuple[list[dict], str | None]], listing: Listing,
+                 state: Any, now: float, lookback: float) -> ListingRead:
+    """Page from the newest item down to the cursor. A first read takes one page (items younger than
+    `lookback`); a listing that ends before reaching the cursor had more than Reddit lists: a gap."""
+    if not _valid_state(state, listing.by_time):
+        items, _ = get_page(None)
+        fresh = [i for i in items if i["created_utc"] >= now - lookback]
+        return ListingRead(fresh, _initial_state(items, now, listing.by_time))
+    is_old = _below_cursor(state, listing.by_time)
+    collected, reached, after = [], False, None
+    for _ in range(MAX_PAGES):
+        items, after = get_page(after)
+        for item in items:
+            if is_old(item):
+                reached = True  # the rest of this page is still read: search lists late-indexed items here
+            else:
+                collected.append(item)
+        if reached or not after or not items:
+            break
+    gap = None
+    if not reached and len(collected) >= PAGE_SIZE:
+        gap = listing_gap(listing, state["newest_utc"], collected)
+    return ListingRead(collected, _next_state(state, collected, listing.by_time), gap)
+
+
+def _next_state(state: dict, collected: list[dict], by_time: bool) -> dict:
+    if by_time:
+        newest = max([state["newest_utc"], *(i["created_utc"] for i in collected)])
+        seen = {**state["seen"], **{i["name"]: i["created_utc"] for i in collected}}
+        return {"newest_utc": newest, "seen": _recent(seen, newest)}
+    if not collected:
+        return dict(state)
+    top = max(collected, key=lambda i: _id36(i["name"]))
+    return {"newest": top["name"], "newest_utc": top["created_utc"]}
+
+
+def listing_gap(listing: Listing, since: float, collected: list[dict]) -> Gap:
+    """Items between the cursor and the oldest item Reddit still listed, counted at the rate we saw."""
+    oldest = min(i["created_utc"] for i in collected)
+    span = max(i["created_utc"] for i in collected) - oldest
+    estimate = round(len(collected) / span * max(oldest - since, 0)) if span > 0 else None
+    return Gap(_when(since), _when(oldest), estimate,
+               f"{listing.what}: more new items than Reddit lists (about 1,000, 100 a page); "
+               f"poll more often to close the gap")
+
+
+def to_post(item: dict, team: frozenset[str]) -> Post | None:
+    """A listing item as a Post; removed comments have nothing left to read and are skipped."""
+    kind, subreddit = item["kind"], item.get("subreddit")
+    author = item.get("author") if item.get("author") not in (None, "[deleted]") else None
+    extra: dict[str, Any] = {"subreddit": subreddit, "score": item.get("score")}
+    if kind == "t3":
+        text = item.get("selftext") or ""
+        if text in REMOVED or item.get("removed_by_category"):
+            text, extra["removed"] = "", True
+        thread_id, parent_id, title = item["name"], None, item.get("title")
+        permalink = item.get("permalink") or f"/r/{subreddit}/comments/{item['id']}/"
+        extra.update(kind="post", num_comments=item.get("num_comments"))
+    else:
+        text = item.get("body") or ""
+        if text in REMOVED:
+            return None
+        thread_id, parent_id, title = item.get("link_id"), item.get("parent_id"), None
+        permalink = item.get("permalink") or f"/r/{subreddit}/comments/{(thread_id or '_')[3:]}/_/{item['id']}/"
+        extra.update(kind="comment", thread_title=item.get("link_title"))
+    extra.update(thread_id=thread_id, parent_id=parent_id)
+    if author and author.casefold() in team:
+        extra["by_team"] = True
+    return Post(source=PLATFORM, external_id=item["name"], text=text, url=SITE + permalink, author=author,
+                title=title, created_at=_when(item["created_utc"]), thread_id=thread_id, parent_id=parent_id,
+                extra=extra)
+
+
+def first_team_reply(thread: Any, external_id: str, team: frozenset[str]) -> TeamReply | None:
+    """The earliest comment by a team account in a `/comments/<id>` answer (the mention's own
+    subtree when the mention is a comment), or None."""
+    found: list[dict] = []
+
+    def walk(listing: Any) -> None:
+        children = listing.get("data", {}).get("children", []) if isinstance(listing, dict) else []
+        for child in children:
+            data = child.get("data") if isinstance(child, dict) and child.get("kind") == "t1" else None
+            if not isinstance(data, dict):
+                continue
+            author = data.get("author")
+            if (isinstance(author, str) and author.casefold() in team and f"t1_{data.get('id')}" != external_id
+                    and isinstance(data.get("created_utc"), (int, float))):
+                found.append(data)
+            walk(data.get("replies"))
+
+    for part in thread[1:] if isinstance(thread, list) else []:
+        walk(part)
+    if not found:
+        return None
+    first = min(found, key=lambda d: d["created_utc"])
+    link = first.get("permalink") or f"/comments/{first.get('link_id', 't3__')[3:]}/_/{first['id']}/"
+    return TeamReply(PLATFORM, external_id, first["author"], _when(first["created_utc"]), SITE + link)
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+def failure_for(exc: Exception, listing: Listing | None, timeout: float, held_for: float = 0.0) -> SourceFailure:
+    """One classification of everything praw and prawcore raise, naming the subreddit when it is one.
+    `held_for`: how long the budget holds requests after a 429 (from its headers when it had no Retry-After)."""
+    what = listing.what if listing else "Reddit"
+    sub = f"r/{listing.subreddit}" if listing and listing.subreddit else None
+    if isinstance(exc, prawcore.TooManyRequests):
+        wait = retry_after_seconds(exc.retry_after) or held_for or 60.0
+        return SourceFailure(FailureKind.RATE_LIMITED, f"{what}: Reddit answered 429 Too Many Requests, retry "
+                             f"after {wait:.0f} s", wait)
+    if isinstance(exc, prawcore.Redirect) and sub:
+        return SourceFailure(FailureKind.GONE, f"{sub} does not exist (Reddit redirects to {exc.path}): check "
+                             f"the name in this source's subreddits")
+    if isinstance(exc, prawcore.NotFound) and sub:
+        return SourceFailure(FailureKind.GONE, f"{sub} was not found ({_reason(exc) or 'HTTP 404'}): it is "
+                             f"banned or misspelled; remove it from this source's subreddits")
+    if isinstance(exc, prawcore.InsufficientScope):
+        return SourceFailure(FailureKind.AUTH, f"{what}: the Reddit app's token lacks the `read` scope", disable=True)
+    if isinstance(exc, prawcore.InvalidToken):
+        return SourceFailure(FailureKind.AUTH, f"{what}: Reddit rejects the app's access token even after a "
+                             f"refresh (HTTP 401): check reddit.client_id and the app's status", disable=True)
+    if isinstance(exc, prawcore.Forbidden):
+        if sub:
+            return SourceFailure(FailureKind.AUTH, f"{sub} is {_reason(exc) or 'private or quarantined'} (HTTP "
+                                 f"403): remove it from this source's subreddits or use an account that may read it")
+        return SourceFailure(FailureKind.AUTH, f"{what}: HTTP 403 (access denied)")
+    if isinstance(exc, prawcore.OAuthException):
+        return SourceFailure(FailureKind.AUTH, f"Reddit refused the app's login ({exc.error}): check "
+                             f"reddit.username and reddit.password or reddit.refresh_token", disable=True)
+    if isinstance(exc, prawcore.BadJSON):
+        return SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: Reddit answered HTTP {exc.response.status_code} "
+                             f"with a body that is not JSON")
+    if isinstance(exc, prawcore.ResponseException):
+        status = exc.response.status_code
+        if status == 401 and exc.response.url.split("?")[0].endswith(TOKEN_PATH):
+            return SourceFailure(FailureKind.AUTH, "Reddit refused the app's credentials (HTTP 401 from the token "
+                                 "endpoint): check reddit.client_id and reddit.client_secret", disable=True)
+        attempts = " after 3 attempts" if isinstance(exc, prawcore.ServerError) or status == 408 else ""
+        return SourceFailure(FailureKind.UNAVAILABLE, f"{what}: Reddit answered HTTP {status}{attempts}")
+    if isinstance(exc, prawcore.RequestException):
+        original = exc.original_exception
+        how = (f"no answer within {timeout:g} s" if "Timeout" in type(original).__name__
+               else f"connection failed ({type(original).__name__})")
+        return SourceFailure(FailureKind.UNAVAILABLE, f"{what}: {how}, 3 attempts")
+    return SourceFailure(FailureKind.UNAVAILABLE, f"{what}: {type(exc).__name__}")
+
+
+def _reason(exc: prawcore.ResponseException) -> str | None:
+    try:
+        body = exc.response.json()
+    except ValueError:
+        return None
+    reason = body.get("reason") if isinstance(body, dict) else None
+    return reason if isinstance(reason, str) and len(reason) < 40 else None
+
+
+# --- the client ---------------------------------------------------------------------------------
+
+class BudgetedRequestor(prawcore.Requestor):
+    """Applies the timeout to every request, spends the shared budget on API calls and keeps the
+    rate-limit headers for it (praw would sleep on them; a half-formed set makes prawcore raise KeyError)."""
+
+    def __init__(self, *, budget: RateBudget, max_wait: Callable[[], float], **kwargs):
+        super().__init__(**kwargs)
+        self.budget, self.max_wait = budget, max_wait
+
+    def request(self, method: str, url: str, *args, timeout: float | None = None, **kwargs):
+        api = not url.split("?")[0].endswith(TOKEN_PATH)
+        if api:
+            self.budget.acquire(self.max_wait())
+        response = super().request(method, url, *args, timeout=self.timeout, **kwargs)
+        if api:
+            headers = response.headers
+            retry = None
+            if response.status_code == 429:
+                retry = retry_after_seconds(headers.get("retry-after")) or retry_after_seconds(
+                    headers.get("x-ratelimit-reset"))
+            self.budget.observe(response.status_code, headers, retry)
+            for name in RATE_HEADERS:
+                headers.pop(name, None)
+            if response.status_code == 401 and "www-authenticate" not in headers:
+                raise SourceFailure(FailureKind.AUTH, "Reddit answered HTTP 401 without a www-authenticate header "
+                                    "(is a proxy or login page in the way?)")
+        return response
+
+
+class RedditConnector:
+    PLATFORM = PLATFORM
+
+    def __init__(self, source: RedditSource, settings: Settings, store=None):
+        if settings.reddit is None:
+            raise ValueError(f"Reddit source {source.name} needs the reddit: settings")
+        self.source = source
+        self.platform: RedditPlatform = settings.reddit
+        _, brand = brand_of(source, settings)
+        self.team = team_names(brand.team.reddit)
+        self.teams = {brand_id: team_names(b.team.reddit) for brand_id, b in settings.brands.items()}
+        self.listings = plan_listings(source, brand)
+        self.budget = shared_budget(self.platform.client_id.get_secret_value(), self.platform.requests_per_minute)
+        self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+        self._local = threading.local()
+        self._reply_due: dict[str, datetime] = {}
+
+    def _max_wait(self) -> float:
+        return getattr(self._local, "max_wait", self.platform.max_wait.total_seconds())
+
+    def _reddit(self) -> praw.Reddit:
+        """This thread's client (praw is not thread-safe); it keeps its token between polls."""
+        reddit = getattr(self._local, "reddit", None)
+        if reddit is None:
+            p = self.platform
+            login: dict[str, str] = {}
+            if p.username and p.password:
+                login = {"username": p.username, "password": p.password.get_secret_value()}
+            elif p.refresh_token:
+                login = {"refresh_token": p.refresh_token.get_secret_value()}
+            reddit = praw.Reddit(
+                client_id=p.client_id.get_secret_value(), client_secret=p.client_secret.get_secret_value(),
+                user_agent=p.user_agent, oauth_url=p.oauth_url, reddit_url=p.reddit_url, check_for_updates=False,
+                check_for_async=False, requestor_class=BudgetedRequestor,
+                requestor_kwargs={"timeout": p.timeout.total_seconds(), "budget": self.budget,
+                                  "max_wait": self._max_wait}, **login)
+            self._local.reddit = reddit
+        return reddit
+
+    def _get(self, path: str, params: dict, listing: Listing | None) -> Any:
+        try:
+            return self._reddit().request(method="GET", path=path, params=params)
+        except (prawcore.PrawcoreException, PRAWException) as exc:
+            raise failure_for(exc, listing, self.platform.timeout.total_seconds(), self.budget.held_for()) from None
+
+    def _page(self, listing: Listing, after: str | None) -> tuple[list[dict], str | None]:
+        params = {**listing.params, "limit": PAGE_SIZE, **({"after": after} if after else {})}
+        return page_children(self._get(listing.path, params, listing), listing.what)
+
+    def fetch(self, cursor: dict | None) -> FetchResult:
+        states = (cursor or {}).get("listings")
+        states = states if isinstance(states, dict) else {}
+        now = self.clock().timestamp()
+        lookback = self.platform.first_poll_lookback.total_seconds()
+        posts, seen, gaps, new_states = [], set(), [], {}
+        for listing in self.listings:
+            read = read_listing(lambda after: self._page(listing, after), listing, states.get(listing.key), now,
+                                lookback)
+            new_states[listing.key] = read.state
+            gaps += [read.gap] if read.gap else []
+            for item in reversed(read.children):
+                post = to_post(item, self.team)
+                if post is not None and post.external_id not in seen:
+                    seen.add(post.external_id)
+                    posts.append(post)
+        return FetchResult(posts, {"listings": new_states}, gaps=gaps)
+
+    def find_team_replies(self, awaiting: list) -> list[TeamReply]:
+        """Check a few threads of mentions still waiting for an answer, each at most every
+        `reply_recheck`, with spare budget only: a poll never waits for these."""
+        now = self.clock()
+        waiting = {m.external_id for m in awaiting}
+        self._reply_due = {k: v for k, v in self._reply_due.items() if k in waiting}
+        due = [m for m in awaiting if self.teams.get(m.brand) and not (m.extra or {}).get("by_team")
+               and m.external_id[:3] in ("t1_", "t3_") and self._reply_due.get(m.external_id, now) <= now]
+        found: list[TeamReply] = []
+        self._local.max_wait = 0.0
+        try:
+            for mention in due[: self.platform.reply_checks_per_poll]:
+                try:
+                    thread = self._thread(mention)
+                except SourceFailure:
+                    break  # out of spare budget, or Reddit is unwell: the next poll tries again
+                self._reply_due[mention.external_id] = now + self.platform.reply_recheck
+                reply = first_team_reply(thread, mention.external_id, self.teams[mention.brand])
+                if reply is not None:
+                    found.append(reply)
+        finally:
+            del self._local.max_wait
+        return found
+
+    def _thread(self, mention) -> Any:
+        """The mention's thread (a post) or subtree (a comment); None when it is gone or closed."""
+        external_id = mention.external_id
+        params: dict[str, Any] = {"limit": PAGE_SIZE, "depth": 5, "sort": "new"}
+        thread_id = external_id if external_id.startswith("t3_") else (mention.extra or {}).get("thread_id")
+        if not isinstance(thread_id, str) or not thread_id.startswith("t3_"):
+            return None
+        if external_id.startswith("t1_"):
+            params.update(comment=external_id[3:], context=0)
+        try:
+            return self._reddit().request(method="GET", path=f"/comments/{thread_id[3:]}", params=params)
+        except (prawcore.NotFound, prawcore.Forbidden, prawcore.Redirect):
+            return None
+        except (prawcore.PrawcoreException, PRAWException) as exc:
+            raise failure_for(exc, None, self.platform.timeout.total_seconds()) from None

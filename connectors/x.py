@@ -1,0 +1,564 @@
+"""X (Twitter) API v2 through tweepy's `Client`: recent search and the mentions of the brand's handles.
+
+Why it is built this way (shared/docs/platform-notes.md section 2):
+- `Client` has a hard-coded host and no timeout, and ignores `x-rate-limit-remaining`: `ApiSession`
+  rewrites the host, adds a timeout and records the rate-limit headers, so we pace ourselves.
+- `wait_on_rate_limit` stays off (it hot-loops on a 429 without a future reset): a 429 becomes a
+  RATE_LIMITED failure with `retry_after` until `x-rate-limit-reset`, and the daemon reschedules.
+- X bills each post read and caps reads per month: reads are counted in the store per app and month,
+  and no page is requested that could take the month past the configured cap.
+- A poll spanning pages keeps the first page's `newest_id` and moves `since_id` only once the last
+  page is in; a poll stopped early (page bound, budget, rate limit) keeps that `newest_id` and the
+  oldest id it read in the cursor, and the pipeline stores posts and cursor in one transaction, so
+  a crash between pages loses nothing and the next poll reads only what is left.
+- Responses are read as raw JSON (`return_type=dict`): ids stay strings, as they are in `meta`.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Iterable
+
+import requests
+import tweepy
+
+from monitor.config import Brand, Settings, XPlatform, XSource
+from monitor.health import FailureKind, SourceFailure
+from monitor.models import FetchResult, Gap, Post, TeamReply
+
+PLATFORM = "x"
+TWITTER_HOST = "https://api.twitter.com"
+SEARCH_WINDOW = timedelta(days=7)
+WINDOW_MARGIN = timedelta(minutes=2)   # X rejects since_id/start_time even slightly older than 7 days
+TWITTER_EPOCH_MS = 1288834974657
+QUERY_LIMIT = 512                      # longest query on the self-serve plans
+MIN_RESULTS = {"search": 10, "mentions": 5}
+TWEET_FIELDS = ["created_at", "author_id", "conversation_id", "in_reply_to_user_id", "referenced_tweets", "lang"]
+USER_FIELDS = ["name", "username", "public_metrics"]
+EXPANSIONS = ["author_id"]             # no referenced tweets: each would be billed as one more read
+_RT_PREFIX = re.compile(r"^RT @(\w{1,15}): ", re.ASCII)
+log = logging.getLogger("mentionwatch.x")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --- pure helpers -------------------------------------------------------------------------------
+
+def snowflake_time(tweet_id: str | int) -> datetime:
+    """When a tweet id was minted: X ids carry their creation time in milliseconds."""
+    return datetime.fromtimestamp(((int(tweet_id) >> 22) + TWITTER_EPOCH_MS) / 1000, tz=timezone.utc)
+
+
+def next_period(now: datetime) -> datetime:
+    """Midnight UTC on the 1st of the next month: when a monthly read cap starts over."""
+    return datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=timezone.utc)
+
+
+def _quoted(term: str) -> str:
+    clean = " ".join(term.replace('"', " ").split())
+    return clean if re.fullmatch(r"\w+", clean) else f'"{clean}"'
+
+
+def default_query(brand: Brand) -> str:
+    """The brand's terms in X search syntax, without retweets and without its exclusion phrases."""
+    terms = [_quoted(t) for t in brand.names + brand.aliases] + brand.handles + brand.hashtags
+    terms += [f'url:"{d}"' for d in brand.domains]
+    unique = list(dict.fromkeys(terms))
+    excluded = "".join(f" -{_quoted(p)}" for p in brand.exclude)
+    return f"({' OR '.join(unique)}){excluded} -is:retweet"
+
+
+def team_handles(brand: Brand) -> frozenset[str]:
+    """The brand's own X accounts, lowercased and without `@`."""
+    return frozenset(h.lstrip("@").casefold() for h in brand.handles + brand.team.x)
+
+
+def brand_of(source: XSource, settings: Settings) -> tuple[str, Brand]:
+    for brand_id, brand in settings.brands.items():
+        if any(s is source for s in brand.sources):
+            return brand_id, brand
+    raise ValueError(f"X source {source.name} belongs to no brand")
+
+
+def reads_per_month(settings: Settings) -> int:
+    """What `validate` expects the X sources to read: each query and mentions timeline, 30 days."""
+    total = 0
+    for brand in settings.brands.values():
+        for src in brand.sources:
+            if src.type == PLATFORM:
+                streams = int(src.search) + (len(brand.handles) if src.mentions else 0)
+                total += streams * src.expected_posts_per_day * 30
+    return total
+
+
+def tweet_to_post(tweet: dict, users: dict[str, dict], team: frozenset[str]) -> Post:
+    """One tweet as a Post; a retweet becomes the tweet it retweets (text as the retweet quotes it),
+    so both are stored once."""
+    text = html.unescape(tweet["text"])
+    tweet_id = str(tweet["id"])
+    author = users.get(str(tweet.get("author_id")))
+    handle = author.get("username") if author else None
+    refs = {r.get("type"): str(r.get("id")) for r in tweet.get("referenced_tweets") or [] if r.get("id")}
+    extra: dict = {"conversation_id": str(tweet.get("conversation_id") or tweet_id)}
+    created = _parse_time(tweet.get("created_at")) or snowflake_time(tweet_id)
+    reach = (author.get("public_metrics") or {}).get("followers_count") if author else None
+    if "retweeted" in refs:
+        retweeter, tweet_id = handle, refs["retweeted"]
+        rt = _RT_PREFIX.match(text)
+        handle, text = (rt.group(1), text[rt.end():]) if rt else (None, text)
+        extra = {"conversation_id": tweet_id, **({"retweeted_by": f"@{retweeter}"} if retweeter else {})}
+        created, reach, author = snowflake_time(tweet_id), None, None
+    if author:
+        extra["author_name"] = author.get("name")
+        extra["author_id"] = str(author.get("id"))
+    if tweet.get("in_reply_to_user_id"):
+        extra["in_reply_to_user_id"] = str(tweet["in_reply_to_user_id"])
+    if refs.get("quoted"):
+        extra["quoted_id"] = refs["quoted"]
+    if tweet.get("lang"):
+        extra["lang"] = tweet["lang"]
+    if handle and handle.casefold() in team:
+        extra["by_team"] = True
+    url = f"https://x.com/{handle}/status/{tweet_id}" if handle else f"https://x.com/i/web/status/{tweet_id}"
+    return Post(source=PLATFORM, external_id=tweet_id, text=text, url=url, author=f"@{handle}" if handle else None,
+                created_at=created, thread_id=extra["conversation_id"], parent_id=refs.get("replied_to"),
+                reach=reach, extra=extra)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def reply_queries(conversations: list[str], team: Iterable[str], limit: int = QUERY_LIMIT) -> list[list[str]]:
+    """Group conversation ids into as few `conversation_id:… from:…` queries as fit X's query length."""
+    authors = " OR ".join(f"from:{h}" for h in sorted(team))
+    fixed = len(f"() ({authors})")
+    groups: list[list[str]] = []
+    for cid in dict.fromkeys(conversations):
+        clause = f"conversation_id:{cid}"
+        if groups and fixed + len(" OR ".join(f"conversation_id:{c}" for c in groups[-1] + [cid])) <= limit:
+            groups[-1].append(cid)
+        elif fixed + len(clause) <= limit:
+            groups.append([cid])
+    return groups
+
+
+def reply_query(conversations: list[str], team: Iterable[str]) -> str:
+    ids = " OR ".join(f"conversation_id:{c}" for c in conversations)
+    return f"({ids}) ({' OR '.join(f'from:{h}' for h in sorted(team))})"
+
+
+# --- HTTP -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RateLimit:
+    limit: int
+    remaining: int
+    reset: float   # epoch seconds
+
+
+def endpoint_of(url: str) -> str:
+    if "/2/tweets/search/recent" in url:
+        return "search"
+    if "/2/users/by/username/" in url:
+        return "users"
+    if re.search(r"/2/users/\d+/mentions", url):
+        return "mentions"
+    return "other"
+
+
+class ApiSession(requests.Session):
+    """What tweepy's Client lacks: our base URL, a timeout, and the `x-rate-limit-*` headers kept."""
+
+    def __init__(self, base_url: str, timeout: tuple[float, float]):
+        super().__init__()
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.limits: dict[str, RateLimit] = {}
+
+    def request(self, method, url, *args, **kwargs):
+        url = url.replace(TWITTER_HOST, self.base_url, 1)
+        kwargs.setdefault("timeout", self.timeout)
+        response = super().request(method, url, *args, **kwargs)
+        try:
+            self.limits[endpoint_of(url)] = RateLimit(int(response.headers["x-rate-limit-limit"]),
+                                                      int(response.headers["x-rate-limit-remaining"]),
+                                                      float(response.headers["x-rate-limit-reset"]))
+        except (KeyError, ValueError):
+            pass
+        return response
+
+
+class _Stop(Exception):
+    """This stream cannot read another page now (rate limit, read budget); what it read is kept."""
+
+    def __init__(self, failure: SourceFailure, budget: bool = False):
+        super().__init__(failure.message)
+        self.failure = failure
+        self.budget = budget
+
+
+def _body(exc: tweepy.HTTPException) -> dict:
+    try:
+        body = exc.response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _users(body: dict) -> dict[str, dict]:
+    """`includes.users` by id: where a tweet's author handle, name and followers come from."""
+    return {str(u.get("id")): u for u in (body.get("includes") or {}).get("users") or [] if isinstance(u, dict)}
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- the connector --------------------------------------------------------------------------------
+
+@dataclass
+class _Read:
+    """What one poll of one stream (the search, or one handle's mentions) collected."""
+
+    posts: list[Post]
+    state: dict
+    gap: Gap | None = None
+
+
+class XConnector:
+    PLATFORM = PLATFORM
+
+    def __init__(self, source: XSource, settings: Settings, store=None):
+        if settings.x is None:
+            raise ValueError("an X source needs the top-level `x:` settings")
+        self.source = source
+        self.platform: XPlatform = settings.x
+        self.store = store
+        self.brand_id, self.brand = brand_of(source, settings)
+        self.source_id = f"{self.brand_id}/{source.name}"
+        self.query = source.query or default_query(self.brand)
+        self.team = team_handles(self.brand)
+        self.clock: Callable[[], datetime] = _utcnow
+        self.session = ApiSession(self.platform.base_url, (self.platform.connect_timeout.total_seconds(),
+                                                           self.platform.read_timeout.total_seconds()))
+        self.client = tweepy.Client(bearer_token=self.platform.bearer_token.get_secret_value(),
+                                    return_type=dict, wait_on_rate_limit=False)
+        self.client.session = self.session
+        self._disabled: SourceFailure | None = None
+        self._blocked: dict[str, float] = {}   # endpoint -> epoch until which a 429 told us to wait
+        self._checked: dict[str, float] = {}   # mention id -> when its conversation was last checked
+
+    # --- reads budget and pacing ---
+
+    @property
+    def _usage_key(self) -> str:
+        return f"x:reads:{self.platform.app}"
+
+    def _page_size(self, endpoint: str, now: datetime) -> int:
+        """The largest page that cannot take this month's reads past the cap."""
+        if self.store is None:
+            return self.platform.max_results
+        cap = self.platform.monthly_read_cap
+        used = self.store.get_usage(self._usage_key, f"{now:%Y-%m}")
+        size = min(self.platform.max_results, cap - used)
+        if size < MIN_RESULTS[endpoint]:
+            resume = next_period(now)
+            raise _Stop(SourceFailure(
+                FailureKind.RATE_LIMITED,
+                f"X read budget exhausted: {used:,} of {cap:,} post reads used in {now:%Y-%m} (app "
+                f"{self.platform.app}, x.monthly_read_cap); paused until {resume:%Y-%m-%d %H:%M} UTC",
+                (resume - now).total_seconds()), budget=True)
+        return size
+
+    def _spend(self, count: int, now: datetime) -> None:
+        if count and self.store is not None:
+            self.store.add_usage(self._usage_key, f"{now:%Y-%m}", count)
+
+    def _pace(self, endpoint: str, now: datetime) -> None:
+        """Do not call an endpoint whose window is used up: wait for its reset instead."""
+        epoch = now.timestamp()
+        until = self._blocked.get(endpoint, 0.0)
+        limit = self.session.limits.get(endpoint)
+        if limit is not None and limit.remaining <= 0:
+            until = max(until, limit.reset)
+        if until > epoch:
+            resume = datetime.fromtimestamp(until, timezone.utc)
+            raise _Stop(SourceFailure(FailureKind.RATE_LIMITED, f"X {endpoint} rate limit used up until "
+                                      f"{resume:%H:%M:%S} UTC", max(until - epoch, 1.0)))
+
+    # --- calls ---
+
+    def _call(self, endpoint: str, now: datetime, fn: Callable, *args, **kwargs) -> dict:
+        """One API call; every failure comes back classified, a 429 as `_Stop`."""
+        what = f"X {endpoint} for {self.source_id}"
+        try:
+            body = fn(*args, **kwargs)
+        except tweepy.TooManyRequests as exc:
+            reset = exc.reset_time
+            if reset is not None:
+                self._blocked[endpoint] = float(reset)
+            wait = max(reset - now.timestamp(), 1.0) if reset is not None else None
+            capped = "usage-capped" in str(_body(exc).get("type", ""))
+            raise _Stop(SourceFailure(
+                FailureKind.RATE_LIMITED,
+                f"{what}: " + ("X says the app's monthly post cap is used up (HTTP 429 usage-capped)" if capped
+                               else "HTTP 429 Too Many Requests") + (f", retry in {wait:.0f} s" if wait else ""),
+                wait)) from None
+        except tweepy.Unauthorized:
+            self._disabled = SourceFailure(FailureKind.AUTH, f"{what}: X rejected the bearer token (HTTP 401): "
+                                           "check x.bearer_token; source disabled until mentionwatch restarts")
+            raise self._disabled from None
+        except tweepy.Forbidden as exc:
+            body = _body(exc)
+            if body.get("reason") == "client-not-enrolled":
+                self._disabled = SourceFailure(
+                    FailureKind.AUTH,
+                    f"{what}: the X app's access level does not include this endpoint (HTTP 403 client-not-enrolled): "
+                    "recent search and mentions timelines need an app inside a Project on the Basic plan or "
+                    "higher; source disabled until the config is reloaded or mentionwatch restarts")
+                raise self._disabled from None
+            detail = _short(str(body.get("detail") or exc))
+            raise SourceFailure(FailureKind.AUTH, f"{what}: HTTP 403 ({detail})") from None
+        except tweepy.BadRequest as exc:
+            raise self._bad_request(what, exc) from None
+        except tweepy.NotFound:
+            raise SourceFailure(FailureKind.GONE, f"{what}: HTTP 404") from None
+        except tweepy.TwitterServerError as exc:
+            raise SourceFailure(FailureKind.UNAVAILABLE, f"{what}: HTTP {exc.response.status_code}") from None
+        except tweepy.HTTPException as exc:
+            raise SourceFailure(FailureKind.UNAVAILABLE, f"{what}: HTTP {exc.response.status_code}") from None
+        except requests.exceptions.JSONDecodeError:
+            raise SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: the answer is not JSON") from None
+        except requests.Timeout:
+            raise SourceFailure(FailureKind.UNAVAILABLE, f"{what}: timed out") from None
+        except requests.ConnectionError as exc:
+            raise SourceFailure(FailureKind.UNAVAILABLE, f"{what}: connection failed ({type(exc).__name__})") from None
+        except requests.RequestException as exc:
+            raise SourceFailure(FailureKind.UNAVAILABLE, f"{what}: {type(exc).__name__}") from None
+        if not isinstance(body, dict):
+            raise SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: expected a JSON object")
+        return body
+
+    def _bad_request(self, what: str, exc: tweepy.BadRequest) -> SourceFailure:
+        body = _body(exc)
+        errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]
+        message = _short("; ".join(str(e.get("message")) for e in errors if e.get("message"))
+                         or str(body.get("detail") or "invalid request"))
+        if any("query" in (e.get("parameters") or {}) for e in errors):
+            where = (f"brands.{self.brand_id}.sources ({self.source.name}).query" if self.source.query
+                     else f"the query built from brand {self.brand_id}'s terms")
+            return SourceFailure(FailureKind.GONE, f"brand {self.brand_id}: X rejected the search query "
+                                 f"{_short(self.query)!r} (HTTP 400: {message}); fix {where}")
+        return SourceFailure(FailureKind.GONE, f"{what}: X rejected the request (HTTP 400: {message})")
+
+    def _page(self, endpoint: str, now: datetime, state: dict, token: str | None, size: int,
+              user_id: str | None) -> dict:
+        params = {"max_results": size, "expansions": EXPANSIONS, "tweet_fields": TWEET_FIELDS,
+                  "user_fields": USER_FIELDS}
+        if state.get("since_id"):
+            params["since_id"] = state["since_id"]
+        elif state.get("start_time"):
+            params["start_time"] = state["start_time"]
+        if state.get("until_id"):
+            params["until_id"] = state["until_id"]
+        if endpoint == "search":
+            return self._call(endpoint, now, self.client.search_recent_tweets, self.query,
+                              **params, **({"next_token": token} if token else {}))
+        return self._call(endpoint, now, self.client.get_users_mentions, user_id,
+                          **params, **({"pagination_token": token} if token else {}))
+
+    def _user_id(self, handle: str, users: dict, now: datetime) -> str:
+        """A handle's user id, looked up once and then kept in the cursor."""
+        if handle in users:
+            return users[handle]
+        self._pace("users", now)
+        body = self._call("users", now, self.client.get_user, username=handle)
+        data = body.get("data")
+        if not isinstance(data, dict) or not data.get("id"):
+            raise SourceFailure(FailureKind.GONE, f"brand {self.brand_id}: X account @{handle} not found "
+                                f"(check brands.{self.brand_id}.handles)")
+        users[handle] = str(data["id"])
+        log.info("source %s: X account @%s is user id %s", self.source_id, handle, users[handle])
+        return users[handle]
+
+    # --- fetch ---
+
+    def fetch(self, cursor: dict | None) -> FetchResult:
+        if self._disabled is not None:
+            raise SourceFailure(self._disabled.kind, self._disabled.message)
+        now = self.clock()
+        cursor = dict(cursor or {})
+        users = dict(cursor.get("users") or {})
+        streams = dict(cursor.get("streams") or {})
+        plan = ([("search", "search", None)] if self.source.search else []) + (
+            [(f"mentions:{h.lstrip('@').casefold()}", "mentions", h.lstrip("@")) for h in self.brand.handles]
+            if self.source.mentions else [])
+        posts: dict[str, Post] = {}
+        gaps: list[Gap] = []
+        stopped: list[_Stop] = []
+        for key, endpoint, handle in plan:
+            try:
+                user_id = self._user_id(handle.casefold(), users, now) if handle else None
+                label = f"the mentions of @{handle}" if handle else "the X search"
+                read = self._read(endpoint, streams.get(key) or {}, now, user_id, label)
+            except _Stop as stop:
+                stopped.append(stop)
+                continue
+            streams[key] = read.state
+            for post in read.posts:
+                posts.setdefault(post.external_id, post)
+            if read.gap:
+                gaps.append(read.gap)
+        if stopped and len(stopped) == len(plan):
+            first = min(stopped, key=lambda s: (not s.budget, s.failure.retry_after or 0))
+            raise first.failure
+        log.debug("source %s: %d posts from X", self.source_id, len(posts))
+        return FetchResult(list(posts.values()), {"users": users, "streams": streams}, gaps=gaps)
+
+    def _read(self, endpoint: str, state: dict, now: datetime, user_id: str | None, label: str) -> _Read:
+        """Read one stream's new posts, newest first, up to the page bound.
+
+        `state` holds the lower bound, `since_id` (or `start_time` when there is no id to start from).
+        A walk cut short by the page bound, the budget or the rate limit also holds the first page's
+        `newest_id` and `until_id`, the oldest id read: the next poll reads the ids in between. An
+        `until_id` rather than the `next_token` because a token is tied to its exact `since_id`, which
+        X refuses once it is older than 7 days.
+        """
+        state = dict(state)
+        if endpoint == "search" and state.get("query") not in (None, self.query):
+            state = {"since_id": state.get("since_id"), "start_time": state.get("start_time"), "started": True}
+        gap = self._window(state, now) if endpoint == "search" else None
+        first = not state.get("started")
+        limit = self.platform.initial_pages if first else self.platform.max_pages
+        newest, oldest = state.get("newest_id"), state.get("until_id")
+        token: str | None = None
+        posts: list[Post] = []
+        pages, done = 0, False
+        while True:
+            try:
+                self._pace(endpoint, now)
+                size = self._page_size(endpoint, now)
+                body = self._page(endpoint, now, state, token, size, user_id)
+            except _Stop:
+                if pages == 0:
+                    raise
+                break
+            pages += 1
+            if "data" not in body and "meta" not in body and body.get("errors"):
+                raise SourceFailure(FailureKind.GONE, f"X {endpoint} for {self.source_id}: "
+                                    f"{_short(str(body['errors'][0].get('detail', body['errors'][0])))}")
+            data = [t for t in body.get("data") or [] if isinstance(t, dict)]
+            self._spend(len(data), now)
+            users = _users(body)
+            try:
+                posts += [tweet_to_post(t, users, self.team) for t in data]
+                oldest = min((str(t["id"]) for t in data), key=int, default=oldest)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise SourceFailure(FailureKind.BAD_PAYLOAD, f"X {endpoint} for {self.source_id}: malformed "
+                                    f"tweet ({type(exc).__name__}: {exc})") from None
+            meta = body.get("meta") or {}
+            newest = newest or meta.get("newest_id")
+            token = meta.get("next_token")
+            if not token:
+                done = True
+                break
+            if pages >= limit:
+                break
+        keep = {"query": self.query, "started": True} if endpoint == "search" else {"started": True}
+        if done and newest:
+            return _Read(posts, {**keep, "since_id": newest}, gap)
+        if done:
+            lower = ({"since_id": state["since_id"]} if state.get("since_id")
+                     else {"start_time": _stamp(now - WINDOW_MARGIN)})
+            return _Read(posts, {**keep, **lower}, gap)
+        if first:
+            read_back_to = min((p.created_at for p in posts if p.created_at), default=now)
+            return _Read(posts, {**keep, "since_id": newest}, gap or Gap(
+                now - SEARCH_WINDOW if endpoint == "search" else None, read_back_to, None,
+                f"first poll of {label}: older posts were not read "
+                f"(x.initial_pages = {self.platform.initial_pages})"))
+        lower = {k: state[k] for k in ("since_id", "start_time") if state.get(k)}
+        return _Read(posts, {**keep, **lower, "until_id": oldest, "newest_id": newest}, gap)
+
+    def _window(self, state: dict, now: datetime) -> Gap | None:
+        """Recent search reaches back 7 days and X refuses an older `since_id`: move the lower bound to
+        the window's edge and record what fell out of it (also the rest of an unfinished walk)."""
+        edge = now - SEARCH_WINDOW + WINDOW_MARGIN
+        lower = snowflake_time(state["since_id"]) if state.get("since_id") else _parse_time(state.get("start_time"))
+        if lower is None or lower >= edge:
+            return None
+        reason = ("older than X's 7-day recent search window: posts from the last poll that reached X to "
+                  "the window's start could not be fetched")
+        until = state.get("until_id")
+        if until and snowflake_time(until) <= edge:
+            newest = state.get("newest_id")
+            state.clear()
+            state.update({"since_id": newest, "started": True} if newest else {"start_time": _stamp(edge),
+                                                                              "started": True})
+            return Gap(lower, snowflake_time(until), None, reason)
+        state.pop("since_id", None)
+        state.update({"start_time": _stamp(edge), "started": True})
+        return Gap(lower, edge, None, reason)
+
+    # --- team replies ---
+
+    def find_team_replies(self, awaiting: list) -> list[TeamReply]:
+        """Replies by the brand's handles in the conversations of mentions that wait for one.
+
+        Only this source's mentions, the least recently checked first, `x.reply_checks_per_poll` of
+        them; conversation ids are batched into few queries, each one page within the read budget
+        and the rate limit.
+        """
+        if self._disabled is not None or not self.team or not self.platform.reply_checks_per_poll:
+            return []
+        now = self.clock()
+        edge = now - SEARCH_WINDOW + WINDOW_MARGIN
+        mine = [m for m in awaiting if m.source == PLATFORM and m.source_id == self.source_id
+                and not (m.extra or {}).get("by_team") and (m.extra or {}).get("conversation_id")]
+        mine.sort(key=lambda m: self._checked.get(m.external_id, 0.0))
+        mentions = mine[: self.platform.reply_checks_per_poll]
+        self._checked = {m.external_id: self._checked.get(m.external_id, 0.0) for m in mine}
+        self._checked.update((m.external_id, now.timestamp()) for m in mentions)
+        by_conversation: dict[str, list] = {}
+        for mention in mentions:
+            by_conversation.setdefault(str(mention.extra["conversation_id"]), []).append(mention)
+        found: list[TeamReply] = []
+        for group in reply_queries(list(by_conversation), self.team):
+            waiting = [m for cid in group for m in by_conversation[cid]]
+            oldest = min(waiting, key=lambda m: int(m.external_id))
+            window = ({"since_id": oldest.external_id} if snowflake_time(oldest.external_id) >= edge
+                      else {"start_time": _stamp(edge)})
+            try:
+                self._pace("search", now)
+                size = self._page_size("search", now)
+                body = self._call("search", now, self.client.search_recent_tweets, reply_query(group, self.team),
+                                  max_results=size, expansions=EXPANSIONS, tweet_fields=TWEET_FIELDS,
+                                  user_fields=USER_FIELDS, **window)
+            except _Stop:
+                break
+            data = [t for t in body.get("data") or [] if isinstance(t, dict)]
+            self._spend(len(data), now)
+            users = _users(body)
+            replies = sorted((tweet_to_post(t, users, self.team) for t in data), key=lambda p: int(p.external_id))
+            for mention in waiting:
+                reply = next((p for p in replies if p.extra.get("by_team") and p.thread_id == str(
+                    mention.extra["conversation_id"]) and int(p.external_id) > int(mention.external_id)), None)
+                if reply is not None:
+                    found.append(TeamReply(PLATFORM, mention.external_id, reply.author, reply.created_at, reply.url))
+        return found
