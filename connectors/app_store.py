@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 import requests
 
 from connectors import http
-from connectors.hackernews import Seen
+from connectors.cursors import Seen
 from monitor.config import AppStorePlatform, AppStoreSource, Settings
 from monitor.health import FailureKind, SourceFailure
 from monitor.models import FetchResult, Gap, Post

@@ -12,64 +12,22 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterable
+from typing import Callable
 
 import requests
 
 from connectors import http
+from connectors.cursors import Seen
 from connectors.feeds import strip_html
-from monitor.config import Brand, HackerNewsPlatform, HackerNewsSource, Settings
+from monitor.config import HackerNewsPlatform, HackerNewsSource, Settings
 from monitor.health import FailureKind, SourceFailure
 from monitor.models import FetchResult, Post
 
 PLATFORM = "hackernews"
 ITEM_URL = "https://news.ycombinator.com/item?id={}"
 _WORD = re.compile(r"\w+")
-
-
-@dataclass(frozen=True)
-class Seen:
-    """What a cursor has stored: the newest creation time, and the ids created since `newest - late`.
-
-    Items created before `newest - late` count as stored, and so do items before `floor`: where a
-    first poll chose to start, so that older items are not taken for late arrivals.
-    """
-
-    newest: int
-    ids: dict[str, int] = field(default_factory=dict)
-    floor: int = 0
-
-    def lowest_unknown(self, late: int) -> int:
-        return max(self.newest - late, self.floor, 0)
-
-    def is_known(self, item_id: str, created: int, late: int) -> bool:
-        return created < self.lowest_unknown(late) or item_id in self.ids
-
-    def merge(self, items: Iterable[tuple[str, int]], late: int) -> "Seen":
-        ids = dict(self.ids)
-        ids.update(items)
-        newest = max([self.newest, *ids.values()])
-        floor = self.floor if self.floor > newest - late else 0
-        return Seen(newest, {i: t for i, t in ids.items() if t >= newest - late}, floor)
-
-    def to_cursor(self) -> dict:
-        return {"newest": self.newest, "ids": self.ids, **({"floor": self.floor} if self.floor else {})}
-
-    @classmethod
-    def from_cursor(cls, value: dict | None) -> "Seen | None":
-        if not value:
-            return None
-        return cls(int(value["newest"]), {str(k): int(v) for k, v in value.get("ids", {}).items()},
-                   int(value.get("floor", 0)))
-
-    @classmethod
-    def starting_at(cls, items: list[tuple[str, int]], now: int, late: int) -> "Seen":
-        """Where a first poll starts: after what it read (older items are not backfilled), or at `now`."""
-        if not items:
-            return cls(now)
-        return cls(0, floor=min(t for _, t in items)).merge(items, late)
 
 
 def default_queries(terms: list[str]) -> list[str]:
@@ -81,10 +39,6 @@ def default_queries(terms: list[str]) -> list[str]:
         if words[term] and not any(words[k] <= words[term] for k in kept):
             kept.append(term)
     return kept
-
-
-def brand_of(source, settings: Settings) -> Brand | None:
-    return next((b for b in settings.brands.values() if any(s is source for s in b.sources)), None)
 
 
 @dataclass
@@ -108,8 +62,8 @@ def hit_to_post(raw: dict, team: frozenset[str]) -> Post:
     item_id = str(raw["objectID"])
     is_comment = raw.get("comment_text") is not None or "comment" in (raw.get("_tags") or [])
     link = raw.get("url") or raw.get("story_url")
-    if is_comment:
-        title = strip_html(raw.get("story_title") or "")
+    if is_comment:  # classified on its own words; the thread's title is context, kept in extra
+        title = ""
         text = strip_html(raw.get("comment_text") or "")
     else:
         title = strip_html(raw.get("title") or "")
@@ -118,7 +72,8 @@ def hit_to_post(raw: dict, team: frozenset[str]) -> Post:
     points = raw.get("points") if isinstance(raw.get("points"), int) else None
     author = raw.get("author") or None
     extra = {"points": points, "num_comments": raw.get("num_comments"), "story_id": raw.get("story_id"),
-             "parent_id": raw.get("parent_id"), "kind": "comment" if is_comment else "story", "link": link}
+             "parent_id": raw.get("parent_id"), "kind": "comment" if is_comment else "story", "link": link,
+             "story_title": strip_html(raw.get("story_title") or "") or None}
     if author and author.casefold() in team:
         extra["by_team"] = True
     story_id, parent_id = raw.get("story_id"), raw.get("parent_id")
@@ -139,14 +94,9 @@ class HackerNewsConnector:
         self.platform: HackerNewsPlatform = settings.hackernews
         self.session = session or requests.Session()
         self.clock = clock
-        brand = brand_of(source, settings)
-        if source.queries:
-            self.queries = list(dict.fromkeys(source.queries))
-        elif brand is not None:
-            self.queries = default_queries(brand.names + brand.aliases + brand.domains)
-        else:
-            raise ValueError(f"hackernews source {source.name}: give `queries`, or list it under a brand")
-        self.team = frozenset(u.casefold() for u in (brand.team.hackernews if brand else []))
+        _, brand = settings.brand_of(source)
+        self.queries = list(dict.fromkeys(source.queries or default_queries(brand.names + brand.aliases + brand.domains)))
+        self.team = frozenset(u.casefold() for u in brand.team.hackernews)
         self.late = int(self.platform.late_window.total_seconds())
 
     def fetch(self, cursor: dict | None) -> FetchResult:

@@ -72,9 +72,14 @@ def get(session: requests.Session, url: str, *, headers: dict, connect_timeout: 
                 if time.monotonic() > deadline:
                     raise SourceFailure(FailureKind.UNAVAILABLE, f"{what}: download took too long")
             return HttpResponse(resp.status_code, bytes(body), resp.headers, resp.url)
-    except requests.Timeout:
-        raise SourceFailure(FailureKind.UNAVAILABLE, f"{what}: timed out") from None
-    except requests.ConnectionError as exc:
-        raise SourceFailure(FailureKind.UNAVAILABLE, f"{what}: connection failed ({type(exc).__name__})") from None
     except requests.RequestException as exc:
-        raise SourceFailure(FailureKind.UNAVAILABLE, f"{what}: {type(exc).__name__}") from None
+        raise network_failure(exc, what) from None
+
+
+def network_failure(exc: requests.RequestException, what: str) -> SourceFailure:
+    """What a requests exception means for a source: always weather, never a reason to give up."""
+    if isinstance(exc, requests.Timeout):
+        return SourceFailure(FailureKind.UNAVAILABLE, f"{what}: timed out")
+    if isinstance(exc, requests.ConnectionError):
+        return SourceFailure(FailureKind.UNAVAILABLE, f"{what}: connection failed ({type(exc).__name__})")
+    return SourceFailure(FailureKind.UNAVAILABLE, f"{what}: {type(exc).__name__}")

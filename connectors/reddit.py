@@ -87,13 +87,6 @@ def plan_listings(source: RedditSource, brand: Brand) -> list[Listing]:
     return out
 
 
-def brand_of(source: RedditSource, settings: Settings) -> tuple[str, Brand]:
-    for brand_id, brand in settings.brands.items():
-        if any(s is source for s in brand.sources) or source in brand.sources:
-            return brand_id, brand
-    raise ValueError(f"Reddit source {source.name} belongs to no brand")
-
-
 def requests_per_minute(settings: Settings) -> float:
     """What the Reddit sources need when nothing is busy: one page per listing per poll."""
     total = 0.0
@@ -370,7 +363,7 @@ class RedditConnector:
             raise ValueError(f"Reddit source {source.name} needs the reddit: settings")
         self.source = source
         self.platform: RedditPlatform = settings.reddit
-        _, brand = brand_of(source, settings)
+        _, brand = settings.brand_of(source)
         self.team = team_names(brand.team.reddit)
         self.teams = {brand_id: team_names(b.team.reddit) for brand_id, b in settings.brands.items()}
         self.listings = plan_listings(source, brand)

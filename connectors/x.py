@@ -26,6 +26,8 @@ from typing import Callable, Iterable
 import requests
 import tweepy
 
+from connectors.http import network_failure
+
 from monitor.config import Brand, Settings, XPlatform, XSource
 from monitor.health import FailureKind, SourceFailure
 from monitor.models import FetchResult, Gap, Post, TeamReply
@@ -77,13 +79,6 @@ def default_query(brand: Brand) -> str:
 def team_handles(brand: Brand) -> frozenset[str]:
     """The brand's own X accounts, lowercased and without `@`."""
     return frozenset(h.lstrip("@").casefold() for h in brand.handles + brand.team.x)
-
-
-def brand_of(source: XSource, settings: Settings) -> tuple[str, Brand]:
-    for brand_id, brand in settings.brands.items():
-        if any(s is source for s in brand.sources):
-            return brand_id, brand
-    raise ValueError(f"X source {source.name} belongs to no brand")
 
 
 def reads_per_month(settings: Settings) -> int:
@@ -250,7 +245,7 @@ class XConnector:
         self.source = source
         self.platform: XPlatform = settings.x
         self.store = store
-        self.brand_id, self.brand = brand_of(source, settings)
+        self.brand_id, self.brand = settings.brand_of(source)
         self.source_id = f"{self.brand_id}/{source.name}"
         self.query = source.query or default_query(self.brand)
         self.team = team_handles(self.brand)
@@ -345,12 +340,8 @@ class XConnector:
             raise SourceFailure(FailureKind.UNAVAILABLE, f"{what}: HTTP {exc.response.status_code}") from None
         except requests.exceptions.JSONDecodeError:
             raise SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: the answer is not JSON") from None
-        except requests.Timeout:
-            raise SourceFailure(FailureKind.UNAVAILABLE, f"{what}: timed out") from None
-        except requests.ConnectionError as exc:
-            raise SourceFailure(FailureKind.UNAVAILABLE, f"{what}: connection failed ({type(exc).__name__})") from None
         except requests.RequestException as exc:
-            raise SourceFailure(FailureKind.UNAVAILABLE, f"{what}: {type(exc).__name__}") from None
+            raise network_failure(exc, what) from None
         if not isinstance(body, dict):
             raise SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: expected a JSON object")
         return body

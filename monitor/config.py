@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal, Mapping, Union
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError,
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError,
                       ValidationInfo, field_validator, model_validator)
 
 from monitor.yamlsource import LoadedYaml, Path, load_yaml
@@ -42,6 +42,15 @@ def parse_duration(value: Any) -> timedelta:
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
+def _at_least_a_second(interval: timedelta) -> timedelta:
+    if interval < timedelta(seconds=1):
+        raise ValueError("expected an interval of at least 1s")
+    return interval
+
+
+Interval = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_at_least_a_second)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -66,11 +75,16 @@ class SlackConfig(Strict):
     rate_limit_retries: int = Field(2, ge=0, le=5)
 
 
-class FeedsPlatform(Strict):
+class HttpPlatform(Strict):
+    """Settings every plain-HTTP platform shares: who we say we are, and how long and how much we read."""
+
     user_agent: str = "mentionwatch/0.1 (+https://github.com/mentionwatch/mentionwatch)"
     connect_timeout: Duration = timedelta(seconds=3.05)
     read_timeout: Duration = timedelta(seconds=15)
     max_bytes: int = Field(5_000_000, gt=0, description="A bigger body is refused (gzip bombs too)")
+
+
+class FeedsPlatform(HttpPlatform):
     max_entries: int = Field(500, gt=0)
 
 
@@ -90,7 +104,7 @@ class FeedSource(Strict):
     type: Literal["feed"]
     name: str = Field(pattern=_SLUG)
     url: str
-    interval: Duration = timedelta(minutes=15)
+    interval: Interval = timedelta(minutes=15)
     require_match: bool = Field(True, description="False: every entry is this brand's mention (e.g. Google Alerts)")
 
     @field_validator("url")
@@ -100,13 +114,6 @@ class FeedSource(Strict):
             raise ValueError("expected an http:// or https:// URL")
         return url
 
-    @field_validator("interval")
-    @classmethod
-    def _sane_interval(cls, interval: timedelta) -> timedelta:
-        if interval < timedelta(seconds=1):
-            raise ValueError("expected an interval of at least 1s")
-        return interval
-
 
 def _base_url(url: str) -> str:
     if not re.match(r"^https?://[^\s/]+", url):
@@ -114,24 +121,10 @@ def _base_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def _at_least_a_second(interval: timedelta) -> timedelta:
-    if interval < timedelta(seconds=1):
-        raise ValueError("expected an interval of at least 1s")
-    return interval
+class ApiPlatform(HttpPlatform):
+    """An HTTP platform with one API base URL, overridable for proxies, mirrors and tests."""
 
-
-class AppStorePlatform(Strict):
-    """Apple's public customer-reviews feed: most recent first, 50 reviews a page, 10 pages at most."""
-
-    base_url: str = "https://itunes.apple.com"
-    user_agent: str = "mentionwatch/0.1 (+https://github.com/mentionwatch/mentionwatch)"
-    connect_timeout: Duration = timedelta(seconds=3.05)
-    read_timeout: Duration = timedelta(seconds=15)
-    max_bytes: int = Field(5_000_000, gt=0)
-    max_pages: int = Field(10, ge=1, le=10, description="Pages read per app and country per poll")
-    initial_pages: int = Field(1, ge=1, le=10, description="Pages read on the first poll of an app and country")
-    late_window: Duration = Field(timedelta(hours=2), description="Reviews published up to this long after their "
-                                  "timestamp (moderation) are still picked up")
+    base_url: str
 
     @field_validator("base_url")
     @classmethod
@@ -139,12 +132,22 @@ class AppStorePlatform(Strict):
         return _base_url(url)
 
 
+class AppStorePlatform(ApiPlatform):
+    """Apple's public customer-reviews feed: most recent first, 50 reviews a page, 10 pages at most."""
+
+    base_url: str = "https://itunes.apple.com"
+    max_pages: int = Field(10, ge=1, le=10, description="Pages read per app and country per poll")
+    initial_pages: int = Field(1, ge=1, le=10, description="Pages read on the first poll of an app and country")
+    late_window: Duration = Field(timedelta(hours=2), description="Reviews published up to this long after their "
+                                  "timestamp (moderation) are still picked up")
+
+
 class AppStoreSource(Strict):
     type: Literal["app_store"]
     name: str = Field(pattern=_SLUG)
     apps: list[str] = Field(min_length=1, description="Numeric App Store ids (the digits after /id in the app's URL)")
     countries: list[str] = Field(["us"], min_length=1, description="Storefront country codes such as us, gb, de")
-    interval: Duration = timedelta(minutes=30)
+    interval: Interval = timedelta(minutes=30)
     require_match: bool = Field(False, description="Reviews of the brand's own app are its mentions even without its name")
     needs_reply_at_or_below: int = Field(2, ge=0, le=5, description="Star ratings that need a reply whatever the text says; 0: off")
 
@@ -170,30 +173,16 @@ class AppStoreSource(Strict):
             raise ValueError("expected two-letter country codes such as us, gb, de")
         return out
 
-    @field_validator("interval")
-    @classmethod
-    def _sane_interval(cls, interval: timedelta) -> timedelta:
-        return _at_least_a_second(interval)
 
-
-class HackerNewsPlatform(Strict):
+class HackerNewsPlatform(ApiPlatform):
     """The public Algolia HN Search API (`search_by_date`, newest first)."""
 
     base_url: str = "https://hn.algolia.com/api/v1"
-    user_agent: str = "mentionwatch/0.1 (+https://github.com/mentionwatch/mentionwatch)"
-    connect_timeout: Duration = timedelta(seconds=3.05)
-    read_timeout: Duration = timedelta(seconds=15)
-    max_bytes: int = Field(5_000_000, gt=0)
     hits_per_page: int = Field(100, ge=1, le=1000)
     max_pages: int = Field(5, ge=1, le=50, description="Pages read per query per poll; the rest waits for the next poll")
     initial_pages: int = Field(1, ge=1, le=50, description="Pages read on the first poll of a query")
     late_window: Duration = Field(timedelta(minutes=10), description="Items indexed up to this long after they "
                                   "were posted are still picked up")
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, url: str) -> str:
-        return _base_url(url)
 
 
 class HackerNewsSource(Strict):
@@ -201,7 +190,7 @@ class HackerNewsSource(Strict):
     name: str = Field(pattern=_SLUG)
     queries: list[str] = Field([], description="Search queries; default: the brand's names, aliases and domains")
     comments: bool = Field(True, description="Search comments as well as stories")
-    interval: Duration = timedelta(minutes=5)
+    interval: Interval = timedelta(minutes=5)
     require_match: bool = True
 
     @field_validator("queries")
@@ -210,11 +199,6 @@ class HackerNewsSource(Strict):
         if any(not v.strip() for v in values):
             raise ValueError("expected non-empty queries")
         return [v.strip() for v in values]
-
-    @field_validator("interval")
-    @classmethod
-    def _sane_interval(cls, interval: timedelta) -> timedelta:
-        return _at_least_a_second(interval)
 
 
 class RedditPlatform(Strict):
@@ -263,7 +247,7 @@ class RedditSource(Strict):
     subreddits: list[str] = Field([], validate_default=True, description="posts/comments: the subreddits to "
                                   "read; search: restrict the search to these (default: all of Reddit)")
     query: str | None = Field(None, description="search only; default: the brand's names, aliases and domains")
-    interval: Duration = timedelta(minutes=2)
+    interval: Interval = timedelta(minutes=2)
     require_match: bool = Field(True, description="False: every item is this brand's mention (its own subreddit)")
 
     @field_validator("subreddits")
@@ -287,11 +271,6 @@ class RedditSource(Strict):
         if query is not None and not query.strip():
             raise ValueError("expected a non-empty query, or leave it out to search for the brand's terms")
         return query
-
-    @field_validator("interval")
-    @classmethod
-    def _sane_interval(cls, interval: timedelta) -> timedelta:
-        return _at_least_a_second(interval)
 
 
 class XPlatform(Strict):
@@ -328,13 +307,9 @@ class XSource(Strict):
     mentions: bool = Field(True, description="Read the mentions timeline of each of the brand's handles")
     expected_posts_per_day: int = Field(50, ge=0, description="Posts per day you expect per query or timeline: "
                                         "`validate` estimates the monthly reads from it")
-    interval: Duration = timedelta(minutes=5)
+    interval: Interval = timedelta(minutes=5)
     require_match: bool = Field(False, description="False: X already selected these posts (exclusions still apply)")
 
-    @field_validator("interval")
-    @classmethod
-    def _sane_interval(cls, interval: timedelta) -> timedelta:
-        return _at_least_a_second(interval)
 
     @model_validator(mode="after")
     def _something_to_read(self) -> "XSource":
@@ -460,6 +435,13 @@ class Settings(Strict):
                 raise ValueError(f"X source {', '.join(needy)} needs a top-level `x:` section with "
                                  "bearer_token (from ${X_BEARER_TOKEN})")
         return brands
+
+    def brand_of(self, source) -> tuple[str, "Brand"]:
+        """The brand a configured source object is listed under."""
+        for brand_id, brand in self.brands.items():
+            if any(s is source for s in brand.sources) or source in brand.sources:
+                return brand_id, brand
+        raise ValueError(f"source {getattr(source, 'name', source)!r} belongs to no brand")
 
     def sources(self) -> dict[str, tuple[str, Source]]:
         """Every configured source by id (`brand/name`), with its brand."""

@@ -58,3 +58,16 @@ def write_config(tmp_path: Path, config: dict) -> Path:
 
 def feed_source(name: str, url: str, **extra) -> dict:
     return {"type": "feed", "name": name, "url": url, "interval": "1s", **extra}
+
+
+def pipeline_with_clock(tmp_path: Path, config: dict, now):
+    """A pipeline over `config` whose clock the test moves by hand: returns pipeline, store, clock."""
+    from monitor.config import load_settings
+    from monitor.daemon import build_pipeline
+    from monitor.store import Store
+
+    settings, _ = load_settings(write_config(tmp_path, config))
+    clock = [now]
+    pipeline = build_pipeline(settings, Store(settings.storage.url))
+    pipeline.clock = lambda: clock[0]
+    return pipeline, pipeline.store, clock

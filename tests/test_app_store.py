@@ -14,10 +14,9 @@ from connectors.app_store import AppStoreConnector, parse_page
 from emulators.app_store import AppStoreEmulator, render_page, review
 from emulators.server import Reply
 from monitor.config import ConfigError, Settings, load_settings
-from monitor.daemon import build_pipeline
 from monitor.health import FailureKind, SourceFailure
 from monitor.store import Store
-from tests.conftest import config_dict, write_config
+from tests.conftest import config_dict, write_config, pipeline_with_clock
 
 DATA = Path(__file__).parent / "data" / "app_store"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
@@ -243,12 +242,7 @@ def test_bad_config_names_the_key(tmp_path):
 def pipeline_for(tmp_path, emulator, slack, **platform):
     config = config_dict(tmp_path, slack.api_url, [source_dict()],
                          app_store={"base_url": emulator.url, "connect_timeout": "1s", "read_timeout": "1s", **platform})
-    settings, _ = load_settings(write_config(tmp_path, config))
-    store = Store(settings.storage.url)
-    clock = [NOW]
-    pipeline = build_pipeline(settings, store)
-    pipeline.clock = lambda: clock[0]
-    return pipeline, store, clock
+    return pipeline_with_clock(tmp_path, config, NOW)
 
 
 def stored_ids(store: Store) -> list[str]:

@@ -11,11 +11,9 @@ import pytest
 from connectors.feeds import FeedConnector
 from emulators.feeds import render_atom, render_rss
 from emulators.server import Reply
-from monitor.config import FeedSource, FeedsPlatform, Settings, load_settings
-from monitor.daemon import build_pipeline
+from monitor.config import FeedSource, FeedsPlatform, Settings
 from monitor.health import FailureKind, SourceFailure
-from monitor.store import Store
-from tests.conftest import config_dict, feed_source, fixture_bytes, write_config
+from tests.conftest import config_dict, feed_source, fixture_bytes, pipeline_with_clock
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 ITEMS = [
@@ -138,20 +136,15 @@ def test_unreadable_documents_are_bad_payload(feeds, name):
     assert info.value.kind is FailureKind.BAD_PAYLOAD
 
 
-def pipeline_with_clock(tmp_path, feeds, slack):
+def feed_pipeline(tmp_path, feeds, slack):
     """A pipeline for one feed source whose clock the test moves by hand."""
-    settings, _ = load_settings(write_config(tmp_path, config_dict(tmp_path, slack.api_url,
-                                                                   [feed_source("blog", feeds.url_for("blog"))])))
-    store = Store(settings.storage.url)
-    clock = [NOW]
-    pipeline = build_pipeline(settings, store)
-    pipeline.clock = lambda: clock[0]
-    return pipeline, store, clock
+    return pipeline_with_clock(tmp_path, config_dict(tmp_path, slack.api_url,
+                                                     [feed_source("blog", feeds.url_for("blog"))]), NOW)
 
 
 def test_failing_source_logs_once_when_it_breaks_and_once_when_it_recovers(tmp_path, feeds, slack, caplog):
     feeds.set_feed("blog", render_rss("Blog", "https://blog.example.com/", ITEMS))
-    pipeline, store, clock = pipeline_with_clock(tmp_path, feeds, slack)
+    pipeline, store, clock = feed_pipeline(tmp_path, feeds, slack)
     feeds.fail("blog", Reply(500, b"oops"), times=5)
     caplog.set_level(logging.INFO, logger="mentionwatch")
     for _ in range(5):
@@ -170,7 +163,7 @@ def test_failing_source_logs_once_when_it_breaks_and_once_when_it_recovers(tmp_p
 
 
 def test_retry_after_is_honoured_without_polling_early(tmp_path, feeds, slack):
-    pipeline, store, clock = pipeline_with_clock(tmp_path, feeds, slack)
+    pipeline, store, clock = feed_pipeline(tmp_path, feeds, slack)
     feeds.fail("blog", Reply(429, b"", {"Retry-After": "600"}))
     assert pipeline.poll("acme/blog").failure.kind is FailureKind.RATE_LIMITED
     clock[0] += timedelta(seconds=300)

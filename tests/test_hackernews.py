@@ -14,11 +14,10 @@ import requests
 from connectors.hackernews import HackerNewsConnector, default_queries, hit_to_post
 from emulators.hackernews import PAGINATION_ERROR, HackerNewsEmulator, comment, story
 from emulators.server import Reply
-from monitor.config import Settings, load_settings
-from monitor.daemon import build_pipeline
+from monitor.config import Settings
 from monitor.health import FailureKind, SourceFailure
 from monitor.store import Store
-from tests.conftest import config_dict, write_config
+from tests.conftest import config_dict, pipeline_with_clock
 
 DATA = Path(__file__).parent / "data" / "hackernews"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
@@ -65,12 +64,14 @@ def test_sample_hits_become_posts():
     hits = sample("search_by_date_page0.json")["response"]["hits"]
     reply, launch, ask = (hit_to_post(h, frozenset()) for h in hits)
     assert reply.url == "https://news.ycombinator.com/item?id=45100007"
-    assert reply.title == "Ask HN: Which hosting providers have honest status pages?"
+    assert reply.title is None  # a comment is classified on its own words
+    assert reply.extra["story_title"] == "Ask HN: Which hosting providers have honest status pages?"
     assert reply.text == ('We moved off Acme Cloud last year. Their status page said "all green" for the whole outage '
                           "& support didn't answer for two days. See https://status.acme.io/incidents/42")
     assert reply.reach is None and reply.thread_id == "45100001" and reply.parent_id == "45100001"
     assert reply.extra == {"points": None, "num_comments": None, "story_id": 45100001, "parent_id": 45100001,
-                           "kind": "comment", "link": None}
+                           "kind": "comment", "link": None,
+                           "story_title": "Ask HN: Which hosting providers have honest status pages?"}
     assert reply.created_at == datetime(2026, 11, 26, 11, 58, 20, tzinfo=timezone.utc)
     assert launch.reach == 57 and launch.extra["num_comments"] == 2 and launch.extra["kind"] == "story"
     assert launch.text == "https://github.com/acme-cloud/edge-runtime"  # link stories: the link is the text
@@ -252,12 +253,7 @@ def pipeline_for(tmp_path, emulator, slack, **platform):
     config = config_dict(tmp_path, slack.api_url, [source_dict()],
                          hackernews={"base_url": emulator.api_url, "connect_timeout": "1s", "read_timeout": "1s",
                                      **platform})
-    settings, _ = load_settings(write_config(tmp_path, config))
-    store = Store(settings.storage.url)
-    clock = [NOW]
-    pipeline = build_pipeline(settings, store)
-    pipeline.clock = lambda: clock[0]
-    return pipeline, store, clock
+    return pipeline_with_clock(tmp_path, config, NOW)
 
 
 def stored_ids(store: Store) -> list[str]:

@@ -22,7 +22,7 @@ from monitor.config import ConfigError, Settings, load_settings
 from monitor.daemon import build_pipeline
 from monitor.health import FailureKind, SourceFailure
 from monitor.store import Store, StoredMention
-from tests.conftest import config_dict, write_config
+from tests.conftest import config_dict, write_config, pipeline_with_clock
 
 SECRET = "reddit-SECRET-9d2c41"
 TEAM = "AcmeCloud_Support"
@@ -66,11 +66,7 @@ def connector(emu: RedditEmulator, source: dict, **overrides) -> RedditConnector
 def pipeline_for(tmp_path, emu, slack, sources: list[dict], **overrides):
     config = config_dict(tmp_path, slack.api_url, sources, reddit=platform(emu, **overrides))
     config["brands"]["acme"]["team"] = {"reddit": [TEAM]}
-    settings, _ = load_settings(write_config(tmp_path, config))
-    clock = [NOW]
-    pipeline = build_pipeline(settings, Store(settings.storage.url))
-    pipeline.clock = lambda: clock[0]
-    return pipeline, pipeline.store, clock
+    return pipeline_with_clock(tmp_path, config, NOW)
 
 
 def stored(store: Store) -> list[dict]:
