@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from classifiers.cli import app as classifier_app
 from monitor.config import EX_CONFIG, ConfigError, load_settings, parse_duration
 
 app = typer.Typer(help="Watch the web for your brand and bring what needs a human into Slack.",
@@ -143,23 +144,14 @@ def status(config: str = ConfigOption) -> None:
 
 @app.command()
 def demo(keep: bool = typer.Option(False, help="Keep the temporary database and config"),
-         classifier: str = typer.Option("lexicon", help="lexicon or transformer")) -> None:
+         classifier: str = typer.Option("transformer", help="transformer (the local model) or lexicon")) -> None:
     """Run the real pipeline on bundled sample data against local emulators: no credentials, no network."""
     from monitor.demo import run_demo
 
     raise typer.Exit(run_demo(keep=keep, classifier=classifier))
 
 
-def _mount_classifier_commands() -> None:
-    try:
-        from classifiers.cli import app as classifier_app
-    except ImportError:
-        return
-    for command in classifier_app.registered_commands:
-        app.registered_commands.append(command)
-
-
-_mount_classifier_commands()
+app.registered_commands.extend(classifier_app.registered_commands)  # classify, eval, train
 
 
 def main() -> None:

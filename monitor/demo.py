@@ -57,7 +57,7 @@ def demo_config(data: dict, urls: dict[str, str], slack_url: str, db_path: Path,
     }
 
 
-def run_demo(keep: bool = False, classifier: str = "lexicon") -> int:
+def run_demo(keep: bool = False, classifier: str = "transformer") -> int:
     from monitor.config import load_settings
     from monitor.daemon import Daemon
     from monitor.logs import setup_logging

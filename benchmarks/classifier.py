@@ -1,0 +1,113 @@
+"""Classifier speed, memory and accuracy: transformer (int8 and fp32) beside the VADER lexicon baseline.
+
+    python benchmarks/classifier.py [--data ../shared/data] [--no-accuracy]
+
+Texts are the project's own brand-directed validation posts (tweet-length, shipped in the repo), so the
+speed figures need no external data. Each classifier is measured in a fresh subprocess, so peak RSS is
+that of a process holding just that model. Accuracy needs the shared data folder and is skipped without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from classifiers.data import DEFAULT_DATA_DIR, OWN_INTENT_DIR, read_jsonl  # noqa: E402
+
+KINDS = ("transformer-int8", "transformer-fp32", "lexicon")
+
+
+def make(kind: str):
+    if kind == "lexicon":
+        from classifiers.lexicon import LexiconClassifier
+
+        return LexiconClassifier()
+    import torch
+
+    from classifiers.transformer import TransformerClassifier
+
+    torch.set_num_threads(2)
+    return TransformerClassifier(quantize=kind == "transformer-int8")
+
+
+def throughput(classifier, texts: list[str], batch_size: int) -> float:
+    """Mentions per second over `texts`, after one warm-up batch."""
+    classifier.classify(texts[:batch_size])
+    started = time.perf_counter()
+    for start in range(0, len(texts), batch_size):
+        classifier.classify(texts[start : start + batch_size])
+    return len(texts) / (time.perf_counter() - started)
+
+
+def measure(kind: str, data_dir: Path | None) -> dict:
+    """Runs in the child process: load, time batch 1 and 32, score, report peak RSS."""
+    texts = [row["text"] for row in read_jsonl(OWN_INTENT_DIR / "validation.jsonl")]
+    started = time.perf_counter()
+    classifier = make(kind)
+    result = {"classifier": kind, "version": classifier.version, "load_s": round(time.perf_counter() - started, 2)}
+    result["batch1_per_s"] = round(throughput(classifier, texts[:150], 1), 1)
+    result["batch32_per_s"] = round(throughput(classifier, texts * 4, 32), 1)
+    if data_dir is not None:
+        from classifiers.metrics import evaluate_suite
+
+        reports = evaluate_suite(classifier, data_dir)
+        result["scores"] = {name: report.summary() for name, report in reports.items()}
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return result
+
+
+def headline(scores: dict) -> dict[str, float]:
+    """The figures the acceptance criteria name, one per validation set."""
+    return {
+        "tweeteval macro-recall": scores["tweeteval_sentiment"]["macro_recall"],
+        "complaints macro-F1": scores["complaints"]["macro_f1"],
+        "app reviews 3-class macro-F1": scores["app_reviews_3class"]["macro_f1"],
+        "own intent macro-F1": scores["own_intent"]["macro_f1"],
+        "airline macro-F1": scores["airline_sentiment"]["macro_f1"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--no-accuracy", action="store_true", help="speed and memory only")
+    parser.add_argument("--child", choices=KINDS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    data_dir = None if args.no_accuracy or not (args.data / "tweeteval_sentiment").is_dir() else args.data
+    if args.child:
+        print(json.dumps(measure(args.child, data_dir)))
+        return
+    results = []
+    for kind in KINDS:
+        command = [sys.executable, __file__, "--child", kind, "--data", str(args.data)]
+        if data_dir is None:
+            command.append("--no-accuracy")
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        results.append(json.loads(output.strip().splitlines()[-1]))
+    print(f"{'classifier':20}{'version':22}{'load s':>8}{'batch 1/s':>11}{'batch 32/s':>12}{'peak RSS MB':>13}")
+    for r in results:
+        print(f"{r['classifier']:20}{r['version']:22}{r['load_s']:>8}{r['batch1_per_s']:>11}"
+              f"{r['batch32_per_s']:>12}{r['peak_rss_mb']:>13}")
+    if data_dir is None:
+        print("accuracy skipped: no shared data folder (pass --data)")
+        return
+    names = list(headline(results[0]["scores"]))
+    print()
+    print(f"{'validation figure':32}" + "".join(f"{r['classifier']:>20}" for r in results))
+    for name in names:
+        print(f"{name:32}" + "".join(f"{headline(r['scores'])[name]:>20.3f}" for r in results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""`classify`, `eval` and `train` commands, mounted into the mentionwatch CLI.
+
+`classify` streams: it reads JSONL (or plain lines) from stdin in batches and writes one JSON line per
+input as soon as its batch is labelled, so a 10,000-line file never sits in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import Enum
+from itertools import islice
+from pathlib import Path
+from typing import Iterable, Iterator, Optional
+
+import typer
+
+from classifiers.base import Classifier, Labels
+from classifiers.data import DEFAULT_DATA_DIR
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+app = typer.Typer(help="Label mentions with sentiment, intent and needs_reply; score and train the model.")
+
+
+class ClassifierName(str, Enum):
+    transformer = "transformer"
+    lexicon = "lexicon"
+
+
+class TaskName(str, Enum):
+    sentiment = "sentiment"
+    intent = "intent"
+    complaint = "complaint"
+    app_reviews = "app_reviews"
+    needs_reply = "needs_reply"
+
+
+def make_classifier(name: ClassifierName, model_dir: Path | None = None) -> Classifier:
+    """Imports lazily: the lexicon path never loads torch."""
+    if name is ClassifierName.lexicon:
+        from classifiers.lexicon import LexiconClassifier
+
+        return LexiconClassifier()
+    from classifiers.transformer import TransformerClassifier
+
+    return TransformerClassifier(model_dir)
+
+
+def labels_to_json(labels: Labels) -> dict:
+    """The prediction fields `classify` adds to each row; they replace input fields of the same name."""
+    return {
+        "sentiment": labels.sentiment,
+        "sentiment_scores": {k: round(v, 4) for k, v in labels.sentiment_scores.items()},
+        "intent": labels.intent,
+        "intent_scores": {k: round(v, 4) for k, v in labels.intent_scores.items()},
+        "needs_reply": labels.needs_reply,
+        "needs_reply_score": round(labels.needs_reply_score, 4),
+        "language": labels.language,
+        "low_confidence": labels.low_confidence,
+        "model": labels.model,
+    }
+
+
+def parse_line(line: str) -> dict:
+    """A JSON object line as is; anything else (plain text, a bare JSON string) becomes {"text": line}."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return {"text": line.rstrip("\n")}
+    return row if isinstance(row, dict) else {"text": row if isinstance(row, str) else line.rstrip("\n")}
+
+
+def read_rows(lines: Iterable[str]) -> Iterator[dict]:
+    for line in lines:
+        if line.strip():
+            yield parse_line(line)
+
+
+def batched(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    iterator = iter(rows)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def classify_rows(classifier: Classifier, rows: Iterable[dict], batch_size: int) -> Iterator[dict]:
+    """Rows out in input order with the labels merged in; a row without a string `text` is labelled as empty."""
+    for batch in batched(rows, batch_size):
+        texts = [row.get("text") if isinstance(row.get("text"), str) else "" for row in batch]
+        for row, labels in zip(batch, classifier.classify(texts)):
+            yield {**row, **labels_to_json(labels)}
+
+
+@app.command()
+def classify(
+    texts: Optional[list[str]] = typer.Argument(None, help="Texts to label; without any, JSONL is read from stdin."),
+    classifier: ClassifierName = typer.Option(ClassifierName.transformer, help="Which model labels the texts."),
+    batch_size: int = typer.Option(64, min=1, help="Texts per model call."),
+    model_dir: Optional[Path] = typer.Option(None, help="Transformer artifacts (default: the shipped model)."),
+) -> None:
+    """Label texts: one JSON line out per input, in input order, other input fields passed through."""
+    model = make_classifier(classifier, model_dir)
+    rows = ({"text": text} for text in texts) if texts else read_rows(sys.stdin)
+    for batch in batched(classify_rows(model, rows, batch_size), batch_size):
+        sys.stdout.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in batch))
+        sys.stdout.flush()
+
+
+@app.command("eval")
+def evaluate_command(
+    data: Path = typer.Option(..., exists=True, dir_okay=False, help="Labelled JSONL file."),
+    task: TaskName = typer.Option(TaskName.sentiment, help="Which label to score; see classifiers/data.py TASKS."),
+    classifier: ClassifierName = typer.Option(ClassifierName.transformer, help="Which model to score."),
+    model_dir: Optional[Path] = typer.Option(None, help="Transformer artifacts (default: the shipped model)."),
+) -> None:
+    """Per-class precision / recall / F1, macro scores and the confusion matrix for a labelled JSONL file."""
+    from classifiers.data import read_jsonl
+    from classifiers.metrics import score_rows
+
+    model = make_classifier(classifier, model_dir)
+    report = score_rows(model, read_jsonl(data), task.value)
+    typer.echo(f"{data} task={task.value} classifier={model.version} n={report.summary()['n']}")
+    typer.echo(report.format())
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(DEFAULT_DATA_DIR, help="Shared labelled data folder."),
+    out: Path = typer.Option(Path(__file__).resolve().parent / "model", help="Where the trained artifacts go."),
+    feedback: Optional[list[Path]] = typer.Option(None, help="Corrected-label JSONL files to mix in (repeatable)."),
+    epochs: int = typer.Option(2, min=1),
+    threads: int = typer.Option(2, min=1),
+) -> None:
+    """Fine-tune the transformer model (about 25 minutes on 2 idle cores) and write metrics.json beside it."""
+    from classifiers.train import Settings, run
+
+    run(data, out, list(feedback or []), settings=Settings(epochs=epochs), threads=threads, log=typer.echo)

@@ -1,0 +1,140 @@
+"""The shipped MiniLM classifier: Labels contract, robustness, order, threads, and a few sanity labels.
+
+Loads the shipped model once (a few seconds); never trains and never reads the shared data.
+"""
+
+import math
+import os
+import threading
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+import pytest  # noqa: E402
+
+from classifiers.base import INTENTS, SENTIMENTS  # noqa: E402
+from classifiers.data import normalise  # noqa: E402
+from classifiers.transformer import MAX_LENGTH, MODEL_DIR, TransformerClassifier, encode  # noqa: E402
+
+COMPLAINT = "@acme worst service ever. my order never arrived, nobody answers and I want a refund now"
+PRAISE = "@acme thank you so much, the new update is amazing and your support team is brilliant. love it!"
+QUESTION = "@acme does the starter plan include phone support?"
+
+
+@pytest.fixture(scope="module")
+def classifier() -> TransformerClassifier:
+    return TransformerClassifier()
+
+
+def test_shipped_artifacts_are_small():
+    total = sum(path.stat().st_size for path in Path(MODEL_DIR).iterdir() if path.is_file())
+    assert total < 25 * 1024 * 1024
+    assert (Path(MODEL_DIR) / "MODEL_CARD.md").is_file()
+
+
+def test_labels_are_valid_probability_distributions(classifier):
+    results = classifier.classify([COMPLAINT, PRAISE, QUESTION])
+    assert len(results) == 3
+    for labels in results:
+        assert labels.sentiment in SENTIMENTS and labels.intent in INTENTS
+        assert list(labels.sentiment_scores) == list(SENTIMENTS)
+        assert list(labels.intent_scores) == list(INTENTS)
+        assert math.isclose(sum(labels.sentiment_scores.values()), 1.0, abs_tol=1e-4)
+        assert math.isclose(sum(labels.intent_scores.values()), 1.0, abs_tol=1e-4)
+        assert labels.sentiment == max(labels.sentiment_scores, key=labels.sentiment_scores.get)
+        assert labels.intent == max(labels.intent_scores, key=labels.intent_scores.get)
+        assert isinstance(labels.needs_reply, bool) and 0.0 <= labels.needs_reply_score <= 1.0
+        assert labels.needs_reply == (labels.needs_reply_score >= 0.5)
+        assert labels.model == classifier.version and classifier.version.startswith("minilm-mt")
+
+
+def test_clear_complaint_praise_and_question(classifier):
+    complaint, praise, question = classifier.classify([COMPLAINT, PRAISE, QUESTION])
+    assert (complaint.sentiment, complaint.intent, complaint.needs_reply) == ("negative", "complaint", True)
+    assert (praise.sentiment, praise.intent) == ("positive", "praise")
+    assert question.intent == "question" and question.needs_reply
+
+
+def test_odd_inputs_never_break_a_batch(classifier):
+    odd = [
+        "",
+        "   \n\t ",
+        "very long post " * 700,
+        "😡😡😡🔥💯🙏",
+        "&lt;b&gt;Fix it&lt;/b&gt; &amp; now https://example.com/a?b=c @acme",
+        "\x00\x01 control chars \u200b",
+        None,
+    ]
+    results = classifier.classify(odd + [COMPLAINT])
+    assert len(results) == len(odd) + 1
+    assert results[0].extra == {"empty": True} and results[0].low_confidence
+    assert results[1].extra == {"empty": True}
+    assert results[-1].intent == "complaint"
+    for labels in results:
+        assert math.isclose(sum(labels.sentiment_scores.values()), 1.0, abs_tol=1e-4)
+
+
+def test_non_english_is_labelled_but_flagged(classifier):
+    german, spanish, english = classifier.classify(
+        [
+            "Die App stürzt seit dem letzten Update ständig ab, bitte schnell beheben",
+            "El pedido nunca llegó y nadie responde a mis correos, estoy muy molesto",
+            "The app keeps crashing since the last update, please fix it quickly",
+        ]
+    )
+    assert (german.language, german.low_confidence) == ("de", True)
+    assert (spanish.language, spanish.low_confidence) == ("es", True)
+    assert german.sentiment in SENTIMENTS and spanish.intent in INTENTS
+    assert english.language == "en"
+
+
+def test_one_failing_text_does_not_block_the_others(classifier, monkeypatch):
+    predict = classifier._predict
+
+    def fail_on_poison(texts):
+        if any("poison" in text for text in texts):
+            raise RuntimeError("boom")
+        return predict(texts)
+
+    monkeypatch.setattr(classifier, "_predict", fail_on_poison)
+    results = classifier.classify([COMPLAINT, "poison pill", PRAISE])
+    assert results[0].intent == "complaint" and results[2].intent == "praise"
+    assert results[1].extra == {"error": "classifier failed"} and results[1].low_confidence
+
+
+def test_order_is_kept_despite_length_sorting(classifier):
+    texts = [PRAISE, "ok", COMPLAINT + " " + COMPLAINT, QUESTION, "", "love it"]
+    together = classifier.classify(texts)
+    alone = [classifier.classify([text])[0] for text in texts]
+    assert [(r.sentiment, r.intent) for r in together] == [(r.sentiment, r.intent) for r in alone]
+    for a, b in zip(together, alone):
+        assert a.sentiment_scores["negative"] == pytest.approx(b.sentiment_scores["negative"], abs=0.05)
+
+
+def test_classify_is_thread_safe(classifier):
+    texts = [COMPLAINT, PRAISE, QUESTION] * 4
+    expected = [(r.sentiment, r.intent) for r in classifier.classify(texts)]
+    outcomes: list = []
+
+    def work() -> None:
+        outcomes.append([(r.sentiment, r.intent) for r in classifier.classify(texts)])
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes == [expected] * 4
+
+
+def test_long_posts_keep_head_and_tail(classifier):
+    text = "opening words " + "filler " * 3000 + "closing request"
+    batch = encode(classifier._tokenizer, [text])
+    assert batch["input_ids"].shape == (1, MAX_LENGTH)
+    decoded = classifier._tokenizer.decode(batch["input_ids"][0], skip_special_tokens=True)
+    assert decoded.startswith("opening words") and decoded.endswith("closing request")
+
+
+def test_normalise_matches_tweeteval_conventions():
+    assert normalise("@AcmeHelp &amp; @bob  see https://t.co/xyz now") == "@user & @user see now"
