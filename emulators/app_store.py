@@ -165,7 +165,7 @@ class AppStoreEmulator(Emulator):
 
 
 def serve_demo(emulator: AppStoreEmulator, data: dict, now: datetime) -> dict:
-    """Publish the demo's sample reviews; returns what the demo config adds: platform settings and a source."""
+    """Publish the demo's sample reviews; returns what the demo config adds: platform settings and sources."""
     app_id = str(data["app_id"])
     for i, item in enumerate(data["reviews"]):
         emulator.add_reviews(item["country"], app_id, [review(
@@ -175,5 +175,5 @@ def serve_demo(emulator: AppStoreEmulator, data: dict, now: datetime) -> dict:
     for country in countries:
         emulator.metadata[(country, app_id)] = data["app_name"]
     return {"platform": {"base_url": emulator.url},
-            "source": {"type": "app_store", "name": "ios-reviews", "apps": [app_id], "countries": countries,
-                       "interval": "30s"}}
+            "sources": [{"type": "app_store", "name": "ios-reviews", "apps": [app_id], "countries": countries,
+                       "interval": "30s"}]}

@@ -151,7 +151,7 @@ class HackerNewsEmulator(Emulator):
 
 
 def serve_demo(emulator: HackerNewsEmulator, data: dict, now: datetime) -> dict:
-    """Publish the demo's sample stories and comments; returns the platform settings and a source."""
+    """Publish the demo's sample stories and comments; returns the platform settings and sources."""
     epoch = int(now.timestamp())
     titles = {s["id"]: s["title"] for s in data["stories"]}
     emulator.add(*(story(s["id"], s["title"], epoch - 60 * s["age"], author=s["author"], points=s["points"],
@@ -159,4 +159,4 @@ def serve_demo(emulator: HackerNewsEmulator, data: dict, now: datetime) -> dict:
     emulator.add(*(comment(c["id"], c["text"], epoch - 60 * c["age"], c["story"], titles[c["story"]],
                            author=c["author"]) for c in data["comments"]))
     return {"platform": {"base_url": emulator.api_url},
-            "source": {"type": "hackernews", "name": "hacker-news", "interval": "30s"}}
+            "sources": [{"type": "hackernews", "name": "hacker-news", "interval": "30s"}]}

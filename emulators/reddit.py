@@ -398,4 +398,4 @@ def serve_demo(emulator: RedditEmulator, data: dict, now: datetime) -> dict:
                {"type": "reddit", "name": f"r-{sub}-comments", "what": "comments", "subreddits": [sub],
                 "interval": "30s"},
                {"type": "reddit", "name": "reddit-search", "what": "search", "interval": "30s"}]
-    return {"platform": platform, "sources": sources, "team": list(data.get("team", []))}
+    return {"platform": platform, "sources": sources, "team": {"reddit": list(data.get("team", []))}}

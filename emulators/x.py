@@ -452,4 +452,4 @@ def serve_demo(emulator: XEmulator, data: dict, now: datetime) -> dict:
         ids[tweet["key"]] = emulator.post(tweet["user"], tweet["text"], at=now - timedelta(minutes=tweet["age"]),
                                           reply_to=ids.get(tweet.get("reply_to", "")), escaped=True)
     return {"platform": {"bearer_token": "${DEMO_X_TOKEN:-" + emulator.bearer_token + "}", "base_url": emulator.url},
-            "source": {"type": "x", "name": "x", "interval": "10s"}}
+            "sources": [{"type": "x", "name": "x", "interval": "10s"}]}

@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from datetime import datetime, timezone
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -81,9 +82,9 @@ class Daemon:
         log.info("stopping")
         self.scheduler.shutdown(wait=False)
         grace = self.settings.daemon.shutdown_grace.total_seconds()
-        deadline = datetime.now(timezone.utc).timestamp() + grace
-        while self._running and datetime.now(timezone.utc).timestamp() < deadline:
-            threading.Event().wait(0.05)
+        deadline = time.monotonic() + grace
+        while self._running and time.monotonic() < deadline:
+            time.sleep(0.05)
         if self._running:
             log.warning("%d job(s) still in a network call after %.0f s; exiting anyway (their work is redone "
                         "on the next start)", self._running, grace)

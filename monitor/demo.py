@@ -75,14 +75,11 @@ def run_demo(keep: bool = False, classifier: str = "transformer") -> int:
         config = demo_config(data, urls, slack.api_url, workdir / "demo.db", classifier)
         for name, emulator, serve in (("app_store", app_store, serve_app_store_demo),
                                       ("hackernews", hackernews, serve_hackernews_demo),
-                                      ("x", x_api, serve_x_demo)):
+                                      ("x", x_api, serve_x_demo), ("reddit", reddit_api, serve_reddit_demo)):
             served = serve(emulator, demo_posts(f"{name}.yaml"), now)
             config[name] = served["platform"]
-            config["brands"]["acme"]["sources"].append(served["source"])
-        served = serve_reddit_demo(reddit_api, demo_posts("reddit.yaml"), now)
-        config["reddit"] = served["platform"]
-        config["brands"]["acme"]["sources"] += served["sources"]
-        config["brands"]["acme"].setdefault("team", {})["reddit"] = served["team"]
+            config["brands"]["acme"]["sources"] += served["sources"]
+            config["brands"]["acme"].setdefault("team", {}).update(served.get("team", {}))
         config_path = workdir / "config.yaml"
         config_path.write_text(yaml.safe_dump(config))
         settings, _ = load_settings(config_path)

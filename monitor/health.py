@@ -76,6 +76,6 @@ def after_failure(prev: SourceHealth, failure: SourceFailure, interval: timedelt
         transition = "changed"
     else:
         transition = None
-    since = prev.since if transition == "disabled" else (now if transition else prev.since)
+    since = now if transition in ("broke", "changed") else prev.since
     return replace(prev, state=state, kind=failure.kind.value, message=failure.message, since=since,
                    failures=failures, last_attempt_at=now, retry_at=None if disable else retry_at), transition

@@ -66,9 +66,9 @@ class Pipeline:
         brand_id, source = self.sources[source_id]
         outcome = PollOutcome(source_id)
         now = self.clock()
-        health = self.store.get_health(source_id)
         if source_id in self._disabled:
             return outcome
+        health = self.store.get_health(source_id)
         if health.retry_at and health.retry_at > now:
             outcome.deferred_until = health.retry_at
             return outcome
