@@ -75,3 +75,25 @@ def source_health_message(source_id: str, transition: str, kind: str | None, mes
         text = (f":warning: Source {slack_escape(source_id)} is failing ({kind}): "
                 f"{slack_escape(truncate(message or '', 500))}")
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "verbatim": True, "text": text}}]}
+
+
+# Block ids and action ids shared by the message builder, the Socket Mode handler and message updates:
+# each mention in a message has a section `mention:<id>` and, while open, an actions block `actions:<id>`,
+# which an update replaces by a context block `status:<id>` ("handled by @sam after 14 min").
+ACTIONS = {"handled": "Handled", "snooze_1h": "Snooze 1h", "not_relevant": "Not relevant", "wrong_label": "Wrong label"}
+
+
+def mention_block_id(mention_id: int) -> str:
+    return f"mention:{mention_id}"
+
+
+def actions_block(mention_id: int) -> dict:
+    buttons = [{"type": "button", "action_id": action_id, "value": str(mention_id),
+                "text": {"type": "plain_text", "text": label}} for action_id, label in ACTIONS.items()]
+    buttons[0]["style"] = "primary"
+    return {"type": "actions", "block_id": f"actions:{mention_id}", "elements": buttons}
+
+
+def status_block(mention_id: int, status: str) -> dict:
+    return {"type": "context", "block_id": f"status:{mention_id}",
+            "elements": [{"type": "mrkdwn", "verbatim": True, "text": status}]}

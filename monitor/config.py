@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal, Mapping, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError,
                       ValidationInfo, field_validator, model_validator)
@@ -67,12 +68,22 @@ class StorageConfig(Strict):
         return url
 
 
+class SlackActors(Strict):
+    """Who may press Handled, Snooze, Not relevant and Wrong label (default: members of the alert's channel)."""
+
+    usergroup: str | None = Field(None, pattern=r"^S[A-Z0-9]{2,}$", description="Slack user group id, S…")
+    channel: str | None = Field(None, description="Members of this channel may act")
+
+
 class SlackConfig(Strict):
     token: SecretStr = Field(description="Bot token (xoxb-…), from ${SLACK_BOT_TOKEN}")
+    app_token: SecretStr | None = Field(None, description="App-level token (xapp-…) for Socket Mode actions, "
+                                                          "from ${SLACK_APP_TOKEN}; without it use the CLI")
     base_url: str = "https://slack.com/api/"
     timeout: Duration = timedelta(seconds=10)
     ops_channel: str | None = Field(None, description="Where source-health messages go")
     rate_limit_retries: int = Field(2, ge=0, le=5)
+    actors: SlackActors = SlackActors()
 
 
 class HttpPlatform(Strict):
@@ -344,6 +355,46 @@ def _prefixed(prefix: str, values: list[str]) -> list[str]:
     return out
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Sentiment = Literal["negative", "neutral", "positive"]
+Intent = Literal["complaint", "question", "praise", "suggestion", "other"]
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("expected an IANA time zone such as Europe/Berlin or America/New_York") from None
+    return name
+
+
+TimeZone = Annotated[str, AfterValidator(_zone)]
+
+
+class WeeklyHours(Strict):
+    """Hours of some weekdays in one time zone; `end` before `start` runs past midnight."""
+
+    timezone: TimeZone = "UTC"
+    days: list[Weekday] = list(WEEKDAYS)
+    start: time
+    end: time
+
+
+class DigestConfig(Strict):
+    enabled: bool = True
+    day: Weekday = "mon"
+    at: time = time(9, 0)
+    timezone: TimeZone = "UTC"
+    channel: str | None = Field(None, description="Default: the brand's slack_channel")
+
+
+class SpikeConfig(Strict):
+    enabled: bool = True
+    fold_negatives: bool = Field(True, description="While a spike lasts, its brand's negative mentions go into "
+                                                    "the spike's thread instead of one message each")
+
+
 class Brand(Strict):
     names: list[str] = Field(min_length=1, description="Names and product names, matched as whole words")
     aliases: list[str] = []
@@ -352,7 +403,15 @@ class Brand(Strict):
     domains: list[str] = []
     exclude: list[str] = Field([], description="Phrases that make a match not about this brand")
     slack_channel: str
-    reply_within: Duration = timedelta(hours=4)
+    reply_within: Duration = Field(timedelta(hours=4), description="The reply time the team promises")
+    reply_within_by_intent: dict[Intent, Duration] = Field({}, description="Per-intent promise, e.g. question: 1h")
+    business_hours: WeeklyHours | None = Field(None, description="Only these hours count towards the promise")
+    remind_at: float = Field(0.75, gt=0, lt=1, description="Share of the promise after which a reminder goes out")
+    kudos_channel: str | None = Field(None, description="Where praise goes, with a suggested thank-you")
+    thank_you: str = Field("Thank you so much, {author}! We're glad you like it. 💙",
+                           description="Suggested reply to praise; {author} and {platform} are filled in")
+    digest: DigestConfig = DigestConfig()
+    spikes: SpikeConfig = SpikeConfig()
     team: TeamAccounts = TeamAccounts()
     sources: list[Source] = []
 
@@ -397,6 +456,36 @@ class Brand(Strict):
                 "domain": self.domains}
 
 
+class RouteMatch(Strict):
+    """Every key given must hold (lists mean any of); an empty match matches every mention."""
+
+    brand: list[str] | None = None
+    source: list[str] | None = Field(None, description="Source ids (brand/name) or types (reddit, x, feed, …)")
+    sentiment: list[Sentiment] | None = None
+    intent: list[Intent] | None = None
+    needs_reply: bool | None = None
+    reach_at_least: int | None = Field(None, ge=0, description="Score, points or followers")
+    language: list[str] | None = None
+    keywords: list[str] | None = Field(None, description="Any of these phrases in the text (case-insensitive)")
+
+
+class Route(Strict):
+    """A node of the route tree; unset settings are inherited from the parent (Alertmanager style)."""
+
+    match: RouteMatch = RouteMatch()
+    channel: str | None = Field(None, description="Default at the root: the brand's slack_channel")
+    continue_: bool = Field(False, alias="continue")
+    group_by: list[Literal["brand", "source", "intent", "sentiment", "route"]] | None = None
+    group_wait: Duration | None = None
+    group_interval: Duration | None = None
+    repeat_interval: Duration | None = None
+    quiet_hours: WeeklyHours | None = None
+    urgent: bool | None = Field(None, description="Urgent alerts are sent during quiet hours")
+    escalation_channel: str | None = None
+    escalate_to: list[str] | None = Field(None, description="Slack user group (S…) or user (U…) ids to ping")
+    routes: list["Route"] = []
+
+
 class Settings(Strict):
     storage: StorageConfig = StorageConfig()
     slack: SlackConfig
@@ -407,6 +496,7 @@ class Settings(Strict):
     hackernews: HackerNewsPlatform = HackerNewsPlatform()
     reddit: RedditPlatform | None = Field(None, description="Required once a brand has a `type: reddit` source")
     x: XPlatform | None = Field(None, description="Required once a brand has a `type: x` source")
+    routes: Route = Field(Route(), description="The alert route tree; its root matches every mention")
     brands: dict[Annotated[str, Field(pattern=_SLUG)], Brand] = Field(min_length=1)
 
     @field_validator("brands")

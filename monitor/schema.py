@@ -125,6 +125,11 @@ alerts = Table(
     Column("sent_at", UtcDateTime),
     Column("slack_channel_id", String(32)),
     Column("slack_ts", String(32)),
+    # v2: what the row does in Slack. post: a new message, in the thread of `thread_of` when set;
+    # update: chat.update of the message that row `updates` posted; upload: a file (the weekly digest).
+    Column("op", String(16), nullable=False, default="post", server_default="post"),
+    Column("thread_of", Integer),
+    Column("updates", Integer),
     Index("ix_alerts_state_id", "state", "id"),
 )
 
@@ -164,11 +169,131 @@ slack_channels = Table(
     Column("channel_id", String(32), nullable=False),
 )
 
+# --- version 2: routing, the reply clock, Slack actions, digests and spikes ---------------------
+
+notifications = Table(
+    # A mention routed to a channel, waiting to be grouped into a message (Alertmanager's alert in a group).
+    "notifications", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("mention_id", Integer, ForeignKey("mentions.id", ondelete="CASCADE"), nullable=False),
+    Column("brand", String(100), nullable=False),
+    Column("route", String(200), nullable=False),
+    Column("channel", String(100), nullable=False),
+    Column("group_key", String(400), nullable=False),
+    Column("urgent", Boolean, nullable=False, default=False),
+    Column("state", String(16), nullable=False),  # waiting, silenced, queued, folded, dropped
+    Column("silence_id", Integer),
+    Column("alert_id", Integer, ForeignKey("alerts.id", ondelete="SET NULL")),  # the message that carries it
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("mention_id", "route", name="uq_notifications_mention_route"),
+    Index("ix_notifications_state_group", "state", "group_key"),
+    Index("ix_notifications_mention", "mention_id"),
+)
+
+group_log = Table(
+    # What each group last announced, and when (Alertmanager's notification log).
+    "group_log", metadata,
+    Column("group_key", String(400), primary_key=True),
+    Column("channel", String(100), nullable=False),
+    Column("first_sent_at", UtcDateTime, nullable=False),
+    Column("last_sent_at", UtcDateTime, nullable=False),
+    Column("last_alert_id", Integer),
+)
+
+silences = Table(
+    "silences", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("matchers", JSON, nullable=False),  # {"brand": "acme", "source": "x", ...}
+    Column("reason", Text),
+    Column("created_by", String(200)),
+    Column("starts_at", UtcDateTime, nullable=False),
+    Column("ends_at", UtcDateTime, nullable=False),
+    Column("expired_at", UtcDateTime),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+reply_clock = Table(
+    # One row per mention that needs an answer: its deadline and where the clock stands.
+    "reply_clock", metadata,
+    Column("mention_id", Integer, ForeignKey("mentions.id", ondelete="CASCADE"), primary_key=True),
+    Column("brand", String(100), nullable=False),
+    Column("intent", String(16)),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("deadline", UtcDateTime, nullable=False),
+    Column("state", String(16), nullable=False),  # open, handled, snoozed, not_relevant
+    Column("snoozed_until", UtcDateTime),
+    Column("reminders_sent", Integer, nullable=False, default=0),
+    Column("last_reminder_at", UtcDateTime),
+    Column("escalated_at", UtcDateTime),
+    Column("closed_at", UtcDateTime),
+    Column("closed_by", String(200)),
+    Column("closed_via", String(32)),  # slack, reaction, cli, reddit, x, hackernews
+    Index("ix_reply_clock_state_deadline", "state", "deadline"),
+)
+
+slack_events = Table(
+    # Socket Mode events and actions already acted on: Slack redelivers, we act once.
+    "slack_events", metadata,
+    Column("key", String(200), primary_key=True),
+    Column("received_at", UtcDateTime, nullable=False),
+)
+
+label_feedback = Table(
+    # A person's correction of a label ("Wrong label"): a training example for `mentionwatch train`.
+    "label_feedback", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("mention_id", Integer, ForeignKey("mentions.id", ondelete="CASCADE"), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("sentiment", String(16)),
+    Column("intent", String(16)),
+    Column("model", String(64)),
+    Column("labelled_by", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("mention_id", "labelled_by", name="uq_label_feedback_once"),
+)
+
+digests = Table(
+    "digests", metadata,
+    Column("brand", String(100), primary_key=True),
+    Column("week", String(10), primary_key=True),  # ISO week, e.g. 2026-W47
+    Column("alert_id", Integer),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+spikes = Table(
+    "spikes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("brand", String(100), nullable=False),
+    Column("metric", String(16), nullable=False),  # volume, negative
+    Column("state", String(16), nullable=False),  # active, ended
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime),
+    Column("alert_id", Integer),
+    Column("details", JSON, nullable=False),
+    Index("ix_spikes_brand_state", "brand", "state"),
+)
+
+V2_TABLES = (notifications, group_log, silences, reply_clock, slack_events, label_feedback, digests, spikes)
+
 Migration = Callable[[Connection], None]
+
+
+def _v2(conn: Connection) -> None:
+    """New columns on alerts; the v2 tables as defined above.
+
+    When a later version changes one of these tables, freeze its v2 definition here first.
+    """
+    for ddl in ("ALTER TABLE alerts ADD COLUMN op VARCHAR(16) NOT NULL DEFAULT 'post'",
+                "ALTER TABLE alerts ADD COLUMN thread_of INTEGER",
+                "ALTER TABLE alerts ADD COLUMN updates INTEGER"):
+        conn.exec_driver_sql(ddl)
+    for table in V2_TABLES:
+        table.create(conn, checkfirst=True)
 
 # Step N brings a database from version N-1 to N. Version 1 is the first released schema.
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", lambda conn: None),
+    (2, "routing, reply clock, Slack actions, digests, spikes", _v2),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -52,16 +52,25 @@ class AlertRow:
     attempts: int
     created_at: datetime
     sending_at: datetime | None
+    op: str = "post"
+    thread_of: int | None = None
+    updates: int | None = None
 
 
 @dataclass(frozen=True)
 class NewAlert:
+    """An outbox row: `post` a message (into the thread of alert `thread_of` when set), `update` the
+    message that alert `updates` posted, or `upload` a file (payload carries it)."""
+
     dedupe_key: str
     kind: str
     mention_id: int | None
     brand: str | None
     channel: str
     payload: dict
+    op: str = "post"
+    thread_of: int | None = None
+    updates: int | None = None
 
 
 def make_engine(url: str) -> Engine:
@@ -251,7 +260,7 @@ class Store:
         a = t.alerts.c
         with self.engine.connect() as conn:
             rows = conn.execute(select(a.id, a.dedupe_key, a.kind, a.mention_id, a.channel, a.payload, a.state,
-                                       a.attempts, a.created_at, a.sending_at)
+                                       a.attempts, a.created_at, a.sending_at, a.op, a.thread_of, a.updates)
                                 .where(a.state.in_(("pending", "sending"))).order_by(a.id).limit(limit)).all()
         return [AlertRow(**r._mapping) for r in rows]
 
