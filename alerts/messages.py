@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from classifiers.base import Labels
 
@@ -68,11 +69,140 @@ def mention_message(*, reason: str, brand_name: str, source: str, url: str | Non
     return {"text": fallback, "blocks": blocks}
 
 
+@dataclass(frozen=True)
+class MessageItem:
+    """One mention as a group message lists it."""
+
+    mention_id: int
+    reason: str
+    brand_name: str
+    source: str
+    url: str | None
+    title: str | None
+    text: str
+    author: str | None
+    reach: int | None
+    labels: Labels
+    reply_by: datetime | None
+    held_by: str | None = None  # "silence #3 (“launch day”)" once released
+
+
+_PLURALS = {"Complaint": "complaints", "Question": "questions", "Negative mention": "negative mentions"}
+
+
+def _item_blocks(item: MessageItem) -> list[dict]:
+    """Section `mention:<id>` (link), the excerpt, the facts, then the actions: the shared block-id convention."""
+    excerpt = slack_escape(truncate(item.text or item.title or "", EXCERPT_CHARS))
+    who = slack_escape(truncate(item.author, 80)) if item.author else "unknown author"
+    facts = [
+        f"*{slack_escape(item.source)}* · {who}" + (f" · reach {item.reach:,}" if item.reach is not None else "")
+        + f" · {slack_escape(item.brand_name)}",
+        f"sentiment *{item.labels.sentiment}* {_percent(item.labels.sentiment_scores, item.labels.sentiment)} · "
+        f"intent *{item.labels.intent}* {_percent(item.labels.intent_scores, item.labels.intent)}"
+        + (" · low confidence" if item.labels.low_confidence else ""),
+    ]
+    if item.reply_by is not None:
+        facts.append(f"reply by {item.reply_by:%Y-%m-%d %H:%M} UTC")
+    if item.held_by:
+        facts.append(f"held by {slack_escape(item.held_by)}")
+    link = safe_link(item.url, item.title or _posted_by(item.author, item.source))
+    return [
+        {"type": "section", "block_id": mention_block_id(item.mention_id),
+         "text": {"type": "mrkdwn", "verbatim": True, "text": truncate(link, SECTION_LIMIT)}},
+        {"type": "section", "text": {"type": "mrkdwn", "verbatim": True,
+                                     "text": f">{excerpt}" if excerpt else "_(no text)_"}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": f} for f in facts]},
+        actions_block(item.mention_id),
+    ]
+
+
+def group_header(items: list[MessageItem], total: int | None = None) -> str:
+    """"Complaint: Acme Cloud" for one mention, "3 complaints about Acme Cloud" for a group."""
+    total = total or len(items)
+    brands = ", ".join(dict.fromkeys(i.brand_name for i in items))
+    reasons = set(i.reason for i in items)
+    if total == 1:
+        return truncate(f"{items[0].reason}: {brands}", HEADER_LIMIT)
+    if len(reasons) == 1:
+        reason = items[0].reason
+        return truncate(f"{total} {_PLURALS.get(reason, reason + ' mentions')} about {brands}", HEADER_LIMIT)
+    return truncate(f"{total} mentions of {brands} need a look", HEADER_LIMIT)
+
+
+def group_message(items: list[MessageItem], header: str, note: str | None = None) -> dict:
+    """Up to MAX_PER_MESSAGE mentions in one message: a header, then each mention's blocks."""
+    blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}]
+    if note:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": note}]})
+    for item in items:
+        blocks += _item_blocks(item)
+    excerpts = " · ".join(slack_escape(truncate(i.text or i.title or "", FALLBACK_CHARS)) for i in items)
+    return {"text": f"{slack_escape(header)}: {excerpts}", "blocks": blocks}
+
+
+@dataclass(frozen=True)
+class KudosItem:
+    """One praise post as the kudos channel lists it, with a reply for a person to post."""
+
+    mention_id: int
+    brand_name: str
+    source: str
+    platform: str
+    url: str | None
+    title: str | None
+    text: str
+    author: str | None
+    suggestion: str
+
+
+def kudos_message(items: list[KudosItem], note: str | None = None, total: int | None = None) -> dict:
+    """Praise for the kudos channel, grouped like alerts so a wave of praise is one message; each post
+    with a suggested reply to post by hand (nothing is posted for you)."""
+    brands = ", ".join(dict.fromkeys(i.brand_name for i in items))
+    total = total or len(items)
+    header = truncate(f"Praise for {brands} on {items[0].platform}" if total == 1
+                      else f"{total} praise posts for {brands}", HEADER_LIMIT)
+    blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}]
+    if note:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": note}]})
+    for item in items:
+        excerpt = slack_escape(truncate(item.text or item.title or "", EXCERPT_CHARS))
+        who = slack_escape(truncate(item.author, 80)) if item.author else "someone"
+        link = safe_link(item.url, item.title or _posted_by(item.author, item.source))
+        blocks += [
+            {"type": "section", "block_id": mention_block_id(item.mention_id),
+             "text": {"type": "mrkdwn", "verbatim": True, "text": truncate(link, SECTION_LIMIT)}},
+            {"type": "section", "text": {"type": "mrkdwn", "verbatim": True,
+                                         "text": f">{excerpt}" if excerpt else "_(no text)_"}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text":
+                                              f"*{slack_escape(item.source)}* · {who} · {slack_escape(item.platform)}"}]},
+            {"type": "section", "text": {"type": "mrkdwn", "verbatim": True,
+                                         "text": "Suggested reply (post it yourself):\n"
+                                                 + slack_escape(truncate(item.suggestion, 1000))}},
+        ]
+    excerpts = " · ".join(slack_escape(truncate(i.text or i.title or "", FALLBACK_CHARS)) for i in items)
+    return {"text": f"{slack_escape(header)}: {excerpts}", "blocks": blocks}
+
+
+_FAILURE_WORDS = {"auth": "credentials rejected", "rate_limited": "rate limited", "unavailable": "unreachable",
+                  "gone": "not found", "bad_payload": "unreadable answers"}
+
+
+def failure_reason(kind: str | None, message: str | None) -> str:
+    """The reason in words a person reads at a glance; a spent read budget is told apart from a 429."""
+    text = (message or "").lower()
+    if kind == "rate_limited" and ("budget" in text or " cap " in f" {text} "):
+        return "budget exhausted"
+    return _FAILURE_WORDS.get(kind or "", kind or "failing")
+
+
 def source_health_message(source_id: str, transition: str, kind: str | None, message: str | None) -> dict:
+    """One message when a source breaks, one when it recovers: `kind` and `message` are the failure's."""
+    reason = failure_reason(kind, message)
     if transition == "recovered":
-        text = f":white_check_mark: Source {slack_escape(source_id)} recovered (was {kind or 'failing'})."
+        text = f":white_check_mark: Source {slack_escape(source_id)} recovered (it was {reason})."
     else:
-        text = (f":warning: Source {slack_escape(source_id)} is failing ({kind}): "
+        text = (f":warning: Source {slack_escape(source_id)} is failing ({kind}): {reason}. "
                 f"{slack_escape(truncate(message or '', 500))}")
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "verbatim": True, "text": text}}]}
 
@@ -97,3 +227,142 @@ def actions_block(mention_id: int) -> dict:
 def status_block(mention_id: int, status: str) -> dict:
     return {"type": "context", "block_id": f"status:{mention_id}",
             "elements": [{"type": "mrkdwn", "verbatim": True, "text": status}]}
+
+
+# --- the reply clock: status lines, reminders, escalations -------------------------------------
+
+PLATFORMS = {"reddit": "Reddit", "x": "X", "hackernews": "Hacker News", "app_store": "the App Store",
+             "feed": "the web"}
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+def format_age(delta) -> str:
+    """A timedelta as people say it: "14 min", "2 h 5 min", "3 d 4 h", "under a minute"."""
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 1:
+        return "under a minute"
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min"
+
+
+def actor(by: str) -> str:
+    """Who acted: a Slack user id becomes a mention Slack renders as @name; any other name is escaped."""
+    if _SLACK_USER.match(by):
+        return f"<@{by}>"
+    return "@" + slack_escape(truncate(by.lstrip("@"), 80))
+
+
+def responder(via: str, name: str) -> str:
+    """A platform account as its platform writes it (u/name, @handle), escaped: platforms let anyone pick one."""
+    name = truncate(name, 80)
+    if via == "reddit" and not name.startswith("u/"):
+        name = "u/" + name
+    elif via == "x" and not name.startswith("@"):
+        name = "@" + name
+    return slack_escape(name)
+
+
+def handled_status(by: str, via: str, after) -> str:
+    if via in ("slack", "cli", "reaction"):
+        return f":white_check_mark: handled by {actor(by)} after {format_age(after)}"
+    platform = PLATFORMS.get(via, slack_escape(via))
+    return f":white_check_mark: answered on {platform} by {responder(via, by)} after {format_age(after)}"
+
+
+def snoozed_status(by: str, until: datetime, now: datetime) -> str:
+    when = f"{until:%H:%M} UTC" if until.date() == now.date() else f"{until:%a %d %b %H:%M} UTC"
+    return f":zzz: snoozed until {when} by {actor(by)}"
+
+
+def not_relevant_status(by: str) -> str:
+    return f":no_entry_sign: marked not relevant by {actor(by)}"
+
+
+def label_status(by: str, changes: list[tuple[str, str]]) -> str:
+    """"label corrected by @sam: complaint → question"; `changes` are (old, new) label pairs."""
+    return f":label: label corrected by {actor(by)}: " + ", ".join(f"{old} → {new}" for old, new in changes)
+
+
+def _block_index(blocks: list[dict], block_id: str) -> int | None:
+    return next((i for i, b in enumerate(blocks) if b.get("block_id") == block_id), None)
+
+
+def with_status(payload: dict, mention_id: int, status: str, keep_actions: bool) -> dict:
+    """The message with this mention's status line set: in place of its buttons once closed, or above
+    them when `keep_actions` (a snooze can still be handled). Other mentions' blocks are untouched."""
+    blocks = [b for b in payload.get("blocks") or [] if b.get("block_id") != f"status:{mention_id}"]
+    at = _block_index(blocks, f"actions:{mention_id}")
+    line = status_block(mention_id, status)
+    if at is None:
+        section = _block_index(blocks, mention_block_id(mention_id))
+        blocks.insert(len(blocks) if section is None else _item_end(blocks, section), line)
+    elif keep_actions:
+        blocks.insert(at, line)
+    else:
+        blocks[at] = line
+    return {**payload, "blocks": blocks}
+
+
+def _item_end(blocks: list[dict], section: int) -> int:
+    """Where the blocks of the mention whose section is at `section` end (the next block id'd `mention:`)."""
+    for i in range(section + 1, len(blocks)):
+        if str(blocks[i].get("block_id", "")).startswith("mention:"):
+            return i
+    return len(blocks)
+
+
+def with_label_note(payload: dict, mention_id: int, note: str) -> dict:
+    """The message with a `label:<id>` line above the mention's buttons (or status line)."""
+    blocks = [b for b in payload.get("blocks") or [] if b.get("block_id") != f"label:{mention_id}"]
+    line = {"type": "context", "block_id": f"label:{mention_id}",
+            "elements": [{"type": "mrkdwn", "verbatim": True, "text": note}]}
+    at = _block_index(blocks, f"status:{mention_id}")
+    if at is None:
+        at = _block_index(blocks, f"actions:{mention_id}")
+    if at is None:
+        section = _block_index(blocks, mention_block_id(mention_id))
+        at = len(blocks) if section is None else _item_end(blocks, section)
+    blocks.insert(at, line)
+    return {**payload, "blocks": blocks}
+
+
+def _summary(source: str, author: str | None, url: str | None, title: str | None, text: str) -> str:
+    who = slack_escape(truncate(author, 80)) if author else "unknown author"
+    link = safe_link(url, title or _posted_by(author, source))
+    return f"{link} · *{slack_escape(source)}* · {who}\n>{slack_escape(truncate(text or title or '', 300))}"
+
+
+def reminder_message(*, mention_id: int, brand_name: str, source: str, url: str | None, title: str | None,
+                     text: str, author: str | None, deadline: datetime, now: datetime, in_thread: bool,
+                     after_snooze: bool = False) -> dict:
+    """A nudge into the alert's thread (or, without one, a top-level message that says what it is about)."""
+    if now < deadline:
+        due = f"reply due by {deadline:%Y-%m-%d %H:%M} UTC (in {format_age(deadline - now)})"
+    else:
+        due = f"{format_age(now - deadline)} past its reply time ({deadline:%Y-%m-%d %H:%M} UTC)"
+    lead = "Snooze over: still unanswered" if after_snooze else "Still unanswered"
+    line = f":alarm_clock: {lead}, {due}."
+    if not in_thread:
+        line += f"\n{slack_escape(brand_name)}: " + _summary(source, author, url, title, text)
+    return {"text": f"{lead} ({slack_escape(brand_name)}), {due}",
+            "blocks": [{"type": "section", "block_id": f"reminder:{mention_id}",
+                        "text": {"type": "mrkdwn", "verbatim": True, "text": line}}]}
+
+
+def escalation_message(*, mention_id: int, brand_name: str, source: str, url: str | None, title: str | None,
+                       text: str, author: str | None, promise, deadline: datetime, now: datetime,
+                       escalate_to: tuple[str, ...]) -> dict:
+    """The one message at the deadline: pings the configured people (our own text, so real mentions)."""
+    pings = " ".join(f"<!subteam^{who}>" if who.startswith("S") else f"<@{who}>" for who in escalate_to)
+    late = f", {format_age(now - deadline)} ago" if now - deadline >= timedelta(minutes=1) else ""
+    line = (f":rotating_light: {pings + ' ' if pings else ''}Unanswered past the {format_age(promise)} promise "
+            f"(due {deadline:%Y-%m-%d %H:%M} UTC{late}): {slack_escape(brand_name)}\n"
+            + _summary(source, author, url, title, text))
+    return {"text": f"{pings + ' ' if pings else ''}Unanswered past its reply time: {slack_escape(brand_name)}",
+            "blocks": [{"type": "section", "block_id": f"escalation:{mention_id}",
+                        "text": {"type": "mrkdwn", "verbatim": True, "text": line}}]}

@@ -100,3 +100,28 @@ def resolve_routes(root: Route, brand_id: str, brand: Brand, mention: StoredMent
         return out or [here]
 
     return walk(root, root_defaults(brand), "root")
+
+
+def route_at(root: Route, path: str, brand: Brand) -> ResolvedRoute:
+    """The settings of the route `path` names (a notification's route), after a reload too: a path the
+    tree no longer has resolves to its deepest surviving ancestor."""
+    here = _inherit(root_defaults(brand), root, "root")
+    node = root
+    for part in path.split(".")[1:]:
+        if not part.isdigit() or int(part) >= len(node.routes):
+            break
+        node = node.routes[int(part)]
+        here = _inherit(here, node, f"{here.path}.{part}")
+    return here
+
+
+def group_key(route: ResolvedRoute, brand_id: str, mention: StoredMention, labels: Labels) -> str:
+    """Route path plus the values of its group_by labels, e.g. `root.1|brand=acme|intent=complaint`.
+
+    Without `brand` in group_by the channel joins the key: brands' default channels differ."""
+    values = {"brand": brand_id, "source": mention.source_id, "intent": labels.intent,
+              "sentiment": labels.sentiment, "route": route.path, "mention": str(mention.id)}
+    parts = [route.path] + [f"{label}={values[label]}" for label in route.group_by if label != "route"]
+    if "brand" not in route.group_by and "mention" not in route.group_by:
+        parts.append(f"channel={route.channel}")
+    return "|".join(parts)

@@ -1,13 +1,20 @@
-"""Which labelled mentions need a human, as a pure function of the mention, its labels, config and now."""
+"""Which labelled mentions need a human and where they go, as pure functions of the mention, its labels,
+config, what the store knows (silences, spikes, earlier messages of the thread) and now."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from alerts.messages import mention_message, source_health_message
+from alerts.grouping import MAX_PER_MESSAGE, GroupState, chunks
+from alerts.messages import KudosItem, MessageItem, group_header, group_message, kudos_message, source_health_message
+from alerts.routes import group_key, resolve_routes
+from alerts.silences import Silence, silencing
 from classifiers.base import Labels
-from monitor.config import Settings
-from monitor.store import NewAlert, StoredMention
+from monitor.config import Brand, Settings
+from monitor.store import KUDOS_ROUTE, NewAlert, NewNotification, StoredMention, WaitingItem
+
+PLATFORMS = {"reddit": "Reddit", "x": "X", "hackernews": "Hacker News", "app_store": "the App Store",
+             "feed": "the web"}
 
 
 def alert_reason(labels: Labels) -> str | None:
@@ -21,23 +28,134 @@ def alert_reason(labels: Labels) -> str | None:
     return None
 
 
-def alerts_for(mention: StoredMention, labels: Labels, settings: Settings, now: datetime) -> list[NewAlert]:
-    # A connector may know better than the text, e.g. a 1-star review worded mildly.
-    reason = alert_reason(labels) or mention.extra.get("needs_reply_hint")
-    if reason is None or mention.extra.get("by_team"):
+def needs_human(mention: StoredMention, labels: Labels) -> str | None:
+    """Why this mention enters the route tree, or None. A connector may know better than the text (a
+    1-star review worded mildly); the team's own posts never alert."""
+    if mention.extra.get("by_team"):
+        return None
+    return alert_reason(labels) or mention.extra.get("needs_reply_hint")
+
+
+def reply_by(mention: StoredMention, labels: Labels, brand: Brand) -> datetime:
+    """The promised reply time in plain hours; the reply clock's deadline replaces it once one exists."""
+    promise = brand.reply_within_by_intent.get(labels.intent, brand.reply_within)
+    return (mention.created_at or mention.fetched_at) + promise
+
+
+def message_item(mention: StoredMention, labels: Labels, brand_id: str, settings: Settings,
+                 deadline: datetime | None = None, held_by: str | None = None) -> MessageItem:
+    brand = settings.brands.get(brand_id)
+    return MessageItem(mention_id=mention.id, reason=needs_human(mention, labels) or "Mention",
+                       brand_name=brand.names[0] if brand else brand_id, source=mention.source_id, url=mention.url,
+                       title=mention.title, text=mention.text, author=mention.author, reach=mention.reach,
+                       labels=labels, reply_by=deadline or (reply_by(mention, labels, brand) if brand else None),
+                       held_by=held_by)
+
+
+def _single(mention: StoredMention, labels: Labels, brand_id: str, settings: Settings) -> dict:
+    item = message_item(mention, labels, brand_id, settings)
+    return group_message([item], group_header([item]))
+
+
+def route_mention(mention: StoredMention, labels: Labels, settings: Settings, silences: list[Silence],
+                  spikes: dict[str, tuple[int, str]], carriers: dict[str, int],
+                  now: datetime) -> list[NewNotification]:
+    """One notification per brand and route this mention takes: silenced if a silence matches, folded into
+    an active spike's thread, a reply in the thread of an earlier message of its thread, or waiting."""
+    if needs_human(mention, labels) is None:
         return []
-    out = []
+    out: list[NewNotification] = []
     for brand_id in mention.matched:
         brand = settings.brands.get(brand_id)
         if brand is None:
             continue
-        reply_by = (mention.created_at or mention.fetched_at) + brand.reply_within
-        payload = mention_message(reason=reason, brand_name=brand.names[0], source=mention.source_id,
-                                  url=mention.url, title=mention.title, text=mention.text, author=mention.author,
-                                  reach=mention.reach, labels=labels, reply_by=reply_by)
-        out.append(NewAlert(dedupe_key=f"mention:{mention.id}:{brand_id}", kind="mention",
-                            mention_id=mention.id, brand=brand_id, channel=brand.slack_channel, payload=payload))
+        fold = None
+        spike = spikes.get(brand_id)
+        if spike and brand.spikes.fold_negatives and (labels.sentiment == "negative" or labels.intent == "complaint"):
+            fold = NewAlert(dedupe_key=f"fold:{spike[0]}:{mention.id}:{brand_id}", kind="mention",
+                            mention_id=mention.id, brand=brand_id, channel=spike[1],
+                            payload=_single(mention, labels, brand_id, settings), thread_of=spike[0])
+        for route in resolve_routes(settings.routes, brand_id, brand, mention, labels):
+            common = dict(mention_id=mention.id, brand=brand_id, route=route.path, channel=route.channel,
+                          group_key=group_key(route, brand_id, mention, labels), urgent=route.urgent)
+            silence = silencing(silences, brand_id, mention, labels, route.channel, now)
+            if silence is not None:
+                out.append(NewNotification(**common, state="silenced", silence_id=silence.id))
+            elif fold is not None:
+                out.append(NewNotification(**common, state="folded", alert=fold))
+            elif route.path in carriers:
+                reply = NewAlert(dedupe_key=f"thread:{mention.id}:{route.path}", kind="mention",
+                                 mention_id=mention.id, brand=brand_id, channel=route.channel,
+                                 payload=_single(mention, labels, brand_id, settings), thread_of=carriers[route.path])
+                out.append(NewNotification(**common, state="queued", alert=reply))
+            else:
+                out.append(NewNotification(**common, state="waiting"))
     return out
+
+
+def fill_thank_you(template: str, author: str | None, platform: str) -> str:
+    """Only {author} and {platform}: config load has checked the template has no other placeholder."""
+    return template.format(author=(author or "there").lstrip("@"), platform=platform)
+
+
+def kudos_notifications(mention: StoredMention, labels: Labels, settings: Settings, silences: list[Silence],
+                        now: datetime) -> list[NewNotification]:
+    """Praise waits, grouped per brand with the root route's timers, for each praised brand's kudos channel."""
+    if labels.intent != "praise" or mention.extra.get("by_team"):
+        return []
+    out = []
+    for brand_id in mention.matched:
+        brand = settings.brands.get(brand_id)
+        if brand is None or not brand.kudos_channel:
+            continue
+        silence = silencing(silences, brand_id, mention, labels, brand.kudos_channel, now)
+        out.append(NewNotification(mention_id=mention.id, brand=brand_id, route=KUDOS_ROUTE,
+                                   channel=brand.kudos_channel, group_key=f"{KUDOS_ROUTE}|brand={brand_id}",
+                                   urgent=False, state="silenced" if silence else "waiting",
+                                   silence_id=silence.id if silence else None))
+    return out
+
+
+def kudos_item(item: WaitingItem, settings: Settings) -> KudosItem:
+    brand = settings.brands.get(item.brand)
+    mention = item.mention
+    platform = PLATFORMS.get(mention.source, mention.source)
+    return KudosItem(mention_id=mention.id, brand_name=brand.names[0] if brand else item.brand,
+                     source=mention.source_id, platform=platform, url=mention.url, title=mention.title,
+                     text=mention.text, author=mention.author,
+                     suggestion=fill_thank_you(brand.thank_you if brand else "", mention.author, platform))
+
+
+def group_messages(group: GroupState, items: list[WaitingItem], settings: Settings) -> list[tuple[NewAlert, list[int]]]:
+    """A flushed group as outbox rows of up to 10 mentions each (the first top-level, the rest for its
+    thread), each with the notifications it carries. Keys are deterministic: a retry cannot double-post."""
+    if not items:
+        return []
+    if group.route == KUDOS_ROUTE:
+        parts = chunks(items)
+        return [(NewAlert(dedupe_key=f"group:{part[0].notification_id}:{group.group_key}"[:300], kind="kudos",
+                          mention_id=part[0].mention.id, brand=group.brand, channel=group.channel,
+                          payload=kudos_message([kudos_item(i, settings) for i in part],
+                                                _part_note(n, part, len(items), len(parts)), len(items))),
+                 [i.notification_id for i in part]) for n, part in enumerate(parts)]
+    built = [message_item(i.mention, i.labels, i.brand, settings, i.deadline,
+                          f"silence #{i.silence_id}" + (f" (“{i.silence_reason}”)" if i.silence_reason else "")
+                          if i.silence_id else None) for i in items]
+    header = group_header(built)
+    out = []
+    parts = chunks(list(zip(items, built)))
+    for n, part in enumerate(parts):
+        note = _part_note(n, part, len(items), len(parts))
+        first = part[0][0]
+        alert = NewAlert(dedupe_key=f"group:{first.notification_id}:{group.group_key}"[:300], kind="mention",
+                         mention_id=first.mention.id, brand=group.brand, channel=group.channel,
+                         payload=group_message([b for _, b in part], header, note))
+        out.append((alert, [i.notification_id for i, _ in part]))
+    return out
+
+
+def _part_note(n: int, part: list, total: int, parts: int) -> str | None:
+    return f"{n * MAX_PER_MESSAGE + 1}–{n * MAX_PER_MESSAGE + len(part)} of {total}" if parts > 1 else None
 
 
 def source_health_alert(source_id: str, brand_id: str | None, transition: str, kind: str | None,

@@ -2,21 +2,33 @@
 
 Each row is marked `sending` (committed) before the call and `sent` with its ts after. If the
 process dies, or the connection drops, between the two, the outcome is unknown: the row is left
-`sending` and, before anything else is sent, looked up in the channel's history by the alert id
-that travels in the message metadata. Only if it is not there is it sent again.
+`sending` and, before anything else is sent, looked up in Slack by the alert id it carries. Only
+if it is not there is it sent again. Per op:
+
+- `post`: the alert id travels in the message metadata; top-level messages are looked up in
+  `conversations.history`, thread replies (`thread_of`) in `conversations.replies` of the parent,
+  because history does not list replies. A reply whose parent is not sent yet waits, and so does
+  everything after it in that channel, so a channel's order never changes; a reply whose parent
+  failed for good is posted top-level.
+- `update`: after an unknown outcome the message is read back; if it already shows the row's text
+  the update is recorded as sent, else it is redone (chat.update is idempotent).
+- `upload`: files_upload_v2 with a file name that carries the alert id, looked up by that name
+  among the files shared in the channel history.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from datetime import datetime, timedelta
 from typing import Callable
 from urllib.error import URLError
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from monitor.config import SlackConfig
@@ -30,7 +42,9 @@ HEALTH_ID = "slack"
 # Errors that concern one message, not Slack as a whole: that message is failed, the rest go on.
 MESSAGE_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived", "msg_too_long", "no_text",
                             "invalid_blocks", "invalid_blocks_format", "too_many_attachments",
-                            "invalid_metadata_format", "invalid_metadata_schema", "restricted_action"})
+                            "invalid_metadata_format", "invalid_metadata_schema", "restricted_action",
+                         "message_not_found", "cant_update_message", "edit_window_closed", "thread_not_found",
+                         "invalid_arguments", "file_not_found"})
 RATE_LIMIT_ERRORS = frozenset({"ratelimited", "rate_limited"})
 AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive",
                          "missing_scope", "no_permission"})
@@ -66,12 +80,36 @@ class DeliveryReport:
     sent: int = 0
     reconciled: int = 0
     failed: int = 0
+    held: int = 0  # waiting for the message they thread under or update to be sent first
     stopped: str | None = None  # why the drain stopped early, if it did
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where an alert's message is in Slack, once it is sent."""
+
+    state: str
+    channel_id: str | None = None
+    ts: str | None = None
 
 
 class _Stop(Exception):
     def __init__(self, failure: SourceFailure):
         self.failure = failure
+
+
+class _Held(Exception):
+    """The message this row threads under or updates is not in Slack yet."""
+
+
+class _Failed(Exception):
+    """This row can never be delivered (its reason is stored as the row's error)."""
+
+
+def upload_filename(filename: str, alert_id: int) -> str:
+    """A file name unique to the alert, so a lost upload can be found in the channel history."""
+    path = PurePosixPath(filename or "file")
+    return f"{path.stem}-a{alert_id}{path.suffix}"
 
 
 class SlackSender:
@@ -98,11 +136,18 @@ class SlackSender:
             return report
         try:
             rows = self.store.outbox(limit)
-            found = self._reconcile([row for row in rows if row.state == "sending"])
+            refs = {row.thread_of or row.updates for row in rows} - {None}
+            targets = {i: Target(*v) for i, v in self.store.slack_targets(sorted(refs)).items()}
+            unknown = [row for row in rows if row.state == "sending"]
+            found = self._reconcile([row for row in unknown if row.op != "update"], targets)
+            found.update(self._reconcile_updates([row for row in unknown if row.op == "update"], targets))
             report.reconciled = len(found)
+            for alert_id, (channel_id, ts) in found.items():
+                targets[alert_id] = Target("sent", channel_id, ts)
             todo = [row for row in rows if row.id not in found]
+            held: set[str] = set()
             for start in range(0, len(todo), self.BATCH):
-                self._send_batch(todo[start:start + self.BATCH], report)
+                self._send_batch(todo[start:start + self.BATCH], report, targets, held)
         except _Stop as stop:
             report.stopped = stop.failure.kind.value
             self._record(stop.failure)
@@ -111,73 +156,169 @@ class SlackSender:
             self._record(None)
         return report
 
-    def _send_batch(self, batch: list[AlertRow], report: DeliveryReport) -> None:
+    def _send_batch(self, batch: list[AlertRow], report: DeliveryReport, targets: dict[int, Target],
+                    held: set[str]) -> None:
+        """Claim, send and settle one batch; `held` collects channels whose order a waiting row keeps."""
         self.store.claim([row.id for row in batch], self.clock())
-        sent: list[tuple[int, str, str]] = []
+        sent: list[tuple[int, str, str | None]] = []
         unsent: list[tuple[int, str | None]] = []
         try:
             for i, row in enumerate(batch):
                 try:
-                    resp = self.client.chat_postMessage(
-                        channel=row.channel, text=row.payload["text"], blocks=row.payload.get("blocks"),
-                        unfurl_links=False, unfurl_media=False,
-                        metadata={"event_type": METADATA_EVENT, "event_payload": {"alert_id": row.id}})
-                except SlackApiError as exc:
-                    error = str(exc.response.get("error", ""))
-                    if error in MESSAGE_ERRORS:
+                    if row.channel in held:
+                        raise _Held()
+                    channel_id, ts = self._send_one(row, targets)
+                except _Held:
+                    held.add(row.channel)
+                    unsent.append((row.id, None))
+                    report.held += 1
+                    continue
+                except (_Failed, SlackApiError) as exc:
+                    error = str(exc) if isinstance(exc, _Failed) else str(exc.response.get("error", ""))
+                    if isinstance(exc, _Failed) or error in MESSAGE_ERRORS:
                         self.store.mark_failed(row.id, error)
-                        log.error("alert %s to %s failed: %s (will not retry)", row.id, row.channel, error)
+                        targets[row.id] = Target("failed")
+                        log.error("alert %s (%s) to %s failed: %s (will not retry)", row.id, row.op, row.channel,
+                                  error)
                         report.failed += 1
                         continue
                     unsent += [(row.id, error or f"HTTP {exc.response.status_code}")]
                     unsent += [(later.id, None) for later in batch[i + 1:]]
                     raise _Stop(self._classify(exc)) from None
-                except (TimeoutError, URLError, OSError) as exc:
-                    # This post may or may not have arrived: it stays `sending`, for reconciliation.
+                except (TimeoutError, URLError, OSError, SlackRequestError) as exc:
+                    # This call may or may not have arrived: it stays `sending`, for reconciliation.
                     unsent += [(later.id, None) for later in batch[i + 1:]]
                     raise _Stop(SourceFailure(FailureKind.UNAVAILABLE,
                                               f"Slack unreachable ({type(exc).__name__})")) from None
-                self._learn_channel(row.channel, resp["channel"])
-                sent.append((row.id, resp["channel"], resp["ts"]))
+                targets[row.id] = Target("sent", channel_id, ts)
+                sent.append((row.id, channel_id, ts))
                 report.sent += 1
         finally:
             self.store.settle(sent, unsent, self.clock())
 
-    def _reconcile(self, rows: list[AlertRow]) -> set[int]:
-        """Which of these `sending` rows did reach Slack before we lost track? Those are recorded as sent."""
-        if not rows:
-            return set()
-        found: list[tuple[int, str, str]] = []
+    def _send_one(self, row: AlertRow, targets: dict[int, Target]) -> tuple[str, str | None]:
+        """One Slack call for one row; returns the channel id and ts it is recorded with."""
+        if row.op == "update":
+            target = self._target(row.updates, targets)
+            if target.state != "sent":
+                raise _Failed(f"the message to update was not sent ({target.state})")
+            self.client.chat_update(channel=target.channel_id, ts=target.ts, text=row.payload["text"],
+                                    blocks=row.payload.get("blocks"))
+            return target.channel_id, target.ts
+        if row.op == "upload":
+            return self._upload(row)
+        channel, thread_ts = row.channel, None
+        if row.thread_of is not None:
+            parent = self._target(row.thread_of, targets)
+            if parent.state == "sent":
+                channel, thread_ts = parent.channel_id, parent.ts
+        resp = self.client.chat_postMessage(
+            channel=channel, text=row.payload["text"], blocks=row.payload.get("blocks"), thread_ts=thread_ts,
+            unfurl_links=False, unfurl_media=False,
+            metadata={"event_type": METADATA_EVENT, "event_payload": {"alert_id": row.id}})
+        if thread_ts is None:
+            self._learn_channel(row.channel, resp["channel"])
+        return resp["channel"], resp["ts"]
+
+    @staticmethod
+    def _target(alert_id: int | None, targets: dict[int, Target]) -> Target:
+        """The referred-to message: held while it is still queued; `failed` if it never will be sent."""
+        target = targets.get(alert_id) if alert_id is not None else None
+        if target is None:
+            return Target("failed")
+        if target.state in ("pending", "sending"):
+            raise _Held()
+        return target
+
+    def _upload(self, row: AlertRow) -> tuple[str, str | None]:
+        channel_id = self._channel_id(row.channel)
+        if channel_id is None:
+            raise _Failed("channel_not_found")
+        payload = row.payload
+        name = upload_filename(payload.get("filename", ""), row.id)
         try:
-            by_channel: dict[str, list[AlertRow]] = {}
+            content = base64.b64decode(payload["content_b64"], validate=True)
+        except (KeyError, ValueError):
+            raise _Failed("the upload has no valid content_b64") from None
+        self.client.files_upload_v2(channel=channel_id, content=content,
+                                    filename=name, title=payload.get("title") or name,
+                                    initial_comment=payload.get("text"))
+        return channel_id, None
+
+    def _reconcile(self, rows: list[AlertRow], targets: dict[int, Target]) -> dict[int, tuple[str, str]]:
+        """Which of these `sending` rows did reach Slack before we lost track? Those are recorded as sent.
+
+        One read per channel (history) and per thread (replies); returns {alert id: (channel id, ts)}.
+        """
+        if not rows:
+            return {}
+        found: dict[int, tuple[str, str]] = {}
+        try:
+            places: dict[tuple[str, str | None], list[AlertRow]] = {}
             for row in rows:
-                by_channel.setdefault(row.channel, []).append(row)
-            for channel, channel_rows in by_channel.items():
-                channel_id = self._channel_id(channel)
-                if channel_id is None:
-                    continue
-                wanted = {row.id for row in channel_rows}
-                oldest = min(row.sending_at or row.created_at for row in channel_rows) - timedelta(minutes=1)
-                for message in self._history(channel_id, oldest):
+                parent = targets.get(row.thread_of) if row.thread_of is not None else None
+                if parent is not None and parent.state == "sent":
+                    places.setdefault((parent.channel_id, parent.ts), []).append(row)
+                elif parent is None or parent.state == "failed":
+                    channel_id = self._channel_id(row.channel)
+                    if channel_id is not None:
+                        places.setdefault((channel_id, None), []).append(row)
+            for (channel_id, thread_ts), place_rows in places.items():
+                by_meta = {row.id for row in place_rows if row.op == "post"}
+                by_name = {upload_filename(row.payload.get("filename", ""), row.id): row.id
+                           for row in place_rows if row.op == "upload"}
+                oldest = min(row.sending_at or row.created_at for row in place_rows) - timedelta(minutes=1)
+                for message in self._messages(channel_id, thread_ts, oldest):
                     meta = message.get("metadata") or {}
                     alert_id = meta.get("event_payload", {}).get("alert_id")
-                    if meta.get("event_type") == METADATA_EVENT and alert_id in wanted:
-                        found.append((alert_id, channel_id, message["ts"]))
+                    if meta.get("event_type") == METADATA_EVENT and alert_id in by_meta:
+                        found[alert_id] = (channel_id, message["ts"])
+                    for file in message.get("files") or []:
+                        if file.get("name") in by_name:
+                            found[by_name[file["name"]]] = (channel_id, message["ts"])
         except SlackApiError as exc:
             raise _Stop(self._classify(exc)) from None
         except (TimeoutError, URLError, OSError) as exc:
             raise _Stop(SourceFailure(FailureKind.UNAVAILABLE, f"Slack unreachable ({type(exc).__name__})")) from None
         finally:
             if found:
-                self.store.settle(found, [], self.clock())
+                self.store.settle([(i, c, ts) for i, (c, ts) in found.items()], [], self.clock())
                 log.info("%d alert(s) were already in Slack; recorded, not resent", len(found))
-        return {alert_id for alert_id, _, _ in found}
+        return found
 
-    def _history(self, channel_id: str, oldest: datetime):
+    def _reconcile_updates(self, rows: list[AlertRow], targets: dict[int, Target]) -> dict[int, tuple[str, str]]:
+        """Updates of unknown outcome whose text the message already shows: recorded, not redone."""
+        found: dict[int, tuple[str, str]] = {}
+        try:
+            for row in rows:
+                target = targets.get(row.updates)
+                if target is None or target.state != "sent" or target.ts is None:
+                    continue
+                resp = self.client.conversations_history(channel=target.channel_id, latest=target.ts,
+                                                         oldest=target.ts, inclusive=True, limit=1)
+                shown = next((m for m in resp.get("messages", []) if m.get("ts") == target.ts), None)
+                if shown is not None and shown.get("text") == row.payload["text"]:
+                    found[row.id] = (target.channel_id, target.ts)
+        except SlackApiError as exc:
+            raise _Stop(self._classify(exc)) from None
+        except (TimeoutError, URLError, OSError) as exc:
+            raise _Stop(SourceFailure(FailureKind.UNAVAILABLE, f"Slack unreachable ({type(exc).__name__})")) from None
+        finally:
+            if found:
+                self.store.settle([(i, c, ts) for i, (c, ts) in found.items()], [], self.clock())
+        return found
+
+    def _messages(self, channel_id: str, thread_ts: str | None, oldest: datetime):
+        """The channel's top-level messages, or one thread's replies, since `oldest`, with metadata."""
         cursor = None
         while True:
-            resp = self.client.conversations_history(channel=channel_id, oldest=f"{oldest.timestamp():.6f}",
-                                                     include_all_metadata=True, limit=200, cursor=cursor)
+            if thread_ts is None:
+                resp = self.client.conversations_history(channel=channel_id, oldest=f"{oldest.timestamp():.6f}",
+                                                         include_all_metadata=True, limit=200, cursor=cursor)
+            else:
+                resp = self.client.conversations_replies(channel=channel_id, ts=thread_ts,
+                                                         oldest=f"{oldest.timestamp():.6f}",
+                                                         include_all_metadata=True, limit=200, cursor=cursor)
             yield from resp.get("messages", [])
             cursor = (resp.get("response_metadata") or {}).get("next_cursor")
             if not cursor:

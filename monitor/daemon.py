@@ -44,6 +44,7 @@ class Daemon:
         self.scheduler: BackgroundScheduler | None = None
         self._running = 0
         self._running_lock = threading.Lock()
+        self.socket_mode = None
 
     @property
     def settings(self) -> Settings:
@@ -53,7 +54,7 @@ class Daemon:
         """Every source once, then classify, route and send everything: for cron and tests."""
         for source_id in self.pipeline.sources:
             self.pipeline.poll(source_id)
-        report = self.pipeline.process()
+        report = self.pipeline.process(flush_all=True)
         if report.stopped:
             log.warning("Slack delivery stopped early (%s); %s", report.stopped, self.store.alert_counts())
 
@@ -70,6 +71,7 @@ class Daemon:
             signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
             signal.signal(signal.SIGHUP, lambda *_: self.reload_event.set())
         self.scheduler.start()
+        self._start_socket_mode()
         log.info("mentionwatch running: %d sources, %d brands, classifier %s", len(self.pipeline.sources),
                  len(self.settings.brands), self.pipeline.classifier.version)
         while not self.stop_event.wait(0.2):
@@ -81,6 +83,8 @@ class Daemon:
     def _shutdown(self) -> int:
         log.info("stopping")
         self.scheduler.shutdown(wait=False)
+        if self.socket_mode is not None:
+            self.socket_mode.stop()
         grace = self.settings.daemon.shutdown_grace.total_seconds()
         deadline = time.monotonic() + grace
         while self._running and time.monotonic() < deadline:
@@ -108,6 +112,19 @@ class Daemon:
         for job in self.scheduler.get_jobs():
             if job.id.startswith("poll:") and job.id not in wanted:
                 job.remove()
+
+    def _start_socket_mode(self) -> None:
+        """Slack actions arrive over Socket Mode when an app token is configured; else the CLI does them."""
+        if self.settings.slack.app_token is None:
+            return
+        from alerts.socket_mode import SocketMode
+
+        self.socket_mode = SocketMode(lambda: self.settings, self.store, utcnow, self._deliver_soon).start()
+
+    def _deliver_soon(self) -> None:
+        """An action queued a message update: send it now rather than at the next process run."""
+        if self.scheduler is not None and not self.stop_event.is_set():
+            self.scheduler.modify_job(PROCESS_JOB, next_run_time=datetime.now(timezone.utc))
 
     def _guard(self, fn, *args):
         if self.stop_event.is_set():

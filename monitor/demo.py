@@ -18,12 +18,13 @@ from emulators.app_store import AppStoreEmulator, serve_demo as serve_app_store_
 from emulators.feeds import FeedsEmulator, render_atom, render_rss
 from emulators.hackernews import HackerNewsEmulator, serve_demo as serve_hackernews_demo
 from emulators.reddit import RedditEmulator, serve_demo as serve_reddit_demo
-from emulators.slack import SlackEmulator
+from emulators.slack import SlackEmulator, channel_id_for
 from emulators.server import wait_until
 from emulators.x import XEmulator, serve_demo as serve_x_demo
 
 DEMO_TOKEN = "xoxb-demo-not-a-real-token"
 CHANNEL = "#acme-mentions"
+KUDOS_CHANNEL = "#acme-kudos"
 
 
 def demo_posts(name: str = "posts.yaml") -> dict:
@@ -51,7 +52,10 @@ def demo_config(data: dict, urls: dict[str, str], slack_url: str, db_path: Path,
         "slack": {"token": "${DEMO_SLACK_TOKEN:-" + DEMO_TOKEN + "}", "base_url": slack_url},
         "classifier": {"kind": classifier},
         "daemon": {"process_interval": "1s"},
+        # Short waits so the demo shows grouping in seconds: a burst becomes one message per intent.
+        "routes": {"group_by": ["brand", "intent"], "group_wait": "2s", "group_interval": "1m"},
         "brands": {"acme": {**data["brand"], "slack_channel": CHANNEL, "reply_within": "2h",
+                            "kudos_channel": KUDOS_CHANNEL,
                             "sources": [{"type": "feed", "name": name, "url": url, "interval": "30s",
                                          "require_match": name != "google-alerts"} for name, url in urls.items()]}},
     }
@@ -93,7 +97,8 @@ def run_demo(keep: bool = False, classifier: str = "transformer") -> int:
             counts = daemon.store.alert_counts()
             polled = all(daemon.store.get_health(sid).last_success_at for sid in daemon.pipeline.sources)
             return polled and not daemon.store.unclassified(1) and not counts.get("pending") \
-                and not counts.get("sending") and not daemon.store.unrouted(1)
+                and not counts.get("sending") and not daemon.store.unrouted(1) \
+                and not daemon.store.notification_counts().get("waiting")
 
         ok = wait_until(settled, timeout=45)
         daemon.stop_event.set()
@@ -121,10 +126,16 @@ def _show(console: Console, daemon, slack: SlackEmulator, settings) -> None:
                       row["source_id"].split("/")[-1], (row["title"] or "")[:60])
     console.print(table)
     console.print(f"dropped before storing: {dropped or 'none'}")
+    names = {channel_id_for(c): c for c in (CHANNEL, KUDOS_CHANNEL, settings.slack.ops_channel or CHANNEL)}
     for message in slack.posted():
-        header = message["blocks"][0]["text"]["text"]
-        body = "\n".join(b["text"]["text"] for b in message["blocks"][1:3])
-        context = " | ".join(e["text"] for e in message["blocks"][3]["elements"])
-        console.print(Panel(f"{body}\n[dim]{context}[/dim]", title=f"Slack {CHANNEL}: {header}", expand=False))
+        header = message["blocks"][0]["text"]["text"] if message["blocks"][0]["type"] == "header" else ""
+        lines = []
+        for block in message["blocks"][1:]:
+            if block["type"] == "section":
+                lines.append(block["text"]["text"])
+            elif block["type"] == "context":
+                lines.append("[dim]" + " | ".join(e["text"] for e in block["elements"]) + "[/dim]")
+        where = names.get(message["channel"], message["channel"]) + (" (thread)" if message.get("thread_ts") else "")
+        console.print(Panel("\n".join(lines) or message["text"], title=f"Slack {where}: {header}", expand=False))
     console.print(f"[bold]{len(slack.posted())} Slack messages[/bold] received by the emulator "
                   f"(plain text escaped: no pings, no forged links)")

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from alerts.rules import alerts_for, source_health_alert
+from alerts.grouping import should_flush
+from alerts.routes import route_at
+from alerts.rules import group_messages, kudos_notifications, needs_human, route_mention, source_health_alert
+from alerts.silences import silencing
 from alerts.slack import DeliveryReport, SlackSender
 from classifiers.base import Classifier, Labels
 from classifiers.lexicon import LexiconClassifier
@@ -23,6 +26,8 @@ from monitor.health import SourceFailure, SourceHealth, after_failure, after_suc
 from monitor.matcher import Matcher
 from monitor.models import Match
 from monitor.store import NewAlert, Store
+from monitor.trends import Trends
+from monitor.tracker import UnansweredTracker
 
 log = logging.getLogger("mentionwatch")
 REPLY_LOOKBACK = timedelta(days=7)
@@ -58,6 +63,8 @@ class Pipeline:
             if hasattr(connector, "clock"):  # connectors that reason about time share the pipeline's clock
                 connector.clock = lambda: self.clock()
         self._fallback = LexiconClassifier()
+        self.tracker = UnansweredTracker(settings, store)
+        self.trends = Trends(settings, store)
         self._disabled: set[str] = set()  # sources whose credentials kept failing, until reload/restart
 
     # --- poll ----------------------------------------------------------------------------------
@@ -164,22 +171,77 @@ class Pipeline:
         return out
 
     def route_pending(self) -> int:
+        """Route a batch: notifications for the route tree, kudos for praise, routed_at, in one transaction."""
         pending = self.store.unrouted(500)
+        if not pending:
+            return 0
         now = self.clock()
-        new_alerts = [alert for mention, labels in pending for alert in alerts_for(mention, labels, self.settings, now)]
-        if pending:
-            self.store.commit_routing([m.id for m, _ in pending], new_alerts, now)
+        silences = [s for s in self.store.silences(ended_since=now) if s.active(now)]
+        spikes = self.store.active_spike_alerts()
+        notifications = []
+        threads: dict[tuple[str, str | None], dict[str, int]] = {}  # replies of this batch, by thread and id
+        for mention, labels in pending:
+            carriers = {}
+            if needs_human(mention, labels):
+                carriers = self.store.thread_carriers(mention)
+                for key in ((mention.source, mention.thread_id), (mention.source, mention.parent_id)):
+                    carriers = {**threads.get(key, {}), **carriers} if key[1] else carriers
+            routed = route_mention(mention, labels, self.settings, silences, spikes, carriers, now)
+            for note in routed:
+                if note.state == "queued" and note.alert is not None:
+                    for key in ((mention.source, mention.external_id), (mention.source, mention.thread_id)):
+                        threads.setdefault(key, {})[note.route] = note.alert.thread_of
+            notifications += routed
+            notifications += kudos_notifications(mention, labels, self.settings, silences, now)
+        self.store.commit_routed([m.id for m, _ in pending], notifications, [], now)
         return len(pending)
+
+    def flush_groups(self, force: bool = False) -> int:
+        """Turn each group that is due into its message(s); `force` skips group_wait/group_interval (a
+        single `run --once` has no later moment to send them), never quiet hours. Returns messages queued."""
+        now = self.clock()
+        released, dropped = self.store.release_silenced(now)
+        if released or dropped:
+            log.info("silence ended: %d held alert(s) released, %d dropped (closed meanwhile)", released, dropped)
+        silences = [s for s in self.store.silences(ended_since=now) if s.active(now)]
+        queued = 0
+        for group in self.store.waiting_groups():
+            brand = self.settings.brands.get(group.brand)
+            if brand is not None:
+                route = route_at(self.settings.routes, group.route, brand)
+                if not should_flush(group, route.group_wait, route.group_interval, route.quiet_hours, now, force):
+                    continue
+            items, closed = [], []
+            for item in self.store.group_items(group.group_key):
+                if item.closed:  # answered (e.g. on Reddit) or dismissed while it waited: nothing to announce
+                    closed.append(item.notification_id)
+                    continue
+                # A silence added while the group waited (the usual case: a burst prompts it) holds it too.
+                silence = silencing(silences, item.brand, item.mention, item.labels, group.channel, now)
+                if silence is not None:
+                    self.store.hold([item.notification_id], silence.id)
+                else:
+                    items.append(item)
+            self.store.drop_notifications(closed)
+            messages = group_messages(group, items, self.settings)
+            if messages:
+                self.store.commit_flush(group.group_key, group.channel, messages, now)
+                queued += len(messages)
+        return queued
 
     def deliver(self) -> DeliveryReport:
         return self.sender.deliver()
 
-    def process(self) -> DeliveryReport:
-        """Classify and route everything waiting, then drain the outbox as far as Slack lets us."""
+    def process(self, flush_all: bool = False) -> DeliveryReport:
+        """Classify and route everything waiting, flush the groups that are due (all but those in quiet
+        hours with `flush_all`), then drain the outbox as far as Slack lets us."""
         while self.classify_pending():
             pass
+        self.trends.run(self.clock())  # before routing, so a new spike's negative mentions fold into its thread
         while self.route_pending():
             pass
+        self.tracker.tick(self.clock())
+        self.flush_groups(force=flush_all)
         total = DeliveryReport()
         while True:
             report = self.deliver()

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData,
-                        String, Table, Text, TypeDecorator, UniqueConstraint, select)
+                        String, Table, Text, TypeDecorator, UniqueConstraint, func, literal_column, select)
 from sqlalchemy.engine import Connection, Engine
 
 
@@ -65,6 +65,11 @@ mentions = Table(
     Index("ix_mentions_routed_at", "routed_at"),
     Index("ix_mentions_brand_created", "brand", "created_at"),
 )
+# v2, SQLite only: `report` counts stream in this order (brand, UTC day, source) instead of sorting a million rows;
+# the day expression must stay identical to monitor.report.day_bucket's.
+Index("ix_mentions_report", mentions.c.brand,
+      func.strftime(literal_column("'%Y-%m-%d'"), func.coalesce(mentions.c.created_at, mentions.c.fetched_at)),
+      mentions.c.source, mentions.c.created_at, mentions.c.fetched_at).ddl_if(dialect="sqlite")
 
 labels = Table(
     "labels", metadata,
@@ -79,6 +84,7 @@ labels = Table(
     Column("language", String(16)),
     Column("low_confidence", Boolean, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_labels_newest", "mention_id", "created_at", "model", "sentiment", "intent"),  # v2: newest label, covering
 )
 
 cursors = Table(
@@ -220,6 +226,7 @@ reply_clock = Table(
     Column("intent", String(16)),
     Column("started_at", UtcDateTime, nullable=False),
     Column("deadline", UtcDateTime, nullable=False),
+    Column("remind_at", UtcDateTime),  # null: the alert came after the reminder time, so no reminder before the deadline
     Column("state", String(16), nullable=False),  # open, handled, snoozed, not_relevant
     Column("snoozed_until", UtcDateTime),
     Column("reminders_sent", Integer, nullable=False, default=0),
@@ -270,6 +277,7 @@ spikes = Table(
     Column("ended_at", UtcDateTime),
     Column("alert_id", Integer),
     Column("details", JSON, nullable=False),
+    Column("calm_since", UtcDateTime),  # under the thresholds since then; the spike ends after calm_for
     Index("ix_spikes_brand_state", "brand", "state"),
 )
 
@@ -289,6 +297,9 @@ def _v2(conn: Connection) -> None:
         conn.exec_driver_sql(ddl)
     for table in V2_TABLES:
         table.create(conn, checkfirst=True)
+    for index in mentions.indexes | labels.indexes:
+        if index.name in ("ix_mentions_report", "ix_labels_newest"):
+            index.create(conn, checkfirst=True)
 
 # Step N brings a database from version N-1 to N. Version 1 is the first released schema.
 MIGRATIONS: list[tuple[int, str, Migration]] = [

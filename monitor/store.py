@@ -8,18 +8,26 @@ transaction that marks their mention routed.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy import case, create_engine, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
+from alerts.grouping import GroupState
+from alerts.reply_clock import OPEN_STATES, ClockRow
 from classifiers.base import Labels
 from monitor import schema as t
 from monitor.health import SourceHealth
 from monitor.models import Gap, Match, Post
+
+if TYPE_CHECKING:
+    from alerts.silences import Silence
+
+
+KUDOS_ROUTE = "kudos"  # the notifications of praise for a kudos channel: no alert, no reply clock
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,8 @@ class StoredMention:
     fetched_at: datetime
     reach: int | None
     extra: dict
+    thread_id: str | None = None
+    parent_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,44 @@ class NewAlert:
     op: str = "post"
     thread_of: int | None = None
     updates: int | None = None
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A chat.update of the message `message_id` posted: `restyle` maps its newest payload to the next."""
+
+    message_id: int
+    mention_id: int
+    dedupe_key: str
+    restyle: Callable[[dict], dict]
+
+
+@dataclass(frozen=True)
+class NewNotification:
+    """A mention routed to one route: `waiting` for its group's message, `silenced`, or carried at once
+    by `alert` (a thread reply to an earlier message, or folded into a spike's thread)."""
+
+    mention_id: int
+    brand: str
+    route: str
+    channel: str
+    group_key: str
+    urgent: bool
+    state: str
+    silence_id: int | None = None
+    alert: NewAlert | None = None
+
+
+@dataclass(frozen=True)
+class WaitingItem:
+    notification_id: int
+    brand: str
+    mention: StoredMention
+    labels: Labels
+    deadline: datetime | None
+    silence_id: int | None
+    silence_reason: str | None
+    closed: bool = False  # its reply clock was closed (answered, handled, not relevant) while it waited
 
 
 def make_engine(url: str) -> Engine:
@@ -254,6 +302,185 @@ class Store:
             conn.execute(self._insert_ignore(t.alerts, ["dedupe_key"]),
                          [{**asdict(a), "state": "pending", "attempts": 0, "created_at": now} for a in alerts])
 
+    # --- routing: notifications, groups, thread replies, silences --------------------------------
+
+    def commit_routed(self, mention_ids: Sequence[int], notifications: Sequence[NewNotification],
+                      alerts: Sequence[NewAlert], now: datetime) -> None:
+        """A batch's routing in one transaction: its notifications (with the thread replies and spike folds
+        that carry some of them at once), other outbox rows such as kudos, and routed_at."""
+        with self.engine.begin() as conn:
+            self._queue(conn, alerts, now)
+            for note in notifications:
+                alert_id = None
+                if note.alert is not None:
+                    self._queue(conn, [note.alert], now)
+                    alert_id = conn.execute(select(t.alerts.c.id).where(
+                        t.alerts.c.dedupe_key == note.alert.dedupe_key)).scalar()
+                conn.execute(self._insert_ignore(t.notifications, ["mention_id", "route"]).values(
+                    mention_id=note.mention_id, brand=note.brand, route=note.route, channel=note.channel,
+                    group_key=note.group_key, urgent=note.urgent, state=note.state, silence_id=note.silence_id,
+                    alert_id=alert_id, created_at=now))
+            if mention_ids:
+                conn.execute(update(t.mentions).where(t.mentions.c.id.in_(list(mention_ids))).values(routed_at=now))
+
+    def thread_carriers(self, mention: StoredMention) -> dict[str, int]:
+        """Route path -> the top-level message that carried an earlier mention of the same thread (same
+        source and thread, or this one's parent), for a later comment to go into that thread."""
+        if not (mention.thread_id or mention.parent_id):
+            return {}
+        m, n, a = t.mentions.c, t.notifications.c, t.alerts.c
+        same = []
+        if mention.thread_id:
+            same += [m.thread_id == mention.thread_id, m.external_id == mention.thread_id]
+        if mention.parent_id:
+            same.append(m.external_id == mention.parent_id)
+        query = (select(n.route, func.coalesce(a.thread_of, a.id).label("top"))
+                 .select_from(t.notifications.join(t.mentions, m.id == n.mention_id).join(t.alerts, a.id == n.alert_id))
+                 .where(m.source == mention.source, m.id != mention.id, or_(*same), n.state == "queued",
+                        a.op == "post")
+                 .order_by(n.id))
+        out: dict[str, int] = {}
+        with self.engine.connect() as conn:
+            for route, top in conn.execute(query):
+                out.setdefault(route, top)
+        return out
+
+    def active_spike_alerts(self) -> dict[str, tuple[int, str]]:
+        """Brand -> (alert id, channel) of its active spike's message, for folding negatives into its thread."""
+        s, a = t.spikes.c, t.alerts.c
+        query = (select(s.brand, s.alert_id, a.channel).join(t.alerts, a.id == s.alert_id)
+                 .where(s.state == "active", s.alert_id.is_not(None)).order_by(s.id))
+        with self.engine.connect() as conn:
+            return {brand: (alert_id, channel) for brand, alert_id, channel in conn.execute(query)}
+
+    def waiting_groups(self) -> list[GroupState]:
+        n, g = t.notifications.c, t.group_log.c
+        query = (select(n.group_key, func.min(n.brand), func.min(n.route), func.min(n.channel), func.min(n.created_at),
+                        func.count(), func.max(case((n.urgent, 1), else_=0)), g.last_sent_at)
+                 .select_from(t.notifications.outerjoin(t.group_log, g.group_key == n.group_key))
+                 .where(n.state == "waiting").group_by(n.group_key, g.last_sent_at).order_by(func.min(n.id)))
+        with self.engine.connect() as conn:
+            return [GroupState(key, brand, route, channel, oldest, count, bool(urgent), last)
+                    for key, brand, route, channel, oldest, count, urgent, last in conn.execute(query)]
+
+    def group_items(self, group_key: str) -> list[WaitingItem]:
+        """A group's waiting notifications, oldest first, with mention, newest labels, deadline and silence."""
+        n, m, lab, c, s = t.notifications.c, t.mentions.c, t.labels.c, t.reply_clock.c, t.silences.c
+        query = (select(t.mentions, t.labels, n.id.label("notification_id"), n.brand.label("notified_brand"),
+                        c.deadline, c.state.label("clock_state"), s.id.label("silence"),
+                        s.reason.label("silence_reason"))
+                 .select_from(t.notifications.join(t.mentions, m.id == n.mention_id)
+                              .join(t.labels, lab.mention_id == m.id)
+                              .outerjoin(t.reply_clock, c.mention_id == m.id)
+                              .outerjoin(t.silences, s.id == n.silence_id))
+                 .where(n.group_key == group_key, n.state == "waiting").order_by(n.id, lab.created_at.desc()))
+        out: dict[int, WaitingItem] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query).mappings():
+                if row["notification_id"] not in out:
+                    out[row["notification_id"]] = WaitingItem(
+                        row["notification_id"], row["notified_brand"], _mention(row), _labels(row), row["deadline"],
+                        row["silence"], row["silence_reason"], row["clock_state"] in ("handled", "not_relevant"))
+        return list(out.values())
+
+    def commit_flush(self, group_key: str, channel: str, messages: Sequence[tuple[NewAlert, Sequence[int]]],
+                     now: datetime) -> int | None:
+        """A group's messages (the first top-level, the rest in its thread), its notifications marked
+        `queued` with the message that carries each, and the group log, in one transaction."""
+        n = t.notifications.c
+        first: int | None = None
+        with self.engine.begin() as conn:
+            for alert, notification_ids in messages:
+                if first is not None:
+                    alert = replace(alert, thread_of=first)
+                self._queue(conn, [alert], now)
+                alert_id = conn.execute(select(t.alerts.c.id).where(t.alerts.c.dedupe_key == alert.dedupe_key)).scalar()
+                first = first or alert_id
+                conn.execute(update(t.notifications).where(n.id.in_(list(notification_ids)), n.state == "waiting")
+                             .values(state="queued", alert_id=alert_id))
+            if first is not None:
+                conn.execute(self._dialect.insert(t.group_log).values(
+                    group_key=group_key, channel=channel, first_sent_at=now, last_sent_at=now, last_alert_id=first)
+                    .on_conflict_do_update(index_elements=["group_key"],
+                                           set_={"last_sent_at": now, "last_alert_id": first, "channel": channel}))
+        return first
+
+    def release_silenced(self, now: datetime) -> tuple[int, int]:
+        """Notifications whose silence ended or was expired: back to `waiting`, or `dropped` when their
+        mention was closed meanwhile. Returns (released, dropped)."""
+        n, s, c = t.notifications.c, t.silences.c, t.reply_clock.c
+        over = select(s.id).where(or_(s.expired_at.is_not(None), s.ends_at <= now))
+        closed = select(c.mention_id).where(c.mention_id == n.mention_id,
+                                            c.state.in_(("handled", "not_relevant"))).exists()
+        with self.engine.begin() as conn:
+            dropped = conn.execute(update(t.notifications).where(n.state == "silenced", n.silence_id.in_(over), closed)
+                                   .values(state="dropped")).rowcount
+            released = conn.execute(update(t.notifications).where(n.state == "silenced", n.silence_id.in_(over))
+                                    .values(state="waiting")).rowcount
+        return released, dropped
+
+    def drop_notifications(self, notification_ids: Sequence[int]) -> None:
+        if notification_ids:
+            n = t.notifications.c
+            with self.engine.begin() as conn:
+                conn.execute(update(t.notifications).where(n.id.in_(list(notification_ids)), n.state == "waiting")
+                             .values(state="dropped"))
+
+    def hold(self, notification_ids: Sequence[int], silence_id: int) -> None:
+        """Waiting notifications that a silence added since they were routed now holds."""
+        n = t.notifications.c
+        with self.engine.begin() as conn:
+            conn.execute(update(t.notifications).where(n.id.in_(list(notification_ids)), n.state == "waiting")
+                         .values(state="silenced", silence_id=silence_id))
+
+    def add_silence(self, matchers: dict[str, str], reason: str | None, created_by: str | None,
+                    starts_at: datetime, ends_at: datetime, now: datetime) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(t.silences.insert().values(
+                matchers=matchers, reason=reason, created_by=created_by, starts_at=starts_at, ends_at=ends_at,
+                created_at=now).returning(t.silences.c.id)).scalar()
+
+    def expire_silence(self, silence_id: int, now: datetime) -> bool:
+        """End a silence now; False if there is no such silence or it already ended."""
+        s = t.silences.c
+        with self.engine.begin() as conn:
+            return bool(conn.execute(update(t.silences).where(s.id == silence_id, s.expired_at.is_(None),
+                                                              s.ends_at > now).values(expired_at=now)).rowcount)
+
+    def silences(self, ended_since: datetime | None = None) -> list[Silence]:
+        """Silences still to end, plus (with `ended_since`) those that ended after it, each with how many
+        notifications it holds now or held."""
+        from alerts.silences import Silence
+
+        s, n = t.silences.c, t.notifications.c
+        held = select(func.count()).where(n.silence_id == s.id).correlate(t.silences).scalar_subquery()
+        query = select(t.silences, held.label("held")).order_by(s.id)
+        if ended_since is not None:
+            query = query.where(func.coalesce(s.expired_at, s.ends_at) >= ended_since)
+        with self.engine.connect() as conn:
+            return [Silence(r["id"], r["matchers"], r["reason"], r["created_by"], r["starts_at"], r["ends_at"],
+                            r["expired_at"], r["held"]) for r in conn.execute(query).mappings()]
+
+    def message_of(self, mention_id: int) -> int | None:
+        """The outbox id of the message that carried this mention (top-level or thread reply), if any yet."""
+        n = t.notifications.c
+        with self.engine.connect() as conn:
+            return conn.execute(select(n.alert_id).where(n.mention_id == mention_id, n.alert_id.is_not(None),
+                                                         n.route != KUDOS_ROUTE)
+                                .order_by(n.id).limit(1)).scalar()
+
+    def route_of(self, mention_id: int) -> str | None:
+        """The path of the first route this mention took."""
+        n = t.notifications.c
+        with self.engine.connect() as conn:
+            return conn.execute(select(n.route).where(n.mention_id == mention_id, n.route != KUDOS_ROUTE)
+                                .order_by(n.id).limit(1)).scalar()
+
+    def notification_counts(self) -> dict[str, int]:
+        n = t.notifications.c
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(n.state, func.count()).group_by(n.state)).all())
+
     # --- the Slack outbox ----------------------------------------------------------------------
 
     def outbox(self, limit: int) -> list[AlertRow]:
@@ -299,13 +526,102 @@ class Store:
         with self.engine.connect() as conn:
             return dict(conn.execute(select(t.alerts.c.state, func.count()).group_by(t.alerts.c.state)).all())
 
+    # --- Slack events ---------------------------------------------------------------------------
+
+    def slack_targets(self, alert_ids: Sequence[int]) -> dict[int, tuple[str, str | None, str | None]]:
+        """State, channel id and ts of the messages that thread replies and updates refer to."""
+        a = t.alerts.c
+        if not alert_ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(a.id, a.state, a.slack_channel_id, a.slack_ts)
+                                .where(a.id.in_(list(alert_ids)))).all()
+        return {r.id: (r.state, r.slack_channel_id, r.slack_ts) for r in rows}
+
+    def first_time(self, key: str, now: datetime) -> bool:
+        """Record a Socket Mode event or action; False if it was seen before (Slack redelivers)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(self._insert_ignore(t.slack_events, ["key"]).values(key=key[:200], received_at=now))
+            return bool(result.rowcount)
+
+    def alert_at(self, channel_id: str, ts: str) -> int | None:
+        """The message we posted at this channel and ts, if it is one of ours."""
+        a = t.alerts.c
+        with self.engine.connect() as conn:
+            return conn.execute(select(a.id).where(a.slack_channel_id == channel_id, a.slack_ts == ts,
+                                                   a.op == "post").order_by(a.id).limit(1)).scalar()
+
+    def mentions_of_alert(self, alert_id: int) -> list[int]:
+        """The mentions a message carries: those grouped into it, or the one it was posted for."""
+        n, a = t.notifications.c, t.alerts.c
+        with self.engine.connect() as conn:
+            grouped = conn.execute(select(n.mention_id).where(n.alert_id == alert_id).order_by(n.id)).scalars().all()
+            own = conn.execute(select(a.mention_id).where(a.id == alert_id)).scalar()
+        return list(dict.fromkeys([*grouped, *([own] if own is not None else [])]))
+
+    # --- trends --------------------------------------------------------------------------------
+
+    def active_spike(self, brand: str) -> dict | None:
+        """The brand's spike in progress (id, metric, started_at, alert_id, calm_since, details), or None."""
+        s = t.spikes.c
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.spikes).where(s.brand == brand, s.state == "active")
+                               .order_by(s.id.desc()).limit(1)).mappings().first()
+        return dict(row) if row else None
+
+    def start_spike(self, brand: str, metric: str, details: dict, alert: NewAlert, now: datetime) -> int | None:
+        """The spike row and its alert in one transaction; None when the brand already has a spike running."""
+        s, a = t.spikes.c, t.alerts.c
+        with self.engine.begin() as conn:
+            if conn.execute(select(s.id).where(s.brand == brand, s.state == "active")).first() is not None:
+                return None
+            self._queue(conn, [alert], now)
+            alert_id = conn.execute(select(a.id).where(a.dedupe_key == alert.dedupe_key)).scalar()
+            result = conn.execute(t.spikes.insert().values(brand=brand, metric=metric, state="active", started_at=now,
+                                                           alert_id=alert_id, details=details))
+            return result.inserted_primary_key[0]
+
+    def set_spike_calm(self, spike_id: int, calm_since: datetime | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(t.spikes).where(t.spikes.c.id == spike_id).values(calm_since=calm_since))
+
+    def end_spike(self, spike_id: int, alert: NewAlert, now: datetime) -> bool:
+        """Mark the spike ended and queue its "over" message together; False if it had already ended."""
+        s = t.spikes.c
+        with self.engine.begin() as conn:
+            ended = conn.execute(update(t.spikes).where(s.id == spike_id, s.state == "active")
+                                 .values(state="ended", ended_at=now)).rowcount
+            if ended:
+                self._queue(conn, [alert], now)
+            return bool(ended)
+
+    def last_digest_week(self, brand: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.max(t.digests.c.week)).where(t.digests.c.brand == brand)).scalar()
+
+    def commit_digest(self, brand: str, week: str, alert: NewAlert, now: datetime) -> bool:
+        """Record the week's digest and queue its upload in one transaction, once per (brand, week) even when
+        two processes race or the daemon restarts; returns whether this call queued it."""
+        d, a = t.digests.c, t.alerts.c
+        with self.engine.begin() as conn:
+            claimed = conn.execute(self._insert_ignore(t.digests, ["brand", "week"]).values(
+                brand=brand, week=week, created_at=now)).rowcount
+            if not claimed:
+                return False
+            self._queue(conn, [alert], now)
+            alert_id = conn.execute(select(a.id).where(a.dedupe_key == alert.dedupe_key)).scalar()
+            conn.execute(update(t.digests).where(d.brand == brand, d.week == week).values(alert_id=alert_id))
+            return True
+
     # --- export --------------------------------------------------------------------------------
 
     def export_rows(self, since: datetime | None) -> Iterator[dict]:
         """Mentions with their newest labels and alert state, oldest first, streamed."""
         m, lab, a = t.mentions.c, t.labels.c, t.alerts.c
-        alert_state = (select(func.max(a.state)).where(a.mention_id == m.id).correlate(t.mentions)
-                       .scalar_subquery())
+        n = t.notifications.c
+        carried = select(n.id).where(n.alert_id == a.id, n.mention_id == m.id).correlate(t.alerts, t.mentions)
+        alert_state = (select(func.max(a.state)).where(or_(a.mention_id == m.id, carried.exists()))
+                       .correlate(t.mentions).scalar_subquery())  # its own alert, or the group message carrying it
         newest = (select(func.max(lab.created_at)).where(lab.mention_id == m.id).correlate(t.mentions)
                   .scalar_subquery())
         query = (select(m.id, m.brand, m.source, m.source_id, m.external_id, m.url, m.author, m.title, m.text,
@@ -318,6 +634,168 @@ class Store:
         with self.engine.connect() as conn:
             for row in conn.execution_options(stream_results=True, yield_per=1000).execute(query).mappings():
                 yield dict(row)
+
+    # --- reply clock ---------------------------------------------------------------------------
+
+    def clock_candidates(self, routed_since: datetime, limit: int = 500) -> list[tuple[StoredMention, Labels, str]]:
+        """Mentions routed since `routed_since` and notified (not silenced or dropped) that may need a
+        reply and have no clock yet, each with its newest labels and the brand it was notified for; the
+        caller applies the exact rule. The time bound keeps this an index range, not a table scan."""
+        m, lab, n, c = t.mentions.c, t.labels.c, t.notifications.c, t.reply_clock.c
+        brand = (select(n.brand).where(n.mention_id == m.id, n.state.not_in(("silenced", "dropped")),
+                                       n.route != KUDOS_ROUTE)
+                 .order_by(n.id).limit(1).correlate(t.mentions).scalar_subquery())
+        maybe = or_(lab.needs_reply.is_(True), lab.intent.in_(("complaint", "question")),
+                    m.extra["needs_reply_hint"].as_string().is_not(None))
+        has_clock = select(c.mention_id).where(c.mention_id == m.id).exists()
+        query = (select(t.mentions, t.labels, brand.label("notified_brand"))
+                 .join(t.labels, lab.mention_id == m.id)
+                 .where(m.routed_at >= routed_since, brand.is_not(None), ~has_clock, maybe)
+                 .order_by(m.id, lab.created_at.desc()))
+        out: dict[int, tuple[StoredMention, Labels, str]] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query.limit(limit * 2)).mappings():
+                if row["id"] not in out:
+                    out[row["id"]] = (_mention(row), _labels(row), row["notified_brand"])
+        return list(out.values())[:limit]
+
+    def create_clocks(self, clocks: Sequence[ClockRow]) -> int:
+        """Start these clocks (each once: a mention already on the clock keeps its own)."""
+        if not clocks:
+            return 0
+        with self.engine.begin() as conn:
+            return conn.execute(self._insert_ignore(t.reply_clock, ["mention_id"]),
+                                [asdict(clock) for clock in clocks]).rowcount
+
+    def reply_clock(self, mention_id: int) -> ClockRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.reply_clock).where(t.reply_clock.c.mention_id == mention_id)).mappings().first()
+        return ClockRow(**row) if row else None
+
+    def open_clocks(self) -> list[ClockRow]:
+        c = t.reply_clock.c
+        with self.engine.connect() as conn:
+            return [ClockRow(**r) for r in conn.execute(select(t.reply_clock).where(c.state.in_(OPEN_STATES))
+                                                        .order_by(c.deadline, c.mention_id)).mappings()]
+
+    def answered_clocks(self) -> list[tuple[ClockRow, dict]]:
+        """Open or snoozed clocks whose mention got a recorded team reply, with the first such reply."""
+        c, r = t.reply_clock.c, t.responses.c
+        first = (select(func.min(r.id)).where(r.mention_id == c.mention_id).correlate(t.reply_clock)
+                 .scalar_subquery())
+        query = (select(t.reply_clock, r.responder, r.responded_at, r.via, r.url)
+                 .join(t.responses, r.id == first).where(c.state.in_(OPEN_STATES)).order_by(c.mention_id))
+        out = []
+        with self.engine.connect() as conn:
+            for row in conn.execute(query).mappings():
+                row = dict(row)
+                response = {k: row.pop(k) for k in ("responder", "responded_at", "via", "url")}
+                out.append((ClockRow(**row), response))
+        return out
+
+    def mention_with_labels(self, mention_id: int) -> tuple[StoredMention, Labels | None] | None:
+        """A mention and its newest labels (None before it is classified)."""
+        m, lab = t.mentions.c, t.labels.c
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.mentions).where(m.id == mention_id)).mappings().first()
+            if row is None:
+                return None
+            labelled = conn.execute(select(t.labels).where(lab.mention_id == mention_id)
+                                    .order_by(lab.created_at.desc()).limit(1)).mappings().first()
+        return _mention(row), (_labels(labelled) if labelled else None)
+
+    def transition_clock(self, mention_id: int, *, states: Sequence[str], changes: dict,
+                         expect: dict | None = None, create: ClockRow | None = None,
+                         outbox: Sequence[NewAlert] = (), status: StatusUpdate | None = None,
+                         response: dict | None = None, now: datetime) -> bool:
+        """One reply-clock decision and everything it queues, in ONE transaction.
+
+        The clock changes only if it is in one of `states` (and its columns equal `expect`); otherwise
+        nothing is written and False comes back, so two hands acting at once act once. `create` starts
+        the clock first when the mention has none. `status` queues a chat.update of the carrying message,
+        built from its newest payload; `response` records a reply for the response statistics.
+        """
+        c = t.reply_clock.c
+        with self.engine.begin() as conn:
+            if create is not None:
+                conn.execute(self._insert_ignore(t.reply_clock, ["mention_id"]).values(**asdict(create)))
+            guard = [c.mention_id == mention_id, c.state.in_(list(states))]
+            guard += [c[name].is_(None) if value is None else c[name] == value for name, value in (expect or {}).items()]
+            if not conn.execute(update(t.reply_clock).where(*guard).values(**changes)).rowcount:
+                return False
+            self._queue(conn, outbox, now)
+            if status is not None:
+                self._queue_status(conn, status, now)
+            if response is not None:
+                conn.execute(self._insert_ignore(t.responses, ["mention_id", "via", "responder", "responded_at"])
+                             .values(mention_id=mention_id, recorded_at=now, **response))
+        return True
+
+    def _queue_status(self, conn, status: StatusUpdate, now: datetime) -> None:
+        """An `update` row for the message `status.message_id` posted, from its newest payload (the last
+        update queued, else the message's own), so successive updates compose."""
+        a = t.alerts.c
+        message = conn.execute(select(a.channel, a.brand, a.payload).where(a.id == status.message_id)).first()
+        if message is None:
+            return
+        newest = conn.execute(select(a.payload).where(a.op == "update", a.updates == status.message_id)
+                              .order_by(a.id.desc()).limit(1)).scalar()
+        payload = status.restyle(newest if newest is not None else message.payload)
+        self._queue(conn, [NewAlert(status.dedupe_key, "status", status.mention_id, message.brand, message.channel,
+                                    payload, op="update", updates=status.message_id)], now)
+
+    def thread_root(self, alert_id: int) -> tuple[int, str] | None:
+        """The top-level message (id, channel) whose thread the message `alert_id` is in, or is."""
+        a = t.alerts.c
+        with self.engine.connect() as conn:
+            row = conn.execute(select(func.coalesce(a.thread_of, a.id), a.channel).where(a.id == alert_id)).first()
+        return (row[0], row[1]) if row else None
+
+    def message_payload(self, message_id: int) -> dict | None:
+        """What the message posted by `message_id` shows now: its newest queued update, else its own payload."""
+        a = t.alerts.c
+        with self.engine.connect() as conn:
+            newest = conn.execute(select(a.payload).where(a.op == "update", a.updates == message_id)
+                                  .order_by(a.id.desc()).limit(1)).scalar()
+            return newest if newest is not None else conn.execute(select(a.payload).where(a.id == message_id)).scalar()
+
+    def record_label_feedback(self, mention_id: int, text: str, sentiment: str | None, intent: str | None,
+                              model: str | None, by: str, now: datetime, status: StatusUpdate | None) -> bool:
+        """Store a person's correction (one per person and mention; a new one replaces theirs) and queue
+        the message update with it; False if they already said exactly this."""
+        f = t.label_feedback.c
+        with self.engine.begin() as conn:
+            old = conn.execute(select(f.sentiment, f.intent).where(f.mention_id == mention_id,
+                                                                   f.labelled_by == by)).first()
+            if old is not None and (old.sentiment, old.intent) == (sentiment, intent):
+                return False
+            conn.execute(self._upsert(t.label_feedback, ["mention_id", "labelled_by"], {
+                "mention_id": mention_id, "text": text, "sentiment": sentiment, "intent": intent, "model": model,
+                "labelled_by": by, "created_at": now}))
+            if status is not None:
+                self._queue_status(conn, status, now)
+        return True
+
+    def label_feedback(self) -> Iterator[dict]:
+        """Every correction, oldest first: the training examples `mentionwatch feedback export` writes."""
+        with self.engine.connect() as conn:
+            for row in conn.execute(select(t.label_feedback).order_by(t.label_feedback.c.id)).mappings():
+                yield dict(row)
+
+    def response_rows(self, brand: str | None, since: datetime | None) -> list[dict]:
+        """Every reply clock (brand, source, state, started, deadline) with its first recorded reply time."""
+        c, m, r = t.reply_clock.c, t.mentions.c, t.responses.c
+        first = (select(func.min(r.responded_at)).where(r.mention_id == c.mention_id).correlate(t.reply_clock)
+                 .scalar_subquery())
+        query = (select(c.mention_id, c.brand, m.source, c.state, c.started_at, c.deadline,
+                        first.label("first_response_at"))
+                 .join(t.mentions, m.id == c.mention_id).order_by(c.mention_id))
+        if brand is not None:
+            query = query.where(c.brand == brand)
+        if since is not None:
+            query = query.where(c.started_at >= since)
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
 
 
 def _mention(row) -> StoredMention:

@@ -42,6 +42,8 @@ def config_dict(tmp_path: Path, slack_url: str, sources: list[dict], **overrides
         "slack": {"token": TOKEN, "base_url": slack_url, "timeout": "2s"},
         "feeds": {"connect_timeout": "1s", "read_timeout": "1s"},
         "daemon": {"process_interval": "1s", "shutdown_grace": "2s"},
+        # One message per mention, at once: what these tests assert; grouping has its own tests.
+        "routes": {"group_wait": "0s", "group_by": ["mention"]},
         "brands": {"acme": {"names": ["Acme Cloud", "Acme"], "handles": ["@acmecloud"], "domains": ["acme.io"],
                             "exclude": ["acme anvil"], "slack_channel": "#acme-alerts", "sources": sources}},
     }

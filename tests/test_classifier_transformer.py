@@ -112,6 +112,38 @@ def test_order_is_kept_despite_length_sorting(classifier):
         assert a.sentiment_scores["negative"] == pytest.approx(b.sentiment_scores["negative"], abs=0.05)
 
 
+def _mixed_batch() -> list[str]:
+    """32 brand posts from 1 to ~120 tokens, so the batch is padded well past most of its texts."""
+    openings = ["@acme", "hey @acme_help", "to whoever runs @acme:", "@acme @acmesupport"]
+    bodies = [
+        "why is my card charged twice?",
+        "love the new dark mode",
+        "the app crashes every time I open settings, third day in a row, fix it please",
+        "you should add an export to CSV button",
+        "ok",
+        "my parcel shows delivered but nothing arrived and the chat bot keeps looping me back " * 3,
+        "great job on the update!!! 🎉🎉",
+        "is the store open on sunday",
+    ]
+    return [f"{openings[i % 4]} {bodies[i % 8]}" + (" thanks" * (i // 8)) for i in range(32)]
+
+
+def test_labels_do_not_depend_on_batch_mates(classifier):
+    """Activation scales are per token, so a post gets the same labels and probabilities alone as in any batch."""
+    texts = _mixed_batch()
+    together = classifier.classify(texts)
+    for text, in_batch in zip(texts, together):
+        alone = classifier.classify([text])[0]
+        assert (alone.sentiment, alone.intent, alone.needs_reply) == (
+            in_batch.sentiment, in_batch.intent, in_batch.needs_reply
+        )
+        for label in SENTIMENTS:
+            assert alone.sentiment_scores[label] == pytest.approx(in_batch.sentiment_scores[label], abs=1e-6)
+        for label in INTENTS:
+            assert alone.intent_scores[label] == pytest.approx(in_batch.intent_scores[label], abs=1e-6)
+        assert alone.needs_reply_score == pytest.approx(in_batch.needs_reply_score, abs=1e-6)
+
+
 def test_classify_is_thread_safe(classifier):
     texts = [COMPLAINT, PRAISE, QUESTION] * 4
     expected = [(r.sentiment, r.intent) for r in classifier.classify(texts)]

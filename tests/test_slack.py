@@ -147,3 +147,146 @@ def test_rejected_token_keeps_alerts_pending(slack, store):
     assert report.stopped == "auth"
     assert states(store) == {"pending": 2}
     assert store.get_health("slack").kind == "auth"
+
+
+# --- ops: thread replies, updates, uploads ---------------------------------------------------------
+
+def add(store, key, channel="#acme-alerts", text="hello", **op) -> int:
+    store.commit_routing([], [NewAlert(key, "mention", None, "acme", channel,
+                                       {"text": text, "blocks": [{"type": "section",
+                                                                  "text": {"type": "mrkdwn", "text": text}}]},
+                                       **op)], NOW)
+    return max(r.id for r in store.outbox(1000)) if store.outbox(1000) else 0
+
+
+def alert_ids(messages) -> list[int]:
+    return [m["metadata"]["event_payload"]["alert_id"] for m in messages if m.get("metadata")]
+
+
+def test_thread_reply_goes_under_its_parent_and_is_left_out_of_history(slack, store):
+    parent = add(store, "p")
+    sender = sender_for(slack, store, [NOW])
+    assert sender.deliver().sent == 1
+    reply = add(store, "r", thread_of=parent)
+    assert sender.deliver().sent == 1
+    top, answer = slack.posted()
+    assert answer["thread_ts"] == top["ts"] and answer["metadata"]["event_payload"]["alert_id"] == reply
+    history = sender.client.conversations_history(channel=top["channel"], include_all_metadata=True)
+    assert [m["ts"] for m in history["messages"]] == [top["ts"]]
+
+
+def test_reply_in_the_same_batch_as_its_parent_threads_under_it(slack, store):
+    parent = add(store, "p")
+    add(store, "r", thread_of=parent)
+    assert sender_for(slack, store, [NOW]).deliver().sent == 2
+    top, answer = slack.posted()
+    assert answer["thread_ts"] == top["ts"]
+
+
+def test_reply_waits_for_an_unsent_parent_and_keeps_its_channel_in_order(slack, store):
+    reply = add(store, "r", thread_of=3)  # queued before its parent, e.g. by a slower writer
+    later = add(store, "later")
+    parent = add(store, "p", channel="#other")
+    report = sender_for(slack, store, [NOW]).deliver()
+    assert report.sent == 1 and report.held == 2  # the parent went out; the reply and `later` wait their turn
+    assert alert_ids(slack.posted()) == [parent]
+    assert states(store) == {"sent": 1, "pending": 2}
+    report = sender_for(slack, store, [NOW]).deliver()
+    assert report.sent == 2
+    assert alert_ids(slack.posted()) == [parent, reply, later]
+    assert slack.posted()[1]["thread_ts"] == slack.posted()[0]["ts"]
+
+
+def test_reply_to_a_parent_that_failed_for_good_is_posted_top_level(slack, store):
+    parent = add(store, "p", channel="#missing-channel")
+    reply = add(store, "r", thread_of=parent)
+    report = sender_for(slack, store, [NOW]).deliver()
+    assert report.failed == 1 and report.sent == 1
+    (message,) = slack.posted()
+    assert message["metadata"]["event_payload"]["alert_id"] == reply and message["thread_ts"] is None
+
+
+def test_thread_reply_of_unknown_outcome_is_found_with_conversations_replies(slack, store):
+    parent = add(store, "p")
+    sender = sender_for(slack, store, [NOW])
+    sender.deliver()
+    add(store, "r", thread_of=parent)
+    slack.fail("chat.postMessage", DELIVER_THEN_DROP)
+    assert sender.deliver().stopped == "unavailable"
+    report = sender.deliver()
+    assert report.reconciled == 1 and report.sent == 0
+    assert len(slack.posted()) == 2
+    assert any(c[0] == "conversations.replies" for c in slack.calls)
+    assert states(store) == {"sent": 2}
+
+
+def test_update_of_unknown_outcome_is_read_back_and_not_redone_when_it_took_effect(slack, store):
+    parent = add(store, "p", text="open")
+    sender = sender_for(slack, store, [NOW])
+    sender.deliver()
+    add(store, "u", text="handled by @sam after 14 min", op="update", updates=parent)
+    slack.fail("chat.update", DELIVER_THEN_DROP)
+    assert sender.deliver().stopped == "unavailable"
+    assert sender.deliver().reconciled == 1
+    (message,) = slack.posted()
+    assert message["text"] == "handled by @sam after 14 min"
+    assert message["blocks"][0]["text"]["text"] == "handled by @sam after 14 min"  # decoded, not a JSON string
+    assert len(slack.updates()) == 1 and states(store) == {"sent": 2}
+
+
+def test_update_of_unknown_outcome_that_did_not_take_effect_is_redone(slack, store):
+    parent = add(store, "p", text="open")
+    sender = sender_for(slack, store, [NOW], timeout=1)
+    sender.deliver()
+    add(store, "u", text="snoozed until 13:00 by @kim", op="update", updates=parent)
+    slack.fail("chat.update", Reply(stall=3))
+    assert sender.deliver().stopped == "unavailable"
+    assert sender.deliver().sent == 1
+    assert slack.posted()[0]["text"] == "snoozed until 13:00 by @kim"
+    assert states(store) == {"sent": 2}
+
+
+def test_update_of_a_deleted_message_fails_that_update_only(slack, store):
+    parent = add(store, "p")
+    sender = sender_for(slack, store, [NOW])
+    sender.deliver()
+    slack.messages.clear()
+    add(store, "u", op="update", updates=parent)
+    add(store, "next")
+    report = sender.deliver()
+    assert report.failed == 1 and report.sent == 1
+    assert states(store) == {"sent": 2, "failed": 1}
+
+
+def test_upload_shares_a_file_once_even_when_the_answer_is_lost(slack, store):
+    import base64
+    slack.add_channel("#acme-digest")
+    payload = {"text": "Weekly digest for Acme", "filename": "acme-2026-W47.png", "title": "Acme, week 47",
+               "content_b64": base64.b64encode(b"\x89PNG chart").decode()}
+    store.commit_routing([], [NewAlert("digest", "digest", None, "acme", "#acme-digest", payload, op="upload")], NOW)
+    slack.fail("files.completeUploadExternal", DELIVER_THEN_DROP)
+    sender = sender_for(slack, store, [NOW])
+    assert sender.deliver().stopped == "unavailable"
+    assert sender.deliver().reconciled == 1
+    (shared,) = slack.uploaded("#acme-digest")
+    assert shared["text"] == "Weekly digest for Acme"
+    assert shared["files"][0]["name"] == "acme-2026-W47-a1.png" and shared["files"][0]["title"] == "Acme, week 47"
+    assert slack.uploads[shared["files"][0]["id"]]["content"] == b"\x89PNG chart"
+    assert states(store) == {"sent": 1}
+
+
+@pytest.mark.parametrize("kind, message, words", [
+    ("auth", "HTTP 401 (access denied)", "credentials rejected"),
+    ("rate_limited", "HTTP 429, retry after 600 s", "rate limited"),
+    ("rate_limited", "X read budget exhausted: 10,000 of 10,000 post reads used", "budget exhausted"),
+    ("rate_limited", "X says the app's monthly post cap is used up (HTTP 429 usage-capped)", "budget exhausted"),
+    ("unavailable", "connection failed (URLError)", "unreachable"),
+    ("gone", "HTTP 404", "not found"),
+    ("bad_payload", "response is not JSON", "unreadable answers"),
+])
+def test_source_health_messages_say_the_reason_in_words_at_break_and_recovery(kind, message, words):
+    from alerts.messages import source_health_message
+    broke = source_health_message("acme/<x>", "broke", kind, message)["text"]
+    recovered = source_health_message("acme/<x>", "recovered", kind, message)["text"]
+    assert f"is failing ({kind}): {words}." in broke and "acme/&lt;x&gt;" in broke
+    assert f"recovered (it was {words})" in recovered

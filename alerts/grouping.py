@@ -1,0 +1,62 @@
+"""When a group of waiting notifications becomes a Slack message (Alertmanager's group_wait,
+group_interval and quiet hours), as pure functions of the group's state and `now`.
+
+A group that never sent waits `group_wait` after its oldest notification, so a burst becomes one
+message; a group that sent waits `group_interval` after its last message. During the route's quiet
+hours nothing is sent unless the route is urgent; when they end, what was held goes out grouped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from monitor.config import WEEKDAYS, WeeklyHours
+
+MAX_PER_MESSAGE = 10
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """A group with waiting notifications, as the store sees it."""
+
+    group_key: str
+    brand: str
+    route: str
+    channel: str
+    oldest_waiting: datetime
+    waiting: int
+    urgent: bool
+    last_sent_at: datetime | None
+
+
+def in_hours(hours: WeeklyHours, now: datetime) -> bool:
+    """Whether `now` falls in these weekly hours; `end` before `start` runs past midnight into the next
+    day (which then need not be listed); `start == end` means the whole day."""
+    local = now.astimezone(ZoneInfo(hours.timezone))
+    day, clock = WEEKDAYS[local.weekday()], local.time().replace(tzinfo=None)
+    yesterday = WEEKDAYS[(local.weekday() - 1) % 7]
+    if hours.start == hours.end:
+        return day in hours.days
+    if hours.start < hours.end:
+        return day in hours.days and hours.start <= clock < hours.end
+    return (day in hours.days and clock >= hours.start) or (yesterday in hours.days and clock < hours.end)
+
+
+def should_flush(group: GroupState, group_wait: timedelta, group_interval: timedelta,
+                 quiet_hours: WeeklyHours | None, now: datetime, force: bool = False) -> bool:
+    """Send this group's waiting notifications now? `force` skips the waits (a single `run --once`),
+    never quiet hours."""
+    if quiet_hours is not None and not group.urgent and in_hours(quiet_hours, now):
+        return False
+    if force:
+        return True
+    if group.last_sent_at is None:
+        return now - group.oldest_waiting >= group_wait
+    return now - group.last_sent_at >= group_interval
+
+
+def chunks(items: list, size: int = MAX_PER_MESSAGE) -> list[list]:
+    """The first chunk is the top-level message; the rest go into its thread."""
+    return [items[i:i + size] for i in range(0, len(items), size)]

@@ -1,0 +1,147 @@
+"""What a person can do to a mention: Handled, Snooze, Not relevant, Wrong label.
+
+Slack buttons (Socket Mode) and the CLI call these same functions. Each is one store transaction:
+the clock changes, the carrying message's update is queued, and the daemon's next process run
+sends it. Acting on a closed mention is refused with who closed it and when, and queues nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from alerts import messages
+from alerts.reply_clock import CLOSED_STATES, ClockRow
+from classifiers.base import INTENTS, SENTIMENTS
+from monitor.config import Settings
+from monitor.store import StatusUpdate, Store, StoredMention
+from monitor.tracker import new_clock, status_update
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    ok: bool
+    message: str
+
+
+def _who(by: str, via: str) -> str:
+    if via in messages.PLATFORMS:
+        return f"{by} on {messages.PLATFORMS[via]}"
+    return by if by.startswith(("@", "<@")) else f"@{by}"
+
+
+def _closed_message(clock: ClockRow, now: datetime) -> str:
+    what = "marked not relevant" if clock.state == "not_relevant" else (
+        "answered" if clock.closed_via in messages.PLATFORMS else "handled")
+    if clock.closed_at is None or clock.closed_by is None:
+        return f"mention {clock.mention_id} was already {what}"
+    return (f"mention {clock.mention_id} was already {what} by {_who(clock.closed_by, clock.closed_via or '')} "
+            f"{messages.format_age(now - clock.closed_at)} ago")
+
+
+def _lookup(store: Store, settings: Settings, mention_id: int, now: datetime
+            ) -> tuple[StoredMention | None, ClockRow | None, ClockRow | None, ActionResult | None]:
+    """The mention, its clock, the clock to start if it has none, or why we cannot act."""
+    found = store.mention_with_labels(mention_id)
+    if found is None:
+        return None, None, None, ActionResult(False, f"no mention with id {mention_id}")
+    mention, labels = found
+    clock = store.reply_clock(mention_id)
+    if clock is not None and clock.state in CLOSED_STATES:
+        return mention, clock, None, ActionResult(False, _closed_message(clock, now))
+    create = None
+    if clock is None:
+        brand_id = next((b for b in [mention.brand, *mention.matched] if b in settings.brands), None)
+        if brand_id is None:
+            return mention, None, None, ActionResult(False, f"mention {mention_id}'s brand {mention.brand!r} is not "
+                                                            "in the config")
+        create = new_clock(settings, brand_id, mention, labels.intent if labels else None, now)
+    return mention, clock, create, None
+
+
+def _close(store: Store, settings: Settings, mention_id: int, by: str, via: str, now: datetime, state: str
+           ) -> ActionResult:
+    _, clock, create, refused = _lookup(store, settings, mention_id, now)
+    if refused is not None:
+        return refused
+    started = (clock or create).started_at
+    if state == "handled":
+        status = messages.handled_status(by, via, max(now - started, timedelta(0)))
+    else:
+        status = messages.not_relevant_status(by)
+    done = store.transition_clock(
+        mention_id, states=("open", "snoozed"), create=create, now=now,
+        changes={"state": state, "closed_at": now, "closed_by": by, "closed_via": via},
+        status=status_update(store, mention_id, "closed", status),
+        response={"responder": by, "responded_at": now, "url": None, "via": via})
+    if not done:  # someone else closed it between our read and our write
+        return ActionResult(False, _closed_message(store.reply_clock(mention_id), now))
+    log.info("mention %s %s by %s via %s", mention_id, state.replace("_", " "), by, via)
+    what = "handled" if state == "handled" else "not relevant"
+    return ActionResult(True, f"mention {mention_id} marked {what} by {_who(by, via)}")
+
+
+def mark_handled(store: Store, settings: Settings, mention_id: int, by: str, via: str, now: datetime
+                 ) -> ActionResult:
+    """Someone answered: the clock stops and the message shows "handled by @sam after 14 min"."""
+    return _close(store, settings, mention_id, by, via, now, "handled")
+
+
+def not_relevant(store: Store, settings: Settings, mention_id: int, by: str, via: str, now: datetime
+                 ) -> ActionResult:
+    """Nothing to answer: the clock stops and the mention no longer counts as needing a reply."""
+    return _close(store, settings, mention_id, by, via, now, "not_relevant")
+
+
+def snooze(store: Store, settings: Settings, mention_id: int, by: str, via: str, now: datetime,
+           duration: timedelta = timedelta(hours=1)) -> ActionResult:
+    """No reminders or escalation until `now + duration`; then the clock comes back (buttons stay)."""
+    if duration <= timedelta(0):
+        return ActionResult(False, "a snooze needs a positive duration, such as 30m or 1h")
+    _, _, create, refused = _lookup(store, settings, mention_id, now)
+    if refused is not None:
+        return refused
+    until = now + duration
+    status = messages.snoozed_status(by, until, now)
+    done = store.transition_clock(
+        mention_id, states=("open", "snoozed"), create=create, now=now,
+        changes={"state": "snoozed", "snoozed_until": until},
+        status=status_update(store, mention_id, f"snoozed:{until.isoformat()}", status, keep_actions=True))
+    if not done:
+        return ActionResult(False, _closed_message(store.reply_clock(mention_id), now))
+    log.info("mention %s snoozed until %s by %s via %s", mention_id, until.isoformat(), by, via)
+    return ActionResult(True, f"mention {mention_id} snoozed until {until:%Y-%m-%d %H:%M} UTC by {_who(by, via)}")
+
+
+def wrong_label(store: Store, settings: Settings, mention_id: int, by: str, via: str, now: datetime,
+                sentiment: str | None = None, intent: str | None = None) -> ActionResult:
+    """Store the right labels as a training example (`mentionwatch feedback export`) and show the
+    correction on the message. The clock is left as it is: "Not relevant" stops it."""
+    if sentiment is None and intent is None:
+        return ActionResult(False, "give the right sentiment, intent or both")
+    if sentiment is not None and sentiment not in SENTIMENTS:
+        return ActionResult(False, f"unknown sentiment {sentiment!r}: expected one of {', '.join(SENTIMENTS)}")
+    if intent is not None and intent not in INTENTS:
+        return ActionResult(False, f"unknown intent {intent!r}: expected one of {', '.join(INTENTS)}")
+    found = store.mention_with_labels(mention_id)
+    if found is None:
+        return ActionResult(False, f"no mention with id {mention_id}")
+    mention, labels = found
+    changes = [(getattr(labels, name) if labels else "?", value)
+               for name, value in (("sentiment", sentiment), ("intent", intent)) if value is not None]
+    note = messages.label_status(by, changes)
+    message_id = store.message_of(mention_id)
+    status = None if message_id is None else StatusUpdate(
+        message_id, mention_id, f"status:{mention_id}:label:{by}:{sentiment}:{intent}",
+        lambda payload: messages.with_label_note(payload, mention_id, note))
+    text = "\n".join(part for part in (mention.title, mention.text) if part)
+    if not store.record_label_feedback(mention_id, text, sentiment, intent, labels.model if labels else None, by,
+                                       now, status):
+        return ActionResult(False, f"{_who(by, via)} already corrected mention {mention_id} to this")
+    log.info("mention %s label corrected by %s via %s: %s", mention_id, by, via,
+             ", ".join(f"{old} -> {new}" for old, new in changes))
+    return ActionResult(True, f"label of mention {mention_id} corrected by {_who(by, via)}: "
+                              + ", ".join(f"{old} → {new}" for old, new in changes))

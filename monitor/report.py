@@ -1,0 +1,355 @@
+"""The numbers behind `mentionwatch report`, the weekly digest and spike detection.
+
+Counting happens in SQL (GROUP BY brand, UTC day, source, with sentiments and intents of each
+mention's newest label pivoted into columns), so a report over a million mentions reads back a few
+hundred rows; days roll up into weeks in Python. Only the complaint terms need text, and they are
+read from the newest complaints only (TERMS_SAMPLE).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field, is_dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Literal, Sequence
+
+from rich.table import Table
+from sqlalchemy import Integer, and_, case, func, literal_column, or_, select
+from sqlalchemy.sql import ColumnElement
+
+from alerts.spikes import HourCount
+from monitor import schema as t
+from monitor.config import Brand, Settings
+from monitor.store import Store
+
+Period = Literal["day", "week"]
+SENTIMENTS = ("negative", "neutral", "positive")
+INTENTS = ("complaint", "question", "praise", "suggestion", "other")
+TERMS_SAMPLE = 5000  # newest complaints per brand whose words are counted
+TOP_TERMS = 10
+SQLITE_MMAP_BYTES = 1 << 30
+STOPWORDS = frozenset("""
+a about above after again against all am an and any are aren't as at be because been before being below
+between both but by can can't cannot could couldn't did didn't do does doesn't doing don't down during each
+few for from further get got had hadn't has hasn't have haven't having he her here hers herself him himself
+his how i i'm i've if in into is isn't it it's its itself just let's me more most much my myself no nor not
+now of off on once only or other our ours ourselves out over own really same she should shouldn't so some
+still such than that that's the their theirs them themselves then there there's these they they're this
+those through to too under until up us very was wasn't we we're were weren't what when where which while who
+whom why will with won't would wouldn't you you're your yours yourself yourselves also even again ever every
+im ive dont cant doesnt isnt wont one two since yet via amp http https www com
+""".split())
+TOKEN = re.compile(r"[^\W\d_][\w'’-]*[^\W_]|[^\W\d_]{2}", re.UNICODE)
+
+
+@dataclass
+class PeriodStats:
+    period: str  # first day of the period, YYYY-MM-DD (UTC)
+    volume: int = 0
+    by_source: Counter = field(default_factory=Counter)
+    sentiment: Counter = field(default_factory=Counter)
+    intents: Counter = field(default_factory=Counter)
+
+    @property
+    def labelled(self) -> int:
+        return sum(self.sentiment.values())
+
+    def share(self, sentiment: str) -> float | None:
+        return self.sentiment[sentiment] / self.labelled if self.labelled else None
+
+    @property
+    def net(self) -> float | None:
+        """(positive - negative) / labelled: +1 all praise, -1 all anger, None with nothing labelled."""
+        if not self.labelled:
+            return None
+        return (self.sentiment["positive"] - self.sentiment["negative"]) / self.labelled
+
+    def add(self, other: "PeriodStats") -> None:
+        self.volume += other.volume
+        self.by_source.update(other.by_source)
+        self.sentiment.update(other.sentiment)
+        self.intents.update(other.intents)
+
+
+@dataclass
+class BrandReport:
+    brand: str
+    name: str
+    since: datetime
+    until: datetime
+    by: Period
+    periods: list[PeriodStats]
+    terms: list[tuple[str, int]]
+    complaints_read: int
+    responses: list = field(default_factory=list)
+    gaps: list[dict] = field(default_factory=list)
+
+    @property
+    def total(self) -> PeriodStats:
+        out = PeriodStats("total")
+        for p in self.periods:
+            out.add(p)
+        return out
+
+    def as_dict(self) -> dict:
+        total = self.total
+        return {
+            "brand": self.brand, "name": self.name, "since": self.since.isoformat(), "until": self.until.isoformat(),
+            "by": self.by, "volume": total.volume, "volume_by_source": dict(total.by_source),
+            "net_sentiment": total.net,
+            "periods": [_period_dict(p) for p in self.periods],
+            "complaint_terms": [{"term": term, "count": n} for term, n in self.terms],
+            "complaints_read_for_terms": self.complaints_read,
+            "responses": [_plain(r) for r in self.responses],
+            "gaps": [_plain(g) for g in self.gaps],
+        }
+
+
+def _period_dict(p: PeriodStats) -> dict:
+    return {"period": p.period, "volume": p.volume, "by_source": dict(p.by_source),
+            "sentiment": {s: p.sentiment[s] for s in SENTIMENTS},
+            "share": {s: p.share(s) for s in SENTIMENTS}, "net_sentiment": p.net,
+            "intents": {i: p.intents[i] for i in INTENTS}}
+
+
+def _plain(value):
+    """JSON-ready: dataclasses to dicts, datetimes to ISO, durations to seconds."""
+    if is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return value
+
+
+# --- SQL ------------------------------------------------------------------------------------------
+
+m, lab = t.mentions.c, t.labels.c
+
+
+def mention_time() -> ColumnElement:
+    """When a mention was posted; when the platform does not say, when we fetched it."""
+    return func.coalesce(m.created_at, m.fetched_at)
+
+
+def in_window(start: datetime, end: datetime) -> ColumnElement:
+    """`mention_time()` in [start, end), written so the (brand, created_at) index serves both branches."""
+    return or_(and_(m.created_at >= start, m.created_at < end),
+               and_(m.created_at.is_(None), m.fetched_at >= start, m.fetched_at < end))
+
+
+def newest_labels():
+    """labels joined to mentions, only each mention's newest row (created_at, then model name)."""
+    newer = t.labels.alias("newer")
+    is_newest = ~select(newer.c.mention_id).where(
+        newer.c.mention_id == lab.mention_id,
+        or_(newer.c.created_at > lab.created_at,
+            and_(newer.c.created_at == lab.created_at, newer.c.model > lab.model))).exists()
+    return t.mentions.outerjoin(t.labels, and_(lab.mention_id == m.id, is_newest))
+
+
+def day_bucket(dialect: str) -> ColumnElement:
+    """The mention's UTC day as YYYY-MM-DD: SQLite strftime (the expression of the ix_mentions_report index,
+    format inlined so that SQLite matches it), PostgreSQL date_trunc."""
+    ts = mention_time()
+    if dialect == "postgresql":
+        return func.to_char(func.date_trunc("day", func.timezone("UTC", ts)), "YYYY-MM-DD")
+    return func.strftime(literal_column("'%Y-%m-%d'"), ts)
+
+
+def period_of(day: str, by: Period) -> str:
+    """Days roll up into ISO weeks (named by their Monday) in Python: grouping by day in SQL is cheaper."""
+    if by == "day":
+        return day
+    moment = date.fromisoformat(day)
+    return (moment - timedelta(days=moment.weekday())).isoformat()
+
+
+def in_days(day: ColumnElement, start: datetime, end: datetime) -> list[ColumnElement]:
+    """`mention_time()` in [start, end), with the day range that lets SQLite walk ix_mentions_report."""
+    first, last = (f"{moment.astimezone(timezone.utc):%Y-%m-%d}" for moment in (start, end))
+    return [day >= first, day <= last, mention_time() >= start, mention_time() < end]
+
+
+def counts(store: Store, brands: Sequence[str], start: datetime, end: datetime,
+           by: Period | None) -> dict[str, dict[str, PeriodStats]]:
+    """brand -> period -> counts; `by=None` gives one period, "total", per brand.
+
+    One row per brand, day and source, sentiments and intents pivoted into columns: on SQLite the
+    rows then come in index order and aggregate without a sort.
+    """
+    day = day_bucket(store.engine.dialect.name)
+    pivot = [func.sum(case((lab.sentiment == s, 1), else_=0)) for s in SENTIMENTS]
+    pivot += [func.sum(case((lab.intent == i, 1), else_=0)) for i in INTENTS]
+    query = (select(m.brand, day, m.source, func.count(), *pivot).select_from(newest_labels())
+             .where(m.brand.in_(list(brands)), *in_days(day, start, end)).group_by(m.brand, day, m.source))
+    out: dict[str, dict[str, PeriodStats]] = {b: {} for b in brands}
+    with store.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")  # a scan of the file without read() calls
+        for brand, day_name, source, volume, *numbers in conn.execute(query):
+            name = period_of(day_name, by) if by else "total"
+            stats = out[brand].setdefault(name, PeriodStats(name))
+            stats.volume += volume
+            stats.by_source[source] += volume
+            stats.sentiment.update({s: n for s, n in zip(SENTIMENTS, numbers) if n})
+            stats.intents.update({i: n for i, n in zip(INTENTS, numbers[len(SENTIMENTS):]) if n})
+    return out
+
+
+def complaint_texts(store: Store, brand: str, start: datetime, end: datetime, limit: int) -> list[str]:
+    """The newest complaints' words: newest day first, a backwards walk of the index that stops at `limit`."""
+    day = day_bucket(store.engine.dialect.name)
+    query = (select(m.title, m.text).select_from(newest_labels())
+             .where(m.brand == brand, *in_days(day, start, end), lab.intent == "complaint")
+             .order_by(day.desc()).limit(limit))
+    with store.engine.connect() as conn:
+        return ["\n".join(p for p in (r.title, r.text) if p) for r in conn.execute(query)]
+
+
+def top_mentions(store: Store, brand: str, start: datetime, end: datetime, *, intent: str | None = None,
+                 sentiment: str | None = None, limit: int) -> list[dict]:
+    """The most-engaged mentions (by reach) in the window, with their newest labels."""
+    query = (select(m.id, m.source, m.url, m.author, m.title, m.text, m.reach, lab.sentiment, lab.intent)
+             .select_from(newest_labels()).where(m.brand == brand, in_window(start, end)))
+    if intent:
+        query = query.where(lab.intent == intent)
+    if sentiment:
+        query = query.where(lab.sentiment == sentiment)
+    query = query.order_by(func.coalesce(m.reach, -1).desc(), m.id.desc()).limit(limit)
+    with store.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def hourly_counts(store: Store, brand: str, now: datetime, history: timedelta) -> list[HourCount]:
+    """Mentions (and negative ones) per hour ending at `now`, for `history` back: the input of spike detection."""
+    start = now - history - timedelta(hours=1)
+    ts = mention_time()
+    if store.engine.dialect.name == "postgresql":
+        hours_ago = func.floor(func.extract("epoch", now - ts) / 3600)
+    else:
+        hours_ago = func.cast((func.julianday(now.strftime("%Y-%m-%d %H:%M:%S.%f")) - func.julianday(ts)) * 24, Integer)
+    hours_ago = hours_ago.label("hours_ago")
+    negative = func.sum(case((lab.sentiment == "negative", 1), else_=0)).label("negative")
+    query = (select(hours_ago, func.count().label("total"), negative).select_from(newest_labels())
+             .where(m.brand == brand, in_window(start, now)).group_by(hours_ago))
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    found = {int(r.hours_ago): HourCount(int(r.hours_ago), r.total, int(r.negative or 0)) for r in rows}
+    span = int(history / timedelta(hours=1))
+    return [found.get(h, HourCount(h, 0, 0)) for h in range(span + 1)]
+
+
+# --- terms ----------------------------------------------------------------------------------------
+
+def brand_words(brand: Brand) -> set[str]:
+    """Words of the brand's own names, handles, hashtags and domains: not news in its complaints."""
+    words: set[str] = set()
+    for term in [*brand.names, *brand.aliases, *brand.handles, *brand.hashtags, *brand.domains]:
+        words.update(w.lower() for w in re.split(r"[\W_]+", term) if w)
+    return words
+
+
+def top_terms(texts: Sequence[str], exclude: set[str], limit: int = TOP_TERMS) -> list[tuple[str, int]]:
+    """Most frequent words, each counted once per text, without stopwords, the brand's words or URLs."""
+    counter: Counter = Counter()
+    for text in texts:
+        text = re.sub(r"https?://\S+|[@#]\w+", " ", text.lower())
+        words = {w.replace("’", "'").strip("'-") for w in TOKEN.findall(text)}
+        counter.update(w for w in words if len(w) > 2 and w not in STOPWORDS and w not in exclude)
+    return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+
+
+# --- the report -----------------------------------------------------------------------------------
+
+def build_report(store: Store, settings: Settings, *, since: datetime, now: datetime, by: Period = "week",
+                 brand: str | None = None, with_responses: bool = True) -> list[BrandReport]:
+    """One BrandReport per configured brand (or just `brand`), periods oldest first."""
+    brands = [brand] if brand else list(settings.brands)
+    table = counts(store, brands, since, now, by)
+    gaps = store.gaps()
+    out = []
+    for brand_id in brands:
+        cfg = settings.brands[brand_id]
+        texts = complaint_texts(store, brand_id, since, now, TERMS_SAMPLE)
+        out.append(BrandReport(
+            brand=brand_id, name=cfg.names[0], since=since, until=now, by=by,
+            periods=sorted(table[brand_id].values(), key=lambda p: p.period),
+            terms=top_terms(texts, brand_words(cfg)), complaints_read=len(texts),
+            responses=responses(store, settings, brand_id, since, now) if with_responses else [],
+            gaps=[g for g in gaps if g["source_id"].startswith(f"{brand_id}/") and _gap_in(g, since, now)]))
+    return out
+
+
+def responses(store: Store, settings: Settings, brand: str, since: datetime, now: datetime) -> list:
+    """Reply statistics per source (the reply clock's module)."""
+    from monitor.responses import response_stats
+
+    return list(response_stats(store, settings, brand=brand, since=since, now=now))
+
+
+def _gap_in(gap: dict, since: datetime, now: datetime) -> bool:
+    end = gap["window_end"] or gap["recorded_at"]
+    start = gap["window_start"] or gap["recorded_at"]
+    return end >= since and start <= now
+
+
+# --- output -----------------------------------------------------------------------------------------
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
+
+
+def _signed(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.2f}"
+
+
+def report_tables(report: BrandReport) -> list[Table]:
+    """The report as rich tables: periods, sources, complaint terms, gaps (response times come from their module)."""
+    sources = sorted({s for p in report.periods for s in p.by_source})
+    periods = Table("period", "volume", *sources, "negative", "neutral", "positive", "net", *INTENTS,
+                    title=f"{report.name} ({report.brand}): by {report.by}, {report.since:%Y-%m-%d} to "
+                          f"{report.until:%Y-%m-%d}")
+    for p in [*report.periods, report.total]:
+        periods.add_row(p.period, str(p.volume), *(str(p.by_source[s]) for s in sources),
+                        *(f"{p.sentiment[s]} ({_pct(p.share(s))})" for s in SENTIMENTS), _signed(p.net),
+                        *(str(p.intents[i]) for i in INTENTS), end_section=p is report.periods[-1])
+    terms = Table("term", "complaints", title=f"Most frequent complaint terms (newest {report.complaints_read:,} "
+                                               f"complaints)")
+    for term, n in report.terms:
+        terms.add_row(term, str(n))
+    tables = [periods, terms]
+    if report.gaps:
+        gaps = Table("source", "from", "to", "≈ items", "why", title="Coverage gaps")
+        for gap in report.gaps:
+            gaps.add_row(gap["source_id"], f"{gap['window_start']:%Y-%m-%d %H:%M}" if gap["window_start"] else "?",
+                         f"{gap['window_end']:%Y-%m-%d %H:%M}" if gap["window_end"] else "?",
+                         str(gap["estimated_count"] or "?"), gap["reason"])
+        tables.append(gaps)
+    return tables
+
+
+def csv_rows(reports: Sequence[BrandReport]) -> tuple[list[str], list[dict]]:
+    """One row per brand and period (spreadsheet-friendly), a volume column per source seen."""
+    sources = sorted({s for r in reports for p in r.periods for s in p.by_source})
+    fields = ["brand", "period", "volume", *(f"volume_{s}" for s in sources), *SENTIMENTS,
+              *(f"{s}_share" for s in SENTIMENTS), "net_sentiment", *INTENTS]
+    rows = []
+    for report in reports:
+        for p in report.periods:
+            rows.append({"brand": report.brand, "period": p.period, "volume": p.volume,
+                         **{f"volume_{s}": p.by_source[s] for s in sources},
+                         **{s: p.sentiment[s] for s in SENTIMENTS},
+                         **{f"{s}_share": _round(p.share(s)) for s in SENTIMENTS},
+                         "net_sentiment": _round(p.net), **{i: p.intents[i] for i in INTENTS}})
+    return fields, rows
+
+
+def _round(value: float | None) -> float | str:
+    return "" if value is None else round(value, 4)

@@ -1,0 +1,77 @@
+"""Response statistics from the reply clocks: how many mentions needed an answer and how fast they got one.
+
+Counted per brand and source (platform). A mention needs a reply once its clock started, unless
+someone marked it not relevant. Its time to first response runs from the mention's time to the
+first reply recorded: by a connector (the team answered on the platform), or Handled in Slack or
+the CLI. The share within the promise counts answers by the deadline, out of the mentions whose
+outcome is known (answered, or past their deadline unanswered); mentions still inside their
+reply time count in neither. Percentiles are nearest-rank.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from rich.table import Table
+
+from alerts.messages import format_age
+from monitor.config import Settings
+from monitor.store import Store
+
+
+@dataclass(frozen=True)
+class ResponseStats:
+    brand: str
+    source: str
+    needing_reply: int
+    answered: int
+    median: timedelta | None
+    p90: timedelta | None
+    within_promise: float | None  # share, 0..1; None when no outcome is known yet
+    oldest_unanswered: tuple[int, timedelta] | None  # (mention id, age)
+
+
+def nearest_rank(values: list[timedelta], share: float) -> timedelta | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(math.ceil(share * len(ordered)) - 1, 0)]
+
+
+def response_stats(store: Store, settings: Settings, *, brand: str | None = None, since: datetime | None = None,
+                   now: datetime) -> list[ResponseStats]:
+    """One row per brand and source that had mentions needing a reply (started since `since`)."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in store.response_rows(brand, since):
+        if row["state"] != "not_relevant":
+            groups.setdefault((row["brand"], row["source"]), []).append(row)
+    out = []
+    for (brand_id, source), rows in sorted(groups.items()):
+        answered = [r for r in rows if r["first_response_at"] is not None]
+        waits = [max(r["first_response_at"] - r["started_at"], timedelta(0)) for r in answered]
+        in_time = sum(1 for r in answered if r["first_response_at"] <= r["deadline"])
+        decided = len(answered) + sum(1 for r in rows if r["first_response_at"] is None and r["deadline"] <= now)
+        waiting = [r for r in rows if r["first_response_at"] is None]
+        oldest = min(waiting, key=lambda r: (r["started_at"], r["mention_id"]), default=None)
+        out.append(ResponseStats(
+            brand=brand_id, source=source, needing_reply=len(rows), answered=len(answered),
+            median=statistics.median(waits) if waits else None, p90=nearest_rank(waits, 0.9),
+            within_promise=in_time / decided if decided else None,
+            oldest_unanswered=(oldest["mention_id"], now - oldest["started_at"]) if oldest else None))
+    return out
+
+
+def response_table(stats: list[ResponseStats]) -> Table:
+    table = Table("brand", "source", "needing reply", "answered", "median", "p90", "within promise",
+                  "oldest unanswered", title="Response times")
+    for s in stats:
+        table.add_row(s.brand, s.source, str(s.needing_reply), str(s.answered),
+                      format_age(s.median) if s.median is not None else "–",
+                      format_age(s.p90) if s.p90 is not None else "–",
+                      f"{s.within_promise:.0%}" if s.within_promise is not None else "–",
+                      f"#{s.oldest_unanswered[0]} ({format_age(s.oldest_unanswered[1])})"
+                      if s.oldest_unanswered else "–")
+    return table

@@ -1,0 +1,138 @@
+"""The trends stage of the process job: spike alerts and weekly digests, each queued in the outbox.
+
+Decisions are the pure functions of alerts.spikes and alerts.digest; this module reads their
+inputs from the store and commits their outcome with the outbox row in one transaction. It runs at
+most once per CHECK_EVERY, because hourly windows change slowly and the counts cost a query per brand.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from datetime import datetime, timedelta
+
+from alerts.digest import WeekNumbers, digest_due, digest_payload, week_bounds
+from alerts.spikes import HOUR, detect, spike_message, spike_over_message, step
+from monitor.chart import sentiment_chart
+from monitor.config import Brand, Settings
+from monitor.report import build_report, counts, hourly_counts, top_mentions
+from monitor.responses import response_stats
+from monitor.store import NewAlert, Store
+
+log = logging.getLogger("mentionwatch")
+CHECK_EVERY = timedelta(minutes=1)
+DRIVERS = 3
+
+
+class Trends:
+    def __init__(self, settings: Settings, store: Store):
+        self.settings = settings
+        self.store = store
+        self._last_run: datetime | None = None
+        self._failing: set[str] = set()  # "spike:<brand>" / "digest:<brand>" whose last run failed
+
+    def run(self, now: datetime) -> None:
+        """Never lets a failure here stop classification, routing or delivery: logged once, retried next run."""
+        if self._last_run is not None and now - self._last_run < CHECK_EVERY:
+            return
+        self._last_run = now
+        for brand_id, brand in self.settings.brands.items():
+            if brand.spikes.enabled:
+                self._guard(f"spike:{brand_id}", self.check_spike, brand_id, brand, now)
+            if brand.digest.enabled:
+                self._guard(f"digest:{brand_id}", self.send_digest, brand_id, brand, now)
+
+    def _guard(self, key: str, job, *args) -> None:
+        try:
+            job(*args)
+        except Exception:
+            if key not in self._failing:
+                log.exception("%s failed; retrying every minute", key)
+            self._failing.add(key)
+            return
+        if key in self._failing:
+            self._failing.discard(key)
+            log.info("%s works again", key)
+
+    # --- spikes --------------------------------------------------------------------------------
+
+    def check_spike(self, brand_id: str, brand: Brand, now: datetime) -> None:
+        config = brand.spikes
+        signal = detect(hourly_counts(self.store, brand_id, now, config.baseline), config)
+        active = self.store.active_spike(brand_id)
+        decision = step(active, signal, now, config)
+        if decision.action == "start":
+            hour = counts(self.store, [brand_id], now - HOUR, now, None)[brand_id].get("total")
+            intent = hour.intents.most_common(1)[0][0] if hour and hour.intents else None
+            drivers = top_mentions(self.store, brand_id, now - HOUR, now, limit=DRIVERS,
+                                   sentiment="negative" if signal.metric == "negative" else None)
+            alert = NewAlert(f"spike:{brand_id}:{now.isoformat()}", "spike", None, brand_id, brand.slack_channel,
+                             spike_message(brand.names[0], signal, drivers, intent))
+            details = {"count": signal.count, "usual": signal.usual, "z": round(signal.z, 2), "intent": intent,
+                       "negative_share": signal.negative_share}
+            if self.store.start_spike(brand_id, signal.metric, details, alert, now) is not None:
+                log.warning("spike for %s: %d %s in the last hour, usually %g", brand_id, signal.count,
+                            signal.metric, signal.usual)
+        elif decision.action in ("calm", "stirred"):
+            self.store.set_spike_calm(active["id"], decision.calm_since)
+        elif decision.action == "end":
+            alert = NewAlert(f"spike-over:{active['id']}", "spike_over", None, brand_id, brand.slack_channel,
+                             spike_over_message(brand.names[0], active["started_at"], now),
+                             thread_of=active["alert_id"])
+            if self.store.end_spike(active["id"], alert, now):
+                log.info("spike for %s is over", brand_id)
+
+    # --- the weekly digest ---------------------------------------------------------------------
+
+    def send_digest(self, brand_id: str, brand: Brand, now: datetime) -> None:
+        config = brand.digest
+        week = digest_due(config, now, self.store.last_digest_week(brand_id))
+        if week is None:
+            return
+        start, end = week_bounds(week, config.timezone)
+        this, before = self._week_numbers(brand_id, start, end, now)
+        if this.volume == 0 and before.volume == 0:
+            return  # nothing to report yet (a new install); checked again next run, cheaply
+        report = build_report(self.store, self.settings, since=end - timedelta(weeks=config.chart_weeks), now=end,
+                              by="week", brand=brand_id, with_responses=False)[0]
+        payload = digest_payload(
+            brand_id=brand_id, brand_name=brand.names[0], week=week, this=this, before=before,
+            complaints=top_mentions(self.store, brand_id, start, end, intent="complaint", limit=3),
+            praise=next(iter(top_mentions(self.store, brand_id, start, end, intent="praise", limit=1)), None),
+            chart_png_b64=base64.b64encode(sentiment_chart(report)).decode())
+        alert = NewAlert(f"digest:{brand_id}:{week}", "digest", None, brand_id,
+                         config.channel or brand.slack_channel, payload, op="upload")
+        if self.store.commit_digest(brand_id, week, alert, now):
+            log.info("weekly digest for %s, %s, queued", brand_id, week)
+
+    def _week_numbers(self, brand_id: str, start: datetime, end: datetime,
+                      now: datetime) -> tuple[WeekNumbers, WeekNumbers]:
+        """This week and the week before. Reply counts of the week before are both weeks' minus this week's
+        (response_stats counts clocks started since a moment)."""
+        week_before = start - (end - start)
+        numbers = []
+        for since, until in ((start, end), (week_before, start)):
+            total = counts(self.store, [brand_id], since, until, None)[brand_id].get("total")
+            numbers.append((total.volume if total else 0, total.net if total else None,
+                            total.intents["complaint"] if total else 0))
+        this_replies = response_stats(self.store, self.settings, brand=brand_id, since=start, now=now)
+        both_replies = response_stats(self.store, self.settings, brand=brand_id, since=week_before, now=now)
+        answered = sum(s.answered for s in this_replies)
+        needing = sum(s.needing_reply for s in this_replies)
+        this = WeekNumbers(*numbers[0], answered=answered, needing_reply=needing,
+                           median_reply=_overall_median(this_replies))
+        before = WeekNumbers(*numbers[1], answered=sum(s.answered for s in both_replies) - answered,
+                             needing_reply=sum(s.needing_reply for s in both_replies) - needing, median_reply=None)
+        return this, before
+
+
+def _overall_median(stats: list) -> timedelta | None:
+    """Across sources: the per-source median at the middle answer when sorted (exact with one source)."""
+    weighted = sorted((s.median, s.answered) for s in stats if s.median is not None)
+    half = sum(n for _, n in weighted) / 2
+    running = 0
+    for median, answered in weighted:
+        running += answered
+        if running >= half:
+            return median
+    return None

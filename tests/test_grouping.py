@@ -1,0 +1,133 @@
+"""Grouping as a table of decisions (group_wait, group_interval, quiet hours across midnight and time
+zones, urgent), then through the pipeline and the real slack-sdk against the Slack emulator."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta, timezone
+
+import pytest
+
+from alerts.grouping import GroupState, in_hours, should_flush
+from monitor.config import WeeklyHours
+from tests.routing_support import NOW, add, header, labels, mention_ids, routed_pipeline
+
+WAIT, INTERVAL = timedelta(seconds=30), timedelta(minutes=5)
+NIGHT_BERLIN = WeeklyHours(timezone="Europe/Berlin", days=["mon", "tue", "wed", "thu", "fri"],
+                           start=time(22, 0), end=time(7, 0))
+
+
+def utc(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 11, day, hour, minute, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(("hours", "now", "inside"), [
+    # Berlin is UTC+1 in November. 22:00-07:00 Berlin on weekdays: the night after Friday ends Saturday 07:00.
+    (NIGHT_BERLIN, utc(20, 20, 59), False),  # Fri 21:59 Berlin
+    (NIGHT_BERLIN, utc(20, 21, 0), True),    # Fri 22:00 Berlin
+    (NIGHT_BERLIN, utc(20, 23, 30), True),   # Sat 00:30 Berlin: Friday's night, past midnight
+    (NIGHT_BERLIN, utc(21, 5, 59), True),    # Sat 06:59 Berlin
+    (NIGHT_BERLIN, utc(21, 6, 0), False),    # Sat 07:00 Berlin
+    (NIGHT_BERLIN, utc(21, 22, 0), False),   # Sat 23:00 Berlin: Saturday is not listed
+    (NIGHT_BERLIN, utc(22, 23, 30), False),  # Mon 00:30 Berlin: Sunday's night is not listed
+    (NIGHT_BERLIN, utc(23, 21, 30), True),   # Mon 22:30 Berlin
+    (WeeklyHours(timezone="America/New_York", start=time(9), end=time(17)), utc(20, 13, 59), False),  # 08:59 NY
+    (WeeklyHours(timezone="America/New_York", start=time(9), end=time(17)), utc(20, 14, 0), True),
+    (WeeklyHours(timezone="America/New_York", start=time(9), end=time(17)), utc(20, 22, 0), False),  # 17:00 NY
+    (WeeklyHours(days=["sat", "sun"], start=time(0), end=time(0)), utc(21, 12), True),  # the whole day
+    (WeeklyHours(days=["sat", "sun"], start=time(0), end=time(0)), utc(20, 12), False),
+])
+def test_quiet_hours_across_midnight_and_time_zones(hours, now, inside):
+    assert in_hours(hours, now) is inside
+
+
+def group(oldest: datetime, last_sent: datetime | None = None, urgent: bool = False) -> GroupState:
+    return GroupState("root|brand=acme", "acme", "root", "#acme-alerts", oldest, 3, urgent, last_sent)
+
+
+@pytest.mark.parametrize(("state", "now", "quiet", "force", "send"), [
+    (group(NOW), NOW + timedelta(seconds=29), None, False, False),          # a burst is still gathering
+    (group(NOW), NOW + WAIT, None, False, True),                             # group_wait is up
+    (group(NOW, last_sent=NOW), NOW + timedelta(minutes=4), None, False, False),  # within group_interval
+    (group(NOW, last_sent=NOW), NOW + INTERVAL, None, False, True),
+    (group(NOW), NOW, None, True, True),                                     # run --once: no waiting
+    (group(utc(20, 21, 0)), utc(20, 23, 0), NIGHT_BERLIN, False, False),     # quiet hours hold it
+    (group(utc(20, 21, 0)), utc(20, 23, 0), NIGHT_BERLIN, True, False),      # even for run --once
+    (group(utc(20, 21, 0), urgent=True), utc(20, 23, 0), NIGHT_BERLIN, False, True),  # urgent bypasses
+    (group(utc(20, 21, 0)), utc(21, 6, 0), NIGHT_BERLIN, False, True),       # quiet hours over: out it goes
+])
+def test_flush_decision(state, now, quiet, force, send):
+    assert should_flush(state, WAIT, INTERVAL, quiet, now, force) is send
+
+
+def test_a_burst_within_group_wait_is_one_message_and_later_ones_wait_for_group_interval(tmp_path, slack):
+    pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_wait": "30s", "group_interval": "5m",
+                                                               "group_by": ["brand", "intent"]})
+    first = [add(store, f"a{i}", labels(), NOW) for i in range(3)]
+    pipeline.process()
+    clock[0] = NOW + timedelta(seconds=20)
+    pipeline.process()
+    assert slack.posted() == [], "still within group_wait"
+    clock[0] = NOW + timedelta(seconds=30)
+    pipeline.process()
+    [message] = slack.posted("#acme-alerts")
+    assert header(message) == "3 complaints about Acme Cloud"
+    assert mention_ids(message) == first
+    assert [b["block_id"] for b in message["blocks"] if b["type"] == "actions"] == [f"actions:{i}" for i in first]
+
+    clock[0] = NOW + timedelta(minutes=1)
+    later = add(store, "a9", labels(), clock[0])
+    question = add(store, "q1", labels("neutral", "question"), clock[0])
+    pipeline.process()
+    clock[0] = NOW + timedelta(minutes=4)
+    pipeline.process()
+    assert [header(m) for m in slack.posted()[1:]] == ["Question: Acme Cloud"], "a new group waits only group_wait"
+    clock[0] = NOW + timedelta(seconds=30, minutes=5)
+    pipeline.process()
+    assert [mention_ids(m) for m in slack.posted()] == [first, [question], [later]]
+    assert header(slack.posted()[2]) == "Complaint: Acme Cloud"
+    assert store.message_of(later) == 3 and store.route_of(later) == "root"
+
+
+def test_a_burst_of_50_is_one_message_with_the_rest_in_its_thread(tmp_path, slack):
+    pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_wait": "30s"})
+    ids = [add(store, f"b{i}", labels(), NOW) for i in range(50)]
+    pipeline.process()
+    clock[0] = NOW + timedelta(seconds=30)
+    pipeline.process()
+    messages = slack.posted()
+    top = [m for m in messages if not m["thread_ts"]]
+    assert len(top) == 1 and len(messages) == 5
+    assert header(top[0]) == "50 complaints about Acme Cloud"
+    assert all(m["thread_ts"] == top[0]["ts"] for m in messages[1:])
+    assert [len(mention_ids(m)) for m in messages] == [10] * 5
+    assert sorted(i for m in messages for i in mention_ids(m)) == ids
+    assert all(len(m["blocks"]) <= 50 for m in messages)
+    pipeline.process()
+    assert len(slack.posted()) == 5, "nothing is sent twice"
+
+
+def test_quiet_hours_hold_alerts_until_they_end_except_urgent_ones(tmp_path, slack):
+    routes = {"quiet_hours": {"timezone": "Europe/Berlin", "days": ["fri"], "start": "22:00", "end": "07:00"},
+              "group_wait": "30s",
+              "routes": [{"match": {"reach_at_least": 1000}, "urgent": True, "channel": "#acme-urgent"}]}
+    night = utc(20, 22, 0)  # Fri 23:00 Berlin
+    pipeline, store, clock = routed_pipeline(tmp_path, slack, routes, now=night, reply_within="1d")
+    held = [add(store, f"n{i}", labels(), night) for i in range(2)]
+    loud = add(store, "big", labels(), night, reach=50_000)
+    pipeline.process()
+    clock[0] = night + timedelta(minutes=10)
+    pipeline.process(flush_all=True)
+    assert [mention_ids(m) for m in slack.posted()] == [[loud]], "urgent goes out in quiet hours; run --once too"
+    assert slack.posted("#acme-urgent")
+    clock[0] = utc(21, 6, 0)  # Sat 07:00 Berlin
+    pipeline.process()
+    assert [mention_ids(m) for m in slack.posted("#acme-alerts")] == [held]
+
+
+def test_run_once_sends_what_it_routed_without_waiting(tmp_path, slack):
+    pipeline, store, _ = routed_pipeline(tmp_path, slack, {})
+    ids = [add(store, f"c{i}", labels(), NOW) for i in range(2)]
+    pipeline.process()
+    assert slack.posted() == [], "the daemon waits group_wait (30 s by default)"
+    pipeline.process(flush_all=True)
+    assert [mention_ids(m) for m in slack.posted()] == [ids]
