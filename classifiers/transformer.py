@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
@@ -123,29 +124,29 @@ class Int8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, x.shape[-1])
         count = rows.shape[0]
-        padded = _row_bucket(count)
+        padded = -(-count // _ROW_STEP) * _ROW_STEP
         if padded != count:
-            rows = torch.nn.functional.pad(rows, (0, 0, 0, padded - count))
+            rows = F.pad(rows, (0, 0, 0, padded - count))
         row_scale = torch.maximum(rows.amax(dim=1, keepdim=True), rows.amin(dim=1, keepdim=True).neg_())
         row_scale = row_scale.clamp_(min=1e-8).div_(127.0)
         quantised = (rows * row_scale.reciprocal()).round_().to(torch.int8)
-        out = torch._int_mm(quantised, self.weight_t)[:count].float()
+        out = torch.cat([torch._int_mm(quantised[start : start + _ROW_CHUNK], self.weight_t)
+                         for start in range(0, padded, _ROW_CHUNK)])[:count].float()
         out = out.mul_(row_scale[:count]).mul_(self.weight_scale).add_(self.bias)
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
-def _row_bucket(rows: int) -> int:
-    """Row counts rounded up to a few sizes: the int8 kernels are compiled once per shape, so bucketing keeps
-    a daemon fed texts of every length from compiling new ones forever, for at most 1/8 padding rows."""
-    step = max(16, 1 << max(0, rows.bit_length() - 4))
-    return -(-rows // step) * step
+# The int8 kernels are compiled and cached once per shape, so rows go through them in chunks of at most
+# _ROW_CHUNK, padded to a multiple of _ROW_STEP: eight shapes per layer size, whatever texts a daemon meets.
+_ROW_STEP, _ROW_CHUNK = 32, 256
+_WIDTH_STEP = 16
 
 
 class PackedEncoder(nn.Module):
-    """Inference-only run of the BERT encoder with the batch's tokens packed end to end and no padding:
-    the Linear layers see every token of the batch at once, attention runs text by text, and pooling is each
-    text's mean. No text ever meets another's padding or activations, so (with per-token int8 scales) its
-    labels are the same alone as in any batch, and no time is spent on padding tokens."""
+    """Inference-only run of the BERT encoder with the batch's tokens packed end to end: the Linear layers
+    see every token of the batch at once, attention pads each text to a width set by its own length, and
+    pooling is each text's mean. No text meets another's padding or activations, so (with per-token int8
+    scales) its labels are the same alone as in any batch, and little time goes on padding."""
 
     def __init__(self, bert: nn.Module) -> None:
         super().__init__()
@@ -156,29 +157,51 @@ class PackedEncoder(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Mean-pooled last hidden state per text, shape (texts, hidden); texts must be left-aligned."""
         lengths = attention_mask.sum(1).tolist()
-        ids = torch.cat([row[:length] for row, length in zip(input_ids, lengths)])
-        positions = torch.cat([torch.arange(length) for length in lengths])
+        filler = torch.zeros(_token_bucket(sum(lengths)) - sum(lengths), dtype=torch.long)
+        ids = torch.cat([*(row[:length] for row, length in zip(input_ids, lengths)), filler])
+        positions = torch.cat([*(torch.arange(length) for length in lengths), filler])
         embeddings = self.bert.embeddings
         x = embeddings.word_embeddings(ids) + embeddings.token_type_embeddings(torch.zeros_like(ids))
         x = embeddings.LayerNorm(x + embeddings.position_embeddings(positions))
         spans = list(zip(_offsets(lengths), _offsets(lengths)[1:]))
+        groups: dict[int, list[int]] = {}
+        for i, length in enumerate(lengths):
+            groups.setdefault(-(-length // _WIDTH_STEP) * _WIDTH_STEP, []).append(i)
         for layer in self.bert.encoder.layer:
             attention = layer.attention
-            context = self._attend(attention.self.query(x), attention.self.key(x), attention.self.value(x), spans)
+            context = self._attend(attention.self.query(x), attention.self.key(x), attention.self.value(x),
+                                   spans, groups)
             x = attention.output.LayerNorm(attention.output.dense(context) + x)
             x = layer.output.LayerNorm(layer.output.dense(layer.intermediate(x)) + x)
         return torch.stack([x[start:end].mean(0) for start, end in spans])
 
     def _attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                spans: list[tuple[int, int]]) -> torch.Tensor:
-        context = torch.empty_like(query)
-        scaling = self.head_size**-0.5
-        for start, end in spans:
-            q, k, v = (t[start:end].view(end - start, self.heads, self.head_size).transpose(0, 1)
-                       for t in (query, key, value))
-            weights = (torch.matmul(q, k.transpose(1, 2)) * scaling).softmax(-1)
-            context[start:end] = torch.matmul(weights, v).transpose(0, 1).reshape(end - start, -1)
+                spans: list[tuple[int, int]], groups: dict[int, list[int]]) -> torch.Tensor:
+        """Attention for texts grouped by their length rounded up to _WIDTH_STEP: a text is padded to a width
+        that depends on its own length only, so its batch-mates never change what it computes."""
+        context = torch.zeros_like(query)
+        for width, members in groups.items():
+            shape = (len(members), width, query.shape[-1])
+            q, k, v = query.new_zeros(shape), key.new_zeros(shape), value.new_zeros(shape)
+            keep = torch.zeros(len(members), 1, 1, width, dtype=torch.bool)
+            for row, i in enumerate(members):
+                start, end = spans[i]
+                q[row, : end - start], k[row, : end - start], v[row, : end - start] = (
+                    query[start:end], key[start:end], value[start:end])
+                keep[row, ..., : end - start] = True
+            q, k, v = (t.view(len(members), width, self.heads, self.head_size).transpose(1, 2) for t in (q, k, v))
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep).transpose(1, 2).reshape(shape)
+            for row, i in enumerate(members):
+                start, end = spans[i]
+                context[start:end] = out[row, : end - start]
         return context
+
+
+def _token_bucket(tokens: int) -> int:
+    """A batch's token count rounded up (at most 1/8 more) to one of a few sizes, so the encoder's
+    temporaries come in a few sizes: varied sizes fragmented the heap and grew a daemon by 300 MB."""
+    step = max(_ROW_STEP, 1 << max(0, tokens.bit_length() - 4))
+    return -(-tokens // step) * step
 
 
 def _offsets(lengths: Sequence[int]) -> list[int]:

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 
 from alerts.digest import WeekNumbers, digest_due, digest_payload, week_bounds
 from alerts.spikes import HOUR, detect, spike_message, spike_over_message, step
-from monitor.chart import sentiment_chart
 from monitor.config import Brand, Settings
 from monitor.report import build_report, counts, hourly_counts, top_mentions
 from monitor.responses import response_stats
@@ -93,6 +92,8 @@ class Trends:
         this, before = self._week_numbers(brand_id, start, end, now)
         if this.volume == 0 and before.volume == 0:
             return  # nothing to report yet (a new install); checked again next run, cheaply
+        from monitor.chart import sentiment_chart  # matplotlib loads once a week, not at every daemon start
+
         report = build_report(self.store, self.settings, since=end - timedelta(weeks=config.chart_weeks), now=end,
                               by="week", brand=brand_id, with_responses=False)[0]
         payload = digest_payload(

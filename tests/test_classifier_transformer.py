@@ -12,10 +12,17 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from classifiers.base import INTENTS, SENTIMENTS  # noqa: E402
 from classifiers.data import normalise  # noqa: E402
-from classifiers.transformer import MAX_LENGTH, MODEL_DIR, TransformerClassifier, encode  # noqa: E402
+from classifiers.transformer import (  # noqa: E402
+    MAX_LENGTH,
+    MODEL_DIR,
+    TransformerClassifier,
+    encode,
+    load_model,
+)
 
 COMPLAINT = "@acme worst service ever. my order never arrived, nobody answers and I want a refund now"
 PRAISE = "@acme thank you so much, the new update is amazing and your support team is brilliant. love it!"
@@ -142,6 +149,19 @@ def test_labels_do_not_depend_on_batch_mates(classifier):
         for label in INTENTS:
             assert alone.intent_scores[label] == pytest.approx(in_batch.intent_scores[label], abs=1e-6)
         assert alone.needs_reply_score == pytest.approx(in_batch.needs_reply_score, abs=1e-6)
+
+
+def test_packed_encoder_computes_what_transformers_computes():
+    """PackedEncoder re-implements BERT's forward pass without padding; unquantised, it must agree with the
+    transformers model it wraps on a padded batch."""
+    tokenizer, model, _ = load_model(quantize=False)
+    batch = encode(tokenizer, [normalise(text) for text in _mixed_batch()])
+    with torch.inference_mode():
+        packed = model(**batch)
+        model.encoder = model.encoder.bert
+        reference = model(**batch)
+    for ours, theirs in zip(packed, reference):
+        assert torch.allclose(ours, theirs, atol=1e-4)
 
 
 def test_classify_is_thread_safe(classifier):
