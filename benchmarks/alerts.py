@@ -89,7 +89,7 @@ def main() -> None:
             pass
         routed = time.perf_counter()
         clock[0] = NOW + timedelta(seconds=30)
-        queued = pipeline.flush_groups()
+        pipeline.flush_groups()
         flushed = time.perf_counter()
         while pipeline.deliver().sent:
             pass

@@ -277,6 +277,9 @@ class TransformerClassifier:
         self._tokenizer, self._model, self._config = load_model(Path(model_dir or MODEL_DIR), quantize)
         self.version = self._config["version"] + ("" if quantize else "-fp32")
         self._max_length = int(self._config.get("max_length", MAX_LENGTH))
+        # Decision biases chosen by train.py on held-out data, added to the intent logits (so to the scores too).
+        bias = self._config.get("intent_bias", {})
+        self._intent_bias = torch.tensor([float(bias.get(intent, 0.0)) for intent in INTENTS])
         self._batch_size = batch_size
         self._threads = threads
         self._languages = LanguageDetector()
@@ -318,7 +321,7 @@ class TransformerClassifier:
         batch = encode(self._tokenizer, texts, self._max_length)
         sentiment_logits, intent_logits, reply_logits = self._model(**batch)
         sentiment_probs = sentiment_logits.softmax(-1).tolist()
-        intent_probs = intent_logits.softmax(-1).tolist()
+        intent_probs = (intent_logits + self._intent_bias).softmax(-1).tolist()
         reply_probs = reply_logits.sigmoid().tolist()
         return [
             self._labels(text, sentiment, intent, reply)

@@ -3,6 +3,7 @@
 Loads the shipped model once (a few seconds); never trains and never reads the shared data.
 """
 
+import json
 import math
 import os
 import threading
@@ -61,6 +62,25 @@ def test_clear_complaint_praise_and_question(classifier):
     assert (complaint.sentiment, complaint.intent, complaint.needs_reply) == ("negative", "complaint", True)
     assert (praise.sentiment, praise.intent) == ("positive", "praise")
     assert question.intent == "question" and question.needs_reply
+
+
+def test_complaint_bias_from_config_shifts_the_complaint_logit(classifier, tmp_path):
+    """train.py stores a complaint decision bias in config.json; it is added to the complaint logit, so it moves
+    the label and the complaint score together and leaves the other heads alone."""
+    config = json.loads((Path(MODEL_DIR) / "config.json").read_text())
+    config["intent_bias"] = {"complaint": config.get("intent_bias", {}).get("complaint", 0.0) - 12.0}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "model.safetensors").symlink_to(Path(MODEL_DIR) / "model.safetensors")
+    before = classifier.classify([COMPLAINT])[0]
+    after = TransformerClassifier(tmp_path).classify([COMPLAINT])[0]
+    assert before.intent == "complaint" and after.intent != "complaint"
+
+    def odds(labels):
+        return labels.intent_scores["complaint"] / labels.intent_scores["question"]
+
+    assert odds(after) == pytest.approx(odds(before) * math.exp(-12.0), rel=1e-3)
+    assert after.sentiment_scores == pytest.approx(before.sentiment_scores)
+    assert after.needs_reply_score == pytest.approx(before.needs_reply_score)
 
 
 def test_odd_inputs_never_break_a_batch(classifier):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import subprocess
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
@@ -20,7 +19,7 @@ from alerts.messages import actions_block, mention_message
 from alerts.slack import SlackSender, make_client
 from emulators.feeds import render_rss
 from emulators.server import wait_until
-from emulators.slack import DELIVER_THEN_DROP, DELIVER_THEN_HANG, channel_id_for, rate_limited
+from emulators.slack import DELIVER_THEN_DROP, DELIVER_THEN_HANG, rate_limited
 from monitor.config import SlackConfig, load_settings
 from monitor.models import Match, Post
 from monitor.store import NewAlert, NewNotification, Store
