@@ -188,8 +188,7 @@ class SlackSender:
                 except (TimeoutError, URLError, OSError, SlackRequestError) as exc:
                     # This call may or may not have arrived: it stays `sending`, for reconciliation.
                     unsent += [(later.id, None) for later in batch[i + 1:]]
-                    raise _Stop(SourceFailure(FailureKind.UNAVAILABLE,
-                                              f"Slack unreachable ({type(exc).__name__})")) from None
+                    raise _Stop(self._failure(exc)) from None
                 targets[row.id] = Target("sent", channel_id, ts)
                 sent.append((row.id, channel_id, ts))
                 report.sent += 1
@@ -276,10 +275,8 @@ class SlackSender:
                     for file in message.get("files") or []:
                         if file.get("name") in by_name:
                             found[by_name[file["name"]]] = (channel_id, message["ts"])
-        except SlackApiError as exc:
-            raise _Stop(self._classify(exc)) from None
-        except (TimeoutError, URLError, OSError) as exc:
-            raise _Stop(SourceFailure(FailureKind.UNAVAILABLE, f"Slack unreachable ({type(exc).__name__})")) from None
+        except (SlackApiError, TimeoutError, URLError, OSError) as exc:
+            raise _Stop(self._failure(exc)) from None
         finally:
             if found:
                 self.store.settle([(i, c, ts) for i, (c, ts) in found.items()], [], self.clock())
@@ -299,14 +296,18 @@ class SlackSender:
                 shown = next((m for m in resp.get("messages", []) if m.get("ts") == target.ts), None)
                 if shown is not None and shown.get("text") == row.payload["text"]:
                     found[row.id] = (target.channel_id, target.ts)
-        except SlackApiError as exc:
-            raise _Stop(self._classify(exc)) from None
-        except (TimeoutError, URLError, OSError) as exc:
-            raise _Stop(SourceFailure(FailureKind.UNAVAILABLE, f"Slack unreachable ({type(exc).__name__})")) from None
+        except (SlackApiError, TimeoutError, URLError, OSError) as exc:
+            raise _Stop(self._failure(exc)) from None
         finally:
             if found:
                 self.store.settle([(i, c, ts) for i, (c, ts) in found.items()], [], self.clock())
         return found
+
+    def _failure(self, exc: Exception) -> SourceFailure:
+        """A reconciliation read that failed stops the drain like a failed send."""
+        if isinstance(exc, SlackApiError):
+            return self._classify(exc)
+        return SourceFailure(FailureKind.UNAVAILABLE, f"Slack unreachable ({type(exc).__name__})")
 
     def _messages(self, channel_id: str, thread_ts: str | None, oldest: datetime):
         """The channel's top-level messages, or one thread's replies, since `oldest`, with metadata."""
