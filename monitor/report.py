@@ -261,7 +261,7 @@ def top_terms(texts: Sequence[str], exclude: set[str], limit: int = TOP_TERMS) -
     counter: Counter = Counter()
     for text in texts:
         text = re.sub(r"https?://\S+|[@#]\w+", " ", text.lower())
-        words = {w.replace("’", "'").strip("'-") for w in TOKEN.findall(text)}
+        words = {re.sub(r"'s$", "", w.replace("’", "'")).strip("'-") for w in TOKEN.findall(text)}
         counter.update(w for w in words if len(w) > 2 and w not in STOPWORDS and w not in exclude)
     return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
 
