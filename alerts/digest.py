@@ -51,7 +51,7 @@ class WeekNumbers:
     complaints: int
     answered: int
     needing_reply: int
-    median_reply: timedelta | None  # of this week's answers only: medians of two weeks do not subtract
+    median_reply: timedelta | None
 
 
 def _change(now: float, before: float) -> str:
@@ -89,7 +89,7 @@ def digest_payload(*, brand_id: str, brand_name: str, week: str, this: WeekNumbe
         f"• Net sentiment: *{_net(this.net)}* (was {_net(before.net)})",
         f"• Complaints: *{this.complaints}* ({_change(this.complaints, before.complaints)}, was {before.complaints})",
         f"• Answered: *{this.answered}* of {this.needing_reply} needing a reply, median {_minutes(this.median_reply)} "
-        f"(was {before.answered} of {before.needing_reply})",
+        f"(was {before.answered} of {before.needing_reply}, median {_minutes(before.median_reply)})",
     ]
     if complaints:
         lines += ["", "*Most-engaged complaints*", *(_mention_line(m) for m in complaints)]

@@ -42,10 +42,10 @@ def nearest_rank(values: list[timedelta], share: float) -> timedelta | None:
 
 
 def response_stats(store: Store, settings: Settings, *, brand: str | None = None, since: datetime | None = None,
-                   now: datetime) -> list[ResponseStats]:
-    """One row per brand and source that had mentions needing a reply (started since `since`)."""
+                   until: datetime | None = None, now: datetime) -> list[ResponseStats]:
+    """One row per brand and source that had mentions needing a reply (clocks started in [since, until))."""
     groups: dict[tuple[str, str], list[dict]] = {}
-    for row in store.response_rows(brand, since):
+    for row in store.response_rows(brand, since, until):
         if row["state"] != "not_relevant":
             groups.setdefault((row["brand"], row["source"]), []).append(row)
     out = []

@@ -782,7 +782,7 @@ class Store:
             for row in conn.execute(select(t.label_feedback).order_by(t.label_feedback.c.id)).mappings():
                 yield dict(row)
 
-    def response_rows(self, brand: str | None, since: datetime | None) -> list[dict]:
+    def response_rows(self, brand: str | None, since: datetime | None, until: datetime | None = None) -> list[dict]:
         """Every reply clock (brand, source, state, started, deadline) with its first recorded reply time."""
         c, m, r = t.reply_clock.c, t.mentions.c, t.responses.c
         first = (select(func.min(r.responded_at)).where(r.mention_id == c.mention_id).correlate(t.reply_clock)
@@ -794,6 +794,8 @@ class Store:
             query = query.where(c.brand == brand)
         if since is not None:
             query = query.where(c.started_at >= since)
+        if until is not None:
+            query = query.where(c.started_at < until)
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 

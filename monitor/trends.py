@@ -108,23 +108,18 @@ class Trends:
 
     def _week_numbers(self, brand_id: str, start: datetime, end: datetime,
                       now: datetime) -> tuple[WeekNumbers, WeekNumbers]:
-        """This week and the week before. Reply counts of the week before are both weeks' minus this week's
-        (response_stats counts clocks started since a moment)."""
+        """This week and the week before: mentions by their time, answers by when their clock started."""
         week_before = start - (end - start)
-        numbers = []
+        out = []
         for since, until in ((start, end), (week_before, start)):
             total = counts(self.store, [brand_id], since, until, None)[brand_id].get("total")
-            numbers.append((total.volume if total else 0, total.net if total else None,
-                            total.intents["complaint"] if total else 0))
-        this_replies = response_stats(self.store, self.settings, brand=brand_id, since=start, now=now)
-        both_replies = response_stats(self.store, self.settings, brand=brand_id, since=week_before, now=now)
-        answered = sum(s.answered for s in this_replies)
-        needing = sum(s.needing_reply for s in this_replies)
-        this = WeekNumbers(*numbers[0], answered=answered, needing_reply=needing,
-                           median_reply=_overall_median(this_replies))
-        before = WeekNumbers(*numbers[1], answered=sum(s.answered for s in both_replies) - answered,
-                             needing_reply=sum(s.needing_reply for s in both_replies) - needing, median_reply=None)
-        return this, before
+            replies = response_stats(self.store, self.settings, brand=brand_id, since=since, until=until, now=now)
+            out.append(WeekNumbers(total.volume if total else 0, total.net if total else None,
+                                   total.intents["complaint"] if total else 0,
+                                   answered=sum(s.answered for s in replies),
+                                   needing_reply=sum(s.needing_reply for s in replies),
+                                   median_reply=_overall_median(replies)))
+        return out[0], out[1]
 
 
 def _overall_median(stats: list) -> timedelta | None:

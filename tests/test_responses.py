@@ -75,6 +75,9 @@ def test_brand_and_since_filters(world):
     recent = response_stats(world.store, SETTINGS, since=NOW - 6 * 60 * MIN, now=NOW)
     assert [(s.brand, s.source, s.needing_reply, s.answered, s.within_promise) for s in recent] == [
         ("acme", "reddit", 1, 0, None), ("zeta", "hackernews", 1, 1, 0.0)]
+    earlier = response_stats(world.store, SETTINGS, since=T0, until=T0 + 3 * 60 * MIN, now=NOW)
+    assert [(s.brand, s.source, s.needing_reply, s.answered) for s in earlier] == [("acme", "reddit", 10, 10)], \
+        "clocks started at or after `until` belong to a later window (the digest's week before)"
 
 
 def test_nothing_yet():
