@@ -241,3 +241,23 @@ def test_the_app_token_is_required_to_be_an_app_token(slack):
     with pytest.raises(SlackApiError) as refused:
         WebClient(base_url=slack.api_url).apps_connections_open(app_token="xoxb-bot-token")
     assert refused.value.response["error"] == "not_allowed_token_type"
+
+
+def test_a_reload_that_adds_an_app_token_opens_socket_mode(tmp_path, slack):
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from monitor.daemon import Daemon
+
+    config = config_dict(tmp_path, slack.api_url, [])
+    path = write_config(tmp_path, config)
+    daemon = Daemon(str(path), load_settings(path)[0])
+    daemon.scheduler = BackgroundScheduler(timezone=timezone.utc)  # as run() makes it; not started here
+    assert daemon.socket_mode is None, "no app token: actions come from the CLI"
+    config["slack"]["app_token"] = APP_TOKEN
+    write_config(tmp_path, config)
+    daemon.reload()
+    try:
+        assert daemon.socket_mode is not None and slack.socket_mode().wait_connections(1)
+    finally:
+        daemon.socket_mode.stop()
+        daemon.store.close()
