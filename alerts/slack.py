@@ -139,7 +139,15 @@ class SlackSender:
             refs = {row.thread_of or row.updates for row in rows} - {None}
             targets = {i: Target(*v) for i, v in self.store.slack_targets(sorted(refs)).items()}
             unknown = [row for row in rows if row.state == "sending"]
-            found = self._reconcile([row for row in unknown if row.op != "update"], targets)
+            posts = [row for row in unknown if row.op != "update"]
+            # Parents first: a reply whose parent was also in flight can only be looked up in its thread
+            # once the parent has been found.
+            orphans = [row for row in posts if row.thread_of is not None
+                       and targets.get(row.thread_of, Target("sent")).state == "sending"]
+            found = self._reconcile([row for row in posts if row not in orphans], targets)
+            for alert_id, (channel_id, ts) in found.items():
+                targets[alert_id] = Target("sent", channel_id, ts)
+            found.update(self._reconcile(orphans, targets))
             found.update(self._reconcile_updates([row for row in unknown if row.op == "update"], targets))
             report.reconciled = len(found)
             for alert_id, (channel_id, ts) in found.items():
@@ -284,7 +292,8 @@ class SlackSender:
         return found
 
     def _reconcile_updates(self, rows: list[AlertRow], targets: dict[int, Target]) -> dict[int, tuple[str, str]]:
-        """Updates of unknown outcome whose text the message already shows: recorded, not redone."""
+        """Updates of unknown outcome that the message already shows (text and blocks): recorded, not
+        redone. Anything less than an exact match is redone, which is harmless: chat.update is idempotent."""
         found: dict[int, tuple[str, str]] = {}
         try:
             for row in rows:
@@ -294,7 +303,8 @@ class SlackSender:
                 resp = self.client.conversations_history(channel=target.channel_id, latest=target.ts,
                                                          oldest=target.ts, inclusive=True, limit=1)
                 shown = next((m for m in resp.get("messages", []) if m.get("ts") == target.ts), None)
-                if shown is not None and shown.get("text") == row.payload["text"]:
+                if shown is not None and shown.get("text") == row.payload["text"] \
+                        and shown.get("blocks") == row.payload.get("blocks"):
                     found[row.id] = (target.channel_id, target.ts)
         except (SlackApiError, TimeoutError, URLError, OSError) as exc:
             raise _Stop(self._failure(exc)) from None

@@ -290,3 +290,39 @@ def test_source_health_messages_say_the_reason_in_words_at_break_and_recovery(ki
     recovered = source_health_message("acme/<x>", "recovered", kind, message)["text"]
     assert f"is failing ({kind}): {words}." in broke and "acme/&lt;x&gt;" in broke
     assert f"recovered (it was {words})" in recovered
+
+
+class _Crash(BaseException):
+    """The process dying between the Slack calls and the commit that records them."""
+
+
+def test_a_parent_and_its_reply_both_posted_before_a_crash_are_each_found_not_resent(slack, store):
+    parent = add(store, "p")
+    reply = add(store, "r", thread_of=parent)
+    crashing = sender_for(slack, store, [NOW])
+    record = store.settle
+    store.settle = lambda *a, **k: (_ for _ in ()).throw(_Crash())
+    with pytest.raises(_Crash):
+        crashing.deliver()
+    store.settle = record
+    assert states(store) == {"sending": 2} and len(slack.posted()) == 2
+    report = sender_for(slack, store, [NOW]).deliver()
+    assert report.reconciled == 2 and alert_ids(slack.posted()) == [parent, reply]
+
+
+def test_a_status_update_lost_after_its_claim_is_redone_even_though_the_text_is_unchanged(slack, store):
+    from alerts.messages import actions_block, with_status
+
+    payload = {"text": "Complaint: Acme", "blocks": [actions_block(7)]}
+    add_payload = NewAlert("p", "mention", None, "acme", "#acme-alerts", payload)
+    store.commit_routing([], [add_payload], NOW)
+    assert sender_for(slack, store, [NOW]).deliver().sent == 1
+    handled = with_status(payload, 7, "handled by @sam after 14 min", False)
+    store.commit_routing([], [NewAlert("u", "status", None, "acme", "#acme-alerts", handled, op="update",
+                                       updates=1)], NOW)
+    (row,) = store.outbox(10)
+    store.claim([row.id], NOW)  # killed right after the claim, before chat.update
+    sender_for(slack, store, [NOW]).deliver()
+    [shown] = slack.posted()
+    assert shown["blocks"] == handled["blocks"], "the message shows the new status"
+    assert sum(1 for method, *_ in slack.calls if method == "chat.update") == 1
