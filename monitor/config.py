@@ -435,13 +435,13 @@ class SpikeConfig(Strict):
     min_history: Duration = Field(timedelta(days=1), description="No spikes until the brand has mentions this old")
 
 
-def _positive_promise(promise: timedelta) -> timedelta:
-    if promise < timedelta(minutes=1):
-        raise ValueError("expected a reply time of at least 1m, such as 30m, 4h or 1d")
-    return promise
+def _at_least_a_minute(value: timedelta) -> timedelta:
+    if value < timedelta(minutes=1):
+        raise ValueError("expected at least 1m, such as 30m, 4h or 1d")
+    return value
 
 
-Promise = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive_promise)]
+Promise = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_at_least_a_minute)]
 
 
 class Brand(Strict):
@@ -558,11 +558,12 @@ class Route(Strict):
                                               "into messages (default: brand); `mention`: one message each")
     group_wait: Duration | None = None
     group_interval: Duration | None = None
-    repeat_interval: Duration | None = None
+    repeat_interval: Promise | None = Field(None, description="Reminder cadence after the deadline (at least 1m)")
     quiet_hours: WeeklyHours | None = None
     urgent: bool | None = Field(None, description="Urgent alerts are sent during quiet hours")
     escalation_channel: Channel | None = None
-    escalate_to: list[str] | None = Field(None, description="Slack user group (S…) or user (U…) ids to ping")
+    escalate_to: list[Annotated[str, Field(pattern=r"^[SUW][A-Z0-9]{2,}$")]] | None = Field(
+        None, description="Slack user group (S…) or user (U…/W…) ids to ping")
     routes: list["Route"] = []
 
 

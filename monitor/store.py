@@ -126,7 +126,9 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", t.sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # psycopg reports rowcount -1 for INSERT … ON CONFLICT DO NOTHING unless asked to keep it; the
+    # "was this new?" answers (Slack events, digests, responses, clocks) depend on it.
+    return create_engine(url, pool_pre_ping=True, execution_options={"preserve_rowcount": True})
 
 
 class Store:

@@ -250,6 +250,8 @@ def test_validate_reports_routes_that_can_never_match(tmp_path):
     ({"brands": {"acme": {"kudos_channel": "#Kudos Team"}}}, "brands.acme.kudos_channel", "#acme-alerts"),
     ({"brands": {"acme": {"thank_you": "Thanks {name}!"}}}, "brands.acme.thank_you", "{name}"),
     ({"brands": {"acme": {"thank_you": "Thanks {0}!"}}}, "brands.acme.thank_you", "only {author} and {platform}"),
+    ({"routes": {"repeat_interval": "0s"}}, "routes.repeat_interval", "at least 1m"),
+    ({"routes": {"escalate_to": ["S0SUPPORT", "@sam"]}}, "routes.escalate_to.1", "^[SUW]"),
 ])
 def test_config_errors_name_the_key_and_what_is_expected(tmp_path, edit, path, expected):
     config = config_dict(tmp_path, "https://slack.example/api/", [])
