@@ -292,6 +292,7 @@ def silence_add(matchers: list[str] = typer.Argument(..., help="key=value: brand
     """Silence alerts matching every key=value given, e.g. `silence add brand=acme source=x --for 2h`."""
     from alerts.silences import parse_matchers
     from monitor.store import Store
+    from monitor.tracker import CLOCK_LOOKBACK
 
     settings = _load(config)
     try:
@@ -301,6 +302,9 @@ def silence_add(matchers: list[str] = typer.Argument(..., help="key=value: brand
         raise typer.BadParameter(str(exc)) from None
     if length.total_seconds() <= 0:
         raise typer.BadParameter("--for: expected a duration longer than 0, e.g. 2h")
+    if length > CLOCK_LOOKBACK:
+        # What a silence held must still get its reply clock when released.
+        raise typer.BadParameter(f"--for: expected at most {CLOCK_LOOKBACK.days}d; add a new silence when it ends")
     now = datetime.now(timezone.utc)
     store = Store(settings.storage.url)
     silence_id = store.add_silence(parsed, reason, os.environ.get("USER"), now, now + length, now)

@@ -95,6 +95,8 @@ def test_silence_commands(tmp_path, slack):
     assert bad.exit_code == 2 and "unknown key 'colour'" in bad.output
     bad = runner.invoke(cli.app, ["silence", "add", "brand=acme", "--for", "soon", "--config", str(config)])
     assert bad.exit_code == 2 and "expected a duration" in bad.output
+    bad = runner.invoke(cli.app, ["silence", "add", "brand=acme", "--for", "10d", "--config", str(config)])
+    assert bad.exit_code == 2 and "at most 7d" in bad.output
     expired = runner.invoke(cli.app, ["silence", "expire", "1", "--config", str(config)])
     assert expired.exit_code == 0 and "silence #1 expired" in expired.output
     again = runner.invoke(cli.app, ["silence", "expire", "1", "--config", str(config)])
