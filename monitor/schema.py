@@ -64,6 +64,7 @@ mentions = Table(
     Index("ix_mentions_classified_at", "classified_at"),
     Index("ix_mentions_routed_at", "routed_at"),
     Index("ix_mentions_brand_created", "brand", "created_at"),
+    Index("ix_mentions_thread", "source", "thread_id"),  # v2: later comments find their alerted thread
 )
 # v2, SQLite only: `report` counts stream in this order (brand, UTC day, source) instead of sorting a million rows;
 # the day expression must stay identical to monitor.report.day_bucket's.
@@ -298,7 +299,7 @@ def _v2(conn: Connection) -> None:
     for table in V2_TABLES:
         table.create(conn, checkfirst=True)
     for index in mentions.indexes | labels.indexes:
-        if index.name in ("ix_mentions_report", "ix_labels_newest"):
+        if index.name in ("ix_mentions_report", "ix_labels_newest", "ix_mentions_thread"):
             index.create(conn, checkfirst=True)
 
 # Step N brings a database from version N-1 to N. Version 1 is the first released schema.

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-from sqlalchemy import case, create_engine, event, func, or_, select, update
+from sqlalchemy import case, create_engine, event, func, or_, select, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
@@ -336,15 +336,17 @@ class Store:
             same += [m.thread_id == mention.thread_id, m.external_id == mention.thread_id]
         if mention.parent_id:
             same.append(m.external_id == mention.parent_id)
-        query = (select(n.route, func.coalesce(a.thread_of, a.id).label("top"))
-                 .select_from(t.notifications.join(t.mentions, m.id == n.mention_id).join(t.alerts, a.id == n.alert_id))
-                 .where(m.source == mention.source, m.id != mention.id, or_(*same), n.state == "queued",
-                        a.op == "post")
-                 .order_by(n.id))
+        # One indexed lookup per condition (an OR across columns would scan the source's mentions),
+        # then their notifications by mention id; the few rows a thread has are filtered here.
+        thread = union(*(select(m.id).where(m.source == mention.source, cond) for cond in same)).subquery()
+        query = (select(n.route, n.state, n.mention_id, a.op, func.coalesce(a.thread_of, a.id).label("top"))
+                 .select_from(t.notifications.join(t.alerts, a.id == n.alert_id))
+                 .where(n.mention_id.in_(select(thread.c.id))).order_by(n.id))
         out: dict[str, int] = {}
         with self.engine.connect() as conn:
-            for route, top in conn.execute(query):
-                out.setdefault(route, top)
+            for route, state, mention_id, op, top in conn.execute(query):
+                if state == "queued" and op == "post" and mention_id != mention.id:
+                    out.setdefault(route, top)
         return out
 
     def active_spike_alerts(self) -> dict[str, tuple[int, str]]:
