@@ -125,3 +125,12 @@ def group_key(route: ResolvedRoute, brand_id: str, mention: StoredMention, label
     if "brand" not in route.group_by and "mention" not in route.group_by:
         parts.append(f"channel={route.channel}")
     return "|".join(parts)
+
+
+def shortest_repeat_interval(root: Route) -> timedelta:
+    """The most often any route reminds: how long a reminded clock can surely be left alone."""
+    def walk(route: Route) -> list[timedelta]:
+        own = [route.repeat_interval] if route.repeat_interval is not None else []
+        return own + [t for child in route.routes for t in walk(child)]
+
+    return min([DEFAULT_REPEAT_INTERVAL] + walk(root))

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-from sqlalchemy import case, create_engine, event, func, or_, select, union, update
+from sqlalchemy import and_, case, create_engine, event, func, or_, select, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
@@ -676,11 +676,21 @@ class Store:
             row = conn.execute(select(t.reply_clock).where(t.reply_clock.c.mention_id == mention_id)).mappings().first()
         return ClockRow(**row) if row else None
 
-    def open_clocks(self) -> list[ClockRow]:
+    def open_clocks(self, now: datetime | None = None, shortest_repeat: timedelta | None = None) -> list[ClockRow]:
+        """Open and snoozed clocks; given `now`, only those that may have something due (a superset of
+        what `due_event` picks), so a tick reads what it acts on, not every clock still waiting."""
         c = t.reply_clock.c
+        query = select(t.reply_clock).where(c.state.in_(OPEN_STATES))
+        if now is not None:
+            quiet_since = now - (shortest_repeat or timedelta(0))
+            query = query.where(or_(
+                and_(c.state == "snoozed", c.snoozed_until <= now),
+                and_(c.state != "snoozed", c.escalated_at.is_(None),
+                     or_(c.deadline <= now, and_(c.remind_at <= now, c.reminders_sent == 0))),
+                and_(c.state != "snoozed", c.escalated_at <= quiet_since,
+                     or_(c.last_reminder_at.is_(None), c.last_reminder_at <= quiet_since))))
         with self.engine.connect() as conn:
-            return [ClockRow(**r) for r in conn.execute(select(t.reply_clock).where(c.state.in_(OPEN_STATES))
-                                                        .order_by(c.deadline, c.mention_id)).mappings()]
+            return [ClockRow(**r) for r in conn.execute(query.order_by(c.deadline, c.mention_id)).mappings()]
 
     def answered_clocks(self) -> list[tuple[ClockRow, dict]]:
         """Open or snoozed clocks whose mention got a recorded team reply, with the first such reply."""

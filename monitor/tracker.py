@@ -23,7 +23,7 @@ from alerts.reply_clock import (
     promise_for,
     reminder_time,
 )
-from alerts.routes import ResolvedRoute, resolve_routes
+from alerts.routes import ResolvedRoute, resolve_routes, shortest_repeat_interval
 from classifiers.base import Labels
 from monitor.config import Settings
 from monitor.store import NewAlert, StatusUpdate, Store, StoredMention
@@ -83,7 +83,7 @@ class UnansweredTracker:
         report = TickReport()
         self._start_clocks(now, report)
         self._close_answered(now, report)
-        clocks = self.store.open_clocks()
+        clocks = self.store.open_clocks(now, shortest_repeat_interval(self.settings.routes))
         self._routes = {c.mention_id: self._routes[c.mention_id] for c in clocks if c.mention_id in self._routes}
         for clock in clocks:
             if clock.brand not in self.settings.brands:

@@ -219,3 +219,37 @@ def test_without_a_message_yet_the_reminder_is_top_level_and_says_what_it_is_abo
     assert reminder.get("thread_ts") is None and "Still unanswered" in text
     assert "<https://blog.example.com/1|Acme Cloud lost my data>" in text and "&lt;@U999&gt; kim" in text
     store.close()
+
+
+def test_a_tick_reads_only_clocks_that_may_be_due_and_never_misses_one(tmp_path):
+    """The store's pre-filter is a superset of `due_event` for every kind of clock, so a big backlog of
+    escalated, unanswered mentions is not re-read on every tick."""
+    from collections import Counter
+
+    from alerts.reply_clock import ClockPolicy, ClockRow, due_event
+    from monitor.models import Match, Post
+    from monitor.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'clocks.db'}")
+    start = NOW - 10 * H
+    moments = [None, NOW - 5 * H, NOW - 2 * H, NOW - 30 * timedelta(minutes=1), NOW + H]
+    rows = []
+    for state in ("open", "snoozed"):
+        for deadline in (NOW - H, NOW + H):
+            for remind_at in (None, NOW - 2 * H, NOW + 30 * timedelta(minutes=1)):
+                for escalated in moments[:4]:
+                    for last in moments[:4]:
+                        for snoozed in (None, NOW - H, NOW + H) if state == "snoozed" else (None,):
+                            rows.append(ClockRow(mention_id=len(rows) + 1, brand="acme", state=state,
+                                                 started_at=start, deadline=deadline, remind_at=remind_at,
+                                                 snoozed_until=snoozed, reminders_sent=1 if last else 0,
+                                                 last_reminder_at=last, escalated_at=escalated))
+    posts = [(Post("feed", str(r.mention_id), "text"), Match({"acme": []})) for r in rows]
+    store.commit_poll("acme/blog", posts, None, Counter(), start)
+    store.create_clocks(rows)
+    policy = ClockPolicy(repeat_interval=H)
+    due = {r.mention_id for r in rows if due_event(r, policy, NOW) is not None}
+    read = {r.mention_id for r in store.open_clocks(NOW, H)}
+    assert due <= read, f"clocks due but not read: {sorted(due - read)[:5]}"
+    assert len(read) < len(rows) / 2 and due, "the pre-filter must leave out clocks with nothing due"
+    store.close()
