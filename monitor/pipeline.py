@@ -176,7 +176,7 @@ class Pipeline:
         if not pending:
             return 0
         now = self.clock()
-        silences = [s for s in self.store.silences(ended_since=now) if s.active(now)]
+        silences = self.store.active_silences(now)
         spikes = self.store.active_spike_alerts()
         notifications = []
         threads: dict[tuple[str, str | None], dict[str, int]] = {}  # replies of this batch, by thread and id
@@ -203,7 +203,7 @@ class Pipeline:
         released, dropped = self.store.release_silenced(now)
         if released or dropped:
             log.info("silence ended: %d held alert(s) released, %d dropped (closed meanwhile)", released, dropped)
-        silences = [s for s in self.store.silences(ended_since=now) if s.active(now)]
+        silences = self.store.active_silences(now)
         queued = 0
         for group in self.store.waiting_groups():
             brand = self.settings.brands.get(group.brand)

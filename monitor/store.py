@@ -454,16 +454,22 @@ class Store:
     def silences(self, ended_since: datetime | None = None) -> list[Silence]:
         """Silences still to end, plus (with `ended_since`) those that ended after it, each with how many
         notifications it holds now or held."""
-        from alerts.silences import Silence
-
         s, n = t.silences.c, t.notifications.c
         held = select(func.count()).where(n.silence_id == s.id).correlate(t.silences).scalar_subquery()
         query = select(t.silences, held.label("held")).order_by(s.id)
         if ended_since is not None:
             query = query.where(func.coalesce(s.expired_at, s.ends_at) >= ended_since)
         with self.engine.connect() as conn:
-            return [Silence(r["id"], r["matchers"], r["reason"], r["created_by"], r["starts_at"], r["ends_at"],
-                            r["expired_at"], r["held"]) for r in conn.execute(query).mappings()]
+            return [_silence(row) for row in conn.execute(query).mappings()]
+
+    def active_silences(self, now: datetime) -> list[Silence]:
+        """The silences holding alerts at `now`, for routing and flushing (read every process run, so
+        without `silences`' count of what each held)."""
+        s = t.silences.c
+        query = (select(t.silences).where(s.expired_at.is_(None), s.starts_at <= now, s.ends_at > now)
+                 .order_by(s.id))
+        with self.engine.connect() as conn:
+            return [_silence(row) for row in conn.execute(query).mappings()]
 
     def message_of(self, mention_id: int) -> int | None:
         """The outbox id of the message that carried this mention (top-level or thread reply), if any yet."""
@@ -765,14 +771,6 @@ class Store:
             row = conn.execute(select(func.coalesce(a.thread_of, a.id), a.channel).where(a.id == alert_id)).first()
         return (row[0], row[1]) if row else None
 
-    def message_payload(self, message_id: int) -> dict | None:
-        """What the message posted by `message_id` shows now: its newest queued update, else its own payload."""
-        a = t.alerts.c
-        with self.engine.connect() as conn:
-            newest = conn.execute(select(a.payload).where(a.op == "update", a.updates == message_id)
-                                  .order_by(a.id.desc()).limit(1)).scalar()
-            return newest if newest is not None else conn.execute(select(a.payload).where(a.id == message_id)).scalar()
-
     def record_label_feedback(self, mention_id: int, text: str, sentiment: str | None, intent: str | None,
                               model: str | None, by: str, now: datetime, status: StatusUpdate | None) -> bool:
         """Store a person's correction (one per person and mention; a new one replaces theirs) and queue
@@ -812,6 +810,13 @@ class Store:
             query = query.where(c.started_at < until)
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def _silence(row) -> Silence:
+    from alerts.silences import Silence  # alerts builds on the store; imported when first needed
+
+    return Silence(row["id"], row["matchers"], row["reason"], row["created_by"], row["starts_at"], row["ends_at"],
+                   row["expired_at"], row.get("held", 0))
 
 
 def _mention(row) -> StoredMention:
