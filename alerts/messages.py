@@ -42,33 +42,6 @@ def _percent(scores: dict[str, float], label: str) -> str:
     return f"{round(100 * scores.get(label, 0.0))}%"
 
 
-def mention_message(*, reason: str, brand_name: str, source: str, url: str | None, title: str | None,
-                    text: str, author: str | None, reach: int | None, labels: Labels,
-                    reply_by: datetime | None) -> dict:
-    """The payload of one mention alert: `text` is the notification fallback, `blocks` the message."""
-    excerpt = slack_escape(truncate(text or title or "", EXCERPT_CHARS))
-    who = slack_escape(truncate(author, 80)) if author else "unknown author"
-    facts = [
-        f"*{slack_escape(source)}* · {who}" + (f" · reach {reach:,}" if reach is not None else ""),
-        f"sentiment *{labels.sentiment}* {_percent(labels.sentiment_scores, labels.sentiment)} · "
-        f"intent *{labels.intent}* {_percent(labels.intent_scores, labels.intent)}"
-        + (" · low confidence" if labels.low_confidence else ""),
-    ]
-    if reply_by is not None:
-        facts.append(f"reply by {reply_by:%Y-%m-%d %H:%M} UTC")
-    header = truncate(f"{reason}: {brand_name}", HEADER_LIMIT)
-    blocks = [
-        {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
-        {"type": "section", "text": {"type": "mrkdwn", "verbatim": True,
-                                     "text": truncate(safe_link(url, title or _posted_by(author, source)),
-                                                      SECTION_LIMIT)}},
-        {"type": "section", "text": {"type": "mrkdwn", "verbatim": True, "text": f">{excerpt}" if excerpt else "_(no text)_"}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": f} for f in facts]},
-    ]
-    fallback = f"{slack_escape(header)}: {slack_escape(truncate(text or title or '', FALLBACK_CHARS))}"
-    return {"text": fallback, "blocks": blocks}
-
-
 @dataclass(frozen=True)
 class MessageItem:
     """One mention as a group message lists it."""

@@ -6,15 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from alerts.grouping import MAX_PER_MESSAGE, GroupState, chunks
-from alerts.messages import KudosItem, MessageItem, group_header, group_message, kudos_message, source_health_message
+from alerts.messages import (PLATFORMS, KudosItem, MessageItem, group_header, group_message, kudos_message,
+                             source_health_message)
 from alerts.routes import group_key, resolve_routes
 from alerts.silences import Silence, silencing
 from classifiers.base import Labels
 from monitor.config import Brand, Settings
 from monitor.store import KUDOS_ROUTE, NewAlert, NewNotification, StoredMention, WaitingItem
 
-PLATFORMS = {"reddit": "Reddit", "x": "X", "hackernews": "Hacker News", "app_store": "the App Store",
-             "feed": "the web"}
 
 
 def alert_reason(labels: Labels) -> str | None:

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from alerts.messages import MessageItem, group_header, group_message
+from classifiers.base import Labels
 from emulators.feeds import FeedsEmulator
 from emulators.slack import SlackEmulator
 
@@ -73,3 +75,12 @@ def pipeline_with_clock(tmp_path: Path, config: dict, now):
     pipeline = build_pipeline(settings, Store(settings.storage.url))
     pipeline.clock = lambda: clock[0]
     return pipeline, pipeline.store, clock
+
+
+def alert_payload(mention_id: int, text: str, labels: Labels, *, url: str | None = None, title: str | None = None,
+                  author: str | None = None, reach: int | None = None, reply_by=None, brand_name: str = "Acme",
+                  source: str = "acme/blog") -> dict:
+    """A one-complaint alert message exactly as the router builds it, for tests that fill the outbox."""
+    item = MessageItem(mention_id=mention_id, reason="Complaint", brand_name=brand_name, source=source, url=url,
+                       title=title, text=text, author=author, reach=reach, labels=labels, reply_by=reply_by)
+    return group_message([item], group_header([item]))

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from alerts.messages import actions_block, mention_message
 from alerts.slack import SlackSender, make_client
 from emulators.feeds import render_rss
 from emulators.server import wait_until
@@ -23,7 +22,7 @@ from emulators.slack import DELIVER_THEN_DROP, DELIVER_THEN_HANG, rate_limited
 from monitor.config import SlackConfig, load_settings
 from monitor.models import Match, Post
 from monitor.store import NewAlert, NewNotification, Store
-from tests.conftest import config_dict, feed_source, write_config
+from tests.conftest import alert_payload, config_dict, feed_source, write_config
 from tests.test_daemon import start
 from tests.test_socket_mode import KIM, LABELS, SAM
 
@@ -208,10 +207,7 @@ def alerted_mentions(store: Store, count: int) -> list[tuple[int, int]]:
                     author="mallory", created_at=now)
         (mention_id,) = store.commit_poll("acme/blog", [(post, Match({"acme": []}))], None, Counter(), now)
         store.save_labels([(mention_id, LABELS)], now)
-        payload = mention_message(reason="Complaint", brand_name="Acme", source="acme/blog", url=post.url,
-                                  title=None, text=post.text, author="mallory", reach=None, labels=LABELS,
-                                  reply_by=None)
-        payload["blocks"].append(actions_block(mention_id))
+        payload = alert_payload(mention_id, post.text, LABELS, url=post.url, author="mallory")
         alert = NewAlert(f"mention:{mention_id}", "mention", mention_id, "acme", CHANNEL, payload)
         store.commit_routed([mention_id], [NewNotification(mention_id, "acme", "root", CHANNEL, f"g{n}", False,
                                                            "queued", alert=alert)], [], now)

@@ -12,10 +12,11 @@ import string
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from alerts.messages import mention_message, slack_escape
+from alerts.messages import KudosItem, kudos_message, slack_escape
 from classifiers.base import Labels
 from monitor.config import Settings
 from monitor.matcher import Matcher, normalise
+from tests.conftest import alert_payload
 
 PROPERTY = settings(max_examples=200, deadline=None, database=None)
 
@@ -186,8 +187,10 @@ def strings_in(value) -> list[str]:
 @example(text="<!channel> <@U123> <#C123|general>", title="<!here|x>", author="<@U1>",
          url="https://a.io/<!channel>|<@U1>")
 def test_stranger_text_cannot_ping_or_mention_in_slack(text, title, author, url):
-    payload = mention_message(reason="Complaint", brand_name="Acme Cloud", source="acme/reviews", url=url,
-                              title=title, text=text, author=author, reach=None, labels=LABELS, reply_by=None)
-    for shown in strings_in(payload):
+    alert = alert_payload(7, text, LABELS, url=url, title=title, author=author, brand_name="Acme Cloud",
+                          source="acme/reviews")
+    kudos = kudos_message([KudosItem(7, "Acme Cloud", "acme/reviews", "Reddit", url, title, text, author,
+                                     f"Thanks {author}!")])
+    for shown in strings_in(alert) + strings_in(kudos):
         for markup in ("<!", "<@", "<#"):
             assert markup not in shown

@@ -7,13 +7,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from alerts.messages import mention_message, slack_escape
+from alerts.messages import slack_escape
 from alerts.slack import SlackSender, make_client
 from classifiers.base import Labels
 from emulators.server import Reply
 from emulators.slack import DELIVER_THEN_DROP, rate_limited
 from monitor.config import SlackConfig
 from monitor.store import NewAlert, Store
+from tests.conftest import alert_payload
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 LABELS = Labels("negative", {"negative": 0.9, "neutral": 0.05, "positive": 0.05}, "complaint",
@@ -36,9 +37,8 @@ def sender_for(slack, store, clock, timeout=2) -> SlackSender:
 
 def queue(store, n, channel="#acme-alerts", text=HOSTILE):
     alerts = [NewAlert(f"test:{i}", "mention", None, "acme", channel,
-                       mention_message(reason="Complaint", brand_name="Acme", source="acme/blog",
-                                       url="https://blog.example.com/p?a=1&b=<2>|x", title=f"post {i}", text=text,
-                                       author="<@U1> mallory", reach=10, labels=LABELS, reply_by=NOW))
+                       alert_payload(i, text, LABELS, url="https://blog.example.com/p?a=1&b=<2>|x",
+                                     title=f"post {i}", author="<@U1> mallory", reach=10, reply_by=NOW))
               for i in range(n)]
     store.commit_routing([], alerts, NOW)
 

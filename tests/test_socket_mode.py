@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from alerts.messages import actions_block, mention_message
 from alerts.slack import SlackSender, make_client
 from alerts.socket_mode import SocketMode, action_from_block_actions
 from classifiers.base import Labels
@@ -17,7 +16,7 @@ from emulators.slack import channel_id_for
 from monitor.config import load_settings
 from monitor.models import Match, Post
 from monitor.store import NewAlert, NewNotification, Store
-from tests.conftest import config_dict, write_config
+from tests.conftest import alert_payload, config_dict, write_config
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 APP_TOKEN = "xapp-1-A12345-secret-77c1"
@@ -48,10 +47,7 @@ class World:
                     author="mallory", created_at=NOW)
         (mention_id,) = self.store.commit_poll("acme/blog", [(post, Match({"acme": []}))], None, Counter(), NOW)
         self.store.save_labels([(mention_id, LABELS)], NOW)
-        payload = mention_message(reason="Complaint", brand_name="Acme", source="acme/blog", url=post.url,
-                                  title=None, text=post.text, author=post.author, reach=None, labels=LABELS,
-                                  reply_by=None)
-        payload["blocks"].append(actions_block(mention_id))
+        payload = alert_payload(mention_id, post.text, LABELS, url=post.url, author=post.author)
         alert = NewAlert(f"mention:{mention_id}", "mention", mention_id, "acme", "#acme-alerts", payload)
         self.store.commit_routed([mention_id], [NewNotification(mention_id, "acme", "root", "#acme-alerts",
                                                                 f"g{n}", False, "queued", alert=alert)], [], NOW)
