@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from alerts import messages
-from alerts.reply_clock import CLOSED_STATES, ClockRow
+from alerts.reply_clock import CLOSED_STATES, OPEN_STATES, ClockRow
 from classifiers.base import INTENTS, SENTIMENTS
 from monitor.config import Settings
 from monitor.store import StatusUpdate, Store, StoredMention
@@ -73,7 +73,7 @@ def _close(store: Store, settings: Settings, mention_id: int, by: str, via: str,
     else:
         status = messages.not_relevant_status(by)
     done = store.transition_clock(
-        mention_id, states=("open", "snoozed"), create=create, now=now,
+        mention_id, states=OPEN_STATES, create=create, now=now,
         changes={"state": state, "closed_at": now, "closed_by": by, "closed_via": via},
         status=status_update(store, mention_id, "closed", status),
         response={"responder": by, "responded_at": now, "url": None, "via": via})
@@ -107,7 +107,7 @@ def snooze(store: Store, settings: Settings, mention_id: int, by: str, via: str,
     until = now + duration
     status = messages.snoozed_status(by, until, now)
     done = store.transition_clock(
-        mention_id, states=("open", "snoozed"), create=create, now=now,
+        mention_id, states=OPEN_STATES, create=create, now=now,
         changes={"state": "snoozed", "snoozed_until": until},
         status=status_update(store, mention_id, f"snoozed:{until.isoformat()}", status, keep_actions=True))
     if not done:

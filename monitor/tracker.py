@@ -18,6 +18,7 @@ from alerts.reply_clock import (
     ClockPolicy,
     ClockRow,
     Due,
+    OPEN_STATES,
     deadline,
     due_event,
     promise_for,
@@ -41,8 +42,8 @@ def needs_reply(mention: StoredMention, labels: Labels) -> bool:
     return bool(labels.needs_reply or labels.intent in REPLY_INTENTS or mention.extra.get("needs_reply_hint"))
 
 
-def new_clock(settings: Settings, brand_id: str, mention: StoredMention, intent: str | None, now: datetime,
-              state: str = "open") -> ClockRow | None:
+def new_clock(settings: Settings, brand_id: str, mention: StoredMention, intent: str | None,
+              now: datetime) -> ClockRow | None:
     """The clock a mention gets: deadline from the brand's promise, reminder time unless already past."""
     brand = settings.brands.get(brand_id)
     if brand is None:
@@ -50,7 +51,7 @@ def new_clock(settings: Settings, brand_id: str, mention: StoredMention, intent:
     started = mention.created_at or mention.fetched_at
     promise = promise_for(brand, intent)
     remind = reminder_time(started, promise, brand.remind_at, brand.business_hours)
-    return ClockRow(mention_id=mention.id, brand=brand_id, state=state, started_at=started, intent=intent,
+    return ClockRow(mention_id=mention.id, brand=brand_id, state="open", started_at=started, intent=intent,
                     deadline=deadline(started, promise, brand.business_hours),
                     remind_at=remind if remind > now else None)
 
@@ -77,7 +78,7 @@ class UnansweredTracker:
     def __init__(self, settings: Settings, store: Store):
         self.settings = settings
         self.store = store
-        self._routes: dict[int, ResolvedRoute] = {}
+        self._routes: dict[int, tuple[StoredMention, ResolvedRoute]] = {}
 
     def tick(self, now: datetime) -> TickReport:
         report = TickReport()
@@ -88,12 +89,13 @@ class UnansweredTracker:
         for clock in clocks:
             if clock.brand not in self.settings.brands:
                 continue  # a brand removed from the config: its clocks wait until it is back
-            route = self._route(clock)
-            if route is None:
+            known = self._route(clock)
+            if known is None:
                 continue
+            mention, route = known
             due = due_event(clock, ClockPolicy(route.repeat_interval, route.quiet_hours), now)
             if due is not None:
-                self._act(clock, due, route, now, report)
+                self._act(clock, due, mention, route, now, report)
         return report
 
     # --- (a) start ------------------------------------------------------------------------------
@@ -113,7 +115,7 @@ class UnansweredTracker:
             after = max(response["responded_at"] - clock.started_at, timedelta(0))
             status = messages.handled_status(response["responder"], response["via"], after)
             closed = self.store.transition_clock(
-                clock.mention_id, states=("open", "snoozed"), now=now,
+                clock.mention_id, states=OPEN_STATES, now=now,
                 changes={"state": "handled", "closed_at": response["responded_at"],
                          "closed_by": response["responder"], "closed_via": response["via"]},
                 status=status_update(self.store, clock.mention_id, "closed", status))
@@ -124,28 +126,26 @@ class UnansweredTracker:
 
     # --- (c) reminders and the escalation -------------------------------------------------------
 
-    def _route(self, clock: ClockRow) -> ResolvedRoute | None:
-        """The first route the mention takes decides the repeat interval and whom to escalate to."""
+    def _route(self, clock: ClockRow) -> tuple[StoredMention, ResolvedRoute] | None:
+        """The mention, and the first route it takes: that decides the repeat interval and whom to
+        escalate to. Cached: mentions are never rewritten."""
         if clock.mention_id not in self._routes:
             found = self.store.mention_with_labels(clock.mention_id)
             if found is None or found[1] is None:
                 return None
             mention, labels = found
             brand = self.settings.brands[clock.brand]
-            self._routes[clock.mention_id] = resolve_routes(self.settings.routes, clock.brand, brand, mention,
-                                                            labels)[0]
+            self._routes[clock.mention_id] = (mention, resolve_routes(self.settings.routes, clock.brand, brand,
+                                                                      mention, labels)[0])
         return self._routes[clock.mention_id]
 
-    def _act(self, clock: ClockRow, due: Due, route: ResolvedRoute, now: datetime, report: TickReport) -> None:
+    def _act(self, clock: ClockRow, due: Due, mention: StoredMention, route: ResolvedRoute, now: datetime,
+             report: TickReport) -> None:
         expect = {"reminders_sent": clock.reminders_sent, "escalated_at": clock.escalated_at}
         if due.kind == "resume":
             self.store.transition_clock(clock.mention_id, states=("snoozed",), expect=expect, now=now,
                                         changes={"state": "open"})
             return
-        found = self.store.mention_with_labels(clock.mention_id)
-        if found is None:
-            return
-        mention = found[0]
         brand = self.settings.brands[clock.brand]
         about = {"mention_id": mention.id, "brand_name": brand.names[0], "source": mention.source_id,
                  "url": mention.url, "title": mention.title, "text": mention.text, "author": mention.author}
@@ -165,7 +165,7 @@ class UnansweredTracker:
                                                        in_thread=thread is not None, after_snooze=due.after_snooze),
                              thread_of=thread)
             changes = {"state": "open", "reminders_sent": due.n, "last_reminder_at": now}
-        if self.store.transition_clock(clock.mention_id, states=("open", "snoozed"), expect=expect, now=now,
+        if self.store.transition_clock(clock.mention_id, states=OPEN_STATES, expect=expect, now=now,
                                        changes=changes, outbox=[alert]):
             if due.kind == "escalation":
                 report.escalations += 1
