@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Sequence
 from zoneinfo import ZoneInfo
 
-from alerts.messages import safe_link, slack_escape, truncate
+from alerts.messages import net_text, safe_link, slack_escape, truncate
 from monitor.config import WEEKDAYS, DigestConfig
 
 EXCERPT_CHARS = 200
@@ -61,10 +61,6 @@ def _change(now: float, before: float) -> str:
     return f"{'▲' if ratio > 0 else '▼' if ratio < 0 else '='} {abs(ratio):.0%}"
 
 
-def _net(value: float | None) -> str:
-    return "–" if value is None else f"{value:+.2f}"
-
-
 def _minutes(value: timedelta | None) -> str:
     if value is None:
         return "–"
@@ -86,7 +82,7 @@ def digest_payload(*, brand_id: str, brand_name: str, week: str, this: WeekNumbe
     lines = [
         f"*Weekly digest for {name}, {week}* (numbers against the week before)",
         f"• Mentions: *{this.volume}* ({_change(this.volume, before.volume)}, was {before.volume})",
-        f"• Net sentiment: *{_net(this.net)}* (was {_net(before.net)})",
+        f"• Net sentiment: *{net_text(this.net)}* (was {net_text(before.net)})",
         f"• Complaints: *{this.complaints}* ({_change(this.complaints, before.complaints)}, was {before.complaints})",
         f"• Answered: *{this.answered}* of {this.needing_reply} needing a reply, median {_minutes(this.median_reply)} "
         f"(was {before.answered} of {before.needing_reply}, median {_minutes(before.median_reply)})",

@@ -223,6 +223,11 @@ def format_age(delta) -> str:
     return f"{minutes} min"
 
 
+def net_text(value: float | None) -> str:
+    """Net sentiment as the report and the digest print it: +0.13, -0.40, or – when nothing was labelled."""
+    return "–" if value is None else f"{value:+.2f}"
+
+
 def actor(by: str) -> str:
     """Who acted: a Slack user id becomes a mention Slack renders as @name; any other name is escaped."""
     if _SLACK_USER.match(by):

@@ -8,6 +8,7 @@ from datetime import datetime
 from alerts.grouping import MAX_PER_MESSAGE, GroupState, chunks
 from alerts.messages import (PLATFORMS, KudosItem, MessageItem, group_header, group_message, kudos_message,
                              source_health_message)
+from alerts.reply_clock import promise_for
 from alerts.routes import group_key, resolve_routes
 from alerts.silences import Silence, silencing
 from classifiers.base import Labels
@@ -37,8 +38,7 @@ def needs_human(mention: StoredMention, labels: Labels) -> str | None:
 
 def reply_by(mention: StoredMention, labels: Labels, brand: Brand) -> datetime:
     """The promised reply time in plain hours; the reply clock's deadline replaces it once one exists."""
-    promise = brand.reply_within_by_intent.get(labels.intent, brand.reply_within)
-    return (mention.created_at or mention.fetched_at) + promise
+    return (mention.created_at or mention.fetched_at) + promise_for(brand, labels.intent)
 
 
 def message_item(mention: StoredMention, labels: Labels, brand_id: str, settings: Settings,

@@ -18,9 +18,11 @@ from rich.table import Table
 from sqlalchemy import Integer, and_, case, func, literal_column, or_, select
 from sqlalchemy.sql import ColumnElement
 
+from alerts.messages import net_text
 from alerts.spikes import HourCount
 from monitor import schema as t
 from monitor.config import Brand, Settings
+from monitor.responses import response_stats
 from monitor.store import Store
 
 Period = Literal["day", "week"]
@@ -28,7 +30,6 @@ SENTIMENTS = ("negative", "neutral", "positive")
 INTENTS = ("complaint", "question", "praise", "suggestion", "other")
 TERMS_SAMPLE = 5000  # newest complaints per brand whose words are counted
 TOP_TERMS = 10
-SQLITE_MMAP_BYTES = 1 << 30
 STOPWORDS = frozenset("""
 a about above after again against all am an and any are aren't as at be because been before being below
 between both but by can can't cannot could couldn't did didn't do does doesn't doing don't down during each
@@ -191,8 +192,6 @@ def counts(store: Store, brands: Sequence[str], start: datetime, end: datetime,
              .where(m.brand.in_(list(brands)), *in_days(day, start, end)).group_by(m.brand, day, m.source))
     out: dict[str, dict[str, PeriodStats]] = {b: {} for b in brands}
     with store.engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")  # a scan of the file without read() calls
         for brand, day_name, source, volume, *numbers in conn.execute(query):
             name = period_of(day_name, by) if by else "total"
             stats = out[brand].setdefault(name, PeriodStats(name))
@@ -251,7 +250,7 @@ def hourly_counts(store: Store, brand: str, now: datetime, history: timedelta) -
 def brand_words(brand: Brand) -> set[str]:
     """Words of the brand's own names, handles, hashtags and domains: not news in its complaints."""
     words: set[str] = set()
-    for term in [*brand.names, *brand.aliases, *brand.handles, *brand.hashtags, *brand.domains]:
+    for term in (term for terms in brand.terms().values() for term in terms):
         words.update(w.lower() for w in re.split(r"[\W_]+", term) if w)
     return words
 
@@ -269,7 +268,7 @@ def top_terms(texts: Sequence[str], exclude: set[str], limit: int = TOP_TERMS) -
 # --- the report -----------------------------------------------------------------------------------
 
 def build_report(store: Store, settings: Settings, *, since: datetime, now: datetime, by: Period = "week",
-                 brand: str | None = None, with_responses: bool = True) -> list[BrandReport]:
+                 brand: str | None = None) -> list[BrandReport]:
     """One BrandReport per configured brand (or just `brand`), periods oldest first."""
     brands = [brand] if brand else list(settings.brands)
     table = counts(store, brands, since, now, by)
@@ -282,16 +281,9 @@ def build_report(store: Store, settings: Settings, *, since: datetime, now: date
             brand=brand_id, name=cfg.names[0], since=since, until=now, by=by,
             periods=sorted(table[brand_id].values(), key=lambda p: p.period),
             terms=top_terms(texts, brand_words(cfg)), complaints_read=len(texts),
-            responses=responses(store, settings, brand_id, since, now) if with_responses else [],
+            responses=response_stats(store, settings, brand=brand_id, since=since, now=now),
             gaps=[g for g in gaps if g["source_id"].startswith(f"{brand_id}/") and _gap_in(g, since, now)]))
     return out
-
-
-def responses(store: Store, settings: Settings, brand: str, since: datetime, now: datetime) -> list:
-    """Reply statistics per source (the reply clock's module)."""
-    from monitor.responses import response_stats
-
-    return list(response_stats(store, settings, brand=brand, since=since, now=now))
 
 
 def _gap_in(gap: dict, since: datetime, now: datetime) -> bool:
@@ -306,10 +298,6 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value:.0%}"
 
 
-def _signed(value: float | None) -> str:
-    return "–" if value is None else f"{value:+.2f}"
-
-
 def report_tables(report: BrandReport) -> list[Table]:
     """The report as rich tables: periods, sources, complaint terms, gaps (response times come from their module)."""
     sources = sorted({s for p in report.periods for s in p.by_source})
@@ -318,7 +306,7 @@ def report_tables(report: BrandReport) -> list[Table]:
                           f"{report.until:%Y-%m-%d}")
     for p in [*report.periods, report.total]:
         periods.add_row(p.period, str(p.volume), *(str(p.by_source[s]) for s in sources),
-                        *(f"{p.sentiment[s]} ({_pct(p.share(s))})" for s in SENTIMENTS), _signed(p.net),
+                        *(f"{p.sentiment[s]} ({_pct(p.share(s))})" for s in SENTIMENTS), net_text(p.net),
                         *(str(p.intents[i]) for i in INTENTS), end_section=p is report.periods[-1])
     terms = Table("term", "complaints", title=f"Most frequent complaint terms (newest {report.complaints_read:,} "
                                                f"complaints)")

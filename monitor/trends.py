@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from alerts.digest import WeekNumbers, digest_due, digest_payload, week_bounds
 from alerts.spikes import HOUR, detect, spike_message, spike_over_message, step
 from monitor.config import Brand, Settings
-from monitor.report import build_report, counts, hourly_counts, top_mentions
+from monitor.report import BrandReport, counts, hourly_counts, top_mentions
 from monitor.responses import response_stats
 from monitor.store import NewAlert, Store
 
@@ -94,8 +94,10 @@ class Trends:
             return  # nothing to report yet (a new install); checked again next run, cheaply
         from monitor.chart import sentiment_chart  # matplotlib loads once a week, not at every daemon start
 
-        report = build_report(self.store, self.settings, since=end - timedelta(weeks=config.chart_weeks), now=end,
-                              by="week", brand=brand_id, with_responses=False)[0]
+        since = end - timedelta(weeks=config.chart_weeks)
+        weeks = counts(self.store, [brand_id], since, end, "week")[brand_id]
+        report = BrandReport(brand_id, brand.names[0], since, end, "week",  # the chart's part of a report
+                             sorted(weeks.values(), key=lambda p: p.period), terms=[], complaints_read=0)
         payload = digest_payload(
             brand_id=brand_id, brand_name=brand.names[0], week=week, this=this, before=before,
             complaints=top_mentions(self.store, brand_id, start, end, intent="complaint", limit=3),
