@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, Iterator
 from urllib.error import URLError
 
 from slack_sdk import WebClient
@@ -73,6 +73,25 @@ def make_client(cfg: SlackConfig) -> WebClient:
     return WebClient(token=cfg.token.get_secret_value(), base_url=cfg.base_url,
                      timeout=int(cfg.timeout.total_seconds()) or 1,
                      retry_handlers=[ShortRateLimitRetryHandler(cfg.rate_limit_retries)])
+
+
+def channels(client: WebClient) -> Iterator[dict]:
+    """Every channel the bot can see, page after page (slack-sdk follows the cursor)."""
+    for page in client.conversations_list(limit=1000, exclude_archived=True, types="public_channel,private_channel"):
+        yield from page.get("channels", [])
+
+
+def resolve_channel(client: WebClient, store: Store, name: str) -> str | None:
+    """`#name` (or an id) as a channel id: remembered in the store after the first lookup in Slack."""
+    if _CHANNEL_ID.match(name):
+        return name
+    known = store.channel_id(name)
+    if known:
+        return known
+    found = next((c["id"] for c in channels(client) if c.get("name") == name.lstrip("#")), None)
+    if found:
+        store.remember_channel(name, found)
+    return found
 
 
 @dataclass
@@ -341,23 +360,12 @@ class SlackSender:
             self._channels[name] = channel_id
 
     def _channel_id(self, name: str) -> str | None:
-        if _CHANNEL_ID.match(name):
-            return name
-        known = self.store.channel_id(name)
-        if known:
-            return known
-        wanted = name.lstrip("#")
-        cursor = None
-        while True:
-            resp = self.client.conversations_list(limit=1000, cursor=cursor, exclude_archived=True,
-                                                  types="public_channel,private_channel")
-            for channel in resp.get("channels", []):
-                if channel.get("name") == wanted:
-                    self.store.remember_channel(name, channel["id"])
-                    return channel["id"]
-            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
+        if name not in self._channels:
+            found = resolve_channel(self.client, self.store, name)
+            if found is None:
                 return None
+            self._channels[name] = found
+        return self._channels[name]
 
     def _classify(self, exc: SlackApiError) -> SourceFailure:
         error = str(exc.response.get("error", ""))

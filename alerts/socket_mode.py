@@ -26,9 +26,10 @@ from slack_sdk.socket_mode import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from alerts.messages import truncate
-from alerts.slack import make_client
+from alerts.messages import ACTIONS, truncate
+from alerts.slack import make_client, resolve_channel
 from classifiers.base import INTENTS, SENTIMENTS
+from monitor import actions
 from monitor.config import Settings
 from monitor.store import Store
 
@@ -66,7 +67,7 @@ def action_from_block_actions(payload: dict) -> Action | None:
     if action_id in (RELABEL_SENTIMENT, RELABEL_INTENT):
         value = (act.get("selected_option") or {}).get("value", "")
         mention, _, choice = value.partition(":")
-    elif action_id in ("handled", "snooze_1h", "not_relevant", "wrong_label"):
+    elif action_id in ACTIONS:
         value = act.get("value") or ""
         mention, choice = value, None
     else:
@@ -151,8 +152,6 @@ class SlackActions:
         return Action(key, "handled", mentions, event.get("user", ""), item["channel"], "reaction")
 
     def _act(self, action: Action, by: str) -> None:
-        from monitor import actions  # written alongside; imported late so the module loads without it
-
         settings, now = self.settings(), self.clock()
         if action.name == "wrong_label":
             self.web.chat_postEphemeral(channel=action.channel_id, user=action.user_id,
@@ -201,8 +200,7 @@ class SlackActions:
             return f"Only members of the user group {actors.usergroup} can act on alerts."  # named, not pinged
         where = channel_id
         if actors.channel:
-            where = actors.channel if not actors.channel.startswith("#") else \
-                (self.store.channel_id(actors.channel) or self._lookup_channel(actors.channel) or "")
+            where = resolve_channel(self.web, self.store, actors.channel) or ""
         if user_id in self._cached(f"channel:{where}", lambda: self._channel_members(where)):
             return None
         return f"Only members of <#{where}> can act on alerts."
@@ -230,10 +228,6 @@ class SlackActions:
             cursor = (resp.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 return members
-
-    def _lookup_channel(self, name: str) -> str | None:
-        resp = self.web.conversations_list(limit=1000, exclude_archived=True, types="public_channel,private_channel")
-        return next((c["id"] for c in resp.get("channels", []) if c.get("name") == name.lstrip("#")), None)
 
     def _display_name(self, user_id: str, name: str | None) -> str:
         """"@name" for status lines. Slack's control characters are removed rather than escaped: the

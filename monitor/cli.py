@@ -72,23 +72,17 @@ def _missing_channels(path: str, settings) -> list[ConfigProblem]:
     """Channels the config names that Slack does not list to the bot (conversations.list)."""
     from slack_sdk.errors import SlackApiError
 
-    from alerts.slack import make_client
+    from alerts.slack import channels, make_client
     from monitor.config import channel_settings
     from monitor.yamlsource import load_yaml
 
     lines = load_yaml(Path(path).read_text(encoding="utf-8"), os.environ).lines
     client = make_client(settings.slack)
-    names, ids, cursor = set(), set(), None
+    names, ids = set(), set()
     try:
-        while True:
-            resp = client.conversations_list(limit=1000, cursor=cursor, exclude_archived=True,
-                                             types="public_channel,private_channel")
-            for channel in resp.get("channels", []):
-                names.add("#" + channel.get("name", ""))
-                ids.add(channel.get("id"))
-            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                break
+        for channel in channels(client):
+            names.add("#" + channel.get("name", ""))
+            ids.add(channel.get("id"))
     except SlackApiError as exc:
         return [ConfigProblem(path, lines.get(("slack", "token"), lines.get(("slack",), 1)), "slack",
                               "conversations.list", f"Slack answered {exc.response.get('error', 'an error')}: "
