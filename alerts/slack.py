@@ -164,13 +164,9 @@ class SlackSender:
             orphans = [row for row in posts if row.thread_of is not None
                        and targets.get(row.thread_of, Target("sent")).state == "sending"]
             found = self._reconcile([row for row in posts if row not in orphans], targets)
-            for alert_id, (channel_id, ts) in found.items():
-                targets[alert_id] = Target("sent", channel_id, ts)
             found.update(self._reconcile(orphans, targets))
             found.update(self._reconcile_updates([row for row in unknown if row.op == "update"], targets))
             report.reconciled = len(found)
-            for alert_id, (channel_id, ts) in found.items():
-                targets[alert_id] = Target("sent", channel_id, ts)
             todo = [row for row in rows if row.id not in found]
             held: set[str] = set()
             for start in range(0, len(todo), self.BATCH):
@@ -305,9 +301,7 @@ class SlackSender:
         except (SlackApiError, TimeoutError, URLError, OSError) as exc:
             raise _Stop(self._failure(exc)) from None
         finally:
-            if found:
-                self.store.settle([(i, c, ts) for i, (c, ts) in found.items()], [], self.clock())
-                log.info("%d alert(s) were already in Slack; recorded, not resent", len(found))
+            self._record_found(found, targets)
         return found
 
     def _reconcile_updates(self, rows: list[AlertRow], targets: dict[int, Target]) -> dict[int, tuple[str, str]]:
@@ -328,9 +322,15 @@ class SlackSender:
         except (SlackApiError, TimeoutError, URLError, OSError) as exc:
             raise _Stop(self._failure(exc)) from None
         finally:
-            if found:
-                self.store.settle([(i, c, ts) for i, (c, ts) in found.items()], [], self.clock())
+            self._record_found(found, targets)
         return found
+
+    def _record_found(self, found: dict[int, tuple[str, str]], targets: dict[int, Target]) -> None:
+        """Rows that reached Slack before we lost track: sent, in the store and for the rest of this drain."""
+        if found:
+            self.store.settle([(i, c, ts) for i, (c, ts) in found.items()], [], self.clock())
+            targets.update({i: Target("sent", c, ts) for i, (c, ts) in found.items()})
+            log.info("%d alert(s) were already in Slack; recorded, not resent", len(found))
 
     def _failure(self, exc: Exception) -> SourceFailure:
         """A reconciliation read that failed stops the drain like a failed send."""
