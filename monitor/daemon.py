@@ -165,11 +165,10 @@ class Daemon:
             log.warning("storage.url changed: restart mentionwatch to use the new database")
             settings = settings.model_copy(update={"storage": self.settings.storage})
         same_model = settings.classifier.kind == self.settings.classifier.kind
-        slack_changed = (settings.slack.app_token, settings.slack.base_url) != \
-            (self.settings.slack.app_token, self.settings.slack.base_url)
+        slack_changed = settings.slack != self.settings.slack  # Socket Mode's own client uses all of it
         self.pipeline = build_pipeline(settings, self.store, self.pipeline.classifier if same_model else None)
         self._schedule_all()
-        if slack_changed:  # a new app token (or none) needs a new Socket Mode connection
+        if slack_changed:  # a new app or bot token (or none) needs a new Socket Mode connection
             if self.socket_mode is not None:
                 self.socket_mode.stop()
                 self.socket_mode = None
