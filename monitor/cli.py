@@ -6,10 +6,11 @@ import csv
 import json
 import os
 import sys
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -34,6 +35,18 @@ def _load(path: str):
     for warning in warnings:
         typer.echo(str(warning), err=True)
     return settings
+
+
+@contextmanager
+def _opened(settings) -> Iterator:
+    """The configured store, closed however the command ends."""
+    from monitor.store import Store
+
+    store = Store(settings.storage.url)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 @app.command()
@@ -116,37 +129,34 @@ def export(config: str = ConfigOption, since: Optional[str] = typer.Option(None,
            fmt: ExportFormat = typer.Option(ExportFormat.jsonl, "--format"),
            output: Optional[Path] = typer.Option(None, "--output", "-o")) -> None:
     """Write stored mentions with brand, source, url, author, time, labels and alert state."""
-    from monitor.store import Store
-
     settings = _load(config)
-    store = Store(settings.storage.url)
     out = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
     try:
-        writer = None
-        for row in store.export_rows(_since(since)):
-            row = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
-            if fmt is ExportFormat.jsonl:
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-                continue
-            if writer is None:
-                writer = csv.DictWriter(out, fieldnames=list(row))
-                writer.writeheader()
-            writer.writerow(row)
+        with _opened(settings) as store:
+            writer = None
+            for row in store.export_rows(_since(since)):
+                row = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+                if fmt is ExportFormat.jsonl:
+                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    continue
+                if writer is None:
+                    writer = csv.DictWriter(out, fieldnames=list(row))
+                    writer.writeheader()
+                writer.writerow(row)
     finally:
         if output:
             out.close()
-        store.close()
 
 
 @app.command()
 def status(config: str = ConfigOption) -> None:
     """Each source's health, last success and dropped posts, and the Slack outbox."""
-    from monitor.store import Store
-
     settings = _load(config)
-    store = Store(settings.storage.url)
-    health = {h.source_id: h for h in store.all_health()}
-    drops = store.drop_counts()
+    with _opened(settings) as store:
+        health = {h.source_id: h for h in store.all_health()}
+        drops = store.drop_counts()
+        gaps = store.gaps()
+        outbox = store.alert_counts()
     table = Table("source", "state", "since", "last success", "retry at", "dropped", "problem")
     now = datetime.now(timezone.utc)
     for source_id in list(settings.sources()) + ["slack"]:
@@ -162,7 +172,6 @@ def status(config: str = ConfigOption) -> None:
                       ", ".join(f"{k} {v}" for k, v in drops.get(source_id, {}).items()), h.message or "")
     console = Console()
     console.print(table)
-    gaps = store.gaps()
     if gaps:
         gap_table = Table("source", "from", "to", "≈ items", "why", title="Coverage gaps (items that could not be fetched)")
         for gap in gaps:
@@ -170,8 +179,7 @@ def status(config: str = ConfigOption) -> None:
                               f"{gap['window_end']:%Y-%m-%d %H:%M}" if gap["window_end"] else "?",
                               str(gap["estimated_count"] or "?"), gap["reason"])
         console.print(gap_table)
-    console.print(f"Slack outbox: {store.alert_counts() or 'empty'}")
-    store.close()
+    console.print(f"Slack outbox: {outbox or 'empty'}")
 
 
 @app.command()
@@ -194,15 +202,11 @@ def _act(config: str, action_name: str, mention_id: int, by: str | None, **kwarg
     import getpass
 
     from monitor import actions
-    from monitor.store import Store
 
     settings = _load(config)
-    store = Store(settings.storage.url)
-    try:
+    with _opened(settings) as store:
         result = getattr(actions, action_name)(store, settings, mention_id, by or getpass.getuser(), "cli",
                                                datetime.now(timezone.utc), **kwargs)
-    finally:
-        store.close()
     if not result.ok:
         typer.echo(result.message, err=True)
         raise typer.Exit(1)
@@ -248,23 +252,20 @@ app.add_typer(feedback_app, name="feedback")
 @feedback_app.command("export")
 def feedback_export(config: str = ConfigOption, output: Optional[Path] = typer.Option(None, "--output", "-o")) -> None:
     """Write every correction as JSONL for `mentionwatch train --feedback FILE`."""
-    from monitor.store import Store
-
     settings = _load(config)
-    store = Store(settings.storage.url)
     out = output.open("w", encoding="utf-8") if output else sys.stdout
     count = 0
     try:
-        for row in store.label_feedback():
-            out.write(json.dumps({"text": row["text"], "sentiment": row["sentiment"], "intent": row["intent"],
-                                  "model": row["model"], "labelled_by": row["labelled_by"],
-                                  "mention_id": row["mention_id"], "created_at": row["created_at"].isoformat()},
-                                 ensure_ascii=False) + "\n")
-            count += 1
+        with _opened(settings) as store:
+            for row in store.label_feedback():
+                out.write(json.dumps({"text": row["text"], "sentiment": row["sentiment"], "intent": row["intent"],
+                                      "model": row["model"], "labelled_by": row["labelled_by"],
+                                      "mention_id": row["mention_id"], "created_at": row["created_at"].isoformat()},
+                                     ensure_ascii=False) + "\n")
+                count += 1
     finally:
         if output:
             out.close()
-        store.close()
     if output:
         typer.echo(f"{count} correction(s) written to {output}", err=True)
 
@@ -285,7 +286,6 @@ def silence_add(matchers: list[str] = typer.Argument(..., help="key=value: brand
                 reason: Optional[str] = typer.Option(None, "--reason"), config: str = ConfigOption) -> None:
     """Silence alerts matching every key=value given, e.g. `silence add brand=acme source=x --for 2h`."""
     from alerts.silences import parse_matchers
-    from monitor.store import Store
     from monitor.tracker import CLOCK_LOOKBACK
 
     settings = _load(config)
@@ -300,9 +300,8 @@ def silence_add(matchers: list[str] = typer.Argument(..., help="key=value: brand
         # What a silence held must still get its reply clock when released.
         raise typer.BadParameter(f"--for: expected at most {CLOCK_LOOKBACK.days}d; add a new silence when it ends")
     now = datetime.now(timezone.utc)
-    store = Store(settings.storage.url)
-    silence_id = store.add_silence(parsed, reason, os.environ.get("USER"), now, now + length, now)
-    store.close()
+    with _opened(settings) as store:
+        silence_id = store.add_silence(parsed, reason, os.environ.get("USER"), now, now + length, now)
     typer.echo(f"silence #{silence_id}: {' '.join(f'{k}={v}' for k, v in parsed.items())} until "
                f"{now + length:%Y-%m-%d %H:%M} UTC" + (f" ({reason})" if reason else ""))
 
@@ -311,29 +310,24 @@ def silence_add(matchers: list[str] = typer.Argument(..., help="key=value: brand
 def silence_list(config: str = ConfigOption,
                  recent: str = typer.Option("1d", help="Also show silences that ended this long ago")) -> None:
     """Active silences and those that ended recently, with how many alerts each held."""
-    from monitor.store import Store
-
     settings = _load(config)
     now = datetime.now(timezone.utc)
-    store = Store(settings.storage.url)
+    with _opened(settings) as store:
+        silences = store.silences(ended_since=now - parse_duration(recent))
     table = Table("id", "matchers", "state", "until", "held", "reason")
-    for silence in store.silences(ended_since=now - parse_duration(recent)):
+    for silence in silences:
         state = "active" if silence.active(now) else ("pending" if silence.starts_at > now else "ended")
         table.add_row(str(silence.id), silence.describe(), state, f"{silence.ended_at():%Y-%m-%d %H:%M} UTC",
                       str(silence.held), silence.reason or "")
-    store.close()
     Console(width=160).print(table)
 
 
 @silence_app.command("expire")
 def silence_expire(silence_id: int = typer.Argument(...), config: str = ConfigOption) -> None:
     """End a silence now: what it held is sent on the daemon's next run (unless handled meanwhile)."""
-    from monitor.store import Store
-
     settings = _load(config)
-    store = Store(settings.storage.url)
-    expired = store.expire_silence(silence_id, datetime.now(timezone.utc))
-    store.close()
+    with _opened(settings) as store:
+        expired = store.expire_silence(silence_id, datetime.now(timezone.utc))
     if not expired:
         typer.echo(f"silence #{silence_id}: no such active silence", err=True)
         raise typer.Exit(1)
@@ -378,15 +372,11 @@ def report(ctx: typer.Context, config: str = ConfigOption, brand: Optional[str] 
         return
     from monitor.report import build_report, csv_rows, report_tables
     from monitor.responses import response_table
-    from monitor.store import Store
 
     settings = _load(config)
-    store = Store(settings.storage.url)
-    try:
+    with _opened(settings) as store:
         reports = build_report(store, settings, since=_since(since), now=datetime.now(timezone.utc), by=by.value,
                                brand=_brand(settings, brand))
-    finally:
-        store.close()
     if fmt is ReportFormat.json:
         typer.echo(json.dumps([r.as_dict() for r in reports], ensure_ascii=False, indent=2))
     elif fmt is ReportFormat.csv:
@@ -415,15 +405,11 @@ def report_responses(config: str = ConfigOption, brand: Optional[str] = BrandOpt
                      since: str = SinceOption) -> None:
     """How fast mentions needing a reply were answered, per brand and source."""
     from monitor.responses import response_stats, response_table
-    from monitor.store import Store
 
     settings = _load(config)
-    store = Store(settings.storage.url)
-    try:
+    with _opened(settings) as store:
         stats = response_stats(store, settings, brand=_brand(settings, brand), since=_since(since),
                                now=datetime.now(timezone.utc))
-    finally:
-        store.close()
     Console(width=max(Console().width, 120)).print(response_table(stats))
 
 
