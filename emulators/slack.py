@@ -152,7 +152,7 @@ class SlackEmulator(Emulator):
             self.channels.add(channel)
         channel_id = channel if not channel.startswith("#") else channel_id_for(channel)
         thread_ts = params.get("thread_ts")
-        if thread_ts and not any(m["channel"] == channel_id and m["ts"] == thread_ts for m in self.messages):
+        if thread_ts and self.message(channel_id, thread_ts) is None:
             return Reply.json({"ok": False, "error": "thread_not_found"})
         message = {"type": "message", "subtype": "bot_message", "text": params.get("text", ""), "blocks": blocks,
                    "ts": self._ts(), "bot_id": "B12345", "channel": channel_id, "metadata": metadata,
@@ -162,18 +162,18 @@ class SlackEmulator(Emulator):
         return Reply.json({"ok": True, "channel": channel_id, "ts": message["ts"], "message": public})
 
     def _chat_update(self, params: dict) -> Reply:
-        for message in self.messages:
-            if message["ts"] == params.get("ts") and message["channel"] == params.get("channel"):
-                if message.get("files"):
-                    return Reply.json({"ok": False, "error": "cant_update_message"})
-                message["text"] = params.get("text", message["text"])
-                message["blocks"] = _decoded(params.get("blocks", message["blocks"]))
-                message["edited"] = {"user": "U12345", "ts": self._ts()}
-                self._updates.append((message["ts"], params))
-                public = {k: v for k, v in message.items() if k not in ("params", "channel")}
-                return Reply.json({"ok": True, "channel": message["channel"], "ts": message["ts"],
-                                   "text": message["text"], "message": public})
-        return Reply.json({"ok": False, "error": "message_not_found"})
+        message = self.message(params.get("channel", ""), params.get("ts", ""))
+        if message is None:
+            return Reply.json({"ok": False, "error": "message_not_found"})
+        if message.get("files"):
+            return Reply.json({"ok": False, "error": "cant_update_message"})
+        message["text"] = params.get("text", message["text"])
+        message["blocks"] = _decoded(params.get("blocks", message["blocks"]))
+        message["edited"] = {"user": "U12345", "ts": self._ts()}
+        self._updates.append((message["ts"], params))
+        public = {k: v for k, v in message.items() if k not in ("params", "channel")}
+        return Reply.json({"ok": True, "channel": message["channel"], "ts": message["ts"],
+                           "text": message["text"], "message": public})
 
     def _chat_postEphemeral(self, params: dict) -> Reply:
         if not params.get("user"):
@@ -194,7 +194,7 @@ class SlackEmulator(Emulator):
     def _conversations_replies(self, params: dict) -> Reply:
         """The parent, then its replies oldest first."""
         channel, ts = params.get("channel", ""), params.get("ts", "")
-        parent = next((m for m in self.messages if m["channel"] == channel and m["ts"] == ts), None)
+        parent = self.message(channel, ts)
         if parent is None:
             return Reply.json({"ok": False, "error": "thread_not_found"})
         oldest = float(params.get("oldest") or 0)
