@@ -282,6 +282,13 @@ def choose_bias(margins: list[float], gold: list[bool]) -> tuple[float, float]:
     return BIAS_GRID[best], smoothed[best]
 
 
+def _set_weights(model: MultiTaskModel, weights: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name in weights:
+                parameter.copy_(weights[name])
+
+
 def select(model: MultiTaskModel, average: dict[str, torch.Tensor], held: list[data.Example],
            log=print) -> dict:
     """Scores the final and the averaged weights on the held-out complaints, each at its own best bias, and
@@ -291,10 +298,7 @@ def select(model: MultiTaskModel, average: dict[str, torch.Tensor], held: list[d
     final = {name: p.detach().clone() for name, p in model.named_parameters() if name in average}
     results = {}
     for name, weights in (("final", final), ("averaged", average)):
-        with torch.no_grad():
-            for parameter_name, parameter in model.named_parameters():
-                if parameter_name in weights:
-                    parameter.copy_(weights[parameter_name])
+        _set_weights(model, weights)
         with tempfile.TemporaryDirectory() as scratch:
             save(model, Path(scratch), Settings(), [])
             margins = complaint_margins(Path(scratch), texts)
@@ -305,10 +309,7 @@ def select(model: MultiTaskModel, average: dict[str, torch.Tensor], held: list[d
         log(f"held-out complaints, {name} weights: {results[name]}")
     chosen = "averaged" if results["averaged"]["held_out_f1_smoothed"] > results["final"]["held_out_f1_smoothed"] \
         else "final"
-    with torch.no_grad():
-        for parameter_name, parameter in model.named_parameters():
-            if parameter_name in average:
-                parameter.copy_((average if chosen == "averaged" else final)[parameter_name])
+    _set_weights(model, average if chosen == "averaged" else final)
     return {"weights": chosen, "complaint_bias": results[chosen]["complaint_bias"], "held_out_texts": len(held),
             "held_out_complaints": sum(gold), "candidates": results}
 
