@@ -340,19 +340,15 @@ class SlackSender:
 
     def _messages(self, channel_id: str, thread_ts: str | None, oldest: datetime):
         """The channel's top-level messages, or one thread's replies, since `oldest`, with metadata."""
-        cursor = None
-        while True:
-            if thread_ts is None:
-                resp = self.client.conversations_history(channel=channel_id, oldest=f"{oldest.timestamp():.6f}",
-                                                         include_all_metadata=True, limit=200, cursor=cursor)
-            else:
-                resp = self.client.conversations_replies(channel=channel_id, ts=thread_ts,
-                                                         oldest=f"{oldest.timestamp():.6f}",
-                                                         include_all_metadata=True, limit=200, cursor=cursor)
-            yield from resp.get("messages", [])
-            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                return
+        since = f"{oldest.timestamp():.6f}"
+        if thread_ts is None:
+            pages = self.client.conversations_history(channel=channel_id, oldest=since, include_all_metadata=True,
+                                                      limit=200)
+        else:
+            pages = self.client.conversations_replies(channel=channel_id, ts=thread_ts, oldest=since,
+                                                      include_all_metadata=True, limit=200)
+        for page in pages:  # slack-sdk follows next_cursor
+            yield from page.get("messages", [])
 
     def _learn_channel(self, name: str, channel_id: str) -> None:
         if self._channels.get(name) != channel_id:

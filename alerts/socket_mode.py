@@ -221,13 +221,8 @@ class SlackActions:
             return members
 
     def _channel_members(self, channel_id: str) -> list[str]:
-        members, cursor = [], None
-        while True:
-            resp = self.web.conversations_members(channel=channel_id, limit=1000, cursor=cursor)
-            members += resp.get("members", [])
-            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                return members
+        return [member for page in self.web.conversations_members(channel=channel_id, limit=1000)
+                for member in page.get("members", [])]
 
     def _display_name(self, user_id: str, name: str | None) -> str:
         """"@name" for status lines. Slack's control characters are removed rather than escaped: the
