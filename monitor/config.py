@@ -15,8 +15,8 @@ from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal, Mapping, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError,
-                      ValidationInfo, field_validator, model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, SecretStr,
+                      ValidationError, ValidationInfo, field_validator, model_validator)
 
 from monitor.yamlsource import LoadedYaml, Path, load_yaml
 
@@ -55,6 +55,17 @@ Interval = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Owned(Strict):
+    """A source block: it belongs to the brand it is listed under. Settings stamps the brand id on it, so
+    identical blocks under two brands are two sources (they compare unequal) with each brand's terms."""
+
+    _brand: str | None = PrivateAttr(None)
+
+    @property
+    def brand_id(self) -> str | None:
+        return self._brand
 
 
 _CHANNEL = re.compile(r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CG][A-Z0-9]{6,})$")
@@ -125,7 +136,7 @@ class DaemonConfig(Strict):
     shutdown_grace: Duration = timedelta(seconds=4)
 
 
-class FeedSource(Strict):
+class FeedSource(Owned):
     type: Literal["feed"]
     name: str = Field(pattern=_SLUG)
     url: str
@@ -167,7 +178,7 @@ class AppStorePlatform(ApiPlatform):
                                   "timestamp (moderation) are still picked up")
 
 
-class AppStoreSource(Strict):
+class AppStoreSource(Owned):
     type: Literal["app_store"]
     name: str = Field(pattern=_SLUG)
     apps: list[str] = Field(min_length=1, description="Numeric App Store ids (the digits after /id in the app's URL)")
@@ -210,7 +221,7 @@ class HackerNewsPlatform(ApiPlatform):
                                   "were posted are still picked up")
 
 
-class HackerNewsSource(Strict):
+class HackerNewsSource(Owned):
     type: Literal["hackernews"]
     name: str = Field(pattern=_SLUG)
     queries: list[str] = Field([], description="Search queries; default: the brand's names, aliases and domains")
@@ -262,7 +273,7 @@ class RedditPlatform(Strict):
         return self
 
 
-class RedditSource(Strict):
+class RedditSource(Owned):
     """New posts or new comments of subreddits, or Reddit search sorted by new: one listing per
     subreddit (or query), each with its own cursor."""
 
@@ -321,7 +332,7 @@ class XPlatform(Strict):
         return _base_url(url)
 
 
-class XSource(Strict):
+class XSource(Owned):
     """X recent search (the last 7 days) and the mentions timelines of the brand's own handles."""
 
     type: Literal["x"]
@@ -616,12 +627,21 @@ class Settings(Strict):
                                  "bearer_token (from ${X_BEARER_TOKEN})")
         return brands
 
-    def brand_of(self, source) -> tuple[str, "Brand"]:
-        """The brand a configured source object is listed under."""
+    @model_validator(mode="after")
+    def _stamp_owners(self) -> "Settings":
+        """Each source learns its brand: the one place a source is mapped back to its brand and terms."""
         for brand_id, brand in self.brands.items():
-            if any(s is source for s in brand.sources) or source in brand.sources:
-                return brand_id, brand
-        raise ValueError(f"source {getattr(source, 'name', source)!r} belongs to no brand")
+            for source in brand.sources:
+                source._brand = brand_id
+        return self
+
+    def brand_of(self, source) -> tuple[str, "Brand"]:
+        """The brand a configured source is listed under, by its stamp: identical blocks under different
+        brands are different sources (a stamped source only equals a block of its own brand)."""
+        brand_id = getattr(source, "brand_id", None)
+        if brand_id in self.brands and source in self.brands[brand_id].sources:
+            return brand_id, self.brands[brand_id]
+        raise ValueError(f"source {getattr(source, 'name', source)!r} belongs to no brand of these settings")
 
     def sources(self) -> dict[str, tuple[str, Source]]:
         """Every configured source by id (`brand/name`), with its brand."""
