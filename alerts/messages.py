@@ -126,6 +126,7 @@ class KudosItem:
     text: str
     author: str | None
     suggestion: str
+    reply_by: datetime | None = None  # praise that speaks to the brand is owed a reply: it has a clock
 
 
 def kudos_message(items: list[KudosItem], note: str | None = None, total: int | None = None) -> dict:
@@ -153,6 +154,10 @@ def kudos_message(items: list[KudosItem], note: str | None = None, total: int | 
                                          "text": "Suggested reply (post it yourself):\n"
                                                  + slack_escape(truncate(item.suggestion, 1000))}},
         ]
+        if item.reply_by is not None:
+            blocks += [{"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True,
+                                                         "text": f"reply by {item.reply_by:%Y-%m-%d %H:%M} UTC"}]},
+                       actions_block(item.mention_id)]
     excerpts = " · ".join(slack_escape(truncate(i.text or i.title or "", FALLBACK_CHARS)) for i in items)
     return {"text": f"{slack_escape(header)}: {excerpts}", "blocks": blocks}
 

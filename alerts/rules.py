@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from alerts.attention import attention_of
 from alerts.grouping import MAX_PER_MESSAGE, GroupState, chunks
 from alerts.messages import (PLATFORMS, KudosItem, MessageItem, group_header, group_message, kudos_message,
                              source_health_message)
@@ -17,23 +18,10 @@ from monitor.store import KUDOS_ROUTE, NewAlert, NewNotification, StoredMention,
 
 
 
-def alert_reason(labels: Labels) -> str | None:
-    """Intent first (a question is worth an answer even when polite), then sentiment."""
-    if labels.intent == "complaint":
-        return "Complaint"
-    if labels.intent == "question" and labels.needs_reply:
-        return "Question"
-    if labels.sentiment == "negative":
-        return "Negative mention"
-    return None
-
-
 def needs_human(mention: StoredMention, labels: Labels) -> str | None:
-    """Why this mention enters the route tree, or None. A connector may know better than the text (a
-    1-star review worded mildly); the team's own posts never alert."""
-    if mention.extra.get("by_team"):
-        return None
-    return alert_reason(labels) or mention.extra.get("needs_reply_hint")
+    """Why this mention enters the route tree (the attention rule sends it to an alert), or None."""
+    decision = attention_of(mention, labels)
+    return decision.reason if decision.destination == "alert" else None
 
 
 def reply_by(mention: StoredMention, labels: Labels, brand: Brand) -> datetime:
@@ -99,17 +87,20 @@ def fill_thank_you(template: str, author: str | None, platform: str) -> str:
 
 def kudos_notifications(mention: StoredMention, labels: Labels, settings: Settings, silences: list[Silence],
                         now: datetime) -> list[NewNotification]:
-    """Praise waits, grouped per brand with the root route's timers, for each praised brand's kudos channel."""
-    if labels.intent != "praise" or mention.extra.get("by_team"):
+    """Praise waits, grouped per brand with the root route's timers, for each praised brand's kudos channel.
+    Praise that speaks to the brand is owed a reply: without a kudos channel it goes to the brand's channel."""
+    decision = attention_of(mention, labels)
+    if decision.destination != "kudos":
         return []
     out = []
     for brand_id in mention.matched:
         brand = settings.brands.get(brand_id)
-        if brand is None or not brand.kudos_channel:
+        channel = brand and (brand.kudos_channel or (brand.slack_channel if decision.reply_clock else None))
+        if not channel:
             continue
-        silence = silencing(silences, brand_id, mention, labels, brand.kudos_channel, now)
+        silence = silencing(silences, brand_id, mention, labels, channel, now)
         out.append(NewNotification(mention_id=mention.id, brand=brand_id, route=KUDOS_ROUTE,
-                                   channel=brand.kudos_channel, group_key=f"{KUDOS_ROUTE}|brand={brand_id}",
+                                   channel=channel, group_key=f"{KUDOS_ROUTE}|brand={brand_id}",
                                    urgent=False, state="silenced" if silence else "waiting",
                                    silence_id=silence.id if silence else None))
     return out
@@ -122,7 +113,8 @@ def kudos_item(item: WaitingItem, settings: Settings) -> KudosItem:
     return KudosItem(mention_id=mention.id, brand_name=brand.names[0] if brand else item.brand,
                      source=mention.source_id, platform=platform, url=mention.url, title=mention.title,
                      text=mention.text, author=mention.author,
-                     suggestion=fill_thank_you(brand.thank_you if brand else "", mention.author, platform))
+                     suggestion=fill_thank_you(brand.thank_you if brand else "", mention.author, platform),
+                     reply_by=item.deadline)
 
 
 def group_messages(group: GroupState, items: list[WaitingItem], settings: Settings) -> list[tuple[NewAlert, list[int]]]:

@@ -16,6 +16,7 @@ from sqlalchemy import and_, case, create_engine, event, func, or_, select, unio
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
+from alerts.attention import CLOCK_INTENTS
 from alerts.grouping import GroupState
 from alerts.reply_clock import OPEN_STATES, ClockRow
 from classifiers.base import Labels
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from alerts.silences import Silence
 
 
-KUDOS_ROUTE = "kudos"  # the notifications of praise for a kudos channel: no alert, no reply clock
+KUDOS_ROUTE = "kudos"  # the notifications of praise for a kudos channel: never an alert
 
 
 @dataclass(frozen=True)
@@ -472,12 +473,14 @@ class Store:
             return [_silence(row) for row in conn.execute(query).mappings()]
 
     def message_of(self, mention_id: int) -> int | None:
-        """The outbox id of the message that carried this mention (top-level or thread reply), if any yet."""
-        n = t.notifications.c
+        """The outbox id of the message that carried this mention (top-level or thread reply), if any yet:
+        its alert, else its kudos message when it is on the reply clock (praise owed an answer)."""
+        n, c = t.notifications.c, t.reply_clock.c
+        clocked = select(c.mention_id).where(c.mention_id == mention_id).exists()
         with self.engine.connect() as conn:
             return conn.execute(select(n.alert_id).where(n.mention_id == mention_id, n.alert_id.is_not(None),
-                                                         n.route != KUDOS_ROUTE)
-                                .order_by(n.id).limit(1)).scalar()
+                                                         or_(n.route != KUDOS_ROUTE, clocked))
+                                .order_by(case((n.route == KUDOS_ROUTE, 1), else_=0), n.id).limit(1)).scalar()
 
     def route_of(self, mention_id: int) -> str | None:
         """The path of the first route this mention took."""
@@ -648,14 +651,16 @@ class Store:
     # --- reply clock ---------------------------------------------------------------------------
 
     def clock_candidates(self, routed_since: datetime, limit: int = 500) -> list[tuple[StoredMention, Labels, str]]:
-        """Mentions routed since `routed_since` and notified (not silenced or dropped) that may need a
-        reply and have no clock yet, each with its newest labels and the brand it was notified for; the
-        caller applies the exact rule. The time bound keeps this an index range, not a table scan."""
+        """Mentions routed since `routed_since` and notified (not silenced, dropped or attached to a
+        cross-post's item) that may need a reply and have no clock yet, each with its newest labels and
+        the brand it was notified for (an alert's before kudos'). The filter is a superset of
+        `alerts.attention`'s reply clock, which the caller applies exactly. The time bound keeps this an
+        index range, not a table scan."""
         m, lab, n, c = t.mentions.c, t.labels.c, t.notifications.c, t.reply_clock.c
-        brand = (select(n.brand).where(n.mention_id == m.id, n.state.not_in(("silenced", "dropped")),
-                                       n.route != KUDOS_ROUTE)
-                 .order_by(n.id).limit(1).correlate(t.mentions).scalar_subquery())
-        maybe = or_(lab.needs_reply.is_(True), lab.intent.in_(("complaint", "question")),
+        brand = (select(n.brand).where(n.mention_id == m.id, n.state.not_in(("silenced", "dropped", "attached")))
+                 .order_by(case((n.route == KUDOS_ROUTE, 1), else_=0), n.id).limit(1)
+                 .correlate(t.mentions).scalar_subquery())
+        maybe = or_(lab.needs_reply.is_(True), lab.intent.in_(CLOCK_INTENTS),
                     m.extra["needs_reply_hint"].as_string().is_not(None))
         has_clock = select(c.mention_id).where(c.mention_id == m.id).exists()
         query = (select(t.mentions, t.labels, brand.label("notified_brand"))

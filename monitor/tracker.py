@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from alerts import messages
+from alerts.attention import attention_of
 from alerts.reply_clock import (
     ClockPolicy,
     ClockRow,
@@ -30,16 +31,12 @@ from monitor.config import Settings
 from monitor.store import NewAlert, StatusUpdate, Store, StoredMention
 
 log = logging.getLogger(__name__)
-REPLY_INTENTS = ("complaint", "question")
 CLOCK_LOOKBACK = timedelta(days=7)  # a mention routed longer ago than this never starts a clock (silences are shorter)
 
 
 def needs_reply(mention: StoredMention, labels: Labels) -> bool:
-    """The classifier says so, or the intent is one that always deserves an answer, or the connector
-    knows better (a 1-star review); never the team's own posts."""
-    if mention.extra.get("by_team"):
-        return False
-    return bool(labels.needs_reply or labels.intent in REPLY_INTENTS or mention.extra.get("needs_reply_hint"))
+    """Whether the team owes this mention an answer: the attention rule's reply clock."""
+    return attention_of(mention, labels).reply_clock
 
 
 def new_clock(settings: Settings, brand_id: str, mention: StoredMention, intent: str | None,

@@ -131,7 +131,7 @@ def test_later_comments_go_into_the_thread_of_the_alert(tmp_path, slack):
     assert store.route_of(deeper) == "root" and store.message_of(9999) is None
 
 
-def test_a_wave_of_praise_is_one_kudos_message_and_never_starts_a_reply_clock(tmp_path, slack):
+def test_a_wave_of_praise_is_one_kudos_message_and_praise_owed_a_reply_starts_a_clock(tmp_path, slack):
     pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_wait": "30s"}, kudos_channel="#acme-kudos")
     fans = [add(store, f"p{i}", labels("positive", "praise", needs_reply=True), author=f"fan{i}") for i in range(12)]
     pipeline.process()
@@ -143,7 +143,9 @@ def test_a_wave_of_praise_is_one_kudos_message_and_never_starts_a_reply_clock(tm
     assert [m["thread_ts"] for m in rest] == [first["ts"]], "the overflow goes into the first message's thread"
     assert sorted(mention_ids(first) + mention_ids(rest[0])) == fans
     with store.engine.connect() as conn:
-        assert conn.execute(t.reply_clock.select()).first() is None, "thanking is optional: no reminders"
+        clocks = [row.mention_id for row in conn.execute(t.reply_clock.select())]
+    assert clocks == fans, "praise speaking to the brand is owed an answer (labels.md): a clock, not an alert"
+    assert not slack.posted("#acme-alerts"), "praise never lands in an alert route too"
 
 
 def test_a_mention_answered_while_its_group_waited_is_not_announced(tmp_path, slack):
