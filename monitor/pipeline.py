@@ -146,9 +146,10 @@ class Pipeline:
 
     # --- process -------------------------------------------------------------------------------
 
-    def classify_pending(self) -> int:
+    def classify_pending(self, batches: int = 8) -> int:
+        """Label up to `batches` classifier batches of stored mentions; returns how many were labelled."""
         batch = self.settings.classifier.batch_size
-        pending = self.store.unclassified(batch * 8)
+        pending = self.store.unclassified(batch * batches)
         for start in range(0, len(pending), batch):
             chunk = pending[start:start + batch]
             labels = self._classify([text for _, text in chunk])
@@ -233,16 +234,25 @@ class Pipeline:
         return self.sender.deliver()
 
     def process(self, flush_all: bool = False) -> DeliveryReport:
-        """Classify and route everything waiting, flush the groups that are due (all but those in quiet
-        hours with `flush_all`), then drain the outbox as far as Slack lets us."""
-        while self.classify_pending():
-            pass
-        self.trends.run(self.clock())  # before routing, so a new spike's negative mentions fold into its thread
-        while self.route_pending():
-            pass
-        self.tracker.tick(self.clock())
-        self.flush_groups(force=flush_all)
+        """Batch by batch: label one classifier batch, then route, tick the reply clock, flush the groups
+        that are due (all but those in quiet hours with `flush_all`) and drain the outbox as far as Slack
+        lets us, until nothing is left to label. A backlog never delays the first alerts: what is
+        labelled is on its way to Slack before the next batch is labelled. Once Slack stops delivery
+        (an outage, a long 429) the rest of the backlog is still labelled and routed, not sent."""
         total = DeliveryReport()
+        while True:
+            labelled = self.classify_pending(batches=1)
+            self.trends.run(self.clock())  # before routing, so a new spike's negative mentions fold into its thread
+            while self.route_pending():
+                pass
+            self.tracker.tick(self.clock())
+            self.flush_groups(force=flush_all)
+            if not total.stopped:
+                self._drain(total)
+            if not labelled:
+                return total
+
+    def _drain(self, total: DeliveryReport) -> None:
         while True:
             report = self.deliver()
             total.sent += report.sent
@@ -250,4 +260,4 @@ class Pipeline:
             total.failed += report.failed
             if report.stopped or not (report.sent or report.reconciled or report.failed):
                 total.stopped = report.stopped
-                return total
+                return

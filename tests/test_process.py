@@ -1,0 +1,42 @@
+"""The process loop routes batch by batch: a backlog being labelled never holds back the first alerts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Sequence
+
+from classifiers.base import Labels
+from classifiers.lexicon import LexiconClassifier
+from monitor.models import Match, Post
+from tests.routing_support import NOW, mention_ids, routed_pipeline
+
+
+class Watching:
+    """The lexicon, noting how many Slack messages had arrived each time it was handed a batch."""
+
+    version = "watching-lexicon"
+
+    def __init__(self, slack):
+        self.slack = slack
+        self.inner = LexiconClassifier()
+        self.seen: list[int] = []
+
+    def classify(self, texts: Sequence[str]) -> list[Labels]:
+        self.seen.append(len(self.slack.posted()))
+        return self.inner.classify(texts)
+
+
+def test_the_first_labelled_batch_reaches_slack_before_the_backlog_is_labelled(tmp_path, slack):
+    pipeline, store, _ = routed_pipeline(tmp_path, slack, {"group_wait": "0s", "group_by": ["mention"]})
+    pipeline.settings = pipeline.settings.model_copy(
+        update={"classifier": pipeline.settings.classifier.model_copy(update={"batch_size": 4})})
+    pipeline.classifier = watching = Watching(slack)
+    posts = [(Post("reddit", f"c{i}", f"Acme Cloud is broken again and support ignores me, day {i}",
+                   url=f"https://example.com/c{i}", author="kim", created_at=NOW), Match({"acme": []}))
+             for i in range(12)]
+    ids = store.commit_poll("acme/posts", posts, None, Counter(), NOW)
+    pipeline.process()
+    assert watching.seen[0] == 0 and len(watching.seen) == 3, "three batches of four"
+    assert watching.seen[1] >= 1, "the first batch's alerts were in Slack before the second batch was labelled"
+    assert watching.seen == sorted(watching.seen) and watching.seen[2] > watching.seen[1]
+    assert sorted(i for m in slack.posted() for i in mention_ids(m)) == ids
