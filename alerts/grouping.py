@@ -2,14 +2,18 @@
 group_interval and quiet hours), as pure functions of the group's state and `now`.
 
 A group that never sent waits `group_wait` after its oldest notification, so a burst becomes one
-message; a group that sent waits `group_interval` after its last message. During the route's quiet
-hours nothing is sent unless the route is urgent; when they end, what was held goes out grouped.
+message; a group's next top-level message waits `group_interval` after its last one, and what
+arrives meanwhile goes, after `group_wait`, into that message's thread, so a new complaint is never
+held for minutes yet the channel gets at most one message per group per `group_interval`. During
+the route's quiet hours nothing is sent unless the route is urgent; when they end, what was held
+goes out grouped.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from monitor.config import WEEKDAYS, WeeklyHours
@@ -29,6 +33,7 @@ class GroupState:
     waiting: int
     urgent: bool
     last_sent_at: datetime | None
+    last_alert_id: int | None = None  # the group's last top-level message, whose thread takes what follows it
 
 
 def in_hours(hours: WeeklyHours, now: datetime) -> bool:
@@ -55,6 +60,24 @@ def should_flush(group: GroupState, group_wait: timedelta, group_interval: timed
     if group.last_sent_at is None:
         return now - group.oldest_waiting >= group_wait
     return now - group.last_sent_at >= group_interval
+
+
+def flush_mode(group: GroupState, group_wait: timedelta, group_interval: timedelta,
+               quiet_hours: WeeklyHours | None, now: datetime, force: bool = False) -> Literal["message", "thread"] | None:
+    """How this group's waiting notifications go out now: a new top-level `message` (never sent, or
+    `group_interval` since its last one), into the `thread` of its last message (sent more recently;
+    the oldest waiting one has waited `group_wait`), or None: not yet. `force` skips the waits, never
+    quiet hours, and still answers in the thread of a recent message."""
+    if quiet_hours is not None and not group.urgent and in_hours(quiet_hours, now):
+        return None
+    gathered = force or now - group.oldest_waiting >= group_wait
+    if group.last_sent_at is None:
+        return "message" if gathered else None
+    if now - group.last_sent_at >= group_interval:
+        return "message"
+    if group.last_alert_id is None:
+        return "message" if force else None
+    return "thread" if gathered else None
 
 
 def chunks(items: list, size: int = MAX_PER_MESSAGE) -> list[list]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from alerts.grouping import should_flush
+from alerts.grouping import flush_mode
 from alerts.routes import route_at
 from alerts.rules import group_messages, kudos_notifications, needs_human, route_mention, source_health_alert
 from alerts.silences import silencing
@@ -198,7 +198,8 @@ class Pipeline:
         return len(pending)
 
     def flush_groups(self, force: bool = False) -> int:
-        """Turn each group that is due into its message(s); `force` skips group_wait/group_interval (a
+        """Turn each group that is due into its message(s): a new top-level message, or, within its
+        group_interval, replies in the thread of its last one; `force` skips group_wait/group_interval (a
         single `run --once` has no later moment to send them), never quiet hours. Returns messages queued."""
         now = self.clock()
         released, dropped = self.store.release_silenced(now)
@@ -208,9 +209,11 @@ class Pipeline:
         queued = 0
         for group in self.store.waiting_groups():
             brand = self.settings.brands.get(group.brand)
+            mode = "message"
             if brand is not None:
                 route = route_at(self.settings.routes, group.route, brand)
-                if not should_flush(group, route.group_wait, route.group_interval, route.quiet_hours, now, force):
+                mode = flush_mode(group, route.group_wait, route.group_interval, route.quiet_hours, now, force)
+                if mode is None:
                     continue
             items, closed = [], []
             for item in self.store.group_items(group.group_key):
@@ -226,7 +229,8 @@ class Pipeline:
             self.store.drop_notifications(closed)
             messages = group_messages(group, items, self.settings)
             if messages:
-                self.store.commit_flush(group.group_key, group.channel, messages, now)
+                self.store.commit_flush(group.group_key, group.channel, messages, now,
+                                        thread_of=group.last_alert_id if mode == "thread" else None)
                 queued += len(messages)
         return queued
 

@@ -361,12 +361,13 @@ class Store:
     def waiting_groups(self) -> list[GroupState]:
         n, g = t.notifications.c, t.group_log.c
         query = (select(n.group_key, func.min(n.brand), func.min(n.route), func.min(n.channel), func.min(n.created_at),
-                        func.count(), func.max(case((n.urgent, 1), else_=0)), g.last_sent_at)
+                        func.count(), func.max(case((n.urgent, 1), else_=0)), g.last_sent_at, g.last_alert_id)
                  .select_from(t.notifications.outerjoin(t.group_log, g.group_key == n.group_key))
-                 .where(n.state == "waiting").group_by(n.group_key, g.last_sent_at).order_by(func.min(n.id)))
+                 .where(n.state == "waiting").group_by(n.group_key, g.last_sent_at, g.last_alert_id)
+                 .order_by(func.min(n.id)))
         with self.engine.connect() as conn:
-            return [GroupState(key, brand, route, channel, oldest, count, bool(urgent), last)
-                    for key, brand, route, channel, oldest, count, urgent, last in conn.execute(query)]
+            return [GroupState(key, brand, route, channel, oldest, count, bool(urgent), last, last_alert)
+                    for key, brand, route, channel, oldest, count, urgent, last, last_alert in conn.execute(query)]
 
     def group_items(self, group_key: str) -> list[WaitingItem]:
         """A group's waiting notifications, oldest first, with mention, newest labels, deadline and silence."""
@@ -389,21 +390,22 @@ class Store:
         return list(out.values())
 
     def commit_flush(self, group_key: str, channel: str, messages: Sequence[tuple[NewAlert, Sequence[int]]],
-                     now: datetime) -> int | None:
-        """A group's messages (the first top-level, the rest in its thread), its notifications marked
+                     now: datetime, thread_of: int | None = None) -> int | None:
+        """A group's messages (the first top-level, the rest in its thread; all in the thread of
+        `thread_of` when given, leaving the group log's top-level time alone), its notifications marked
         `queued` with the message that carries each, and the group log, in one transaction."""
         n = t.notifications.c
         first: int | None = None
         with self.engine.begin() as conn:
             for alert, notification_ids in messages:
-                if first is not None:
-                    alert = replace(alert, thread_of=first)
+                if thread_of is not None or first is not None:
+                    alert = replace(alert, thread_of=thread_of or first)
                 self._queue(conn, [alert], now)
                 alert_id = conn.execute(select(t.alerts.c.id).where(t.alerts.c.dedupe_key == alert.dedupe_key)).scalar()
                 first = first or alert_id
                 conn.execute(update(t.notifications).where(n.id.in_(list(notification_ids)), n.state == "waiting")
                              .values(state="queued", alert_id=alert_id))
-            if first is not None:
+            if first is not None and thread_of is None:
                 conn.execute(self._dialect.insert(t.group_log).values(
                     group_key=group_key, channel=channel, first_sent_at=now, last_sent_at=now, last_alert_id=first)
                     .on_conflict_do_update(index_elements=["group_key"],

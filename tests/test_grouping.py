@@ -7,7 +7,7 @@ from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
-from alerts.grouping import GroupState, in_hours, should_flush
+from alerts.grouping import GroupState, flush_mode, in_hours, should_flush
 from monitor.config import WeeklyHours
 from tests.routing_support import NOW, add, header, labels, mention_ids, routed_pipeline
 
@@ -59,7 +59,26 @@ def test_flush_decision(state, now, quiet, force, send):
     assert should_flush(state, WAIT, INTERVAL, quiet, now, force) is send
 
 
-def test_a_burst_within_group_wait_is_one_message_and_later_ones_wait_for_group_interval(tmp_path, slack):
+def sent(oldest: datetime, last_sent: datetime, urgent: bool = False) -> GroupState:
+    return GroupState("root|brand=acme", "acme", "root", "#acme-alerts", oldest, 1, urgent, last_sent, 7)
+
+
+@pytest.mark.parametrize(("state", "now", "quiet", "force", "mode"), [
+    (group(NOW), NOW + timedelta(seconds=29), None, False, None),                # a burst is still gathering
+    (group(NOW), NOW + WAIT, None, False, "message"),                            # the first message
+    (sent(NOW + timedelta(minutes=1), NOW), NOW + timedelta(minutes=1, seconds=29), None, False, None),
+    (sent(NOW + timedelta(minutes=1), NOW), NOW + timedelta(minutes=1) + WAIT, None, False, "thread"),
+    (sent(NOW + timedelta(minutes=4), NOW), NOW + INTERVAL, None, False, "message"),  # interval over: top level
+    (sent(NOW + timedelta(minutes=1), NOW), NOW + timedelta(minutes=1), None, True, "thread"),  # run --once
+    (sent(utc(20, 21, 30), utc(20, 21, 29)), utc(20, 21, 31), NIGHT_BERLIN, False, None),     # quiet hours
+    (sent(utc(20, 21, 30), utc(20, 21, 29), urgent=True), utc(20, 21, 31), NIGHT_BERLIN, False, "thread"),
+    (GroupState("k", "acme", "root", "#a", NOW, 1, False, NOW, None), NOW + WAIT, None, False, None),  # no message
+])
+def test_flush_mode_keeps_top_level_messages_to_one_per_group_interval(state, now, quiet, force, mode):
+    assert flush_mode(state, WAIT, INTERVAL, quiet, now, force) == mode
+
+
+def test_a_burst_within_group_wait_is_one_message_and_later_ones_go_into_its_thread_within_group_interval(tmp_path, slack):
     pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_wait": "30s", "group_interval": "5m",
                                                                "group_by": ["brand", "intent"]})
     first = [add(store, f"a{i}", labels(), NOW) for i in range(3)]
@@ -78,14 +97,17 @@ def test_a_burst_within_group_wait_is_one_message_and_later_ones_wait_for_group_
     later = add(store, "a9", labels(), clock[0])
     question = add(store, "q1", labels("neutral", "question"), clock[0])
     pipeline.process()
-    clock[0] = NOW + timedelta(minutes=4)
+    assert len(slack.posted()) == 1, "later ones wait group_wait too"
+    clock[0] = NOW + timedelta(minutes=1, seconds=30)
     pipeline.process()
-    assert [header(m) for m in slack.posted()[1:]] == ["Question: Acme Cloud"], "a new group waits only group_wait"
+    assert [header(m) for m in slack.posted()[1:]] == ["Complaint: Acme Cloud", "Question: Acme Cloud"], \
+        "a new group waits only group_wait; a group that sent recently answers in its message's thread"
     clock[0] = NOW + timedelta(seconds=30, minutes=5)
     pipeline.process()
-    assert [mention_ids(m) for m in slack.posted()] == [first, [question], [later]]
-    assert header(slack.posted()[2]) == "Complaint: Acme Cloud"
-    assert store.message_of(later) == 3 and store.route_of(later) == "root"
+    assert [mention_ids(m) for m in slack.posted()] == [first, [later], [question]]
+    assert [m["thread_ts"] for m in slack.posted()] == [None, message["ts"], None], \
+        "one top-level message per group per group_interval"
+    assert store.message_of(later) == 2 and store.route_of(later) == "root"
 
 
 def test_a_burst_of_50_is_one_message_with_the_rest_in_its_thread(tmp_path, slack):
