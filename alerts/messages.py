@@ -58,6 +58,7 @@ class MessageItem:
     labels: Labels
     reply_by: datetime | None
     held_by: str | None = None  # "silence #3 (“launch day”)" once released
+    also: tuple[tuple[str, str | None], ...] = ()  # cross-posts of the same text: (source id, url)
 
 
 _PLURALS = {"Complaint": "complaints", "Question": "questions", "Negative mention": "negative mentions"}
@@ -85,8 +86,37 @@ def _item_blocks(item: MessageItem) -> list[dict]:
         {"type": "section", "text": {"type": "mrkdwn", "verbatim": True,
                                      "text": f">{excerpt}" if excerpt else "_(no text)_"}},
         {"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": f} for f in facts]},
+        *([also_block(item.mention_id, item.also)] if item.also else []),
         actions_block(item.mention_id),
     ]
+
+
+def also_block(mention_id: int, links: tuple[tuple[str, str | None], ...]) -> dict:
+    """"Also posted: acme/x (link) · acme/posts (link)": the cross-posts one item stands for."""
+    shown = " · ".join(safe_link(url, source) for source, url in links[:10])
+    more = f" and {len(links) - 10} more" if len(links) > 10 else ""
+    return {"type": "context", "block_id": f"also:{mention_id}",
+            "elements": [{"type": "mrkdwn", "verbatim": True, "text": truncate(f"also posted: {shown}{more}", 2000)}]}
+
+
+def with_crosspost(payload: dict, mention_id: int, source: str, url: str | None) -> dict:
+    """The message with one more cross-post link on this mention's item (a later copy of its text)."""
+    blocks = list(payload.get("blocks") or [])
+    at = _block_index(blocks, f"also:{mention_id}")
+    section = _block_index(blocks, mention_block_id(mention_id))
+    if section is None:
+        return payload
+    previous = blocks[at]["elements"][0]["text"].removeprefix("also posted: ") if at is not None else ""
+    added = safe_link(url, source)
+    line = {"type": "context", "block_id": f"also:{mention_id}", "elements": [
+        {"type": "mrkdwn", "verbatim": True,
+         "text": truncate(f"also posted: {previous + ' · ' if previous else ''}{added}", 2000)}]}
+    if at is not None:
+        blocks[at] = line
+    else:
+        actions = _block_index(blocks, f"actions:{mention_id}")
+        blocks.insert(actions if actions is not None else _item_end(blocks, section), line)
+    return {**payload, "blocks": blocks}
 
 
 def group_header(items: list[MessageItem], total: int | None = None) -> str:

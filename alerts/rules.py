@@ -30,13 +30,16 @@ def reply_by(mention: StoredMention, labels: Labels, brand: Brand) -> datetime:
 
 
 def message_item(mention: StoredMention, labels: Labels, brand_id: str, settings: Settings,
-                 deadline: datetime | None = None, held_by: str | None = None) -> MessageItem:
+                 deadline: datetime | None = None, held_by: str | None = None,
+                 also: tuple[tuple[str, str | None], ...] = ()) -> MessageItem:
+    """One alert item; a reply-by time only where a reply is owed (negative news gets eyes, not a clock)."""
     brand = settings.brands.get(brand_id)
+    owed = attention_of(mention, labels).reply_clock
     return MessageItem(mention_id=mention.id, reason=needs_human(mention, labels) or "Mention",
                        brand_name=brand.names[0] if brand else brand_id, source=mention.source_id, url=mention.url,
                        title=mention.title, text=mention.text, author=mention.author, reach=mention.reach,
-                       labels=labels, reply_by=deadline or (reply_by(mention, labels, brand) if brand else None),
-                       held_by=held_by)
+                       labels=labels, reply_by=deadline or (reply_by(mention, labels, brand) if brand and owed else None),
+                       held_by=held_by, also=also)
 
 
 def _single(mention: StoredMention, labels: Labels, brand_id: str, settings: Settings) -> dict:
@@ -131,7 +134,7 @@ def group_messages(group: GroupState, items: list[WaitingItem], settings: Settin
                  [i.notification_id for i in part]) for n, part in enumerate(parts)]
     built = [message_item(i.mention, i.labels, i.brand, settings, i.deadline,
                           f"silence #{i.silence_id}" + (f" (“{i.silence_reason}”)" if i.silence_reason else "")
-                          if i.silence_id else None) for i in items]
+                          if i.silence_id else None, i.also) for i in items]
     header = group_header(built)
     out = []
     parts = chunks(list(zip(items, built)))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+from alerts.crossposts import CROSSPOST_WINDOW, attached, link_update, text_key
 from alerts.grouping import flush_mode
 from alerts.routes import route_at
 from alerts.rules import group_messages, kudos_notifications, needs_human, route_mention, source_health_alert
@@ -25,7 +26,7 @@ from monitor.config import Settings
 from monitor.health import SourceFailure, SourceHealth, after_failure, after_success
 from monitor.matcher import Matcher
 from monitor.models import Match
-from monitor.store import NewAlert, Store
+from monitor.store import Crosspost, NewAlert, Store
 from monitor.trends import Trends
 from monitor.tracker import UnansweredTracker
 
@@ -172,29 +173,47 @@ class Pipeline:
         return out
 
     def route_pending(self) -> int:
-        """Route a batch: notifications for the route tree, kudos for praise, routed_at, in one transaction."""
+        """Route a batch: notifications for the route tree, kudos for praise, cross-posts attached to their
+        earlier twin's item, text hashes and routed_at, in one transaction."""
         pending = self.store.unrouted(500)
         if not pending:
             return 0
         now = self.clock()
         silences = self.store.active_silences(now)
         spikes = self.store.active_spike_alerts()
-        notifications = []
+        notifications, updates = [], []
+        hashes: dict[int, str] = {}
+        twins: dict[int, int] = {}
+        batch: dict[str, Crosspost] = {}  # this batch's alerted texts, for a twin routed alongside
         threads: dict[tuple[str, str | None], dict[str, int]] = {}  # replies of this batch, by thread and id
         for mention, labels in pending:
             carriers = {}
+            key = None
             if needs_human(mention, labels):
+                key = text_key(mention.text, mention.title)
+                origin = key and (batch.get(key) or self.store.crosspost_origin(
+                    key, mention, (mention.created_at or mention.fetched_at) - CROSSPOST_WINDOW))
+                if key:
+                    hashes[mention.id] = key
+                if origin:
+                    twins[mention.id] = origin.mention_id
+                    notifications += attached(mention.id, origin)
+                    sent = next((n.carried_by for n in origin.notifications if n.carried_by), None)
+                    updates += [link_update(sent, origin, mention)] if sent else []
+                    continue
                 carriers = self.store.thread_carriers(mention)
-                for key in ((mention.source, mention.thread_id), (mention.source, mention.parent_id)):
-                    carriers = {**threads.get(key, {}), **carriers} if key[1] else carriers
+                for thread in ((mention.source, mention.thread_id), (mention.source, mention.parent_id)):
+                    carriers = {**threads.get(thread, {}), **carriers} if thread[1] else carriers
             routed = route_mention(mention, labels, self.settings, silences, spikes, carriers, now)
             for note in routed:
                 if note.state == "queued" and note.alert is not None:
-                    for key in ((mention.source, mention.external_id), (mention.source, mention.thread_id)):
-                        threads.setdefault(key, {})[note.route] = note.alert.thread_of
+                    for thread in ((mention.source, mention.external_id), (mention.source, mention.thread_id)):
+                        threads.setdefault(thread, {})[note.route] = note.alert.thread_of
+            if key and routed:
+                batch.setdefault(key, Crosspost(mention.id, routed))
             notifications += routed
             notifications += kudos_notifications(mention, labels, self.settings, silences, now)
-        self.store.commit_routed([m.id for m, _ in pending], notifications, [], now)
+        self.store.commit_routed([m.id for m, _ in pending], notifications, [], now, hashes, twins, updates)
         return len(pending)
 
     def flush_groups(self, force: bool = False) -> int:

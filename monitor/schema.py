@@ -62,11 +62,17 @@ mentions = Table(
     Column("extra", JSON, nullable=False),
     Column("classified_at", UtcDateTime),
     Column("routed_at", UtcDateTime),
+    # v3: the normalised text's hash (alerts/crossposts.py), set when routed, and the earlier mention whose
+    # alert item this cross-post joined instead of getting its own
+    Column("text_hash", String(40)),
+    Column("crosspost_of", Integer),
     UniqueConstraint("source", "external_id", name="uq_mentions_source_external_id"),
     Index("ix_mentions_classified_at", "classified_at"),
     Index("ix_mentions_routed_at", "routed_at"),
     Index("ix_mentions_brand_created", "brand", "created_at"),
     Index("ix_mentions_thread", "source", "thread_id"),  # v2: later comments find their alerted thread
+    Index("ix_mentions_text_hash", "text_hash"),  # v3: a cross-post finds the earlier post of the same text
+    Index("ix_mentions_crosspost_of", "crosspost_of"),  # v3: an item's cross-posts, an answer on either
 )
 # v2, SQLite only: `report` counts stream in this order (brand, UTC day, source) instead of sorting a million rows;
 # the day expression must stay identical to monitor.report.day_bucket's.
@@ -306,10 +312,20 @@ def _v2(conn: Connection) -> None:
                 warnings.filterwarnings("ignore", "Skipped unsupported reflection", SAWarning)
                 index.create(conn, checkfirst=True)
 
+def _v3(conn: Connection) -> None:
+    """Cross-posts: the text hash and the link to the earlier mention, both indexed; old rows keep NULL
+    (they were routed on their own)."""
+    conn.exec_driver_sql("ALTER TABLE mentions ADD COLUMN text_hash VARCHAR(40)")
+    conn.exec_driver_sql("ALTER TABLE mentions ADD COLUMN crosspost_of INTEGER")
+    conn.exec_driver_sql("CREATE INDEX ix_mentions_text_hash ON mentions (text_hash)")
+    conn.exec_driver_sql("CREATE INDEX ix_mentions_crosspost_of ON mentions (crosspost_of)")
+
+
 # Step N brings a database from version N-1 to N. Version 1 is the first released schema.
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", lambda conn: None),
     (2, "routing, reply clock, Slack actions, digests, spikes", _v2),
+    (3, "cross-posts: mentions.text_hash and mentions.crosspost_of", _v3),
 ]
 LATEST = MIGRATIONS[-1][0]
 

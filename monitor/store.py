@@ -108,6 +108,15 @@ class NewNotification:
     state: str
     silence_id: int | None = None
     alert: NewAlert | None = None
+    carried_by: int | None = None  # an `attached` cross-post: the message already carrying its earlier twin
+
+
+@dataclass(frozen=True)
+class Crosspost:
+    """A routed mention a later one joins: it and the notifications of its alert routes."""
+
+    mention_id: int
+    notifications: list[NewNotification]
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,7 @@ class WaitingItem:
     silence_id: int | None
     silence_reason: str | None
     closed: bool = False  # its reply clock was closed (answered, handled, not relevant) while it waited
+    also: tuple[tuple[str, str | None], ...] = ()  # its cross-posts (source id, url)
 
 
 def make_engine(url: str) -> Engine:
@@ -308,13 +318,17 @@ class Store:
     # --- routing: notifications, groups, thread replies, silences --------------------------------
 
     def commit_routed(self, mention_ids: Sequence[int], notifications: Sequence[NewNotification],
-                      alerts: Sequence[NewAlert], now: datetime) -> None:
+                      alerts: Sequence[NewAlert], now: datetime, text_hashes: dict[int, str] | None = None,
+                      crossposts: dict[int, int] | None = None, updates: Sequence[StatusUpdate] = ()) -> None:
         """A batch's routing in one transaction: its notifications (with the thread replies and spike folds
-        that carry some of them at once), other outbox rows such as kudos, and routed_at."""
+        that carry some of them at once), other outbox rows such as kudos, routed_at, each alerted
+        mention's text hash, the cross-posts' link to their earlier twin and the updates adding them to
+        messages already sent."""
+        m = t.mentions.c
         with self.engine.begin() as conn:
             self._queue(conn, alerts, now)
             for note in notifications:
-                alert_id = None
+                alert_id = note.carried_by
                 if note.alert is not None:
                     self._queue(conn, [note.alert], now)
                     alert_id = conn.execute(select(t.alerts.c.id).where(
@@ -323,8 +337,31 @@ class Store:
                     mention_id=note.mention_id, brand=note.brand, route=note.route, channel=note.channel,
                     group_key=note.group_key, urgent=note.urgent, state=note.state, silence_id=note.silence_id,
                     alert_id=alert_id, created_at=now))
+            for mention_id, text_hash in (text_hashes or {}).items():
+                conn.execute(update(t.mentions).where(m.id == mention_id).values(
+                    text_hash=text_hash, crosspost_of=(crossposts or {}).get(mention_id)))
+            for status in updates:
+                self._queue_status(conn, status, now)
             if mention_ids:
-                conn.execute(update(t.mentions).where(t.mentions.c.id.in_(list(mention_ids))).values(routed_at=now))
+                conn.execute(update(t.mentions).where(m.id.in_(list(mention_ids))).values(routed_at=now))
+
+    def crosspost_origin(self, text_hash: str, mention: StoredMention, since: datetime) -> Crosspost | None:
+        """The earliest other routed mention of the same text since `since` (itself no cross-post) that
+        went to an alert route for one of this mention's brands, with those notifications."""
+        m, n = t.mentions.c, t.notifications.c
+        query = (select(m.id, n.brand, n.route, n.channel, n.group_key, n.urgent, n.state, n.silence_id, n.alert_id)
+                 .select_from(t.mentions.join(t.notifications, n.mention_id == m.id))
+                 .where(m.text_hash == text_hash, m.id != mention.id, m.crosspost_of.is_(None),
+                        func.coalesce(m.created_at, m.fetched_at) >= since, n.route != KUDOS_ROUTE,
+                        n.state != "dropped", n.brand.in_(list(mention.matched)))
+                 .order_by(m.id, n.id))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            return None
+        first = rows[0].id
+        return Crosspost(first, [NewNotification(first, r.brand, r.route, r.channel, r.group_key, r.urgent, r.state,
+                                                 r.silence_id, carried_by=r.alert_id) for r in rows if r.id == first])
 
     def thread_carriers(self, mention: StoredMention) -> dict[str, int]:
         """Route path -> the top-level message that carried an earlier mention of the same thread (same
@@ -387,7 +424,12 @@ class Store:
                     out[row["notification_id"]] = WaitingItem(
                         row["notification_id"], row["notified_brand"], _mention(row), _labels(row), row["deadline"],
                         row["silence"], row["silence_reason"], row["clock_state"] in ("handled", "not_relevant"))
-        return list(out.values())
+            twins: dict[int, list[tuple[str, str | None]]] = {}
+            ids = [item.mention.id for item in out.values()]
+            for origin, source_id, url in conn.execute(
+                    select(m.crosspost_of, m.source_id, m.url).where(m.crosspost_of.in_(ids)).order_by(m.id)):
+                twins.setdefault(origin, []).append((source_id, url))
+        return [replace(item, also=tuple(twins.get(item.mention.id, ()))) for item in out.values()]
 
     def commit_flush(self, group_key: str, channel: str, messages: Sequence[tuple[NewAlert, Sequence[int]]],
                      now: datetime, thread_of: int | None = None) -> int | None:
@@ -706,12 +748,15 @@ class Store:
             return [ClockRow(**r) for r in conn.execute(query.order_by(c.deadline, c.mention_id)).mappings()]
 
     def answered_clocks(self) -> list[tuple[ClockRow, dict]]:
-        """Open or snoozed clocks whose mention got a recorded team reply, with the first such reply."""
-        c, r = t.reply_clock.c, t.responses.c
-        first = (select(func.min(r.id)).where(r.mention_id == c.mention_id).correlate(t.reply_clock)
-                 .scalar_subquery())
+        """Open or snoozed clocks whose mention (or a cross-post of it) got a recorded team reply, with the
+        first such reply."""
+        c, r, m = t.reply_clock.c, t.responses.c, t.mentions.c
+        twins = select(m.id).where(m.crosspost_of == c.mention_id)  # an answer on a cross-post answers it too
+        first = (select(func.min(r.id)).where(or_(r.mention_id == c.mention_id, r.mention_id.in_(twins)))
+                 .correlate(t.reply_clock).scalar_subquery())
         query = (select(t.reply_clock, r.responder, r.responded_at, r.via, r.url)
-                 .join(t.responses, r.id == first).where(c.state.in_(OPEN_STATES)).order_by(c.mention_id))
+                 .select_from(t.reply_clock.join(t.responses, r.id == first))
+                 .where(c.state.in_(OPEN_STATES)).order_by(c.mention_id))
         out = []
         with self.engine.connect() as conn:
             for row in conn.execute(query).mappings():

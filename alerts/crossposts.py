@@ -1,0 +1,44 @@
+"""Cross-posts: the same text posted on two platforms (or twice) within a day is one alert item.
+
+`text_key` is the normalised text's hash the store keeps per routed mention (indexed): links,
+@handles, the # sign, case, compatibility forms, punctuation and spacing do not count, so a
+complaint pasted from X into Reddit has the key of the original. Short texts ("thanks!", "is it
+down?") are too common to be the same post and get no key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import replace
+from datetime import timedelta
+
+from alerts.messages import with_crosspost
+from monitor.store import Crosspost, NewNotification, StatusUpdate, StoredMention
+
+CROSSPOST_WINDOW = timedelta(days=1)
+MIN_WORDS = 6
+_DROP = re.compile(r"https?://\S+|www\.\S+|@\w+")  # links and @handles (how X addresses a post)
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
+def text_key(text: str | None, title: str | None = None) -> str | None:
+    """The hash of the post's normalised text (its title when the body is empty), or None if too short."""
+    words = _NOT_WORD.sub(" ", _DROP.sub(" ", unicodedata.normalize("NFKC", text or title or "").casefold())).split()
+    if len(words) < MIN_WORDS:
+        return None
+    return hashlib.sha256(" ".join(words).encode()).hexdigest()[:40]
+
+
+def attached(mention_id: int, origin: Crosspost) -> list[NewNotification]:
+    """A cross-post's notifications: on its earlier twin's routes, `attached` to the twin's item (and to
+    the message carrying it, if sent), so it is no item, message or reply clock of its own."""
+    return [replace(note, mention_id=mention_id, state="attached", silence_id=None, alert=None)
+            for note in origin.notifications]
+
+
+def link_update(message_id: int, origin: Crosspost, mention: StoredMention) -> StatusUpdate:
+    """The chat.update adding a cross-post's link to the message that already carries its twin."""
+    return StatusUpdate(message_id, origin.mention_id, f"crosspost:{mention.id}",
+                        lambda payload: with_crosspost(payload, origin.mention_id, mention.source_id, mention.url))
