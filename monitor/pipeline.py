@@ -184,15 +184,14 @@ class Pipeline:
         notifications, updates = [], []
         hashes: dict[int, str] = {}
         twins: dict[int, int] = {}
-        batch: dict[str, Crosspost] = {}  # this batch's alerted texts, for a twin routed alongside
+        batch: dict[str, list[tuple[str, Crosspost]]] = {}  # this batch's alerted texts with their platform
         threads: dict[tuple[str, str | None], dict[str, int]] = {}  # replies of this batch, by thread and id
         for mention, labels in pending:
             carriers = {}
             key = None
             if needs_human(mention, labels):
                 key = text_key(mention.text, mention.title)
-                origin = key and (batch.get(key) or self.store.crosspost_origin(
-                    key, mention, (mention.created_at or mention.fetched_at) - CROSSPOST_WINDOW))
+                origin = self._twin(key, mention, batch) if key else None
                 if key:
                     hashes[mention.id] = key
                 if origin:
@@ -210,11 +209,17 @@ class Pipeline:
                     for thread in ((mention.source, mention.external_id), (mention.source, mention.thread_id)):
                         threads.setdefault(thread, {})[note.route] = note.alert.thread_of
             if key and routed:
-                batch.setdefault(key, Crosspost(mention.id, routed))
+                batch.setdefault(key, []).append((mention.source, Crosspost(mention.id, routed)))
             notifications += routed
             notifications += kudos_notifications(mention, labels, self.settings, silences, now)
         self.store.commit_routed([m.id for m, _ in pending], notifications, [], now, hashes, twins, updates)
         return len(pending)
+
+    def _twin(self, key: str, mention, batch: dict[str, list[tuple[str, Crosspost]]]) -> Crosspost | None:
+        """The earlier alerted post of the same text on another platform: routed in this batch, or stored."""
+        here = next((origin for platform, origin in batch.get(key, []) if platform != mention.source), None)
+        since = (mention.created_at or mention.fetched_at) - CROSSPOST_WINDOW
+        return here or self.store.crosspost_origin(key, mention, since)
 
     def flush_groups(self, force: bool = False) -> int:
         """Turn each group that is due into its message(s): a new top-level message, or, within its

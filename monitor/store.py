@@ -346,12 +346,12 @@ class Store:
                 conn.execute(update(t.mentions).where(m.id.in_(list(mention_ids))).values(routed_at=now))
 
     def crosspost_origin(self, text_hash: str, mention: StoredMention, since: datetime) -> Crosspost | None:
-        """The earliest other routed mention of the same text since `since` (itself no cross-post) that
-        went to an alert route for one of this mention's brands, with those notifications."""
+        """The earliest routed mention of the same text on another platform since `since` (itself no
+        cross-post) that went to an alert route for one of this mention's brands, with those notifications."""
         m, n = t.mentions.c, t.notifications.c
         query = (select(m.id, n.brand, n.route, n.channel, n.group_key, n.urgent, n.state, n.silence_id, n.alert_id)
                  .select_from(t.mentions.join(t.notifications, n.mention_id == m.id))
-                 .where(m.text_hash == text_hash, m.id != mention.id, m.crosspost_of.is_(None),
+                 .where(m.text_hash == text_hash, m.source != mention.source, m.crosspost_of.is_(None),
                         func.coalesce(m.created_at, m.fetched_at) >= since, n.route != KUDOS_ROUTE,
                         n.state != "dropped", n.brand.in_(list(mention.matched)))
                  .order_by(m.id, n.id))

@@ -81,6 +81,13 @@ def test_the_same_text_a_day_later_is_a_new_alert(tmp_path, slack):
     assert store.reply_clock(again) is not None
 
 
+def test_the_same_text_on_one_platform_is_not_a_cross_post(tmp_path, slack):
+    pipeline, store, _ = routed_pipeline(tmp_path, slack, {"group_wait": "0s", "group_by": ["mention"]})
+    ids = [add(store, f"f{i}", labels(), source="feed", source_id=f"acme/feed{i}", text=TEXT) for i in range(2)]
+    pipeline.process()
+    assert sorted(i for m in slack.posted() for i in mention_ids(m)) == ids, "two sites, two posts"
+
+
 def test_upgrading_a_version_1_database_adds_the_cross_post_columns(tmp_path):
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as conn:
