@@ -61,7 +61,8 @@ class MessageItem:
     also: tuple[tuple[str, str | None], ...] = ()  # cross-posts of the same text: (source id, url)
 
 
-_PLURALS = {"Complaint": "complaints", "Question": "questions", "Negative mention": "negative mentions"}
+_PLURALS = {"Complaint": "complaints", "Question": "questions", "Negative mention": "negative mentions",
+            "Suggestion": "suggestions", "Negative news": "negative news items", "Needs action": "mentions needing action"}
 
 
 def _item_blocks(item: MessageItem) -> list[dict]:

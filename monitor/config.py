@@ -771,8 +771,9 @@ def route_problems(settings: Settings, loaded: LoadedYaml, file: str) -> list[Co
                 problem(here + ("match", "source"), ", ".join(unknown_sources),
                         "no such source: expected a source id (brand/name) or a type (" + ", ".join(SOURCE_TYPES) + ")")
             if m.intent is not None and set(m.intent) == {"praise"}:
-                problem(here + ("match", "intent"), "[praise]", "praise never enters the route tree (it needs no "
-                        "reply): set the brand's kudos_channel to receive praise")
+                problem(here + ("match", "intent"), "[praise]", "praise never enters the route tree (it goes to "
+                        "kudos, with a reply clock when it speaks to the brand): set the brand's kudos_channel "
+                        "to receive praise")
             narrowed = dict(allowed)
             for key in _LIST_KEYS:
                 value = getattr(m, key)

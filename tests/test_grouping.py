@@ -110,6 +110,25 @@ def test_a_burst_within_group_wait_is_one_message_and_later_ones_go_into_its_thr
     assert store.message_of(later) == 2 and store.route_of(later) == "root"
 
 
+def test_at_default_settings_a_new_complaint_reaches_slack_within_interval_plus_group_wait(tmp_path, slack):
+    """process_interval 5 s, group_wait 30 s, group_interval 5 min: also when the group sent a minute ago."""
+    pipeline, store, clock = routed_pipeline(tmp_path, slack, {})
+
+    def delivered_after(mention_id: int, start) -> timedelta:
+        for step in range(0, 120, 5):
+            clock[0] = start + timedelta(seconds=step)
+            pipeline.process()
+            if any(mention_id in mention_ids(m) for m in slack.posted()):
+                return clock[0] - start
+        raise AssertionError("never delivered")
+
+    budget = timedelta(seconds=5 + 30 + 15)
+    assert delivered_after(add(store, "d1", labels(), NOW), NOW) <= budget
+    later = NOW + timedelta(minutes=1)
+    assert delivered_after(add(store, "d2", labels("neutral", "question"), later), later) <= budget
+    assert len([m for m in slack.posted() if not m["thread_ts"]]) == 1, "the second went into the first's thread"
+
+
 def test_a_burst_of_50_is_one_message_with_the_rest_in_its_thread(tmp_path, slack):
     pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_wait": "30s"})
     ids = [add(store, f"b{i}", labels(), NOW) for i in range(50)]
