@@ -31,6 +31,18 @@ def text_key(text: str | None, title: str | None = None) -> str | None:
     return hashlib.sha256(" ".join(words).encode()).hexdigest()[:40]
 
 
+def twin_of(mention: StoredMention, candidates: list[Crosspost]) -> Crosspost | None:
+    """The earliest earlier alert of the same text on another platform, within CROSSPOST_WINDOW, on one of
+    this mention's brands (only those brands' notifications)."""
+    at = mention.created_at or mention.fetched_at
+    for origin in candidates:
+        notes = [n for n in origin.notifications if n.brand in mention.matched]
+        if (origin.mention_id != mention.id and origin.source != mention.source and notes
+                and abs(at - origin.at) <= CROSSPOST_WINDOW):
+            return replace(origin, notifications=notes)
+    return None
+
+
 def attached(mention_id: int, origin: Crosspost) -> list[NewNotification]:
     """A cross-post's notifications: on its earlier twin's routes, `attached` to the twin's item (and to
     the message carrying it, if sent), so it is no item, message or reply clock of its own."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from alerts.crossposts import CROSSPOST_WINDOW, attached, link_update, text_key
+from alerts.crossposts import CROSSPOST_WINDOW, attached, link_update, text_key, twin_of
 from alerts.grouping import flush_mode
 from alerts.routes import route_at
 from alerts.rules import group_messages, kudos_notifications, needs_human, route_mention, source_health_alert
@@ -182,24 +182,22 @@ class Pipeline:
         silences = self.store.active_silences(now)
         spikes = self.store.active_spike_alerts()
         notifications, updates = [], []
-        hashes: dict[int, str] = {}
+        hashes = {m.id: key for m, lab in pending if needs_human(m, lab) and (key := text_key(m.text, m.title))}
+        oldest = min((m.created_at or m.fetched_at for m, _ in pending if m.id in hashes), default=now)
+        known = self.store.crosspost_origins(list(hashes.values()), oldest - CROSSPOST_WINDOW)  # + this batch's
         twins: dict[int, int] = {}
-        batch: dict[str, list[tuple[str, Crosspost]]] = {}  # this batch's alerted texts with their platform
         threads: dict[tuple[str, str | None], dict[str, int]] = {}  # replies of this batch, by thread and id
         for mention, labels in pending:
             carriers = {}
-            key = None
+            key = hashes.get(mention.id)
+            origin = twin_of(mention, known.get(key, [])) if key else None
+            if origin:
+                twins[mention.id] = origin.mention_id
+                notifications += attached(mention.id, origin)
+                sent = next((n.carried_by for n in origin.notifications if n.carried_by), None)
+                updates += [link_update(sent, origin, mention)] if sent else []
+                continue
             if needs_human(mention, labels):
-                key = text_key(mention.text, mention.title)
-                origin = self._twin(key, mention, batch) if key else None
-                if key:
-                    hashes[mention.id] = key
-                if origin:
-                    twins[mention.id] = origin.mention_id
-                    notifications += attached(mention.id, origin)
-                    sent = next((n.carried_by for n in origin.notifications if n.carried_by), None)
-                    updates += [link_update(sent, origin, mention)] if sent else []
-                    continue
                 carriers = self.store.thread_carriers(mention)
                 for thread in ((mention.source, mention.thread_id), (mention.source, mention.parent_id)):
                     carriers = {**threads.get(thread, {}), **carriers} if thread[1] else carriers
@@ -209,17 +207,12 @@ class Pipeline:
                     for thread in ((mention.source, mention.external_id), (mention.source, mention.thread_id)):
                         threads.setdefault(thread, {})[note.route] = note.alert.thread_of
             if key and routed:
-                batch.setdefault(key, []).append((mention.source, Crosspost(mention.id, routed)))
+                known.setdefault(key, []).append(Crosspost(mention.id, routed, mention.source,
+                                                           mention.created_at or mention.fetched_at))
             notifications += routed
             notifications += kudos_notifications(mention, labels, self.settings, silences, now)
         self.store.commit_routed([m.id for m, _ in pending], notifications, [], now, hashes, twins, updates)
         return len(pending)
-
-    def _twin(self, key: str, mention, batch: dict[str, list[tuple[str, Crosspost]]]) -> Crosspost | None:
-        """The earlier alerted post of the same text on another platform: routed in this batch, or stored."""
-        here = next((origin for platform, origin in batch.get(key, []) if platform != mention.source), None)
-        since = (mention.created_at or mention.fetched_at) - CROSSPOST_WINDOW
-        return here or self.store.crosspost_origin(key, mention, since)
 
     def flush_groups(self, force: bool = False) -> int:
         """Turn each group that is due into its message(s): a new top-level message, or, within its

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-from sqlalchemy import and_, case, create_engine, event, func, or_, select, union, update
+from sqlalchemy import and_, bindparam, case, create_engine, event, func, or_, select, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
@@ -113,10 +113,12 @@ class NewNotification:
 
 @dataclass(frozen=True)
 class Crosspost:
-    """A routed mention a later one joins: it and the notifications of its alert routes."""
+    """A routed mention a later one joins: it, the notifications of its alert routes, its platform and time."""
 
     mention_id: int
     notifications: list[NewNotification]
+    source: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -337,31 +339,40 @@ class Store:
                     mention_id=note.mention_id, brand=note.brand, route=note.route, channel=note.channel,
                     group_key=note.group_key, urgent=note.urgent, state=note.state, silence_id=note.silence_id,
                     alert_id=alert_id, created_at=now))
-            for mention_id, text_hash in (text_hashes or {}).items():
-                conn.execute(update(t.mentions).where(m.id == mention_id).values(
-                    text_hash=text_hash, crosspost_of=(crossposts or {}).get(mention_id)))
+            if text_hashes:
+                conn.execute(update(t.mentions).where(m.id == bindparam("mention"))
+                             .values(text_hash=bindparam("hash"), crosspost_of=bindparam("twin")),
+                             [{"mention": mention_id, "hash": text_hash, "twin": (crossposts or {}).get(mention_id)}
+                              for mention_id, text_hash in text_hashes.items()])
             for status in updates:
                 self._queue_status(conn, status, now)
             if mention_ids:
                 conn.execute(update(t.mentions).where(m.id.in_(list(mention_ids))).values(routed_at=now))
 
-    def crosspost_origin(self, text_hash: str, mention: StoredMention, since: datetime) -> Crosspost | None:
-        """The earliest routed mention of the same text on another platform since `since` (itself no
-        cross-post) that went to an alert route for one of this mention's brands, with those notifications."""
+    def crosspost_origins(self, text_hashes: Sequence[str], since: datetime) -> dict[str, list[Crosspost]]:
+        """Routed mentions (no cross-posts themselves) with these text hashes since `since` that went to an
+        alert route, oldest first, each with those notifications: a routing batch's twins in one query."""
+        if not text_hashes:
+            return {}
         m, n = t.mentions.c, t.notifications.c
-        query = (select(m.id, n.brand, n.route, n.channel, n.group_key, n.urgent, n.state, n.silence_id, n.alert_id)
+        when = func.coalesce(m.created_at, m.fetched_at)
+        query = (select(m.id, m.text_hash, m.source, when.label("at"), n.brand, n.route, n.channel, n.group_key,
+                        n.urgent, n.state, n.silence_id, n.alert_id)
                  .select_from(t.mentions.join(t.notifications, n.mention_id == m.id))
-                 .where(m.text_hash == text_hash, m.source != mention.source, m.crosspost_of.is_(None),
-                        func.coalesce(m.created_at, m.fetched_at) >= since, n.route != KUDOS_ROUTE,
-                        n.state != "dropped", n.brand.in_(list(mention.matched)))
+                 .where(m.text_hash.in_(sorted(set(text_hashes))), m.crosspost_of.is_(None), when >= since,
+                        n.route != KUDOS_ROUTE, n.state != "dropped")
                  .order_by(m.id, n.id))
+        found: dict[int, Crosspost] = {}
+        out: dict[str, list[Crosspost]] = {}
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        if not rows:
-            return None
-        first = rows[0].id
-        return Crosspost(first, [NewNotification(first, r.brand, r.route, r.channel, r.group_key, r.urgent, r.state,
-                                                 r.silence_id, carried_by=r.alert_id) for r in rows if r.id == first])
+            for r in conn.execute(query):
+                if r.id not in found:
+                    found[r.id] = Crosspost(r.id, [], r.source, r.at)
+                    out.setdefault(r.text_hash, []).append(found[r.id])
+                found[r.id].notifications.append(NewNotification(
+                    r.id, r.brand, r.route, r.channel, r.group_key, r.urgent, r.state, r.silence_id,
+                    carried_by=r.alert_id))
+        return out
 
     def thread_carriers(self, mention: StoredMention) -> dict[str, int]:
         """Route path -> the top-level message that carried an earlier mention of the same thread (same
