@@ -62,6 +62,9 @@ def test_eight_brands_with_the_example_source_names_store_every_mention(tmp_path
         assert [o.source_id for o in outcomes if o.failure] == []
         with pipeline.store.engine.connect() as conn:
             rows = conn.execute(t.mentions.select()).mappings().all()
+            cursors = {row.source_id for row in conn.execute(t.cursors.select())}
+        assert len(pipeline.sources) == 24 and cursors == set(pipeline.sources), "a cursor per brand and block"
+        assert {h.source_id for h in pipeline.store.all_health() if h.last_success_at} == set(pipeline.sources)
         stored: dict[str, set[tuple[str, str]]] = {}
         for row in rows:
             stored.setdefault(row["brand"], set()).add((row["source"], row["external_id"]))
