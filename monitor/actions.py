@@ -64,6 +64,7 @@ def _lookup(store: Store, settings: Settings, mention_id: int, now: datetime
 
 def _close(store: Store, settings: Settings, mention_id: int, by: str, via: str, now: datetime, state: str
            ) -> ActionResult:
+    mention_id = store.item_of(mention_id)  # a cross-post is closed through the item it joined
     _, clock, create, refused = _lookup(store, settings, mention_id, now)
     if refused is not None:
         return refused
@@ -101,6 +102,7 @@ def snooze(store: Store, settings: Settings, mention_id: int, by: str, via: str,
     """No reminders or escalation until `now + duration`; then the clock comes back (buttons stay)."""
     if duration <= timedelta(0):
         return ActionResult(False, "a snooze needs a positive duration, such as 30m or 1h")
+    mention_id = store.item_of(mention_id)
     _, _, create, refused = _lookup(store, settings, mention_id, now)
     if refused is not None:
         return refused

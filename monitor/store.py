@@ -374,6 +374,13 @@ class Store:
                     carried_by=r.alert_id))
         return out
 
+    def item_of(self, mention_id: int) -> int:
+        """The mention whose alert item stands for this one: its earlier twin for a cross-post, else itself."""
+        m = t.mentions.c
+        with self.engine.connect() as conn:
+            twin = conn.execute(select(m.crosspost_of).where(m.id == mention_id)).scalar()
+        return twin or mention_id
+
     def thread_carriers(self, mention: StoredMention) -> dict[str, int]:
         """Route path -> the top-level message that carried an earlier mention of the same thread (same
         source and thread, or this one's parent), for a later comment to go into that thread."""

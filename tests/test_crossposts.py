@@ -53,6 +53,9 @@ def test_a_cross_post_joins_the_sent_alert_and_an_answer_on_either_closes_it(tmp
     pipeline.process()
     assert store.reply_clock(first).state == "handled" and store.reply_clock(first).closed_via == "x"
     assert "answered on X by" in str(slack.updates()[-1][1]["blocks"]), "the answer on X shows on the one item"
+    result = mark_handled(store, pipeline.settings, later, "@sam", "cli", clock[0])
+    assert not result.ok and f"mention {first} was already answered" in result.message, "Handled acts on the item"
+    assert store.reply_clock(later) is None, "one item, one clock"
 
 
 def test_cross_posts_routed_together_are_one_item_listing_both_links(tmp_path, slack):
