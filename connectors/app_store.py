@@ -142,7 +142,9 @@ class AppStoreConnector:
     def __init__(self, source: AppStoreSource, settings: Settings, store=None, session: requests.Session | None = None):
         self.source = source
         self.platform: AppStorePlatform = settings.app_store
-        self.session = session or requests.Session()
+        self.session = session or http.bounded_session(self.platform.connect_timeout.total_seconds(),
+                                                       self.platform.read_timeout.total_seconds(),
+                                                       self.platform.max_bytes)
         self.late = int(self.platform.late_window.total_seconds())
 
     def fetch(self, cursor: dict | None) -> FetchResult:

@@ -92,7 +92,9 @@ class FeedConnector:
     def __init__(self, source: FeedSource, settings: Settings, store=None, session: requests.Session | None = None):
         self.source = source
         self.platform: FeedsPlatform = settings.feeds
-        self.session = session or requests.Session()
+        self.session = session or http.bounded_session(self.platform.connect_timeout.total_seconds(),
+                                                       self.platform.read_timeout.total_seconds(),
+                                                       self.platform.max_bytes)
 
     def fetch(self, cursor: dict | None) -> FetchResult:
         cursor = dict(cursor or {})

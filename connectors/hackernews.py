@@ -92,7 +92,9 @@ class HackerNewsConnector:
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.source = source
         self.platform: HackerNewsPlatform = settings.hackernews
-        self.session = session or requests.Session()
+        self.session = session or http.bounded_session(self.platform.connect_timeout.total_seconds(),
+                                                       self.platform.read_timeout.total_seconds(),
+                                                       self.platform.max_bytes)
         self.clock = clock
         _, brand = settings.brand_of(source)
         self.queries = list(dict.fromkeys(source.queries or default_queries(brand.names + brand.aliases + brand.domains)))

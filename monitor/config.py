@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError,
                       ValidationInfo, field_validator, model_validator)
 
+from monitor.logs import REDACTOR
 from monitor.yamlsource import LoadedYaml, Path, load_yaml
 
 EX_CONFIG = 78
@@ -847,6 +848,7 @@ def load_settings(path: str | os.PathLike, env: Mapping[str, str] | None = None,
     except OSError as exc:
         raise ConfigError([ConfigProblem(file, 0, "", repr(file), f"a readable file ({exc.strerror})")]) from None
     loaded = load_yaml(text, env)
+    REDACTOR.update(loaded.env_values)  # before any error message can quote one
     problems = [ConfigProblem(file, e.line, ".".join(map(str, e.path)), _show(e.value, False), e.expected)
                 for e in loaded.errors]
     if loaded.data is None:

@@ -35,10 +35,13 @@ class LoadedYaml:
     errors: list[SourceError] = field(default_factory=list)
     # Paths whose value came from the environment: shown masked in errors, like secrets.
     from_env: set[Path] = field(default_factory=set)
+    # The values taken from the environment: all treated as secrets wherever they end up (URLs too).
+    env_values: set[str] = field(default_factory=set)
 
 
-def expand(value: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
-    """Expand ${VAR}, ${VAR:-default} and ${VAR:?message}; `$$` is a literal `$`."""
+def expand(value: str, env: Mapping[str, str], used: set[str] | None = None) -> tuple[str, list[str]]:
+    """Expand ${VAR}, ${VAR:-default} and ${VAR:?message}; `$$` is a literal `$`. Each value taken
+    from `env` is added to `used`."""
     problems: list[str] = []
 
     def one(match: re.Match[str]) -> str:
@@ -47,6 +50,8 @@ def expand(value: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
         name, op, arg = match.group(1), match.group(2), match.group(3)
         current = env.get(name)
         if current not in (None, ""):
+            if used is not None:
+                used.add(current)
             return current
         if op == ":-":
             return arg or ""
@@ -96,7 +101,7 @@ def _build(node: yaml.Node, path: Path, constructor: yaml.SafeLoader, env, out: 
         return [_build(item, path + (i,), constructor, env, out) for i, item in enumerate(node.value)]
     value = constructor.construct_object(node)
     if isinstance(value, str) and "$" in value:
-        expanded, problems = expand(value, env)
+        expanded, problems = expand(value, env, out.env_values)
         if expanded != value:
             out.from_env.add(path)
         for problem in problems:
