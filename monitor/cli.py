@@ -60,8 +60,7 @@ def run(config: str = ConfigOption, once: bool = typer.Option(False, "--once", h
     settings = _load(config)
     daemon = Daemon(config, settings)
     if once:
-        daemon.run_once()
-        return
+        raise typer.Exit(daemon.run_once())
     raise typer.Exit(daemon.run())
 
 

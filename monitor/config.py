@@ -241,6 +241,7 @@ class RedditPlatform(Strict):
     oauth_url: str = "https://oauth.reddit.com"
     reddit_url: str = "https://www.reddit.com"
     timeout: Duration = Field(timedelta(seconds=10), description="Per request; praw retries a timeout twice")
+    max_bytes: int = Field(10_000_000, gt=0, description="A bigger answer is refused (gzip bombs too)")
     requests_per_minute: int = Field(100, gt=0, le=6000, description="Shared by every Reddit source of this app")
     max_wait: Duration = Field(timedelta(seconds=5), description="Longest in-poll wait for the budget; longer "
                                "waits reschedule the poll instead")
@@ -310,6 +311,7 @@ class XPlatform(Strict):
     base_url: str = "https://api.twitter.com"
     connect_timeout: Duration = timedelta(seconds=3.05)
     read_timeout: Duration = timedelta(seconds=20)
+    max_bytes: int = Field(5_000_000, gt=0, description="A bigger answer is refused (gzip bombs too)")
     max_results: int = Field(100, ge=10, le=100, description="Posts per page (X allows 10 to 100)")
     max_pages: int = Field(5, ge=1, le=50, description="Pages per query per poll; the rest waits for the next poll")
     initial_pages: int = Field(1, ge=1, le=50, description="Pages read on a query's first poll (older posts of "
