@@ -85,7 +85,7 @@ def entry_to_review(entry: dict) -> Review | None:
 def parse_page(body: bytes, what: str) -> Page:
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: response is not JSON") from None
     feed = data.get("feed") if isinstance(data, dict) else None
     if not isinstance(feed, dict):
