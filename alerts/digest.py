@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Sequence
 from zoneinfo import ZoneInfo
 
-from alerts.messages import net_text, safe_link, slack_escape, truncate
+from alerts.messages import SECTION_LIMIT, fit, net_text, safe_link, slack_escape, truncate
 from monitor.config import WEEKDAYS, DigestConfig
 
 EXCERPT_CHARS = 200
@@ -91,5 +91,5 @@ def digest_payload(*, brand_id: str, brand_name: str, week: str, this: WeekNumbe
         lines += ["", "*Most-engaged complaints*", *(_mention_line(m) for m in complaints)]
     if praise:
         lines += ["", "*Best praise*", _mention_line(praise)]
-    return {"text": "\n".join(lines), "filename": f"{brand_id}-{week}.png",
+    return {"text": fit("\n".join(lines), SECTION_LIMIT), "filename": f"{brand_id}-{week}.png",
             "title": f"{brand_name}: sentiment and volume up to {week}", "content_b64": chart_png_b64}

@@ -7,16 +7,31 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from classifiers.base import Labels
+from monitor.logs import redact
 
 EXCERPT_CHARS = 600
 FALLBACK_CHARS = 300
-SECTION_LIMIT = 3000
+SECTION_LIMIT = 3000     # Slack's limit on a section's (and a context element's) text
+TEXT_LIMIT = 3000        # the message's fallback `text`: Slack takes more, notifications show far less
 HEADER_LIMIT = 150
+LABEL_CHARS = 200
+URL_LIMIT = 2000         # a longer URL is shown as its label only, so a link always fits its section
+
+# Shown invisibly or reordering what follows: bidi embeddings, overrides and isolates, marks, and
+# zero-width characters (not the joiner, which emoji sequences need). Removed from strangers' text.
+_INVISIBLE = re.compile("[\u061c\u180e\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def neutralise(text: str) -> str:
+    """Bidi controls, zero-width and control characters removed: what is shown is what is there."""
+    return _CONTROL.sub("", _INVISIBLE.sub("", text))
 
 
 def slack_escape(text: str) -> str:
-    """Slack decodes only these three; `&` first, or `&lt;` would become `&amp;lt;`."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Slack decodes only these three; `&` first, or `&lt;` would become `&amp;lt;`. Invisible and
+    direction-changing characters go too (`neutralise`)."""
+    return neutralise(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def truncate(text: str, limit: int) -> str:
@@ -24,13 +39,44 @@ def truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def fit(mrkdwn: str, limit: int = SECTION_LIMIT) -> str:
+    """Escaped mrkdwn cut to at most `limit` characters without splitting an entity (`&amp;`) or a
+    `<link|label>`: a cut inside one drops it whole, and "…" marks the cut."""
+    if len(mrkdwn) <= limit:
+        return mrkdwn
+    head = mrkdwn[: limit - 1]
+    while True:
+        opened = head.rfind("<")
+        if opened != -1 and ">" not in head[opened:]:
+            head = head[:opened]
+            continue
+        amp = head.rfind("&")
+        if amp != -1 and ";" not in head[amp:]:
+            head = head[:amp]
+            continue
+        return head.rstrip() + "…"
+
+
+_URL = re.compile(r"https?://[^\s\x00-\x1f\x7f-\x9f]+", re.IGNORECASE)
+
+
+def safe_url(url) -> str | None:
+    """The URL if a link may point there: http(s), no whitespace or control or invisible character
+    anywhere (a trailing newline too), at most URL_LIMIT long; else None."""
+    if not isinstance(url, str) or len(url) > URL_LIMIT or not _URL.fullmatch(url) or _INVISIBLE.search(url):
+        return None
+    return url
+
+
 def safe_link(url: str | None, label: str) -> str:
-    """`<url|label>` only for http(s) URLs, with `|` and `>` percent-encoded so a URL cannot forge a label."""
-    text = slack_escape(truncate(label, 200))
-    if not url or not re.match(r"^https?://\S+$", url, re.IGNORECASE):
+    """`<url|label>` only for safe http(s) URLs, with `|`, `<` and `>` percent-encoded and `&` escaped
+    so a URL cannot forge a label or an entity; otherwise the escaped label alone."""
+    text = fit(slack_escape(truncate(label, LABEL_CHARS)), LABEL_CHARS + 100)
+    href = safe_url(url)
+    if href is None:
         return text
-    href = url.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E").replace("&", "&amp;")
-    return f"<{href}|{text}>"
+    href = href.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E").replace("&", "&amp;")
+    return f"<{href}|{text}>" if len(href) <= URL_LIMIT else text
 
 
 def _posted_by(author: str | None, source: str) -> str:
@@ -81,10 +127,10 @@ def _item_blocks(item: MessageItem) -> list[dict]:
     link = safe_link(item.url, item.title or _posted_by(item.author, item.source))
     return [
         {"type": "section", "block_id": mention_block_id(item.mention_id),
-         "text": {"type": "mrkdwn", "verbatim": True, "text": truncate(link, SECTION_LIMIT)}},
+         "text": {"type": "mrkdwn", "verbatim": True, "text": fit(link)}},
         {"type": "section", "text": {"type": "mrkdwn", "verbatim": True,
-                                     "text": f">{excerpt}" if excerpt else "_(no text)_"}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": f} for f in facts]},
+                                     "text": fit(f">{excerpt}") if excerpt else "_(no text)_"}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": fit(f)} for f in facts]},
         actions_block(item.mention_id),
     ]
 
@@ -106,11 +152,11 @@ def group_message(items: list[MessageItem], header: str, note: str | None = None
     """Up to MAX_PER_MESSAGE mentions in one message: a header, then each mention's blocks."""
     blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}]
     if note:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": note}]})
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": fit(note)}]})
     for item in items:
         blocks += _item_blocks(item)
     excerpts = " · ".join(slack_escape(truncate(i.text or i.title or "", FALLBACK_CHARS)) for i in items)
-    return {"text": f"{slack_escape(header)}: {excerpts}", "blocks": blocks}
+    return {"text": fit(f"{slack_escape(header)}: {excerpts}", TEXT_LIMIT), "blocks": blocks}
 
 
 @dataclass(frozen=True)
@@ -137,24 +183,25 @@ def kudos_message(items: list[KudosItem], note: str | None = None, total: int | 
                       else f"{total} praise posts for {brands}", HEADER_LIMIT)
     blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}]
     if note:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": note}]})
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": fit(note)}]})
     for item in items:
         excerpt = slack_escape(truncate(item.text or item.title or "", EXCERPT_CHARS))
         who = slack_escape(truncate(item.author, 80)) if item.author else "someone"
         link = safe_link(item.url, item.title or _posted_by(item.author, item.source))
         blocks += [
             {"type": "section", "block_id": mention_block_id(item.mention_id),
-             "text": {"type": "mrkdwn", "verbatim": True, "text": truncate(link, SECTION_LIMIT)}},
+             "text": {"type": "mrkdwn", "verbatim": True, "text": fit(link)}},
             {"type": "section", "text": {"type": "mrkdwn", "verbatim": True,
-                                         "text": f">{excerpt}" if excerpt else "_(no text)_"}},
+                                         "text": fit(f">{excerpt}") if excerpt else "_(no text)_"}},
             {"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text":
-                                              f"*{slack_escape(item.source)}* · {who} · {slack_escape(item.platform)}"}]},
+                                              fit(f"*{slack_escape(item.source)}* · {who} · "
+                                                  f"{slack_escape(item.platform)}")}]},
             {"type": "section", "text": {"type": "mrkdwn", "verbatim": True,
-                                         "text": "Suggested reply (post it yourself):\n"
-                                                 + slack_escape(truncate(item.suggestion, 1000))}},
+                                         "text": fit("Suggested reply (post it yourself):\n"
+                                                     + slack_escape(truncate(item.suggestion, 1000)))}},
         ]
     excerpts = " · ".join(slack_escape(truncate(i.text or i.title or "", FALLBACK_CHARS)) for i in items)
-    return {"text": f"{slack_escape(header)}: {excerpts}", "blocks": blocks}
+    return {"text": fit(f"{slack_escape(header)}: {excerpts}", TEXT_LIMIT), "blocks": blocks}
 
 
 _FAILURE_WORDS = {"auth": "credentials rejected", "rate_limited": "rate limited", "unavailable": "unreachable",
@@ -176,7 +223,8 @@ def source_health_message(source_id: str, transition: str, kind: str | None, mes
         text = f":white_check_mark: Source {slack_escape(source_id)} recovered (it was {reason})."
     else:
         text = (f":warning: Source {slack_escape(source_id)} is failing ({kind}): {reason}. "
-                f"{slack_escape(truncate(message or '', 500))}")
+                f"{slack_escape(truncate(redact(message or ''), 500))}")
+    text = fit(text)
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "verbatim": True, "text": text}}]}
 
 
@@ -199,7 +247,7 @@ def actions_block(mention_id: int) -> dict:
 
 def status_block(mention_id: int, status: str) -> dict:
     return {"type": "context", "block_id": f"status:{mention_id}",
-            "elements": [{"type": "mrkdwn", "verbatim": True, "text": status}]}
+            "elements": [{"type": "mrkdwn", "verbatim": True, "text": fit(status)}]}
 
 
 # --- the reply clock: status lines, reminders, escalations -------------------------------------
@@ -298,7 +346,7 @@ def with_label_note(payload: dict, mention_id: int, note: str) -> dict:
     """The message with a `label:<id>` line above the mention's buttons (or status line)."""
     blocks = [b for b in payload.get("blocks") or [] if b.get("block_id") != f"label:{mention_id}"]
     line = {"type": "context", "block_id": f"label:{mention_id}",
-            "elements": [{"type": "mrkdwn", "verbatim": True, "text": note}]}
+            "elements": [{"type": "mrkdwn", "verbatim": True, "text": fit(note)}]}
     at = _block_index(blocks, f"status:{mention_id}")
     if at is None:
         at = _block_index(blocks, f"actions:{mention_id}")
@@ -327,9 +375,9 @@ def reminder_message(*, mention_id: int, brand_name: str, source: str, url: str 
     line = f":alarm_clock: {lead}, {due}."
     if not in_thread:
         line += f"\n{slack_escape(brand_name)}: " + _summary(source, author, url, title, text)
-    return {"text": f"{lead} ({slack_escape(brand_name)}), {due}",
+    return {"text": fit(f"{lead} ({slack_escape(brand_name)}), {due}", TEXT_LIMIT),
             "blocks": [{"type": "section", "block_id": f"reminder:{mention_id}",
-                        "text": {"type": "mrkdwn", "verbatim": True, "text": line}}]}
+                        "text": {"type": "mrkdwn", "verbatim": True, "text": fit(line)}}]}
 
 
 def escalation_message(*, mention_id: int, brand_name: str, source: str, url: str | None, title: str | None,
@@ -341,6 +389,7 @@ def escalation_message(*, mention_id: int, brand_name: str, source: str, url: st
     line = (f":rotating_light: {pings + ' ' if pings else ''}Unanswered past the {format_age(promise)} promise "
             f"(due {deadline:%Y-%m-%d %H:%M} UTC{late}): {slack_escape(brand_name)}\n"
             + _summary(source, author, url, title, text))
-    return {"text": f"{pings + ' ' if pings else ''}Unanswered past its reply time: {slack_escape(brand_name)}",
+    return {"text": fit(f"{pings + ' ' if pings else ''}Unanswered past its reply time: {slack_escape(brand_name)}",
+                        TEXT_LIMIT),
             "blocks": [{"type": "section", "block_id": f"escalation:{mention_id}",
-                        "text": {"type": "mrkdwn", "verbatim": True, "text": line}}]}
+                        "text": {"type": "mrkdwn", "verbatim": True, "text": fit(line)}}]}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Sequence
 
-from alerts.messages import SECTION_LIMIT, safe_link, slack_escape, truncate
+from alerts.messages import SECTION_LIMIT, fit, safe_link, slack_escape, truncate
 from monitor.config import SpikeConfig
 
 HOUR = timedelta(hours=1)
@@ -134,7 +134,7 @@ def spike_message(brand_name: str, signal: Signal, drivers: Sequence[dict], domi
               {"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": facts}]}]
     if lines:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "verbatim": True,
-                                                   "text": truncate("\n".join(lines), SECTION_LIMIT)}})
+                                                   "text": fit("\n".join(lines), SECTION_LIMIT)}})
     return {"text": headline, "blocks": blocks}
 
 
