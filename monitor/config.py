@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError,
                       ValidationInfo, field_validator, model_validator)
 
-from monitor.logs import REDACTOR
+from monitor.logs import REDACTOR, secrets_of
 from monitor.yamlsource import LoadedYaml, Path, load_yaml
 
 EX_CONFIG = 78
@@ -582,6 +582,12 @@ class Settings(Strict):
     x: XPlatform | None = Field(None, description="Required once a brand has a `type: x` source")
     routes: Route = Field(Route(), description="The alert route tree; its root matches every mention")
     brands: dict[Annotated[str, Field(pattern=_SLUG)], Brand] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_secrets(self) -> "Settings":
+        """Every SecretStr of a config is known to the one redaction from the moment it exists."""
+        REDACTOR.update(secrets_of(self))
+        return self
 
     @field_validator("routes")
     @classmethod
