@@ -65,8 +65,7 @@ class Post:
         """Sanitised where it enters: every store accepts what any connector hands over."""
         set_ = object.__setattr__
         set_(self, "external_id", clean_text(str(self.external_id)))
-        set_(self, "text", clean_text(self.text if isinstance(self.text, str) else str(self.text or "")))
-        for name in ("url", "author", "title", "thread_id", "parent_id"):
+        for name in ("text", "url", "author", "title", "thread_id", "parent_id"):
             set_(self, name, _optional_text(getattr(self, name)))
         if not isinstance(self.created_at, datetime):
             set_(self, "created_at", None)
