@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Sequence
 from zoneinfo import ZoneInfo
 
-from alerts.messages import SECTION_LIMIT, fit, net_text, safe_link, slack_escape, truncate
+from alerts.messages import SECTION_LIMIT, fit, net_text, safe_link, shown, slack_escape
 from monitor.config import WEEKDAYS, DigestConfig
 
 EXCERPT_CHARS = 200
@@ -70,7 +70,7 @@ def _minutes(value: timedelta | None) -> str:
 
 def _mention_line(mention: dict) -> str:
     label = mention.get("title") or f"{mention.get('author') or 'someone'} on {mention.get('source')}"
-    excerpt = slack_escape(truncate(mention.get("text") or "", EXCERPT_CHARS))
+    excerpt = shown(mention.get("text") or "", EXCERPT_CHARS)
     reach = f" (reach {mention['reach']:,})" if mention.get("reach") is not None else ""
     return f"• {safe_link(mention.get('url'), label)}{reach}: {excerpt}"
 

@@ -29,9 +29,13 @@ def neutralise(text: str) -> str:
 
 
 def slack_escape(text: str) -> str:
-    """Slack decodes only these three; `&` first, or `&lt;` would become `&amp;lt;`. Invisible and
-    direction-changing characters go too (`neutralise`)."""
-    return neutralise(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Slack decodes only these three; `&` first, or `&lt;` would become `&amp;lt;`."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def shown(text: str, limit: int) -> str:
+    """A stranger's text as a message shows it: neutralised, on one line, cut to `limit`, escaped."""
+    return slack_escape(truncate(neutralise(text), limit))
 
 
 def truncate(text: str, limit: int) -> str:
@@ -71,7 +75,7 @@ def safe_url(url) -> str | None:
 def safe_link(url: str | None, label: str) -> str:
     """`<url|label>` only for safe http(s) URLs, with `|`, `<` and `>` percent-encoded and `&` escaped
     so a URL cannot forge a label or an entity; otherwise the escaped label alone."""
-    text = fit(slack_escape(truncate(label, LABEL_CHARS)), LABEL_CHARS + 100)
+    text = fit(shown(label, LABEL_CHARS), LABEL_CHARS + 100)
     href = safe_url(url)
     if href is None:
         return text
@@ -111,8 +115,8 @@ _PLURALS = {"Complaint": "complaints", "Question": "questions", "Negative mentio
 
 def _item_blocks(item: MessageItem) -> list[dict]:
     """Section `mention:<id>` (link), the excerpt, the facts, then the actions: the shared block-id convention."""
-    excerpt = slack_escape(truncate(item.text or item.title or "", EXCERPT_CHARS))
-    who = slack_escape(truncate(item.author, 80)) if item.author else "unknown author"
+    excerpt = shown(item.text or item.title or "", EXCERPT_CHARS)
+    who = shown(item.author, 80) if item.author else "unknown author"
     facts = [
         f"*{slack_escape(item.source)}* · {who}" + (f" · reach {item.reach:,}" if item.reach is not None else "")
         + f" · {slack_escape(item.brand_name)}",
@@ -155,7 +159,7 @@ def group_message(items: list[MessageItem], header: str, note: str | None = None
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": fit(note)}]})
     for item in items:
         blocks += _item_blocks(item)
-    excerpts = " · ".join(slack_escape(truncate(i.text or i.title or "", FALLBACK_CHARS)) for i in items)
+    excerpts = " · ".join(shown(i.text or i.title or "", FALLBACK_CHARS) for i in items)
     return {"text": fit(f"{slack_escape(header)}: {excerpts}", TEXT_LIMIT), "blocks": blocks}
 
 
@@ -185,8 +189,8 @@ def kudos_message(items: list[KudosItem], note: str | None = None, total: int | 
     if note:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": fit(note)}]})
     for item in items:
-        excerpt = slack_escape(truncate(item.text or item.title or "", EXCERPT_CHARS))
-        who = slack_escape(truncate(item.author, 80)) if item.author else "someone"
+        excerpt = shown(item.text or item.title or "", EXCERPT_CHARS)
+        who = shown(item.author, 80) if item.author else "someone"
         link = safe_link(item.url, item.title or _posted_by(item.author, item.source))
         blocks += [
             {"type": "section", "block_id": mention_block_id(item.mention_id),
@@ -198,9 +202,9 @@ def kudos_message(items: list[KudosItem], note: str | None = None, total: int | 
                                                   f"{slack_escape(item.platform)}")}]},
             {"type": "section", "text": {"type": "mrkdwn", "verbatim": True,
                                          "text": fit("Suggested reply (post it yourself):\n"
-                                                     + slack_escape(truncate(item.suggestion, 1000)))}},
+                                                     + shown(item.suggestion, 1000))}},
         ]
-    excerpts = " · ".join(slack_escape(truncate(i.text or i.title or "", FALLBACK_CHARS)) for i in items)
+    excerpts = " · ".join(shown(i.text or i.title or "", FALLBACK_CHARS) for i in items)
     return {"text": fit(f"{slack_escape(header)}: {excerpts}", TEXT_LIMIT), "blocks": blocks}
 
 
@@ -223,7 +227,7 @@ def source_health_message(source_id: str, transition: str, kind: str | None, mes
         text = f":white_check_mark: Source {slack_escape(source_id)} recovered (it was {reason})."
     else:
         text = (f":warning: Source {slack_escape(source_id)} is failing ({kind}): {reason}. "
-                f"{slack_escape(truncate(redact(message or ''), 500))}")
+                f"{shown(redact(message or ''), 500)}")
     text = fit(text)
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "verbatim": True, "text": text}}]}
 
@@ -280,7 +284,7 @@ def actor(by: str) -> str:
     """Who acted: a Slack user id becomes a mention Slack renders as @name; any other name is escaped."""
     if _SLACK_USER.match(by):
         return f"<@{by}>"
-    return "@" + slack_escape(truncate(by.lstrip("@"), 80))
+    return "@" + shown(by.lstrip("@"), 80)
 
 
 def responder(via: str, name: str) -> str:
@@ -290,7 +294,7 @@ def responder(via: str, name: str) -> str:
         name = "u/" + name
     elif via == "x" and not name.startswith("@"):
         name = "@" + name
-    return slack_escape(name)
+    return slack_escape(neutralise(name))
 
 
 def handled_status(by: str, via: str, after) -> str:
@@ -358,9 +362,9 @@ def with_label_note(payload: dict, mention_id: int, note: str) -> dict:
 
 
 def _summary(source: str, author: str | None, url: str | None, title: str | None, text: str) -> str:
-    who = slack_escape(truncate(author, 80)) if author else "unknown author"
+    who = shown(author, 80) if author else "unknown author"
     link = safe_link(url, title or _posted_by(author, source))
-    return f"{link} · *{slack_escape(source)}* · {who}\n>{slack_escape(truncate(text or title or '', 300))}"
+    return f"{link} · *{slack_escape(source)}* · {who}\n>{shown(text or title or '', 300)}"
 
 
 def reminder_message(*, mention_id: int, brand_name: str, source: str, url: str | None, title: str | None,

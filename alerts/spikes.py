@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Sequence
 
-from alerts.messages import SECTION_LIMIT, fit, safe_link, slack_escape, truncate
+from alerts.messages import SECTION_LIMIT, fit, safe_link, shown, slack_escape
 from monitor.config import SpikeConfig
 
 HOUR = timedelta(hours=1)
@@ -128,7 +128,7 @@ def spike_message(brand_name: str, signal: Signal, drivers: Sequence[dict], domi
     if dominant_intent:
         facts += f" · mostly *{dominant_intent}*"
     lines = [f"• {safe_link(d.get('url'), d.get('title') or _who(d))}: "
-             f"{slack_escape(truncate(d.get('text') or '', EXCERPT_CHARS))}"
+             f"{shown(d.get('text') or '', EXCERPT_CHARS)}"
              + (f" (reach {d['reach']:,})" if d.get("reach") else "") for d in drivers]
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "verbatim": True, "text": headline}},
               {"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": facts}]}]
