@@ -240,7 +240,8 @@ def to_post(item: dict, team: frozenset[str]) -> Post | None:
         text = item.get("selftext") or ""
         if text in REMOVED or item.get("removed_by_category"):
             text, extra["removed"] = "", True
-        thread_id, parent_id, title = item["name"], None, item.get("title")
+        thread_id, parent_id = item["name"], None
+        title = item.get("title") if isinstance(item.get("title"), str) else None
         permalink = item.get("permalink") or f"/r/{subreddit}/comments/{item['id']}/"
         extra.update(kind="post", num_comments=item.get("num_comments"))
     else:
