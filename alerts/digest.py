@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Sequence
 from zoneinfo import ZoneInfo
 
-from alerts.messages import SECTION_LIMIT, fit, net_text, safe_link, shown, slack_escape
+from alerts.messages import SECTION_LIMIT, escape, fit, net_text, safe_link, shown
 from monitor.config import WEEKDAYS, DigestConfig
 
 EXCERPT_CHARS = 200
@@ -78,7 +78,7 @@ def _mention_line(mention: dict) -> str:
 def digest_payload(*, brand_id: str, brand_name: str, week: str, this: WeekNumbers, before: WeekNumbers,
                    complaints: Sequence[dict], praise: dict | None, chart_png_b64: str) -> dict:
     """The `upload` outbox row's payload: the chart, with the week's numbers as its comment."""
-    name = slack_escape(brand_name)
+    name = escape(brand_name)
     lines = [
         f"*Weekly digest for {name}, {week}* (numbers against the week before)",
         f"• Mentions: *{this.volume}* ({_change(this.volume, before.volume)}, was {before.volume})",

@@ -33,9 +33,14 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def escape(text: str) -> str:
+    """Text for a message: neutralised (nothing invisible or reordering), then escaped."""
+    return slack_escape(neutralise(text))
+
+
 def shown(text: str, limit: int) -> str:
     """A stranger's text as a message shows it: neutralised, on one line, cut to `limit`, escaped."""
-    return slack_escape(truncate(neutralise(text), limit))
+    return escape(truncate(text, limit))
 
 
 def truncate(text: str, limit: int) -> str:
@@ -75,7 +80,7 @@ def safe_url(url) -> str | None:
 def safe_link(url: str | None, label: str) -> str:
     """`<url|label>` only for safe http(s) URLs, with `|`, `<` and `>` percent-encoded and `&` escaped
     so a URL cannot forge a label or an entity; otherwise the escaped label alone."""
-    text = fit(shown(label, LABEL_CHARS), LABEL_CHARS + 100)
+    text = fit(shown(label, LABEL_CHARS), LABEL_CHARS + 100) or "(untitled)"  # Slack refuses empty text
     href = safe_url(url)
     if href is None:
         return text
@@ -118,8 +123,8 @@ def _item_blocks(item: MessageItem) -> list[dict]:
     excerpt = shown(item.text or item.title or "", EXCERPT_CHARS)
     who = shown(item.author, 80) if item.author else "unknown author"
     facts = [
-        f"*{slack_escape(item.source)}* · {who}" + (f" · reach {item.reach:,}" if item.reach is not None else "")
-        + f" · {slack_escape(item.brand_name)}",
+        f"*{escape(item.source)}* · {who}" + (f" · reach {item.reach:,}" if item.reach is not None else "")
+        + f" · {escape(item.brand_name)}",
         f"sentiment *{item.labels.sentiment}* {_percent(item.labels.sentiment_scores, item.labels.sentiment)} · "
         f"intent *{item.labels.intent}* {_percent(item.labels.intent_scores, item.labels.intent)}"
         + (" · low confidence" if item.labels.low_confidence else ""),
@@ -127,7 +132,7 @@ def _item_blocks(item: MessageItem) -> list[dict]:
     if item.reply_by is not None:
         facts.append(f"reply by {item.reply_by:%Y-%m-%d %H:%M} UTC")
     if item.held_by:
-        facts.append(f"held by {slack_escape(item.held_by)}")
+        facts.append(f"held by {escape(item.held_by)}")
     link = safe_link(item.url, item.title or _posted_by(item.author, item.source))
     return [
         {"type": "section", "block_id": mention_block_id(item.mention_id),
@@ -142,7 +147,7 @@ def _item_blocks(item: MessageItem) -> list[dict]:
 def group_header(items: list[MessageItem], total: int | None = None) -> str:
     """"Complaint: Acme Cloud" for one mention, "3 complaints about Acme Cloud" for a group."""
     total = total or len(items)
-    brands = ", ".join(dict.fromkeys(i.brand_name for i in items))
+    brands = ", ".join(dict.fromkeys(neutralise(i.brand_name) for i in items))
     reasons = set(i.reason for i in items)
     if total == 1:
         return truncate(f"{items[0].reason}: {brands}", HEADER_LIMIT)
@@ -160,7 +165,7 @@ def group_message(items: list[MessageItem], header: str, note: str | None = None
     for item in items:
         blocks += _item_blocks(item)
     excerpts = " · ".join(shown(i.text or i.title or "", FALLBACK_CHARS) for i in items)
-    return {"text": fit(f"{slack_escape(header)}: {excerpts}", TEXT_LIMIT), "blocks": blocks}
+    return {"text": fit(f"{escape(header)}: {excerpts}", TEXT_LIMIT), "blocks": blocks}
 
 
 @dataclass(frozen=True)
@@ -181,7 +186,7 @@ class KudosItem:
 def kudos_message(items: list[KudosItem], note: str | None = None, total: int | None = None) -> dict:
     """Praise for the kudos channel, grouped like alerts so a wave of praise is one message; each post
     with a suggested reply to post by hand (nothing is posted for you)."""
-    brands = ", ".join(dict.fromkeys(i.brand_name for i in items))
+    brands = ", ".join(dict.fromkeys(neutralise(i.brand_name) for i in items))
     total = total or len(items)
     header = truncate(f"Praise for {brands} on {items[0].platform}" if total == 1
                       else f"{total} praise posts for {brands}", HEADER_LIMIT)
@@ -198,14 +203,14 @@ def kudos_message(items: list[KudosItem], note: str | None = None, total: int | 
             {"type": "section", "text": {"type": "mrkdwn", "verbatim": True,
                                          "text": fit(f">{excerpt}") if excerpt else "_(no text)_"}},
             {"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text":
-                                              fit(f"*{slack_escape(item.source)}* · {who} · "
-                                                  f"{slack_escape(item.platform)}")}]},
+                                              fit(f"*{escape(item.source)}* · {who} · "
+                                                  f"{escape(item.platform)}")}]},
             {"type": "section", "text": {"type": "mrkdwn", "verbatim": True,
                                          "text": fit("Suggested reply (post it yourself):\n"
                                                      + shown(item.suggestion, 1000))}},
         ]
     excerpts = " · ".join(shown(i.text or i.title or "", FALLBACK_CHARS) for i in items)
-    return {"text": fit(f"{slack_escape(header)}: {excerpts}", TEXT_LIMIT), "blocks": blocks}
+    return {"text": fit(f"{escape(header)}: {excerpts}", TEXT_LIMIT), "blocks": blocks}
 
 
 _FAILURE_WORDS = {"auth": "credentials rejected", "rate_limited": "rate limited", "unavailable": "unreachable",
@@ -224,9 +229,9 @@ def source_health_message(source_id: str, transition: str, kind: str | None, mes
     """One message when a source breaks, one when it recovers: `kind` and `message` are the failure's."""
     reason = failure_reason(kind, message)
     if transition == "recovered":
-        text = f":white_check_mark: Source {slack_escape(source_id)} recovered (it was {reason})."
+        text = f":white_check_mark: Source {escape(source_id)} recovered (it was {reason})."
     else:
-        text = (f":warning: Source {slack_escape(source_id)} is failing ({kind}): {reason}. "
+        text = (f":warning: Source {escape(source_id)} is failing ({kind}): {reason}. "
                 f"{shown(redact(message or ''), 500)}")
     text = fit(text)
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "verbatim": True, "text": text}}]}
@@ -294,13 +299,13 @@ def responder(via: str, name: str) -> str:
         name = "u/" + name
     elif via == "x" and not name.startswith("@"):
         name = "@" + name
-    return slack_escape(neutralise(name))
+    return escape(name)
 
 
 def handled_status(by: str, via: str, after) -> str:
     if via in ("slack", "cli", "reaction"):
         return f":white_check_mark: handled by {actor(by)} after {format_age(after)}"
-    platform = PLATFORMS.get(via, slack_escape(via))
+    platform = PLATFORMS.get(via, escape(via))
     return f":white_check_mark: answered on {platform} by {responder(via, by)} after {format_age(after)}"
 
 
@@ -364,7 +369,7 @@ def with_label_note(payload: dict, mention_id: int, note: str) -> dict:
 def _summary(source: str, author: str | None, url: str | None, title: str | None, text: str) -> str:
     who = shown(author, 80) if author else "unknown author"
     link = safe_link(url, title or _posted_by(author, source))
-    return f"{link} · *{slack_escape(source)}* · {who}\n>{shown(text or title or '', 300)}"
+    return f"{link} · *{escape(source)}* · {who}\n>{shown(text or title or '', 300)}"
 
 
 def reminder_message(*, mention_id: int, brand_name: str, source: str, url: str | None, title: str | None,
@@ -378,8 +383,8 @@ def reminder_message(*, mention_id: int, brand_name: str, source: str, url: str 
     lead = "Snooze over: still unanswered" if after_snooze else "Still unanswered"
     line = f":alarm_clock: {lead}, {due}."
     if not in_thread:
-        line += f"\n{slack_escape(brand_name)}: " + _summary(source, author, url, title, text)
-    return {"text": fit(f"{lead} ({slack_escape(brand_name)}), {due}", TEXT_LIMIT),
+        line += f"\n{escape(brand_name)}: " + _summary(source, author, url, title, text)
+    return {"text": fit(f"{lead} ({escape(brand_name)}), {due}", TEXT_LIMIT),
             "blocks": [{"type": "section", "block_id": f"reminder:{mention_id}",
                         "text": {"type": "mrkdwn", "verbatim": True, "text": fit(line)}}]}
 
@@ -391,9 +396,9 @@ def escalation_message(*, mention_id: int, brand_name: str, source: str, url: st
     pings = " ".join(f"<!subteam^{who}>" if who.startswith("S") else f"<@{who}>" for who in escalate_to)
     late = f", {format_age(now - deadline)} ago" if now - deadline >= timedelta(minutes=1) else ""
     line = (f":rotating_light: {pings + ' ' if pings else ''}Unanswered past the {format_age(promise)} promise "
-            f"(due {deadline:%Y-%m-%d %H:%M} UTC{late}): {slack_escape(brand_name)}\n"
+            f"(due {deadline:%Y-%m-%d %H:%M} UTC{late}): {escape(brand_name)}\n"
             + _summary(source, author, url, title, text))
-    return {"text": fit(f"{pings + ' ' if pings else ''}Unanswered past its reply time: {slack_escape(brand_name)}",
+    return {"text": fit(f"{pings + ' ' if pings else ''}Unanswered past its reply time: {escape(brand_name)}",
                         TEXT_LIMIT),
             "blocks": [{"type": "section", "block_id": f"escalation:{mention_id}",
                         "text": {"type": "mrkdwn", "verbatim": True, "text": fit(line)}}]}

@@ -852,9 +852,14 @@ def load_settings(path: str | os.PathLike, env: Mapping[str, str] | None = None,
     """Load and check a config file; raises ConfigError with every problem; returns warnings."""
     file = str(path)
     try:
-        text = FsPath(path).read_text(encoding="utf-8")
+        raw = FsPath(path).read_bytes()
     except OSError as exc:
         raise ConfigError([ConfigProblem(file, 0, "", repr(file), f"a readable file ({exc.strerror})")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError([ConfigProblem(file, line, "", f"byte 0x{raw[exc.start]:02x}", "UTF-8 text")]) from None
     loaded = load_yaml(text, env)
     REDACTOR.update(loaded.env_values)  # before any error message can quote one
     problems = [ConfigProblem(file, e.line, ".".join(map(str, e.path)), _show(e.value, False), e.expected)
