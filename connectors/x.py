@@ -618,7 +618,7 @@ class XConnector:
             data = [t for t in body.get("data") or [] if isinstance(t, dict)]
             self._spend(len(data), now)
             users = _users(body)
-            replies = sorted((tweet_to_post(t, users, self.team) for t in data), key=lambda p: int(p.external_id))
+            replies = sorted(to_posts(data, users, self.team)[0], key=lambda p: int(p.external_id))
             for mention in waiting:
                 reply = next((p for p in replies if p.extra.get("by_team") and p.thread_id == str(
                     mention.extra["conversation_id"]) and int(p.external_id) > int(mention.external_id)), None)
