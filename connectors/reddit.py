@@ -25,8 +25,8 @@ import prawcore
 from praw.exceptions import PRAWException
 
 from connectors.http import deadline_for, retry_after_seconds
-from connectors.transport import BodyTooLarge, BoundedSession, DeadlineExceeded, TooDeeplyNested
 from connectors.reddit_budget import RATE_HEADERS, RateBudget, shared_budget
+from connectors.transport import BodyTooLarge, BoundedSession, DeadlineExceeded, TooDeeplyNested
 from monitor.config import Brand, RedditPlatform, RedditSource, Settings
 from monitor.health import FailureKind, SourceFailure
 from monitor.models import FetchResult, Gap, Post, TeamReply

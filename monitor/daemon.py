@@ -53,18 +53,18 @@ class Daemon:
 
     def run_once(self) -> int:
         """Every source once, whatever the others do, then classify, route and send everything: for
-        cron and tests. Returns the exit code: EXIT_OK, EXIT_SOURCE_FAILED (a source failed; the
-        others were still polled and what they found sent) or EXIT_DELIVERY_STOPPED (Slack delivery
+        cron and tests. Returns the exit code: EXIT_OK, EXIT_SOURCE_FAILED (a source failed, or is
+        still waiting to retry; the others were still polled and what they found sent) or EXIT_DELIVERY_STOPPED (Slack delivery
         stopped with alerts still queued; they go out on the next run)."""
         failed = []
         for source_id in self.pipeline.sources:
             try:
-                outcome = self.pipeline.poll(source_id)
+                self.pipeline.poll(source_id)
             except Exception:  # noqa: BLE001 - e.g. the store refused: the next source is still polled
                 log.exception("source %s: poll failed", source_id)
                 failed.append(source_id)
                 continue
-            if outcome.failure is not None:
+            if self.store.get_health(source_id).state != "ok":  # failed now, or still waiting to retry
                 failed.append(source_id)
         report = self.pipeline.process(flush_all=True)
         if report.stopped:
