@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 from typing import Any, Iterable
@@ -10,6 +11,7 @@ from urllib.parse import quote, quote_plus
 
 from pydantic import BaseModel, SecretStr
 
+_BEARER = re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}")
 MIN_SECRET = 4  # shorter values (a port, "on") would blank ordinary words
 
 
@@ -40,7 +42,8 @@ class RedactSecrets(logging.Filter):
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, "<secret>")
-        return text
+        # tokens a platform minted (OAuth access tokens) are in no config: an echoed header still goes
+        return _BEARER.sub(r"\1<secret>", text) if "earer" in text else text
 
     def redact_value(self, value: Any) -> Any:
         """`redact` through a JSON-like value (a Slack payload, an export row)."""
