@@ -367,3 +367,39 @@ def test_csv_export_neutralises_formulas(tmp_path, feeds, slack):
     for cell in cells:
         assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
     assert sum(cell.startswith("'") for cell in cells) >= 5
+
+
+# --- attacks that already failed safely stay that way ---------------------------------------------
+
+LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+          + b"".join(f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10 if i > 1 else "&lol;" * 10}">'.encode()
+                     for i in range(1, 10))
+          + b']><rss version="2.0"><channel><title>t</title><item><guid>1</guid><title>Acme Cloud &lol9;</title>'
+          b'<link>https://b.example/1</link></item></channel></rss>')
+XXE = (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><rss version="2.0"><channel>'
+       b'<title>t</title><item><guid>1</guid><title>Acme Cloud &x;</title><link>https://b.example/1</link>'
+       b'<description>Acme Cloud</description></item></channel></rss>')
+
+
+@pytest.mark.parametrize("body", [LAUGHS, XXE], ids=["billion laughs", "external entity"])
+def test_feed_entities_are_never_expanded(tmp_path, feeds, slack, body):
+    feeds.set_feed("blog", body)
+    config = config_dict(tmp_path, slack.api_url, [feed_source("blog", feeds.url_for("blog"))])
+    pipeline, store, _ = pipeline_with_clock(tmp_path, config, NOW)
+    pipeline.poll("acme/blog")
+    texts = " ".join(stored_texts(store))
+    assert "root:" not in texts and "lollollol" not in texts
+
+
+def test_a_redirect_to_another_host_drops_the_credentials(tmp_path, feeds, slack):
+    feeds.set_feed("good", render_rss("Good", "https://g.example/", [
+        {"id": "1", "title": "Acme Cloud lost my invoice", "link": "https://g.example/1"}]))
+    other = feeds.url_for("good").replace("127.0.0.1", "localhost")
+    feeds.fail("moved", Reply(302, b"", {"Location": other}))
+    scheme, rest = feeds.url_for("moved").split("://")
+    config = config_dict(tmp_path, slack.api_url, [feed_source("blog", f"{scheme}://reader:{PASSWORD}@{rest}")])
+    pipeline, store, _ = pipeline_with_clock(tmp_path, config, NOW)
+    assert pipeline.poll("acme/blog").failure is None
+    first, second = feeds.requests[-2:]
+    assert "authorization" in first.headers and "authorization" not in second.headers
+    assert any("lost my invoice" in text for text in stored_texts(store))
