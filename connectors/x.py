@@ -33,7 +33,7 @@ from connectors.transport import BoundedSession
 
 from monitor.config import Brand, Settings, XPlatform, XSource
 from monitor.health import MAX_RETRY_AFTER, MIN_RETRY_AFTER, FailureKind, SourceFailure
-from monitor.models import FetchResult, Gap, Post, TeamReply
+from monitor.models import FetchResult, Gap, MalformedItem, Post, TeamReply
 
 PLATFORM = "x"
 TWITTER_HOST = "https://api.twitter.com"
@@ -107,13 +107,13 @@ def valid_id(value) -> str | None:
 
 def tweet_to_post(tweet: dict, users: dict[str, dict], team: frozenset[str]) -> Post:
     """One tweet as a Post; a retweet becomes the tweet it retweets (text as the retweet quotes it),
-    so both are stored once. A tweet without an id or text raises ValueError; other fields of the
+    so both are stored once. A tweet without an id or text raises MalformedItem; other fields of the
     wrong type are left out."""
     tweet_id = valid_id(tweet.get("id"))
     if tweet_id is None:
-        raise ValueError("no valid id")
+        raise MalformedItem("no valid id")
     if not isinstance(tweet.get("text"), str):
-        raise ValueError("no text")
+        raise MalformedItem("no text")
     text = html.unescape(tweet["text"])
     author = users.get(str(tweet.get("author_id")))
     author = author if isinstance(author, dict) else None
@@ -172,7 +172,8 @@ def to_posts(tweets: list, users: dict[str, dict], team: frozenset[str]) -> tupl
             posts.append(tweet_to_post(tweet, users, team))
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             tweet_id = tweet.get("id") if isinstance(tweet, dict) else None
-            skipped.append(f"tweet {str(tweet_id)[:40] if tweet_id is not None else '?'}: {exc or type(exc).__name__}")
+            why = str(exc) if isinstance(exc, MalformedItem) else type(exc).__name__
+            skipped.append(f"tweet {str(tweet_id)[:40] if tweet_id is not None else '?'}: {why}")
     return posts, skipped
 
 

@@ -41,6 +41,10 @@ def _optional_text(value: Any) -> str | None:
     return None if value is None else clean_text(value if isinstance(value, str) else str(value))
 
 
+class MalformedItem(ValueError):
+    """A platform item a connector cannot turn into a post; the message says why, never quoting it."""
+
+
 @dataclass(frozen=True)
 class Post:
     """One item as a connector found it, before anyone decided it is about a brand.
