@@ -54,15 +54,15 @@ PARSE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError, Rec
 
 def classify_exception(exc: Exception, source_id: str) -> SourceFailure:
     """A connector's exception as a classified failure: its own SourceFailure, a parse error of the
-    platform's answer as BAD_PAYLOAD (logged once with its traceback at DEBUG), anything else as
-    UNAVAILABLE; so health, status and the daemon's retry timing always know about it."""
+    platform's answer as BAD_PAYLOAD, anything else as UNAVAILABLE; so health, status and the
+    daemon's retry timing always know about it, and nothing is "failed unexpectedly"."""
     if isinstance(exc, SourceFailure):
         return exc
+    # The exception's text may quote the platform's answer: only at DEBUG, with its traceback.
     log.debug("source %s: %s while reading its answer", source_id, type(exc).__name__, exc_info=exc)
     if isinstance(exc, PARSE_ERRORS):
-        return SourceFailure(FailureKind.BAD_PAYLOAD, f"source {source_id}: unreadable answer "
-                             f"({type(exc).__name__}: {str(exc)[:200]})")
-    return SourceFailure(FailureKind.UNAVAILABLE, f"source {source_id}: {type(exc).__name__}: {str(exc)[:200]}")
+        return SourceFailure(FailureKind.BAD_PAYLOAD, f"source {source_id}: unreadable answer ({type(exc).__name__})")
+    return SourceFailure(FailureKind.UNAVAILABLE, f"source {source_id}: {type(exc).__name__}")
 
 
 class Pipeline:
