@@ -187,6 +187,8 @@ PAGES = [
     ("hackernews", Reply(200, DEEP, {"Content-Type": "application/json"}), FailureKind.BAD_PAYLOAD),
     ("hackernews", Reply.json({"hits": [1, "x", None], "nbHits": 3, "nbPages": 1, "hitsPerPage": 3}), None),
     ("app_store", Reply(200, DEEP, {"Content-Type": "application/json"}), FailureKind.BAD_PAYLOAD),
+    # an answer shaped so the connector's own parsing raises: classified by the pipeline, not "unexpected"
+    ("app_store", Reply.json({"feed": {"entry": [{"id": 1}], "link": [{"attributes": "x"}]}}), FailureKind.BAD_PAYLOAD),
 ]
 
 
