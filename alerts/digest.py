@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Sequence
 from zoneinfo import ZoneInfo
 
-from alerts.messages import net_text, safe_link, slack_escape, truncate
+from alerts.messages import SECTION_LIMIT, escape, fit, net_text, safe_link, shown
 from monitor.config import WEEKDAYS, DigestConfig
 
 EXCERPT_CHARS = 200
@@ -70,7 +70,7 @@ def _minutes(value: timedelta | None) -> str:
 
 def _mention_line(mention: dict) -> str:
     label = mention.get("title") or f"{mention.get('author') or 'someone'} on {mention.get('source')}"
-    excerpt = slack_escape(truncate(mention.get("text") or "", EXCERPT_CHARS))
+    excerpt = shown(mention.get("text") or "", EXCERPT_CHARS)
     reach = f" (reach {mention['reach']:,})" if mention.get("reach") is not None else ""
     return f"• {safe_link(mention.get('url'), label)}{reach}: {excerpt}"
 
@@ -78,7 +78,7 @@ def _mention_line(mention: dict) -> str:
 def digest_payload(*, brand_id: str, brand_name: str, week: str, this: WeekNumbers, before: WeekNumbers,
                    complaints: Sequence[dict], praise: dict | None, chart_png_b64: str) -> dict:
     """The `upload` outbox row's payload: the chart, with the week's numbers as its comment."""
-    name = slack_escape(brand_name)
+    name = escape(brand_name)
     lines = [
         f"*Weekly digest for {name}, {week}* (numbers against the week before)",
         f"• Mentions: *{this.volume}* ({_change(this.volume, before.volume)}, was {before.volume})",
@@ -91,5 +91,5 @@ def digest_payload(*, brand_id: str, brand_name: str, week: str, this: WeekNumbe
         lines += ["", "*Most-engaged complaints*", *(_mention_line(m) for m in complaints)]
     if praise:
         lines += ["", "*Best praise*", _mention_line(praise)]
-    return {"text": "\n".join(lines), "filename": f"{brand_id}-{week}.png",
+    return {"text": fit("\n".join(lines), SECTION_LIMIT), "filename": f"{brand_id}-{week}.png",
             "title": f"{brand_name}: sentiment and volume up to {week}", "content_b64": chart_png_b64}

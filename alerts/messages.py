@@ -7,11 +7,25 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from classifiers.base import Labels
+from monitor.logs import redact
 
 EXCERPT_CHARS = 600
 FALLBACK_CHARS = 300
-SECTION_LIMIT = 3000
+SECTION_LIMIT = 3000     # Slack's limit on a section's (and a context element's) text
+TEXT_LIMIT = 3000        # the message's fallback `text`: Slack takes more, notifications show far less
 HEADER_LIMIT = 150
+LABEL_CHARS = 200
+URL_LIMIT = 2000         # a longer URL is shown as its label only, so a link always fits its section
+
+# Shown invisibly or reordering what follows: bidi embeddings, overrides and isolates, marks, and
+# zero-width characters (not the joiner, which emoji sequences need). Removed from strangers' text.
+_INVISIBLE = re.compile("[\u061c\u180e\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def neutralise(text: str) -> str:
+    """Bidi controls, zero-width and control characters removed: what is shown is what is there."""
+    return _CONTROL.sub("", _INVISIBLE.sub("", text))
 
 
 def slack_escape(text: str) -> str:
@@ -19,18 +33,59 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def escape(text: str) -> str:
+    """Text for a message: neutralised (nothing invisible or reordering), then escaped."""
+    return slack_escape(neutralise(text))
+
+
+def shown(text: str, limit: int) -> str:
+    """A stranger's text as a message shows it: neutralised, on one line, cut to `limit`, escaped."""
+    return escape(truncate(text, limit))
+
+
 def truncate(text: str, limit: int) -> str:
     text = re.sub(r"\s+", " ", text).strip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def fit(mrkdwn: str, limit: int = SECTION_LIMIT) -> str:
+    """Escaped mrkdwn cut to at most `limit` characters without splitting an entity (`&amp;`) or a
+    `<link|label>`: a cut inside one drops it whole, and "…" marks the cut."""
+    if len(mrkdwn) <= limit:
+        return mrkdwn
+    head = mrkdwn[: limit - 1]
+    while True:
+        opened = head.rfind("<")
+        if opened != -1 and ">" not in head[opened:]:
+            head = head[:opened]
+            continue
+        amp = head.rfind("&")
+        if amp != -1 and ";" not in head[amp:]:
+            head = head[:amp]
+            continue
+        return head.rstrip() + "…"
+
+
+_URL = re.compile(r"https?://[^\s\x00-\x1f\x7f-\x9f]+", re.IGNORECASE)
+
+
+def safe_url(url) -> str | None:
+    """The URL if a link may point there: http(s), no whitespace or control or invisible character
+    anywhere (a trailing newline too), at most URL_LIMIT long; else None."""
+    if not isinstance(url, str) or len(url) > URL_LIMIT or not _URL.fullmatch(url) or _INVISIBLE.search(url):
+        return None
+    return url
+
+
 def safe_link(url: str | None, label: str) -> str:
-    """`<url|label>` only for http(s) URLs, with `|` and `>` percent-encoded so a URL cannot forge a label."""
-    text = slack_escape(truncate(label, 200))
-    if not url or not re.match(r"^https?://\S+$", url, re.IGNORECASE):
+    """`<url|label>` only for safe http(s) URLs, with `|`, `<` and `>` percent-encoded and `&` escaped
+    so a URL cannot forge a label or an entity; otherwise the escaped label alone."""
+    text = fit(shown(label, LABEL_CHARS), LABEL_CHARS + 100) or "(untitled)"  # Slack refuses empty text
+    href = safe_url(url)
+    if href is None:
         return text
-    href = url.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E").replace("&", "&amp;")
-    return f"<{href}|{text}>"
+    href = href.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E").replace("&", "&amp;")
+    return f"<{href}|{text}>" if len(href) <= URL_LIMIT else text
 
 
 def _posted_by(author: str | None, source: str) -> str:
@@ -67,11 +122,11 @@ _PLURALS = {"Complaint": "complaints", "Question": "questions", "Negative mentio
 
 def _item_blocks(item: MessageItem) -> list[dict]:
     """Section `mention:<id>` (link), the excerpt, the facts, then the actions: the shared block-id convention."""
-    excerpt = slack_escape(truncate(item.text or item.title or "", EXCERPT_CHARS))
-    who = slack_escape(truncate(item.author, 80)) if item.author else "unknown author"
+    excerpt = shown(item.text or item.title or "", EXCERPT_CHARS)
+    who = shown(item.author, 80) if item.author else "unknown author"
     facts = [
-        f"*{slack_escape(item.source)}* · {who}" + (f" · reach {item.reach:,}" if item.reach is not None else "")
-        + f" · {slack_escape(item.brand_name)}",
+        f"*{escape(item.source)}* · {who}" + (f" · reach {item.reach:,}" if item.reach is not None else "")
+        + f" · {escape(item.brand_name)}",
         f"sentiment *{item.labels.sentiment}* {_percent(item.labels.sentiment_scores, item.labels.sentiment)} · "
         f"intent *{item.labels.intent}* {_percent(item.labels.intent_scores, item.labels.intent)}"
         + (" · low confidence" if item.labels.low_confidence else ""),
@@ -79,14 +134,14 @@ def _item_blocks(item: MessageItem) -> list[dict]:
     if item.reply_by is not None:
         facts.append(f"reply by {item.reply_by:%Y-%m-%d %H:%M} UTC")
     if item.held_by:
-        facts.append(f"held by {slack_escape(item.held_by)}")
+        facts.append(f"held by {escape(item.held_by)}")
     link = safe_link(item.url, item.title or _posted_by(item.author, item.source))
     return [
         {"type": "section", "block_id": mention_block_id(item.mention_id),
-         "text": {"type": "mrkdwn", "verbatim": True, "text": truncate(link, SECTION_LIMIT)}},
+         "text": {"type": "mrkdwn", "verbatim": True, "text": fit(link)}},
         {"type": "section", "text": {"type": "mrkdwn", "verbatim": True,
-                                     "text": f">{excerpt}" if excerpt else "_(no text)_"}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": f} for f in facts]},
+                                     "text": fit(f">{excerpt}") if excerpt else "_(no text)_"}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": fit(f)} for f in facts]},
         *([also_block(item.mention_id, item.also)] if item.also else []),
         actions_block(item.mention_id),
     ]
@@ -94,10 +149,10 @@ def _item_blocks(item: MessageItem) -> list[dict]:
 
 def also_block(mention_id: int, links: tuple[tuple[str, str | None], ...]) -> dict:
     """"Also posted: acme/x (link) · acme/posts (link)": the cross-posts one item stands for."""
-    shown = " · ".join(safe_link(url, source) for source, url in links[:10])
+    listed = " · ".join(safe_link(url, source) for source, url in links[:10])
     more = f" and {len(links) - 10} more" if len(links) > 10 else ""
     return {"type": "context", "block_id": f"also:{mention_id}",
-            "elements": [{"type": "mrkdwn", "verbatim": True, "text": truncate(f"also posted: {shown}{more}", 2000)}]}
+            "elements": [{"type": "mrkdwn", "verbatim": True, "text": fit(f"also posted: {listed}{more}", 2000)}]}
 
 
 def with_crosspost(payload: dict, mention_id: int, source: str, url: str | None) -> dict:
@@ -111,7 +166,7 @@ def with_crosspost(payload: dict, mention_id: int, source: str, url: str | None)
     added = safe_link(url, source)
     line = {"type": "context", "block_id": f"also:{mention_id}", "elements": [
         {"type": "mrkdwn", "verbatim": True,
-         "text": truncate(f"also posted: {previous + ' · ' if previous else ''}{added}", 2000)}]}
+         "text": fit(f"also posted: {previous + ' · ' if previous else ''}{added}", 2000)}]}
     if at is not None:
         blocks[at] = line
     else:
@@ -123,7 +178,7 @@ def with_crosspost(payload: dict, mention_id: int, source: str, url: str | None)
 def group_header(items: list[MessageItem], total: int | None = None) -> str:
     """"Complaint: Acme Cloud" for one mention, "3 complaints about Acme Cloud" for a group."""
     total = total or len(items)
-    brands = ", ".join(dict.fromkeys(i.brand_name for i in items))
+    brands = ", ".join(dict.fromkeys(neutralise(i.brand_name) for i in items))
     reasons = set(i.reason for i in items)
     if total == 1:
         return truncate(f"{items[0].reason}: {brands}", HEADER_LIMIT)
@@ -137,11 +192,11 @@ def group_message(items: list[MessageItem], header: str, note: str | None = None
     """Up to MAX_PER_MESSAGE mentions in one message: a header, then each mention's blocks."""
     blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}]
     if note:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": note}]})
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": fit(note)}]})
     for item in items:
         blocks += _item_blocks(item)
-    excerpts = " · ".join(slack_escape(truncate(i.text or i.title or "", FALLBACK_CHARS)) for i in items)
-    return {"text": f"{slack_escape(header)}: {excerpts}", "blocks": blocks}
+    excerpts = " · ".join(shown(i.text or i.title or "", FALLBACK_CHARS) for i in items)
+    return {"text": fit(f"{escape(header)}: {excerpts}", TEXT_LIMIT), "blocks": blocks}
 
 
 @dataclass(frozen=True)
@@ -163,34 +218,35 @@ class KudosItem:
 def kudos_message(items: list[KudosItem], note: str | None = None, total: int | None = None) -> dict:
     """Praise for the kudos channel, grouped like alerts so a wave of praise is one message; each post
     with a suggested reply to post by hand (nothing is posted for you)."""
-    brands = ", ".join(dict.fromkeys(i.brand_name for i in items))
+    brands = ", ".join(dict.fromkeys(neutralise(i.brand_name) for i in items))
     total = total or len(items)
     header = truncate(f"Praise for {brands} on {items[0].platform}" if total == 1
                       else f"{total} praise posts for {brands}", HEADER_LIMIT)
     blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}]
     if note:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": note}]})
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": fit(note)}]})
     for item in items:
-        excerpt = slack_escape(truncate(item.text or item.title or "", EXCERPT_CHARS))
-        who = slack_escape(truncate(item.author, 80)) if item.author else "someone"
+        excerpt = shown(item.text or item.title or "", EXCERPT_CHARS)
+        who = shown(item.author, 80) if item.author else "someone"
         link = safe_link(item.url, item.title or _posted_by(item.author, item.source))
         blocks += [
             {"type": "section", "block_id": mention_block_id(item.mention_id),
-             "text": {"type": "mrkdwn", "verbatim": True, "text": truncate(link, SECTION_LIMIT)}},
+             "text": {"type": "mrkdwn", "verbatim": True, "text": fit(link)}},
             {"type": "section", "text": {"type": "mrkdwn", "verbatim": True,
-                                         "text": f">{excerpt}" if excerpt else "_(no text)_"}},
+                                         "text": fit(f">{excerpt}") if excerpt else "_(no text)_"}},
             {"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text":
-                                              f"*{slack_escape(item.source)}* · {who} · {slack_escape(item.platform)}"}]},
+                                              fit(f"*{escape(item.source)}* · {who} · "
+                                                  f"{escape(item.platform)}")}]},
             {"type": "section", "text": {"type": "mrkdwn", "verbatim": True,
-                                         "text": "Suggested reply (post it yourself):\n"
-                                                 + slack_escape(truncate(item.suggestion, 1000))}},
+                                         "text": fit("Suggested reply (post it yourself):\n"
+                                                     + shown(item.suggestion, 1000))}},
         ]
         if item.reply_by is not None:
             blocks += [{"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True,
                                                          "text": f"reply by {item.reply_by:%Y-%m-%d %H:%M} UTC"}]},
                        actions_block(item.mention_id)]
-    excerpts = " · ".join(slack_escape(truncate(i.text or i.title or "", FALLBACK_CHARS)) for i in items)
-    return {"text": f"{slack_escape(header)}: {excerpts}", "blocks": blocks}
+    excerpts = " · ".join(shown(i.text or i.title or "", FALLBACK_CHARS) for i in items)
+    return {"text": fit(f"{escape(header)}: {excerpts}", TEXT_LIMIT), "blocks": blocks}
 
 
 _FAILURE_WORDS = {"auth": "credentials rejected", "rate_limited": "rate limited", "unavailable": "unreachable",
@@ -209,10 +265,11 @@ def source_health_message(source_id: str, transition: str, kind: str | None, mes
     """One message when a source breaks, one when it recovers: `kind` and `message` are the failure's."""
     reason = failure_reason(kind, message)
     if transition == "recovered":
-        text = f":white_check_mark: Source {slack_escape(source_id)} recovered (it was {reason})."
+        text = f":white_check_mark: Source {escape(source_id)} recovered (it was {reason})."
     else:
-        text = (f":warning: Source {slack_escape(source_id)} is failing ({kind}): {reason}. "
-                f"{slack_escape(truncate(message or '', 500))}")
+        text = (f":warning: Source {escape(source_id)} is failing ({kind}): {reason}. "
+                f"{shown(redact(message or ''), 500)}")
+    text = fit(text)
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "verbatim": True, "text": text}}]}
 
 
@@ -235,7 +292,7 @@ def actions_block(mention_id: int) -> dict:
 
 def status_block(mention_id: int, status: str) -> dict:
     return {"type": "context", "block_id": f"status:{mention_id}",
-            "elements": [{"type": "mrkdwn", "verbatim": True, "text": status}]}
+            "elements": [{"type": "mrkdwn", "verbatim": True, "text": fit(status)}]}
 
 
 # --- the reply clock: status lines, reminders, escalations -------------------------------------
@@ -268,7 +325,7 @@ def actor(by: str) -> str:
     """Who acted: a Slack user id becomes a mention Slack renders as @name; any other name is escaped."""
     if _SLACK_USER.match(by):
         return f"<@{by}>"
-    return "@" + slack_escape(truncate(by.lstrip("@"), 80))
+    return "@" + shown(by.lstrip("@"), 80)
 
 
 def responder(via: str, name: str) -> str:
@@ -278,13 +335,13 @@ def responder(via: str, name: str) -> str:
         name = "u/" + name
     elif via == "x" and not name.startswith("@"):
         name = "@" + name
-    return slack_escape(name)
+    return escape(name)
 
 
 def handled_status(by: str, via: str, after) -> str:
     if via in ("slack", "cli", "reaction"):
         return f":white_check_mark: handled by {actor(by)} after {format_age(after)}"
-    platform = PLATFORMS.get(via, slack_escape(via))
+    platform = PLATFORMS.get(via, escape(via))
     return f":white_check_mark: answered on {platform} by {responder(via, by)} after {format_age(after)}"
 
 
@@ -334,7 +391,7 @@ def with_label_note(payload: dict, mention_id: int, note: str) -> dict:
     """The message with a `label:<id>` line above the mention's buttons (or status line)."""
     blocks = [b for b in payload.get("blocks") or [] if b.get("block_id") != f"label:{mention_id}"]
     line = {"type": "context", "block_id": f"label:{mention_id}",
-            "elements": [{"type": "mrkdwn", "verbatim": True, "text": note}]}
+            "elements": [{"type": "mrkdwn", "verbatim": True, "text": fit(note)}]}
     at = _block_index(blocks, f"status:{mention_id}")
     if at is None:
         at = _block_index(blocks, f"actions:{mention_id}")
@@ -346,9 +403,9 @@ def with_label_note(payload: dict, mention_id: int, note: str) -> dict:
 
 
 def _summary(source: str, author: str | None, url: str | None, title: str | None, text: str) -> str:
-    who = slack_escape(truncate(author, 80)) if author else "unknown author"
+    who = shown(author, 80) if author else "unknown author"
     link = safe_link(url, title or _posted_by(author, source))
-    return f"{link} · *{slack_escape(source)}* · {who}\n>{slack_escape(truncate(text or title or '', 300))}"
+    return f"{link} · *{escape(source)}* · {who}\n>{shown(text or title or '', 300)}"
 
 
 def reminder_message(*, mention_id: int, brand_name: str, source: str, url: str | None, title: str | None,
@@ -362,10 +419,10 @@ def reminder_message(*, mention_id: int, brand_name: str, source: str, url: str 
     lead = "Snooze over: still unanswered" if after_snooze else "Still unanswered"
     line = f":alarm_clock: {lead}, {due}."
     if not in_thread:
-        line += f"\n{slack_escape(brand_name)}: " + _summary(source, author, url, title, text)
-    return {"text": f"{lead} ({slack_escape(brand_name)}), {due}",
+        line += f"\n{escape(brand_name)}: " + _summary(source, author, url, title, text)
+    return {"text": fit(f"{lead} ({escape(brand_name)}), {due}", TEXT_LIMIT),
             "blocks": [{"type": "section", "block_id": f"reminder:{mention_id}",
-                        "text": {"type": "mrkdwn", "verbatim": True, "text": line}}]}
+                        "text": {"type": "mrkdwn", "verbatim": True, "text": fit(line)}}]}
 
 
 def escalation_message(*, mention_id: int, brand_name: str, source: str, url: str | None, title: str | None,
@@ -375,8 +432,9 @@ def escalation_message(*, mention_id: int, brand_name: str, source: str, url: st
     pings = " ".join(f"<!subteam^{who}>" if who.startswith("S") else f"<@{who}>" for who in escalate_to)
     late = f", {format_age(now - deadline)} ago" if now - deadline >= timedelta(minutes=1) else ""
     line = (f":rotating_light: {pings + ' ' if pings else ''}Unanswered past the {format_age(promise)} promise "
-            f"(due {deadline:%Y-%m-%d %H:%M} UTC{late}): {slack_escape(brand_name)}\n"
+            f"(due {deadline:%Y-%m-%d %H:%M} UTC{late}): {escape(brand_name)}\n"
             + _summary(source, author, url, title, text))
-    return {"text": f"{pings + ' ' if pings else ''}Unanswered past its reply time: {slack_escape(brand_name)}",
+    return {"text": fit(f"{pings + ' ' if pings else ''}Unanswered past its reply time: {escape(brand_name)}",
+                        TEXT_LIMIT),
             "blocks": [{"type": "section", "block_id": f"escalation:{mention_id}",
-                        "text": {"type": "mrkdwn", "verbatim": True, "text": line}}]}
+                        "text": {"type": "mrkdwn", "verbatim": True, "text": fit(line)}}]}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Sequence
 
-from alerts.messages import SECTION_LIMIT, safe_link, slack_escape, truncate
+from alerts.messages import SECTION_LIMIT, escape, fit, safe_link, shown
 from monitor.config import SpikeConfig
 
 HOUR = timedelta(hours=1)
@@ -122,26 +122,26 @@ def step(active: dict | None, signal: Signal | None, now: datetime, config: Spik
 def spike_message(brand_name: str, signal: Signal, drivers: Sequence[dict], dominant_intent: str | None) -> dict:
     """The alert when a spike starts: how big the jump is, what drives it (escaped, linked), its main intent."""
     what = "negative mentions" if signal.metric == "negative" else "mentions"
-    headline = (f":rotating_light: Spike for {slack_escape(brand_name)}: {signal.count} {what} in the last hour, "
-                f"{signal.ratio:.0f}× the usual {signal.usual:g}")
+    headline = fit(f":rotating_light: Spike for {escape(brand_name)}: {signal.count} {what} in the last hour, "
+                   f"{signal.ratio:.0f}× the usual {signal.usual:g}", SECTION_LIMIT)
     facts = f"negative share {signal.negative_share:.0%} (usually {signal.usual_negative_share:.0%})"
     if dominant_intent:
         facts += f" · mostly *{dominant_intent}*"
     lines = [f"• {safe_link(d.get('url'), d.get('title') or _who(d))}: "
-             f"{slack_escape(truncate(d.get('text') or '', EXCERPT_CHARS))}"
+             f"{shown(d.get('text') or '', EXCERPT_CHARS)}"
              + (f" (reach {d['reach']:,})" if d.get("reach") else "") for d in drivers]
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "verbatim": True, "text": headline}},
               {"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": facts}]}]
     if lines:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "verbatim": True,
-                                                   "text": truncate("\n".join(lines), SECTION_LIMIT)}})
+                                                   "text": fit("\n".join(lines), SECTION_LIMIT)}})
     return {"text": headline, "blocks": blocks}
 
 
 def spike_over_message(brand_name: str, started_at: datetime, ended_at: datetime) -> dict:
     minutes = int((ended_at - started_at).total_seconds() // 60)
-    text = (f":white_check_mark: The spike for {slack_escape(brand_name)} is over "
-            f"(started {started_at:%Y-%m-%d %H:%M} UTC, lasted {minutes // 60} h {minutes % 60} min).")
+    text = fit(f":white_check_mark: The spike for {escape(brand_name)} is over "
+               f"(started {started_at:%Y-%m-%d %H:%M} UTC, lasted {minutes // 60} h {minutes % 60} min).", SECTION_LIMIT)
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "verbatim": True, "text": text}}]}
 
 

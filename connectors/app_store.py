@@ -85,7 +85,7 @@ def entry_to_review(entry: dict) -> Review | None:
 def parse_page(body: bytes, what: str) -> Page:
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: response is not JSON") from None
     feed = data.get("feed") if isinstance(data, dict) else None
     if not isinstance(feed, dict):
@@ -142,7 +142,9 @@ class AppStoreConnector:
     def __init__(self, source: AppStoreSource, settings: Settings, store=None, session: requests.Session | None = None):
         self.source = source
         self.platform: AppStorePlatform = settings.app_store
-        self.session = session or requests.Session()
+        self.session = session or http.bounded_session(self.platform.connect_timeout.total_seconds(),
+                                                       self.platform.read_timeout.total_seconds(),
+                                                       self.platform.max_bytes)
         self.late = int(self.platform.late_window.total_seconds())
 
     def fetch(self, cursor: dict | None) -> FetchResult:

@@ -92,7 +92,9 @@ class FeedConnector:
     def __init__(self, source: FeedSource, settings: Settings, store=None, session: requests.Session | None = None):
         self.source = source
         self.platform: FeedsPlatform = settings.feeds
-        self.session = session or requests.Session()
+        self.session = session or http.bounded_session(self.platform.connect_timeout.total_seconds(),
+                                                       self.platform.read_timeout.total_seconds(),
+                                                       self.platform.max_bytes)
 
     def fetch(self, cursor: dict | None) -> FetchResult:
         cursor = dict(cursor or {})
@@ -122,7 +124,12 @@ class FeedConnector:
             warnings.append(f"feed {self.source.url} is ill-formed ({parsed.get('bozo_exception')}); "
                             f"read {len(entries)} entries anyway")
         feed_title = strip_html(parsed.get("feed", {}).get("title", "") or "") or None
-        posts = [entry_to_post(self.source.url, e, feed_title) for e in entries[: self.platform.max_entries]]
+        posts, skipped = [], []
+        for entry in entries[: self.platform.max_entries]:
+            try:
+                posts.append(entry_to_post(self.source.url, entry, feed_title))
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+                skipped.append(f"entry {str(entry.get('id', '?'))[:60]}: {type(exc).__name__}")
         new_cursor = {"etag": resp.headers.get("ETag"), "last_modified": resp.headers.get("Last-Modified"),
                       "ill_formed": ill_formed}
-        return FetchResult(posts, new_cursor, warnings=warnings)
+        return FetchResult(posts, new_cursor, warnings=warnings, skipped=skipped)

@@ -58,25 +58,38 @@ class _Window:
     malformed: int
 
 
+def _text(raw: dict, key: str) -> str:
+    """A text field of a hit, or "" when it is missing or not text."""
+    value = raw.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _int_or_none(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def hit_to_post(raw: dict, team: frozenset[str]) -> Post:
+    """One hit as a Post; fields of the wrong type are left out (a hit without a usable id or time
+    raises ValueError)."""
     item_id = str(raw["objectID"])
-    is_comment = raw.get("comment_text") is not None or "comment" in (raw.get("_tags") or [])
-    link = raw.get("url") or raw.get("story_url")
+    tags = raw.get("_tags") if isinstance(raw.get("_tags"), list) else []
+    is_comment = raw.get("comment_text") is not None or "comment" in tags
+    link = _text(raw, "url") or _text(raw, "story_url") or None
     if is_comment:  # classified on its own words; the thread's title is context, kept in extra
         title = ""
-        text = strip_html(raw.get("comment_text") or "")
+        text = strip_html(_text(raw, "comment_text"))
     else:
-        title = strip_html(raw.get("title") or "")
+        title = strip_html(_text(raw, "title"))
         # A link story's words are its title and link: keep the link where the matcher reads (domains).
-        text = "\n".join(p for p in (strip_html(raw.get("story_text") or ""), raw.get("url") or "") if p)
-    points = raw.get("points") if isinstance(raw.get("points"), int) else None
-    author = raw.get("author") or None
-    extra = {"points": points, "num_comments": raw.get("num_comments"), "story_id": raw.get("story_id"),
-             "parent_id": raw.get("parent_id"), "kind": "comment" if is_comment else "story", "link": link,
-             "story_title": strip_html(raw.get("story_title") or "") or None}
+        text = "\n".join(p for p in (strip_html(_text(raw, "story_text")), _text(raw, "url")) if p)
+    points = _int_or_none(raw.get("points"))
+    author = _text(raw, "author") or None
+    story_id, parent_id = _int_or_none(raw.get("story_id")), _int_or_none(raw.get("parent_id"))
+    extra = {"points": points, "num_comments": _int_or_none(raw.get("num_comments")), "story_id": story_id,
+             "parent_id": parent_id, "kind": "comment" if is_comment else "story", "link": link,
+             "story_title": strip_html(_text(raw, "story_title")) or None}
     if author and author.casefold() in team:
         extra["by_team"] = True
-    story_id, parent_id = raw.get("story_id"), raw.get("parent_id")
     return Post(source=PLATFORM, external_id=item_id, text=text, url=ITEM_URL.format(item_id), author=author,
                 title=title or None, created_at=datetime.fromtimestamp(int(raw["created_at_i"]), tz=timezone.utc),
                 thread_id=str(story_id) if story_id is not None else None,
@@ -92,7 +105,9 @@ class HackerNewsConnector:
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.source = source
         self.platform: HackerNewsPlatform = settings.hackernews
-        self.session = session or requests.Session()
+        self.session = session or http.bounded_session(self.platform.connect_timeout.total_seconds(),
+                                                       self.platform.read_timeout.total_seconds(),
+                                                       self.platform.max_bytes)
         self.clock = clock
         _, brand = settings.brand_of(source)
         self.queries = list(dict.fromkeys(source.queries or default_queries(brand.names + brand.aliases + brand.domains)))
@@ -102,18 +117,22 @@ class HackerNewsConnector:
     def fetch(self, cursor: dict | None) -> FetchResult:
         states = (cursor or {}).get("queries", {})
         posts: dict[str, Post] = {}
-        new_states, malformed = {}, 0
+        new_states, malformed, skipped = {}, 0, []
         for query in self.queries:
             hits, new_states[query], bad = self._poll_query(query, states.get(query))
             malformed += bad
             for hit in hits:
                 if hit.item_id not in posts:
-                    posts[hit.item_id] = hit_to_post(hit.raw, self.team)
+                    try:
+                        posts[hit.item_id] = hit_to_post(hit.raw, self.team)
+                    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+                        skipped.append(f"item {hit.item_id[:20]}: {type(exc).__name__}")
         warnings = []
         if malformed and not (cursor or {}).get("malformed"):
             warnings.append(f"Hacker News search returned {malformed} items without objectID/created_at_i; skipped")
         ordered = sorted(posts.values(), key=lambda p: (p.created_at, int(p.external_id) if p.external_id.isdigit() else 0))
-        return FetchResult(ordered, {"queries": new_states, "malformed": bool(malformed)}, warnings=warnings)
+        return FetchResult(ordered, {"queries": new_states, "malformed": bool(malformed)}, warnings=warnings,
+                           skipped=skipped)
 
     # --- one query -------------------------------------------------------------------------------
 
@@ -205,7 +224,7 @@ def parse_search(body: bytes, what: str) -> dict:
     """The envelope fields we rely on, checked; any other shape is a BAD_PAYLOAD naming the field."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: response is not JSON") from None
     if not isinstance(data, dict) or not isinstance(data.get("hits"), list):
         raise SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: response has no `hits` list")
@@ -215,12 +234,16 @@ def parse_search(body: bytes, what: str) -> dict:
     return data
 
 
+MAX_EPOCH = 253402300799  # 9999-12-31: a later `created_at_i` is no time a datetime can hold
+
+
 def _valid_hits(raw_hits: list) -> tuple[list[_Hit], int]:
     hits, bad = [], 0
     for raw in raw_hits:
         item_id = raw.get("objectID") if isinstance(raw, dict) else None
         created = raw.get("created_at_i") if isinstance(raw, dict) else None
-        if not item_id or not isinstance(created, int) or isinstance(created, bool):
+        if (not item_id or not isinstance(item_id, (str, int)) or not isinstance(created, int)
+                or isinstance(created, bool) or not 0 <= created <= MAX_EPOCH):
             bad += 1
             continue
         hits.append(_Hit(str(item_id), created, raw))

@@ -3,14 +3,14 @@ with one classification of status codes into failure kinds."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
 import requests
 
-from monitor.health import FailureKind, SourceFailure
+from connectors.transport import BodyTooLarge, BoundedSession, DeadlineExceeded, TooDeeplyNested
+from monitor.health import FailureKind, SourceFailure, clamp_retry_after
 
 
 @dataclass(frozen=True)
@@ -22,20 +22,25 @@ class HttpResponse:
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """`Retry-After` as seconds: either a number or an HTTP date."""
-    if not value:
+    """`Retry-After` as seconds, in either RFC 9110 form (delay-seconds or an HTTP-date), clamped to
+    1 s .. 24 h; None when absent or unreadable (NaN included)."""
+    if not value or not isinstance(value, str):
         return None
     value = value.strip()
     try:
-        return max(float(value), 0.0)
+        return clamp_retry_after(float(value))
     except ValueError:
         pass
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
     now = now or datetime.now(timezone.utc)
-    return max((when - now).total_seconds(), 0.0)
+    return clamp_retry_after((when - now).total_seconds())
 
 
 def failure_for_status(status: int, headers, what: str) -> SourceFailure:
@@ -50,34 +55,45 @@ def failure_for_status(status: int, headers, what: str) -> SourceFailure:
     return SourceFailure(FailureKind.UNAVAILABLE, f"{what}: HTTP {status}")
 
 
-def get(session: requests.Session, url: str, *, headers: dict, connect_timeout: float, read_timeout: float,
+def deadline_for(connect_timeout: float, read_timeout: float) -> float:
+    """The total time one request may take, whatever the server does: connecting, then two read timeouts."""
+    return connect_timeout + 2 * read_timeout
+
+
+def bounded_session(connect_timeout: float, read_timeout: float, max_bytes: int) -> BoundedSession:
+    return BoundedSession(timeout=(connect_timeout, read_timeout),
+                          deadline=deadline_for(connect_timeout, read_timeout), max_bytes=max_bytes)
+
+
+def get(session: requests.Session | None, url: str, *, headers: dict, connect_timeout: float, read_timeout: float,
         max_bytes: int, what: str, params: dict | None = None) -> HttpResponse:
-    """GET with a connect/read timeout, a total deadline and a cap on decompressed bytes.
+    """GET with a connect/read timeout, a total deadline and a cap on bytes (compressed and inflated).
 
     Every failure comes back as a classified SourceFailure; 2xx and 304 come back as responses.
+    A session that is not a `BoundedSession` is replaced by one with these bounds.
     """
-    deadline = time.monotonic() + connect_timeout + 2 * read_timeout
+    if not isinstance(session, BoundedSession):
+        session = bounded_session(connect_timeout, read_timeout, max_bytes)
     try:
-        with session.get(url, headers=headers, params=params, timeout=(connect_timeout, read_timeout),
-                         stream=True, allow_redirects=True) as resp:
-            if resp.status_code == 304:
-                return HttpResponse(304, b"", resp.headers, resp.url)
-            if resp.status_code >= 300:
-                raise failure_for_status(resp.status_code, resp.headers, what)
-            body = bytearray()
-            for chunk in resp.iter_content(65536):
-                body += chunk
-                if len(body) > max_bytes:
-                    raise SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: body larger than {max_bytes} bytes")
-                if time.monotonic() > deadline:
-                    raise SourceFailure(FailureKind.UNAVAILABLE, f"{what}: download took too long")
-            return HttpResponse(resp.status_code, bytes(body), resp.headers, resp.url)
+        resp = session.get(url, headers=headers, params=params, timeout=(connect_timeout, read_timeout),
+                           allow_redirects=True)
     except requests.RequestException as exc:
         raise network_failure(exc, what) from None
+    if resp.status_code == 304:
+        return HttpResponse(304, b"", resp.headers, resp.url)
+    if resp.status_code >= 300:
+        raise failure_for_status(resp.status_code, resp.headers, what)
+    return HttpResponse(resp.status_code, resp.content, resp.headers, resp.url)
 
 
 def network_failure(exc: requests.RequestException, what: str) -> SourceFailure:
-    """What a requests exception means for a source: always weather, never a reason to give up."""
+    """What a requests exception means for a source: weather (retry later), or a body we refuse."""
+    if isinstance(exc, BodyTooLarge):
+        return SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: {exc}")
+    if isinstance(exc, TooDeeplyNested):
+        return SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: {exc}")
+    if isinstance(exc, DeadlineExceeded):
+        return SourceFailure(FailureKind.UNAVAILABLE, f"{what}: download took too long ({exc})")
     if isinstance(exc, requests.Timeout):
         return SourceFailure(FailureKind.UNAVAILABLE, f"{what}: timed out")
     if isinstance(exc, requests.ConnectionError):

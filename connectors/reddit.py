@@ -1,16 +1,19 @@
 """Reddit: new posts and new comments of subreddits, and Reddit search sorted by new, through praw.
 
 Every HTTP call praw makes passes `BudgetedRequestor`: a real per-request timeout (praw's `timeout`
-never reaches API calls), the app's shared request budget, and Reddit's rate-limit headers, which we
-read and then hide from praw, whose own limiter would sleep the scheduler thread up to a whole
-10-minute window. praw is not thread-safe, so each scheduler thread gets its own `praw.Reddit`.
+never reaches API calls), a `BoundedSession` (total deadline, body cap, JSON depth), the app's shared
+request budget, and Reddit's rate-limit headers, which we read and then hide from praw, whose own
+limiter would sleep the scheduler thread up to a whole 10-minute window. One `praw.Reddit` (one
+OAuth token) serves every source and thread of an app; praw is not thread-safe, so calls take turns.
 Listings are read with `Reddit.request` as raw JSON: no lazy attribute fetches, and each page's
 `after` and the listing's depth stay visible, which the cursor and the gap record need.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 import re
 import threading
 from dataclasses import dataclass, field
@@ -21,8 +24,9 @@ import praw
 import prawcore
 from praw.exceptions import PRAWException
 
-from connectors.http import retry_after_seconds
+from connectors.http import deadline_for, retry_after_seconds
 from connectors.reddit_budget import RATE_HEADERS, RateBudget, shared_budget
+from connectors.transport import BodyTooLarge, BoundedSession, DeadlineExceeded, TooDeeplyNested
 from monitor.config import Brand, RedditPlatform, RedditSource, Settings
 from monitor.health import FailureKind, SourceFailure
 from monitor.models import FetchResult, Gap, Post, TeamReply
@@ -118,8 +122,15 @@ def _when(utc: float) -> datetime:
     return datetime.fromtimestamp(utc, tz=timezone.utc)
 
 
-def page_children(page: Any, what: str) -> tuple[list[dict], str | None]:
-    """The usable items of one listing page and its `after`; anything else than a listing is bad payload."""
+def _valid_utc(value: Any) -> bool:
+    """A `created_utc` a datetime can hold (a finite number of seconds between 1970 and 9999)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and 0 <= value < 253402300800)
+
+
+def page_children(page: Any, what: str, skipped: list[str] | None = None) -> tuple[list[dict], str | None]:
+    """The usable items of one listing page and its `after`; anything else than a listing is bad payload.
+    Each unusable item is left out (and named in `skipped`)."""
     data = page.get("data") if isinstance(page, dict) and page.get("kind") == "Listing" else None
     if not isinstance(data, dict) or not isinstance(data.get("children"), list):
         raise SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: Reddit answered something other than a listing")
@@ -127,10 +138,14 @@ def page_children(page: Any, what: str) -> tuple[list[dict], str | None]:
     for child in data["children"]:
         item = child.get("data") if isinstance(child, dict) else None
         if (isinstance(item, dict) and child.get("kind") in ("t1", "t3") and isinstance(item.get("id"), str)
-                and _BASE36.fullmatch(item["id"]) and isinstance(item.get("created_utc"), (int, float))):
+                and _BASE36.fullmatch(item["id"]) and _valid_utc(item.get("created_utc"))):
             out.append({**item, "kind": child["kind"], "name": f"{child['kind']}_{item['id']}"})
         else:
             log.debug("%s: skipped an unreadable listing item %.120r", what, child)
+            if skipped is not None and not (isinstance(child, dict) and child.get("kind") == "more"):
+                item_id = item.get("id") if isinstance(item, dict) else None
+                skipped.append(f"{what} item {str(item_id)[:20] if item_id is not None else '?'}: unreadable "
+                               "id, kind or created_utc")
     after = data.get("after")
     return out, after if isinstance(after, str) else None
 
@@ -218,13 +233,15 @@ def listing_gap(listing: Listing, since: float, collected: list[dict]) -> Gap:
 def to_post(item: dict, team: frozenset[str]) -> Post | None:
     """A listing item as a Post; removed comments have nothing left to read and are skipped."""
     kind, subreddit = item["kind"], item.get("subreddit")
-    author = item.get("author") if item.get("author") not in (None, "[deleted]") else None
+    subreddit = subreddit if isinstance(subreddit, str) else None
+    author = item.get("author") if isinstance(item.get("author"), str) and item["author"] != "[deleted]" else None
     extra: dict[str, Any] = {"subreddit": subreddit, "score": item.get("score")}
     if kind == "t3":
         text = item.get("selftext") or ""
         if text in REMOVED or item.get("removed_by_category"):
             text, extra["removed"] = "", True
-        thread_id, parent_id, title = item["name"], None, item.get("title")
+        thread_id, parent_id = item["name"], None
+        title = item.get("title") if isinstance(item.get("title"), str) else None
         permalink = item.get("permalink") or f"/r/{subreddit}/comments/{item['id']}/"
         extra.update(kind="post", num_comments=item.get("num_comments"))
     else:
@@ -308,6 +325,11 @@ def failure_for(exc: Exception, listing: Listing | None, timeout: float, held_fo
                                  "endpoint): check reddit.client_id and reddit.client_secret", disable=True)
         attempts = " after 3 attempts" if isinstance(exc, prawcore.ServerError) or status == 408 else ""
         return SourceFailure(FailureKind.UNAVAILABLE, f"{what}: Reddit answered HTTP {status}{attempts}")
+    if isinstance(exc, prawcore.RequestException) and isinstance(exc.original_exception,
+                                                                  (BodyTooLarge, TooDeeplyNested)):
+        return SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: {exc.original_exception}")
+    if isinstance(exc, prawcore.RequestException) and isinstance(exc.original_exception, DeadlineExceeded):
+        return SourceFailure(FailureKind.UNAVAILABLE, f"{what}: {exc.original_exception}")
     if isinstance(exc, prawcore.RequestException):
         original = exc.original_exception
         how = (f"no answer within {timeout:g} s" if "Timeout" in type(original).__name__
@@ -346,6 +368,10 @@ class BudgetedRequestor(prawcore.Requestor):
             if response.status_code == 429:
                 retry = retry_after_seconds(headers.get("retry-after")) or retry_after_seconds(
                     headers.get("x-ratelimit-reset"))
+                # prawcore parses Retry-After with float(): hand it seconds (an HTTP-date would raise)
+                headers.pop("retry-after", None)
+                if retry is not None:
+                    headers["retry-after"] = f"{retry:.0f}"
             self.budget.observe(response.status_code, headers, retry)
             for name in RATE_HEADERS:
                 headers.pop(name, None)
@@ -353,6 +379,62 @@ class BudgetedRequestor(prawcore.Requestor):
                 raise SourceFailure(FailureKind.AUTH, "Reddit answered HTTP 401 without a www-authenticate header "
                                     "(is a proxy or login page in the way?)")
         return response
+
+
+class SharedReddit:
+    """One `praw.Reddit` per app and credentials, for every source and thread: one OAuth token,
+    fetched once and refreshed once. praw is not thread-safe, so calls take turns under a lock; each
+    call says how long it may wait for the budget (`max_wait`), which the requestor asks for."""
+
+    def __init__(self, p: RedditPlatform, budget: RateBudget):
+        self.lock = threading.Lock()
+        self.max_wait: Callable[[], float] = lambda: p.max_wait.total_seconds()
+        login: dict[str, str] = {}
+        if p.username and p.password:
+            login = {"username": p.username, "password": p.password.get_secret_value()}
+        elif p.refresh_token:
+            login = {"refresh_token": p.refresh_token.get_secret_value()}
+        timeout = p.timeout.total_seconds()
+        session = BoundedSession(timeout=(timeout, timeout), deadline=deadline_for(timeout, timeout),
+                                 max_bytes=p.max_bytes)
+        self.reddit = praw.Reddit(
+            client_id=p.client_id.get_secret_value(), client_secret=p.client_secret.get_secret_value(),
+            user_agent=p.user_agent, oauth_url=p.oauth_url, reddit_url=p.reddit_url, check_for_updates=False,
+            check_for_async=False, requestor_class=BudgetedRequestor,
+            requestor_kwargs={"timeout": timeout, "budget": budget, "max_wait": lambda: self.max_wait(),
+                              "session": session}, **login)
+
+    def request(self, max_wait: Callable[[], float], **kwargs) -> Any:
+        with self.lock:
+            self.max_wait = max_wait
+            return self.reddit.request(**kwargs)
+
+
+_CLIENTS: dict[str, SharedReddit] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def shared_client(p: RedditPlatform, budget: RateBudget) -> SharedReddit:
+    """The process-wide client of these settings (a reload with other credentials gets a new one)."""
+    key = hashlib.sha256(p.model_dump_json().encode() + b"".join(
+        s.get_secret_value().encode() + b"\0" for s in (p.client_id, p.client_secret, p.password, p.refresh_token)
+        if s is not None)).hexdigest()
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(key)
+        if client is None:
+            client = _CLIENTS[key] = SharedReddit(p, budget)
+        return client
+
+
+@dataclass(frozen=True)
+class _ClientHandle:
+    """The shared client as one connector uses it: with that connector's budget wait."""
+
+    shared: SharedReddit
+    max_wait: Callable[[], float]
+
+    def request(self, **kwargs) -> Any:
+        return self.shared.request(self.max_wait, **kwargs)
 
 
 class RedditConnector:
@@ -375,24 +457,9 @@ class RedditConnector:
     def _max_wait(self) -> float:
         return getattr(self._local, "max_wait", self.platform.max_wait.total_seconds())
 
-    def _reddit(self) -> praw.Reddit:
-        """This thread's client (praw is not thread-safe); it keeps its token between polls."""
-        reddit = getattr(self._local, "reddit", None)
-        if reddit is None:
-            p = self.platform
-            login: dict[str, str] = {}
-            if p.username and p.password:
-                login = {"username": p.username, "password": p.password.get_secret_value()}
-            elif p.refresh_token:
-                login = {"refresh_token": p.refresh_token.get_secret_value()}
-            reddit = praw.Reddit(
-                client_id=p.client_id.get_secret_value(), client_secret=p.client_secret.get_secret_value(),
-                user_agent=p.user_agent, oauth_url=p.oauth_url, reddit_url=p.reddit_url, check_for_updates=False,
-                check_for_async=False, requestor_class=BudgetedRequestor,
-                requestor_kwargs={"timeout": p.timeout.total_seconds(), "budget": self.budget,
-                                  "max_wait": self._max_wait}, **login)
-            self._local.reddit = reddit
-        return reddit
+    def _reddit(self) -> _ClientHandle:
+        """The app's shared client (one token for every source and thread), with this connector's wait."""
+        return _ClientHandle(shared_client(self.platform, self.budget), self._max_wait)
 
     def _get(self, path: str, params: dict, listing: Listing | None) -> Any:
         try:
@@ -400,27 +467,32 @@ class RedditConnector:
         except (prawcore.PrawcoreException, PRAWException) as exc:
             raise failure_for(exc, listing, self.platform.timeout.total_seconds(), self.budget.held_for()) from None
 
-    def _page(self, listing: Listing, after: str | None) -> tuple[list[dict], str | None]:
+    def _page(self, listing: Listing, after: str | None, skipped: list[str] | None = None
+              ) -> tuple[list[dict], str | None]:
         params = {**listing.params, "limit": PAGE_SIZE, **({"after": after} if after else {})}
-        return page_children(self._get(listing.path, params, listing), listing.what)
+        return page_children(self._get(listing.path, params, listing), listing.what, skipped)
 
     def fetch(self, cursor: dict | None) -> FetchResult:
         states = (cursor or {}).get("listings")
         states = states if isinstance(states, dict) else {}
         now = self.clock().timestamp()
         lookback = self.platform.first_poll_lookback.total_seconds()
-        posts, seen, gaps, new_states = [], set(), [], {}
+        posts, seen, gaps, new_states, skipped = [], set(), [], {}, []
         for listing in self.listings:
-            read = read_listing(lambda after: self._page(listing, after), listing, states.get(listing.key), now,
-                                lookback)
+            read = read_listing(lambda after: self._page(listing, after, skipped), listing, states.get(listing.key),
+                                now, lookback)
             new_states[listing.key] = read.state
             gaps += [read.gap] if read.gap else []
             for item in reversed(read.children):
-                post = to_post(item, self.team)
+                try:
+                    post = to_post(item, self.team)
+                except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+                    skipped.append(f"{item.get('name')}: {type(exc).__name__}")
+                    continue
                 if post is not None and post.external_id not in seen:
                     seen.add(post.external_id)
                     posts.append(post)
-        return FetchResult(posts, {"listings": new_states}, gaps=gaps)
+        return FetchResult(posts, {"listings": new_states}, gaps=gaps, skipped=skipped)
 
     def find_team_replies(self, awaiting: list) -> list[TeamReply]:
         """Check a few threads of mentions still waiting for an answer, each at most every

@@ -10,12 +10,13 @@ raises `SourceFailure(RATE_LIMITED, retry_after=…)` so the scheduler moves the
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
-from monitor.health import FailureKind, SourceFailure
+from monitor.health import MAX_RETRY_AFTER, FailureKind, SourceFailure
 
 RATE_HEADERS = ("x-ratelimit-remaining", "x-ratelimit-used", "x-ratelimit-reset")
 
@@ -62,7 +63,9 @@ def observe(state: BudgetState, headers: Mapping[str, str], now: float) -> Budge
         float(headers["x-ratelimit-used"])
     except (KeyError, TypeError, ValueError):
         return state
-    return replace(state, server_remaining=remaining, server_reset_at=now + max(reset, 0.0))
+    if not (math.isfinite(remaining) and math.isfinite(reset)):
+        return state
+    return replace(state, server_remaining=remaining, server_reset_at=now + min(max(reset, 0.0), MAX_RETRY_AFTER))
 
 
 class RateBudget:

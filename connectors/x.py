@@ -18,19 +18,22 @@ from __future__ import annotations
 
 import html
 import logging
+import math
 import re
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 
 import requests
 import tweepy
 
-from connectors.http import network_failure
+from connectors.http import deadline_for, network_failure
+from connectors.transport import BoundedSession
 
 from monitor.config import Brand, Settings, XPlatform, XSource
-from monitor.health import FailureKind, SourceFailure
-from monitor.models import FetchResult, Gap, Post, TeamReply
+from monitor.health import MAX_RETRY_AFTER, MIN_RETRY_AFTER, FailureKind, SourceFailure
+from monitor.models import FetchResult, Gap, MalformedItem, Post, TeamReply
 
 PLATFORM = "x"
 TWITTER_HOST = "https://api.twitter.com"
@@ -92,17 +95,38 @@ def reads_per_month(settings: Settings) -> int:
     return total
 
 
+_TWEET_ID = re.compile(r"[0-9]{1,19}", re.ASCII)
+_HANDLE = re.compile(r"\w{1,50}", re.ASCII)
+
+
+def valid_id(value) -> str | None:
+    """A tweet or user id as X sends it (a decimal string of a 64-bit number), else None."""
+    text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    return text if _TWEET_ID.fullmatch(text) and int(text) < 2 ** 63 else None
+
+
 def tweet_to_post(tweet: dict, users: dict[str, dict], team: frozenset[str]) -> Post:
     """One tweet as a Post; a retweet becomes the tweet it retweets (text as the retweet quotes it),
-    so both are stored once."""
+    so both are stored once. A tweet without an id or text raises MalformedItem; other fields of the
+    wrong type are left out."""
+    tweet_id = valid_id(tweet.get("id"))
+    if tweet_id is None:
+        raise MalformedItem("no valid id")
+    if not isinstance(tweet.get("text"), str):
+        raise MalformedItem("no text")
     text = html.unescape(tweet["text"])
-    tweet_id = str(tweet["id"])
     author = users.get(str(tweet.get("author_id")))
+    author = author if isinstance(author, dict) else None
     handle = author.get("username") if author else None
-    refs = {r.get("type"): str(r.get("id")) for r in tweet.get("referenced_tweets") or [] if r.get("id")}
-    extra: dict = {"conversation_id": str(tweet.get("conversation_id") or tweet_id)}
+    handle = handle if isinstance(handle, str) and _HANDLE.fullmatch(handle) else None
+    references = tweet.get("referenced_tweets")
+    refs = {r.get("type"): valid_id(r.get("id")) for r in references if isinstance(r, dict) and valid_id(r.get("id"))
+            } if isinstance(references, list) else {}
+    extra: dict = {"conversation_id": valid_id(tweet.get("conversation_id")) or tweet_id}
     created = _parse_time(tweet.get("created_at")) or snowflake_time(tweet_id)
-    reach = (author.get("public_metrics") or {}).get("followers_count") if author else None
+    metrics = author.get("public_metrics") if author else None
+    reach = metrics.get("followers_count") if isinstance(metrics, dict) else None
+    reach = reach if isinstance(reach, int) and not isinstance(reach, bool) else None
     if "retweeted" in refs:
         retweeter, tweet_id = handle, refs["retweeted"]
         rt = _RT_PREFIX.match(text)
@@ -110,13 +134,13 @@ def tweet_to_post(tweet: dict, users: dict[str, dict], team: frozenset[str]) -> 
         extra = {"conversation_id": tweet_id, **({"retweeted_by": f"@{retweeter}"} if retweeter else {})}
         created, reach, author = snowflake_time(tweet_id), None, None
     if author:
-        extra["author_name"] = author.get("name")
+        extra["author_name"] = author.get("name") if isinstance(author.get("name"), str) else None
         extra["author_id"] = str(author.get("id"))
-    if tweet.get("in_reply_to_user_id"):
+    if valid_id(tweet.get("in_reply_to_user_id")):
         extra["in_reply_to_user_id"] = str(tweet["in_reply_to_user_id"])
     if refs.get("quoted"):
         extra["quoted_id"] = refs["quoted"]
-    if tweet.get("lang"):
+    if isinstance(tweet.get("lang"), str):
         extra["lang"] = tweet["lang"]
     if handle and handle.casefold() in team:
         extra["by_team"] = True
@@ -130,13 +154,27 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
+def _parse_time(value) -> datetime | None:
+    if not value or not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def to_posts(tweets: list, users: dict[str, dict], team: frozenset[str]) -> tuple[list[Post], list[str]]:
+    """Each tweet judged alone: the posts, and "id: why" for each one left out as malformed."""
+    posts, skipped = [], []
+    for tweet in tweets:
+        try:
+            posts.append(tweet_to_post(tweet, users, team))
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            tweet_id = tweet.get("id") if isinstance(tweet, dict) else None
+            why = str(exc) if isinstance(exc, MalformedItem) else type(exc).__name__
+            skipped.append(f"tweet {str(tweet_id)[:40] if tweet_id is not None else '?'}: {why}")
+    return posts, skipped
 
 
 def reply_queries(conversations: list[str], team: Iterable[str], limit: int = QUERY_LIMIT) -> list[list[str]]:
@@ -177,23 +215,41 @@ def endpoint_of(url: str) -> str:
     return "other"
 
 
-class ApiSession(requests.Session):
-    """What tweepy's Client lacks: our base URL, a timeout, and the `x-rate-limit-*` headers kept."""
+def rate_limit_reset(value, now: float) -> int | None:
+    """`x-rate-limit-reset` (epoch seconds) as a whole epoch 1 s .. 24 h ahead; None when unreadable
+    (NaN, inf, not a number). X never asks for longer: a larger value is not taken at its word."""
+    try:
+        reset = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(reset):
+        return None
+    return int(min(max(reset, now + MIN_RETRY_AFTER), now + MAX_RETRY_AFTER))
 
-    def __init__(self, base_url: str, timeout: tuple[float, float]):
-        super().__init__()
+
+class ApiSession(BoundedSession):
+    """What tweepy's Client lacks: our base URL, bounds in time and size, and the `x-rate-limit-*`
+    headers kept (the reset normalised first: tweepy itself parses it with `int()`)."""
+
+    def __init__(self, base_url: str, timeout: tuple[float, float], max_bytes: int = 5_000_000):
+        super().__init__(timeout=timeout, deadline=deadline_for(*timeout), max_bytes=max_bytes)
         self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
         self.limits: dict[str, RateLimit] = {}
 
     def request(self, method, url, *args, **kwargs):
         url = url.replace(TWITTER_HOST, self.base_url, 1)
-        kwargs.setdefault("timeout", self.timeout)
         response = super().request(method, url, *args, **kwargs)
+        headers = response.headers
+        if "x-rate-limit-reset" in headers:
+            reset = rate_limit_reset(headers["x-rate-limit-reset"], time.time())
+            if reset is None:
+                del headers["x-rate-limit-reset"]
+            else:
+                headers["x-rate-limit-reset"] = str(reset)
         try:
-            self.limits[endpoint_of(url)] = RateLimit(int(response.headers["x-rate-limit-limit"]),
-                                                      int(response.headers["x-rate-limit-remaining"]),
-                                                      float(response.headers["x-rate-limit-reset"]))
+            self.limits[endpoint_of(url)] = RateLimit(int(headers["x-rate-limit-limit"]),
+                                                      int(headers["x-rate-limit-remaining"]),
+                                                      float(headers["x-rate-limit-reset"]))
         except (KeyError, ValueError):
             pass
         return response
@@ -211,14 +267,23 @@ class _Stop(Exception):
 def _body(exc: tweepy.HTTPException) -> dict:
     try:
         body = exc.response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     return body if isinstance(body, dict) else {}
 
 
 def _users(body: dict) -> dict[str, dict]:
     """`includes.users` by id: where a tweet's author handle, name and followers come from."""
-    return {str(u.get("id")): u for u in (body.get("includes") or {}).get("users") or [] if isinstance(u, dict)}
+    includes = body.get("includes")
+    users = includes.get("users") if isinstance(includes, dict) else None
+    return {str(u.get("id")): u for u in users if isinstance(u, dict)} if isinstance(users, list) else {}
+
+
+def _error_text(errors) -> str:
+    """The first of X's `errors` in words, whatever its shape."""
+    first = errors[0] if isinstance(errors, list) and errors else errors
+    detail = first.get("detail", first) if isinstance(first, dict) else first
+    return _short(str(detail))
 
 
 def _short(text: str, limit: int = 200) -> str:
@@ -234,6 +299,7 @@ class _Read:
     posts: list[Post]
     state: dict
     gap: Gap | None = None
+    skipped: list[str] = field(default_factory=list)
 
 
 class XConnector:
@@ -251,7 +317,8 @@ class XConnector:
         self.team = team_handles(self.brand)
         self.clock: Callable[[], datetime] = _utcnow
         self.session = ApiSession(self.platform.base_url, (self.platform.connect_timeout.total_seconds(),
-                                                           self.platform.read_timeout.total_seconds()))
+                                                           self.platform.read_timeout.total_seconds()),
+                                  self.platform.max_bytes)
         self.client = tweepy.Client(bearer_token=self.platform.bearer_token.get_secret_value(),
                                     return_type=dict, wait_on_rate_limit=False)
         self.client.session = self.session
@@ -342,16 +409,20 @@ class XConnector:
             raise SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: the answer is not JSON") from None
         except requests.RequestException as exc:
             raise network_failure(exc, what) from None
+        except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
+            # tweepy reads error bodies (`errors`, `detail`) assuming their shape
+            raise SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: unreadable answer ({type(exc).__name__})") from None
         if not isinstance(body, dict):
             raise SourceFailure(FailureKind.BAD_PAYLOAD, f"{what}: expected a JSON object")
         return body
 
     def _bad_request(self, what: str, exc: tweepy.BadRequest) -> SourceFailure:
         body = _body(exc)
-        errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]
+        errors = body.get("errors")
+        errors = [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
         message = _short("; ".join(str(e.get("message")) for e in errors if e.get("message"))
                          or str(body.get("detail") or "invalid request"))
-        if any("query" in (e.get("parameters") or {}) for e in errors):
+        if any(isinstance(e.get("parameters"), dict) and "query" in e["parameters"] for e in errors):
             where = (f"brands.{self.brand_id}.sources ({self.source.name}).query" if self.source.query
                      else f"the query built from brand {self.brand_id}'s terms")
             return SourceFailure(FailureKind.GONE, f"brand {self.brand_id}: X rejected the search query "
@@ -381,7 +452,7 @@ class XConnector:
         self._pace("users", now)
         body = self._call("users", now, self.client.get_user, username=handle)
         data = body.get("data")
-        if not isinstance(data, dict) or not data.get("id"):
+        if not isinstance(data, dict) or not valid_id(data.get("id")):
             raise SourceFailure(FailureKind.GONE, f"brand {self.brand_id}: X account @{handle} not found "
                                 f"(check brands.{self.brand_id}.handles)")
         users[handle] = str(data["id"])
@@ -403,6 +474,7 @@ class XConnector:
         posts: dict[str, Post] = {}
         gaps: list[Gap] = []
         stopped: list[_Stop] = []
+        skipped: list[str] = []
         for key, endpoint, handle in plan:
             try:
                 user_id = self._user_id(handle.casefold(), users, now) if handle else None
@@ -412,6 +484,7 @@ class XConnector:
                 stopped.append(stop)
                 continue
             streams[key] = read.state
+            skipped += read.skipped
             for post in read.posts:
                 posts.setdefault(post.external_id, post)
             if read.gap:
@@ -420,7 +493,7 @@ class XConnector:
             first = min(stopped, key=lambda s: (not s.budget, s.failure.retry_after or 0))
             raise first.failure
         log.debug("source %s: %d posts from X", self.source_id, len(posts))
-        return FetchResult(list(posts.values()), {"users": users, "streams": streams}, gaps=gaps)
+        return FetchResult(list(posts.values()), {"users": users, "streams": streams}, gaps=gaps, skipped=skipped)
 
     def _read(self, endpoint: str, state: dict, now: datetime, user_id: str | None, label: str) -> _Read:
         """Read one stream's new posts, newest first, up to the page bound.
@@ -440,6 +513,7 @@ class XConnector:
         newest, oldest = state.get("newest_id"), state.get("until_id")
         token: str | None = None
         posts: list[Post] = []
+        skipped: list[str] = []
         pages, done = 0, False
         while True:
             try:
@@ -453,19 +527,18 @@ class XConnector:
             pages += 1
             if "data" not in body and "meta" not in body and body.get("errors"):
                 raise SourceFailure(FailureKind.GONE, f"X {endpoint} for {self.source_id}: "
-                                    f"{_short(str(body['errors'][0].get('detail', body['errors'][0])))}")
-            data = [t for t in body.get("data") or [] if isinstance(t, dict)]
+                                    f"{_error_text(body['errors'])}")
+            data = body.get("data")
+            data = data if isinstance(data, list) else []
             self._spend(len(data), now)
-            users = _users(body)
-            try:
-                posts += [tweet_to_post(t, users, self.team) for t in data]
-                oldest = min((str(t["id"]) for t in data), key=int, default=oldest)
-            except (KeyError, TypeError, ValueError) as exc:
-                raise SourceFailure(FailureKind.BAD_PAYLOAD, f"X {endpoint} for {self.source_id}: malformed "
-                                    f"tweet ({type(exc).__name__}: {exc})") from None
-            meta = body.get("meta") or {}
-            newest = newest or meta.get("newest_id")
-            token = meta.get("next_token")
+            page_posts, page_skipped = to_posts(data, _users(body), self.team)
+            posts += page_posts
+            skipped += page_skipped
+            read_ids = [i for i in (valid_id(t.get("id")) for t in data if isinstance(t, dict)) if i]
+            oldest = min(read_ids, key=int, default=oldest)
+            meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+            newest = newest or valid_id(meta.get("newest_id"))
+            token = meta.get("next_token") if isinstance(meta.get("next_token"), str) else None
             if not token:
                 done = True
                 break
@@ -473,19 +546,19 @@ class XConnector:
                 break
         keep = {"query": self.query, "started": True} if endpoint == "search" else {"started": True}
         if done and newest:
-            return _Read(posts, {**keep, "since_id": newest}, gap)
+            return _Read(posts, {**keep, "since_id": newest}, gap, skipped)
         if done:
             lower = ({"since_id": state["since_id"]} if state.get("since_id")
                      else {"start_time": _stamp(now - WINDOW_MARGIN)})
-            return _Read(posts, {**keep, **lower}, gap)
+            return _Read(posts, {**keep, **lower}, gap, skipped)
         if first:
             read_back_to = min((p.created_at for p in posts if p.created_at), default=now)
             return _Read(posts, {**keep, "since_id": newest}, gap or Gap(
                 now - SEARCH_WINDOW if endpoint == "search" else None, read_back_to, None,
                 f"first poll of {label}: older posts were not read "
-                f"(x.initial_pages = {self.platform.initial_pages})"))
+                f"(x.initial_pages = {self.platform.initial_pages})"), skipped)
         lower = {k: state[k] for k in ("since_id", "start_time") if state.get(k)}
-        return _Read(posts, {**keep, **lower, "until_id": oldest, "newest_id": newest}, gap)
+        return _Read(posts, {**keep, **lower, "until_id": oldest, "newest_id": newest}, gap, skipped)
 
     def _window(self, state: dict, now: datetime) -> Gap | None:
         """Recent search reaches back 7 days and X refuses an older `since_id`: move the lower bound to
@@ -546,7 +619,7 @@ class XConnector:
             data = [t for t in body.get("data") or [] if isinstance(t, dict)]
             self._spend(len(data), now)
             users = _users(body)
-            replies = sorted((tweet_to_post(t, users, self.team) for t in data), key=lambda p: int(p.external_id))
+            replies = sorted(to_posts(data, users, self.team)[0], key=lambda p: int(p.external_id))
             for mention in waiting:
                 reply = next((p for p in replies if p.extra.get("by_team") and p.thread_id == str(
                     mention.extra["conversation_id"]) and int(p.external_id) > int(mention.external_id)), None)

@@ -36,6 +36,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     stall: float = 0.0   # seconds to wait before answering
     drop: bool = False   # close the connection without answering
+    drip: float = 0.0    # seconds between the body's bytes, sent one at a time (a slow-loris server)
 
     @classmethod
     def json(cls, data, status: int = 200, headers: dict | None = None) -> "Reply":
@@ -76,7 +77,13 @@ class Emulator:
                     self.send_header("Connection", "close")  # the client will not reuse it: say so
                 self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
-                if self.command != "HEAD":
+                if self.command != "HEAD" and reply.drip:
+                    for i in range(len(reply.body)):
+                        self.wfile.write(reply.body[i:i + 1])
+                        self.wfile.flush()
+                        if emulator.stopped.wait(reply.drip):
+                            return
+                elif self.command != "HEAD":
                     self.wfile.write(reply.body)
 
             do_GET = do_POST = do_HEAD = _serve

@@ -264,7 +264,8 @@ class XEmulator(Emulator):
             headers = self._rate_headers(endpoint)
             fault = self.faults[endpoint].popleft() if self.faults[endpoint] else None
             if isinstance(fault, Reply):
-                return Reply(fault.status, fault.body, {**headers, **fault.headers}, fault.stall, fault.drop)
+                return Reply(fault.status, fault.body, {**headers, **fault.headers}, fault.stall, fault.drop,
+                             fault.drip)
             if request.headers.get("authorization") != f"Bearer {self.bearer_token}":
                 return Reply.json(UNAUTHORIZED, 401, headers)
             if endpoint != "other" and int(headers["x-rate-limit-remaining"]) < 0:

@@ -60,8 +60,7 @@ def run(config: str = ConfigOption, once: bool = typer.Option(False, "--once", h
     settings = _load(config)
     daemon = Daemon(config, settings)
     if once:
-        daemon.run_once()
-        return
+        raise typer.Exit(daemon.run_once())
     raise typer.Exit(daemon.run())
 
 
@@ -105,6 +104,17 @@ def _missing_channels(path: str, settings) -> list[ConfigProblem]:
             for key, channel in channel_settings(settings) if channel not in names and channel not in ids]
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value):
+    """A cell a spreadsheet will not run: text starting with = + - @ tab or CR gets a leading `'`
+    (OWASP's CSV injection rule), so `=HYPERLINK(…)` is shown, not followed."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 class ExportFormat(str, Enum):
     jsonl = "jsonl"
     csv = "csv"
@@ -129,20 +139,23 @@ def export(config: str = ConfigOption, since: Optional[str] = typer.Option(None,
            fmt: ExportFormat = typer.Option(ExportFormat.jsonl, "--format"),
            output: Optional[Path] = typer.Option(None, "--output", "-o")) -> None:
     """Write stored mentions with brand, source, url, author, time, labels and alert state."""
+    from monitor.logs import REDACTOR
+
     settings = _load(config)
     out = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
     try:
         with _opened(settings) as store:
             writer = None
             for row in store.export_rows(_since(since)):
-                row = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+                row = {k: REDACTOR.redact_value(v.isoformat() if isinstance(v, datetime) else v)
+                       for k, v in row.items()}
                 if fmt is ExportFormat.jsonl:
                     out.write(json.dumps(row, ensure_ascii=False) + "\n")
                     continue
                 if writer is None:
                     writer = csv.DictWriter(out, fieldnames=list(row))
                     writer.writeheader()
-                writer.writerow(row)
+                writer.writerow({k: csv_safe(v) for k, v in row.items()})
     finally:
         if output:
             out.close()
@@ -151,6 +164,8 @@ def export(config: str = ConfigOption, since: Optional[str] = typer.Option(None,
 @app.command()
 def status(config: str = ConfigOption) -> None:
     """Each source's health, last success and dropped posts, and the Slack outbox."""
+    from monitor.logs import redact
+
     settings = _load(config)
     with _opened(settings) as store:
         health = {h.source_id: h for h in store.all_health()}
@@ -169,7 +184,7 @@ def status(config: str = ConfigOption) -> None:
                       f"{h.since:%Y-%m-%d %H:%M}" if h.since else "",
                       (f"{h.last_success_at:%Y-%m-%d %H:%M}" + lag) if h.last_success_at else "never",
                       f"{h.retry_at:%H:%M:%S}" if h.retry_at else "",
-                      ", ".join(f"{k} {v}" for k, v in drops.get(source_id, {}).items()), h.message or "")
+                      ", ".join(f"{k} {v}" for k, v in drops.get(source_id, {}).items()), redact(h.message or ""))
     console = Console()
     console.print(table)
     if gaps:
@@ -177,7 +192,7 @@ def status(config: str = ConfigOption) -> None:
         for gap in gaps:
             gap_table.add_row(gap["source_id"], f"{gap['window_start']:%Y-%m-%d %H:%M}" if gap["window_start"] else "?",
                               f"{gap['window_end']:%Y-%m-%d %H:%M}" if gap["window_end"] else "?",
-                              str(gap["estimated_count"] or "?"), gap["reason"])
+                              str(gap["estimated_count"] or "?"), redact(gap["reason"]))
         console.print(gap_table)
     console.print(f"Slack outbox: {outbox or 'empty'}")
 

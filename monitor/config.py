@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, SecretStr,
                       ValidationError, ValidationInfo, field_validator, model_validator)
 
+from monitor.logs import REDACTOR, secrets_of
 from monitor.yamlsource import LoadedYaml, Path, load_yaml
 
 EX_CONFIG = 78
@@ -251,6 +252,7 @@ class RedditPlatform(Strict):
     oauth_url: str = "https://oauth.reddit.com"
     reddit_url: str = "https://www.reddit.com"
     timeout: Duration = Field(timedelta(seconds=10), description="Per request; praw retries a timeout twice")
+    max_bytes: int = Field(10_000_000, gt=0, description="A bigger answer is refused (gzip bombs too)")
     requests_per_minute: int = Field(100, gt=0, le=6000, description="Shared by every Reddit source of this app")
     max_wait: Duration = Field(timedelta(seconds=5), description="Longest in-poll wait for the budget; longer "
                                "waits reschedule the poll instead")
@@ -320,6 +322,7 @@ class XPlatform(Strict):
     base_url: str = "https://api.twitter.com"
     connect_timeout: Duration = timedelta(seconds=3.05)
     read_timeout: Duration = timedelta(seconds=20)
+    max_bytes: int = Field(5_000_000, gt=0, description="A bigger answer is refused (gzip bombs too)")
     max_results: int = Field(100, ge=10, le=100, description="Posts per page (X allows 10 to 100)")
     max_pages: int = Field(5, ge=1, le=50, description="Pages per query per poll; the rest waits for the next poll")
     initial_pages: int = Field(1, ge=1, le=50, description="Pages read on a query's first poll (older posts of "
@@ -590,6 +593,12 @@ class Settings(Strict):
     x: XPlatform | None = Field(None, description="Required once a brand has a `type: x` source")
     routes: Route = Field(Route(), description="The alert route tree; its root matches every mention")
     brands: dict[Annotated[str, Field(pattern=_SLUG)], Brand] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_secrets(self) -> "Settings":
+        """Every SecretStr of a config is known to the one redaction from the moment it exists."""
+        REDACTOR.update(secrets_of(self))
+        return self
 
     @field_validator("routes")
     @classmethod
@@ -864,10 +873,16 @@ def load_settings(path: str | os.PathLike, env: Mapping[str, str] | None = None,
     """Load and check a config file; raises ConfigError with every problem; returns warnings."""
     file = str(path)
     try:
-        text = FsPath(path).read_text(encoding="utf-8")
+        raw = FsPath(path).read_bytes()
     except OSError as exc:
         raise ConfigError([ConfigProblem(file, 0, "", repr(file), f"a readable file ({exc.strerror})")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError([ConfigProblem(file, line, "", f"byte 0x{raw[exc.start]:02x}", "UTF-8 text")]) from None
     loaded = load_yaml(text, env)
+    REDACTOR.update(loaded.env_values)  # before any error message can quote one
     problems = [ConfigProblem(file, e.line, ".".join(map(str, e.path)), _show(e.value, False), e.expected)
                 for e in loaded.errors]
     if loaded.data is None:

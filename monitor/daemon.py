@@ -26,6 +26,7 @@ from monitor.store import Store
 
 log = logging.getLogger("mentionwatch")
 PROCESS_JOB = "process"
+EXIT_OK, EXIT_SOURCE_FAILED, EXIT_DELIVERY_STOPPED = 0, 1, 2  # `run --once`, documented in the README
 
 
 def build_pipeline(settings: Settings, store: Store, classifier=None) -> Pipeline:
@@ -50,13 +51,29 @@ class Daemon:
     def settings(self) -> Settings:
         return self.pipeline.settings
 
-    def run_once(self) -> None:
-        """Every source once, then classify, route and send everything: for cron and tests."""
+    def run_once(self) -> int:
+        """Every source once, whatever the others do, then classify, route and send everything: for
+        cron and tests. Returns the exit code: EXIT_OK, EXIT_SOURCE_FAILED (a source failed, or is
+        still waiting to retry; the others were still polled and what they found sent) or EXIT_DELIVERY_STOPPED (Slack delivery
+        stopped with alerts still queued; they go out on the next run)."""
+        failed = []
         for source_id in self.pipeline.sources:
-            self.pipeline.poll(source_id)
+            try:
+                self.pipeline.poll(source_id)
+            except Exception:  # noqa: BLE001 - e.g. the store refused: the next source is still polled
+                log.exception("source %s: poll failed", source_id)
+                failed.append(source_id)
+                continue
+            if self.store.get_health(source_id).state != "ok":  # failed now, or still waiting to retry
+                failed.append(source_id)
         report = self.pipeline.process(flush_all=True)
         if report.stopped:
             log.warning("Slack delivery stopped early (%s); %s", report.stopped, self.store.alert_counts())
+            return EXIT_DELIVERY_STOPPED
+        if failed:
+            log.warning("%d of %d source(s) failed: %s", len(failed), len(self.pipeline.sources), ", ".join(failed))
+            return EXIT_SOURCE_FAILED
+        return EXIT_OK
 
     # --- scheduled mode ------------------------------------------------------------------------
 

@@ -7,9 +7,22 @@ the next state plus the transition worth telling a person about (or None).
 from __future__ import annotations
 
 import enum
+import math
 import random
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+
+from monitor.logs import redact
+
+MIN_RETRY_AFTER = 1.0
+MAX_RETRY_AFTER = 24 * 3600.0  # a server asking for longer (or for year 5195) is not taken at its word
+
+
+def clamp_retry_after(seconds: float | None) -> float | None:
+    """A wait a platform asked for, within 1 s .. 24 h; None when it named none (or NaN)."""
+    if seconds is None or not isinstance(seconds, (int, float)) or math.isnan(seconds):
+        return None
+    return min(max(float(seconds), MIN_RETRY_AFTER), MAX_RETRY_AFTER)
 
 
 class FailureKind(str, enum.Enum):
@@ -21,13 +34,15 @@ class FailureKind(str, enum.Enum):
 
 
 class SourceFailure(Exception):
-    """What a connector raises for any failure of a poll, already classified."""
+    """What a connector raises for any failure of a poll, already classified. The message is
+    redacted here, so no secret reaches the log, the health row or Slack through it."""
 
     def __init__(self, kind: FailureKind, message: str, retry_after: float | None = None, disable: bool = False):
+        message = redact(str(message))
         super().__init__(message)
         self.kind = kind
         self.message = message
-        self.retry_after = retry_after
+        self.retry_after = clamp_retry_after(retry_after)
         self.disable = disable  # credentials the platform rejects after its own retries: stop polling
 
 
@@ -63,7 +78,7 @@ def after_failure(prev: SourceHealth, failure: SourceFailure, interval: timedelt
                   now: datetime) -> tuple[SourceHealth, str | None]:
     failures = prev.failures + 1
     if failure.kind is FailureKind.RATE_LIMITED and failure.retry_after is not None:
-        retry_at = now + timedelta(seconds=max(failure.retry_after, 1))
+        retry_at = now + timedelta(seconds=clamp_retry_after(failure.retry_after))
     else:
         retry_at = now + backoff(interval, failures) if failures > 1 else None
     disable = failure.disable

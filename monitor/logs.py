@@ -3,27 +3,59 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
-from typing import Iterable
+import threading
+from typing import Any, Iterable
+from urllib.parse import quote, quote_plus
 
 from pydantic import BaseModel, SecretStr
 
+_BEARER = re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+MIN_SECRET = 4  # shorter values (a port, "on") would blank ordinary words
+
+
+def _forms(secret: str) -> set[str]:
+    """A secret as it may appear: verbatim, and percent-encoded as in a URL or a form."""
+    return {secret, quote(secret, safe=""), quote(secret), quote_plus(secret)}
+
 
 class RedactSecrets(logging.Filter):
-    """Last line of defence: replace any configured secret value that reached a log message."""
+    """Replaces every known secret value (SecretStr settings and every `${VAR}` value) in text: the one
+    redaction used for logs, failure messages, stored health, Slack messages, status and export.
+
+    Secrets are only ever added: a value from an earlier config of this process stays secret."""
 
     def __init__(self, secrets: Iterable[str] = ()):
         super().__init__()
         self.secrets: list[str] = []
+        self._known: set[str] = set()
+        self._lock = threading.Lock()
         self.update(secrets)
 
     def update(self, secrets: Iterable[str]) -> None:
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        with self._lock:
+            self._known |= {form for s in secrets if s and len(s) >= MIN_SECRET for form in _forms(s)}
+            self.secrets = sorted(self._known, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
         for secret in self.secrets:
-            text = text.replace(secret, "<secret>")
-        return text
+            if secret in text:
+                text = text.replace(secret, "<secret>")
+        # tokens a platform minted (OAuth access tokens) are in no config: an echoed header still goes
+        return _BEARER.sub(r"\1<secret>", text) if "earer" in text else text
+
+    def redact_value(self, value: Any) -> Any:
+        """`redact` through a JSON-like value (a Slack payload, an export row)."""
+        if not self.secrets:
+            return value
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, dict):
+            return {k: self.redact_value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.redact_value(v) for v in value]
+        return value
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
@@ -41,6 +73,11 @@ class RedactSecrets(logging.Filter):
 
 
 REDACTOR = RedactSecrets()
+
+
+def redact(text: str) -> str:
+    """Every known secret in `text` replaced by `<secret>`."""
+    return REDACTOR.redact(text)
 
 
 def setup_logging(level: str = "INFO") -> None:

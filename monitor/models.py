@@ -2,8 +2,47 @@
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+# What a store cannot hold: NUL (PostgreSQL text) and lone surrogates (not encodable as UTF-8, which a
+# JSON `"\ud800"` escape produces). Replaced where text enters, so one poisoned item cannot wedge a poll.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_INT64 = 2 ** 63 - 1
+
+
+def clean_text(text: str) -> str:
+    """`text` with the code points no store accepts replaced by U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def clean(value: Any) -> Any:
+    """A JSON-like value made storable: text cleaned (keys too), non-finite floats and integers
+    beyond 64 bits (PostgreSQL `jsonb` and SQLite reject them) replaced by None."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return value if -_INT64 <= value <= _INT64 else None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {clean_text(str(k)): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    return clean_text(str(value))
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else clean_text(value if isinstance(value, str) else str(value))
+
+
+class MalformedItem(ValueError):
+    """A platform item a connector cannot turn into a post; the message says why, never quoting it."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +64,19 @@ class Post:
     parent_id: str | None = None
     reach: int | None = None
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Sanitised where it enters: every store accepts what any connector hands over."""
+        set_ = object.__setattr__
+        set_(self, "external_id", clean_text(str(self.external_id)))
+        for name in ("text", "url", "author", "title", "thread_id", "parent_id"):
+            set_(self, name, _optional_text(getattr(self, name)))
+        if not isinstance(self.created_at, datetime):
+            set_(self, "created_at", None)
+        reach = self.reach
+        if not isinstance(reach, int) or isinstance(reach, bool) or not -_INT64 <= reach <= _INT64:
+            set_(self, "reach", None)
+        set_(self, "extra", clean(self.extra) if isinstance(self.extra, dict) else {})
 
     @property
     def searchable(self) -> str:
@@ -52,6 +104,9 @@ class Gap:
     estimated_count: int | None
     reason: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", clean_text(str(self.reason)))
+
 
 @dataclass(frozen=True)
 class TeamReply:
@@ -73,3 +128,9 @@ class FetchResult:
     not_modified: bool = False
     warnings: list[str] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "id: why" of each malformed item left out
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cursor", clean(self.cursor) if self.cursor is not None else None)
+        object.__setattr__(self, "warnings", [clean_text(str(w)) for w in self.warnings])
+        object.__setattr__(self, "skipped", [clean_text(str(s)) for s in self.skipped])

@@ -23,7 +23,7 @@ from classifiers.base import Classifier, Labels
 from classifiers.lexicon import LexiconClassifier
 from connectors import make_connector
 from monitor.config import Settings
-from monitor.health import SourceFailure, SourceHealth, after_failure, after_success
+from monitor.health import FailureKind, SourceFailure, SourceHealth, after_failure, after_success
 from monitor.matcher import Matcher
 from monitor.models import Match
 from monitor.store import Crosspost, NewAlert, Store
@@ -47,6 +47,23 @@ class PollOutcome:
     dropped: Counter = field(default_factory=Counter)
     failure: SourceFailure | None = None
     deferred_until: datetime | None = None
+
+
+PARSE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError, RecursionError, OverflowError,
+                UnicodeError)
+
+
+def classify_exception(exc: Exception, source_id: str) -> SourceFailure:
+    """A connector's exception as a classified failure: its own SourceFailure, a parse error of the
+    platform's answer as BAD_PAYLOAD, anything else as UNAVAILABLE; so health, status and the
+    daemon's retry timing always know about it, and nothing is "failed unexpectedly"."""
+    if isinstance(exc, SourceFailure):
+        return exc
+    # The exception's text may quote the platform's answer: only at DEBUG, with its traceback.
+    log.debug("source %s: %s while reading its answer", source_id, type(exc).__name__, exc_info=exc)
+    if isinstance(exc, PARSE_ERRORS):
+        return SourceFailure(FailureKind.BAD_PAYLOAD, f"source {source_id}: unreadable answer ({type(exc).__name__})")
+    return SourceFailure(FailureKind.UNAVAILABLE, f"source {source_id}: {type(exc).__name__}")
 
 
 class Pipeline:
@@ -82,10 +99,14 @@ class Pipeline:
             return outcome
         try:
             result = self._connectors[source_id].fetch(self.store.get_cursor(source_id))
-        except SourceFailure as failure:
-            return self._failed(outcome, brand_id, source, health, failure, now)
+        except Exception as exc:  # noqa: BLE001 - every failure of a poll is classified, never "unexpected"
+            return self._failed(outcome, brand_id, source, health, classify_exception(exc, source_id), now)
         for warning in result.warnings:
             log.warning("source %s: %s", source_id, warning)
+        if result.skipped:
+            outcome.dropped["malformed"] += len(result.skipped)
+            log.warning("source %s: skipped %d malformed item(s): %s", source_id, len(result.skipped),
+                        "; ".join(item[:120] for item in result.skipped[:5]) + ("; …" if len(result.skipped) > 5 else ""))
         found = []
         for post in result.posts:
             match, reason = self.matcher.match(post.searchable)
@@ -99,8 +120,8 @@ class Pipeline:
         outcome.new_ids = self.store.commit_poll(source_id, found, result.cursor, outcome.dropped, now, result.gaps)
         try:
             self._record_team_replies(source_id)
-        except SourceFailure as failure:
-            return self._failed(outcome, brand_id, source, health, failure, now)
+        except Exception as exc:  # noqa: BLE001 - classified like the poll itself
+            return self._failed(outcome, brand_id, source, health, classify_exception(exc, source_id), now)
         new_health, transition = after_success(health, now)
         self.store.save_health(new_health, self._health_alert(brand_id, health, transition))
         if transition:

@@ -22,6 +22,7 @@ from alerts.reply_clock import OPEN_STATES, ClockRow
 from classifiers.base import Labels
 from monitor import schema as t
 from monitor.health import SourceHealth
+from monitor.logs import REDACTOR
 from monitor.models import Gap, Match, Post
 
 if TYPE_CHECKING:
@@ -49,6 +50,11 @@ class StoredMention:
     extra: dict
     thread_id: str | None = None
     parent_id: str | None = None
+
+
+def _redacted(payload: dict) -> dict:
+    """A Slack payload with every known secret replaced; a file's bytes are left alone."""
+    return {k: v if k == "content_b64" else REDACTOR.redact_value(v) for k, v in payload.items()}
 
 
 @dataclass(frozen=True)
@@ -257,7 +263,9 @@ class Store:
     def save_health(self, health: SourceHealth, alert: NewAlert | None = None) -> None:
         """Save the state, and queue its Slack message in the same transaction when there is one."""
         with self.engine.begin() as conn:
-            conn.execute(self._upsert(t.source_health, ["source_id"], asdict(health)))
+            row = asdict(health)
+            row["message"] = REDACTOR.redact(row["message"]) if row["message"] else row["message"]
+            conn.execute(self._upsert(t.source_health, ["source_id"], row))
             if alert is not None:
                 self._queue(conn, [alert], health.last_attempt_at or health.since)
 
@@ -313,9 +321,11 @@ class Store:
             conn.execute(update(t.mentions).where(t.mentions.c.id.in_(list(mention_ids))).values(routed_at=now))
 
     def _queue(self, conn, alerts: Sequence[NewAlert], now: datetime) -> None:
+        """Every outbox row passes here: its payload is redacted (no `${VAR}` value or token is ever sent)."""
         if alerts:
             conn.execute(self._insert_ignore(t.alerts, ["dedupe_key"]),
-                         [{**asdict(a), "state": "pending", "attempts": 0, "created_at": now} for a in alerts])
+                         [{**asdict(a), "payload": _redacted(a.payload), "state": "pending", "attempts": 0,
+                           "created_at": now} for a in alerts])
 
     # --- routing: notifications, groups, thread replies, silences --------------------------------
 

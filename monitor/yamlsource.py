@@ -35,10 +35,13 @@ class LoadedYaml:
     errors: list[SourceError] = field(default_factory=list)
     # Paths whose value came from the environment: shown masked in errors, like secrets.
     from_env: set[Path] = field(default_factory=set)
+    # The values taken from the environment: all treated as secrets wherever they end up (URLs too).
+    env_values: set[str] = field(default_factory=set)
 
 
-def expand(value: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
-    """Expand ${VAR}, ${VAR:-default} and ${VAR:?message}; `$$` is a literal `$`."""
+def expand(value: str, env: Mapping[str, str], used: set[str] | None = None) -> tuple[str, list[str]]:
+    """Expand ${VAR}, ${VAR:-default} and ${VAR:?message}; `$$` is a literal `$`. Each value taken
+    from `env` is added to `used`."""
     problems: list[str] = []
 
     def one(match: re.Match[str]) -> str:
@@ -47,6 +50,8 @@ def expand(value: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
         name, op, arg = match.group(1), match.group(2), match.group(3)
         current = env.get(name)
         if current not in (None, ""):
+            if used is not None:
+                used.add(current)
             return current
         if op == ":-":
             return arg or ""
@@ -67,7 +72,7 @@ def load_yaml(text: str, env: Mapping[str, str] | None = None) -> LoadedYaml:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line per problem
         result.errors.append(SourceError(line, (), "", f"valid YAML ({problem})"))
         return result
     if node is None:
@@ -83,7 +88,13 @@ def _build(node: yaml.Node, path: Path, constructor: yaml.SafeLoader, env, out: 
     if isinstance(node, yaml.MappingNode):
         mapping: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = constructor.construct_object(key_node)
+            try:
+                key = constructor.construct_object(key_node)
+                hash(key)
+            except (yaml.YAMLError, TypeError):  # a tagged key, or a list or mapping as a key
+                out.errors.append(SourceError(key_node.start_mark.line + 1, path, str(key_node.tag),
+                                              "a plain text key"))
+                continue
             if key in mapping:
                 out.errors.append(SourceError(key_node.start_mark.line + 1, path + (key,), str(key),
                                               "each key only once in a mapping (duplicate key)"))
@@ -94,9 +105,14 @@ def _build(node: yaml.Node, path: Path, constructor: yaml.SafeLoader, env, out: 
         return mapping
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, path + (i,), constructor, env, out) for i, item in enumerate(node.value)]
-    value = constructor.construct_object(node)
+    try:
+        value = constructor.construct_object(node)
+    except yaml.YAMLError as exc:  # e.g. a `!!python/object` tag: safe loading refuses it
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        out.errors.append(SourceError(node.start_mark.line + 1, path, str(node.tag), f"a plain value ({problem})"))
+        return None
     if isinstance(value, str) and "$" in value:
-        expanded, problems = expand(value, env)
+        expanded, problems = expand(value, env, out.env_values)
         if expanded != value:
             out.from_env.add(path)
         for problem in problems:

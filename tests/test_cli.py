@@ -57,7 +57,7 @@ def test_secrets_never_appear_in_logs_or_errors(tmp_path, feeds, slack):
     config = write_config(tmp_path, config_data)
     env = {"SLACK_BOT_TOKEN": SECRET}
     run = mw("run", "--once", "--log-level", "DEBUG", "--config", str(config), env=env)
-    assert run.returncode == 0
+    assert run.returncode == 2  # Slack refused the token: delivery stopped, the alert stays queued
     assert "invalid_auth" in run.stderr  # the failure is reported...
     assert SECRET not in run.stdout + run.stderr  # ...without the token
     config_data["slack"]["timeout"] = "soon"

@@ -293,17 +293,23 @@ def test_expired_token_and_one_5xx_are_absorbed_within_the_poll(reddit):
     assert reddit.token_requests() == 2
 
 
-def test_each_scheduler_thread_gets_its_own_client_and_keeps_its_token(reddit):
+def test_every_source_and_thread_shares_one_client_and_its_token(reddit):
     reddit.add_post("acme", "Acme Cloud", "", "ann")
+    reddit.add_post("beta", "Acme Cloud", "", "bob")
     conn = connector(reddit, posts_source())
     cursor = conn.fetch(None).cursor
     conn.fetch(cursor)
     assert reddit.token_requests() == 1
-    clients = []
-    worker = threading.Thread(target=lambda: clients.append((conn._reddit(), conn.fetch(cursor))))
-    worker.start()
-    worker.join(30)
-    assert clients[0][0] is not conn._reddit() and reddit.token_requests() == 2
+    other = connector(reddit, posts_source("other", "beta"))
+    results = []
+    workers = [threading.Thread(target=lambda c=c: results.append((c._reddit().shared, c.fetch(None))))
+               for c in (conn, other, conn)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert len(results) == 3 and {id(shared) for shared, _ in results} == {id(conn._reddit().shared)}
+    assert reddit.token_requests() == 1  # one OAuth token per app, not per source or thread
 
 
 def test_failing_source_logs_once_per_state_change_and_tells_slack_once(tmp_path, reddit, slack, caplog):
@@ -410,7 +416,7 @@ def test_budget_is_shared_by_every_source_and_thread_of_one_app(reddit):
     failures = [o for o in outcomes if isinstance(o, SourceFailure)]
     assert len(outcomes) == 4 and len(failures) == 1 and reddit.api_requests() == 3
     assert failures[0].kind is FailureKind.RATE_LIMITED and 0 < failures[0].retry_after <= 2
-    assert reddit.token_requests() == 4  # one praw.Reddit per thread
+    assert reddit.token_requests() == 1  # one praw.Reddit per app, shared by the threads
 
 
 def test_budget_plan_paces_on_reddit_headers_only_when_they_are_tighter():
