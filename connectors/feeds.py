@@ -13,6 +13,7 @@ import io
 import re
 from datetime import datetime, timezone
 from html.parser import HTMLParser
+from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import feedparser
@@ -21,7 +22,7 @@ import requests
 from connectors import http
 from monitor.config import FeedSource, FeedsPlatform, Settings
 from monitor.health import FailureKind, SourceFailure
-from monitor.models import FetchResult, Post
+from monitor.models import FetchResult, Post, within_lookback
 
 PLATFORM = "feed"
 _SPACE = re.compile(r"\s+")
@@ -93,6 +94,7 @@ class FeedConnector:
         self.source = source
         self.platform: FeedsPlatform = settings.feeds
         self.session = session or requests.Session()
+        self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
     def fetch(self, cursor: dict | None) -> FetchResult:
         cursor = dict(cursor or {})
@@ -123,6 +125,11 @@ class FeedConnector:
                             f"read {len(entries)} entries anyway")
         feed_title = strip_html(parsed.get("feed", {}).get("title", "") or "") or None
         posts = [entry_to_post(self.source.url, e, feed_title) for e in entries[: self.platform.max_entries]]
+        gaps = []
+        if not cursor:
+            posts, gap = within_lookback(posts, self.clock() - self.source.first_poll_lookback,
+                                         f"first poll of feed {self.source.url}")
+            gaps += [gap] if gap else []
         new_cursor = {"etag": resp.headers.get("ETag"), "last_modified": resp.headers.get("Last-Modified"),
                       "ill_formed": ill_formed}
-        return FetchResult(posts, new_cursor, warnings=warnings)
+        return FetchResult(posts, new_cursor, warnings=warnings, gaps=gaps)

@@ -73,3 +73,14 @@ class FetchResult:
     not_modified: bool = False
     warnings: list[str] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
+
+
+def within_lookback(posts: list[Post], since: datetime, what: str) -> tuple[list[Post], Gap | None]:
+    """A first poll keeps what was published since `since` (or carries no date); what it leaves out is
+    recorded as a gap, so `status` says how much history was not stored."""
+    kept = [p for p in posts if p.created_at is None or p.created_at >= since]
+    older = [p.created_at for p in posts if p.created_at is not None and p.created_at < since]
+    if not older:
+        return kept, None
+    return kept, Gap(min(older), since, len(older), f"{what}: {len(older)} item(s) older than its "
+                                                    "first_poll_lookback were not stored")

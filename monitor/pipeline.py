@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
@@ -24,18 +24,27 @@ from connectors import make_connector
 from monitor.config import Settings
 from monitor.health import SourceFailure, SourceHealth, after_failure, after_success
 from monitor.matcher import Matcher
-from monitor.models import Match
+from monitor.models import Match, Post, TeamReply
 from monitor.store import NewAlert, Store
 from monitor.trends import Trends
 from monitor.tracker import UnansweredTracker
 
 log = logging.getLogger("mentionwatch")
-REPLY_LOOKBACK = timedelta(days=7)
-REPLY_CHECKS_PER_POLL = 20  # threads checked for team replies per poll: bounded, within rate budgets
+REPLY_LOOKBACK = timedelta(days=7)  # stored mentions older than this are no longer checked for team replies
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def backfill_before(first_poll: bool, last_success: datetime | None, interval: timedelta, outage: timedelta,
+                    now: datetime) -> datetime | None:
+    """Posts created before this moment are backfill (history, summarised per brand instead of alerted
+    one by one): on a source's first poll and on the first poll after an outage longer than `outage`.
+    Anything newer than one poll interval counts as new: a normal poll would have found it too."""
+    if first_poll or (last_success is not None and now - last_success > outage):
+        return now - interval
+    return None
 
 
 @dataclass
@@ -79,12 +88,15 @@ class Pipeline:
         if health.retry_at and health.retry_at > now:
             outcome.deferred_until = health.retry_at
             return outcome
+        cursor = self.store.get_cursor(source_id)
         try:
-            result = self._connectors[source_id].fetch(self.store.get_cursor(source_id))
+            result = self._connectors[source_id].fetch(cursor)
         except SourceFailure as failure:
             return self._failed(outcome, brand_id, source, health, failure, now)
         for warning in result.warnings:
             log.warning("source %s: %s", source_id, warning)
+        backfill = backfill_before(cursor is None, health.last_success_at, source.interval,
+                                   self.settings.daemon.backfill_after, now)
         found = []
         for post in result.posts:
             match, reason = self.matcher.match(post.searchable)
@@ -93,18 +105,30 @@ class Pipeline:
             if match is None:
                 outcome.dropped[reason] += 1
                 continue
+            if backfill is not None and (post.created_at is None or post.created_at < backfill):
+                post = replace(post, extra={**post.extra, "backfill": True})
             found.append((post, match))
         outcome.fetched = len(result.posts)
-        outcome.new_ids = self.store.commit_poll(source_id, found, result.cursor, outcome.dropped, now, result.gaps)
+        # The team-reply check runs before the commit: what routing finds stored was checked already,
+        # and a mention the team answered before we saw it is stored answered.
         try:
-            self._record_team_replies(source_id)
+            replies = self._team_replies(source_id, [post for post, _ in found], now)
         except SourceFailure as failure:
+            outcome.new_ids = self.store.commit_poll(source_id, found, result.cursor, outcome.dropped, now,
+                                                     result.gaps)
             return self._failed(outcome, brand_id, source, health, failure, now)
+        outcome.new_ids = self.store.commit_poll(source_id, found, result.cursor, outcome.dropped, now, result.gaps,
+                                                 replies)
+        for reply in replies:
+            log.info("%s mention %s answered by %s", reply.source, reply.external_id, reply.responder)
         new_health, transition = after_success(health, now)
         self.store.save_health(new_health, self._health_alert(brand_id, health, transition))
         if transition:
             log.info("source %s recovered (was %s since %s)", source_id, health.kind,
                      health.since.isoformat() if health.since else "?")
+        if backfill is not None and outcome.new_ids:
+            log.info("source %s: %s, %d mention(s) stored as backfill", source_id,
+                     "first poll" if cursor is None else "first poll after an outage", len(outcome.new_ids))
         log.debug("source %s: %d fetched, %d new, dropped %s", source_id, outcome.fetched,
                   len(outcome.new_ids), dict(outcome.dropped))
         return outcome
@@ -124,18 +148,15 @@ class Pipeline:
         outcome.deferred_until = new_health.retry_at
         return outcome
 
-    def _record_team_replies(self, source_id: str) -> None:
-        connector = self._connectors[source_id]
-        finder = getattr(connector, "find_team_replies", None)
+    def _team_replies(self, source_id: str, posts: list[Post], now: datetime) -> list[TeamReply]:
+        """Team answers to this poll's posts and to the source's stored mentions still waiting for one:
+        the connector reads the team accounts' own replies once for all of them, within its budgets."""
+        finder = getattr(self._connectors[source_id], "find_team_replies", None)
         if finder is None:
-            return
-        now = self.clock()
-        awaiting = self.store.awaiting_reply(connector.PLATFORM, now - REPLY_LOOKBACK, REPLY_CHECKS_PER_POLL)
-        for reply in finder(awaiting) if awaiting else []:
-            mention_id = self.store.mention_id(reply.source, reply.external_id)
-            if mention_id is not None and self.store.record_response(
-                    mention_id, reply.responder, reply.responded_at, reply.url, reply.source, now):
-                log.info("mention %s answered by %s on %s", mention_id, reply.responder, reply.source)
+            return []
+        waiting = self.store.reply_candidates(source_id, now - REPLY_LOOKBACK)
+        known = {m.external_id for m in waiting}
+        return finder(waiting + [p for p in posts if p.external_id not in known])
 
     def _health_alert(self, brand_id: str, health: SourceHealth, transition: str | None) -> NewAlert | None:
         """Slack hears when a source breaks and when it recovers, not about every failure between."""

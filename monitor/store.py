@@ -21,7 +21,7 @@ from alerts.reply_clock import OPEN_STATES, ClockRow
 from classifiers.base import Labels
 from monitor import schema as t
 from monitor.health import SourceHealth
-from monitor.models import Gap, Match, Post
+from monitor.models import Gap, Match, Post, TeamReply
 
 if TYPE_CHECKING:
     from alerts.silences import Silence
@@ -155,8 +155,12 @@ class Store:
             return conn.execute(select(t.cursors.c.value).where(t.cursors.c.source_id == source_id)).scalar()
 
     def commit_poll(self, source_id: str, found: Sequence[tuple[Post, Match]], cursor: dict | None,
-                    drops: Counter, now: datetime, gaps: Sequence[Gap] = ()) -> list[int]:
-        """Store new mentions and advance the cursor atomically; returns ids of mentions new to us."""
+                    drops: Counter, now: datetime, gaps: Sequence[Gap] = (),
+                    replies: Sequence[TeamReply] = ()) -> list[int]:
+        """Store new mentions and advance the cursor atomically; returns ids of mentions new to us.
+
+        `replies` (team answers found before the commit) are recorded in the same transaction, so a
+        mention answered before it was stored is never seen unanswered by routing."""
         rows = [{
             "source": post.source, "external_id": post.external_id, "source_id": source_id,
             "brand": match.brand, "matched": match.brands, "url": post.url, "author": post.author,
@@ -175,6 +179,14 @@ class Store:
                 conn.execute(t.gaps.insert().values(source_id=source_id, window_start=gap.window_start,
                                                     window_end=gap.window_end, estimated_count=gap.estimated_count,
                                                     reason=gap.reason, recorded_at=now))
+            for reply in replies:
+                mention_id = conn.execute(select(t.mentions.c.id).where(
+                    t.mentions.c.source == reply.source, t.mentions.c.external_id == reply.external_id)).scalar()
+                if mention_id is not None:
+                    conn.execute(self._insert_ignore(t.responses, ["mention_id", "via", "responder", "responded_at"])
+                                 .values(mention_id=mention_id, responder=reply.responder,
+                                         responded_at=reply.responded_at, url=reply.url, via=reply.source,
+                                         recorded_at=now))
             for reason, count in drops.items():
                 stmt_drop = self._dialect.insert(t.drop_counts).values(source_id=source_id, reason=reason, count=count)
                 conn.execute(stmt_drop.on_conflict_do_update(
@@ -193,14 +205,14 @@ class Store:
                 recorded_at=now))
             return bool(result.rowcount)
 
-    def awaiting_reply(self, source: str, since: datetime, limit: int) -> list[StoredMention]:
-        """Mentions from this platform that need a reply and have none recorded yet, newest first."""
-        m, lab, r = t.mentions.c, t.labels.c, t.responses.c
+    def reply_candidates(self, source_id: str, since: datetime, limit: int = 5000) -> list[StoredMention]:
+        """This source's mentions since `since` that may still wait for a team answer: none recorded, and
+        not closed in Slack (classified or not: the check runs before routing). Newest first."""
+        m, r, c = t.mentions.c, t.responses.c, t.reply_clock.c
         answered = select(r.mention_id).where(r.mention_id == m.id).exists()
-        needs = select(lab.mention_id).where(lab.mention_id == m.id, lab.needs_reply.is_(True)).exists()
-        newest = func.coalesce(m.created_at, m.fetched_at)
-        query = (select(t.mentions).where(m.source == source, m.fetched_at >= since, needs, ~answered)
-                 .order_by(newest.desc(), m.id.desc()).limit(limit))
+        closed = select(c.mention_id).where(c.mention_id == m.id, c.state.in_(("handled", "not_relevant"))).exists()
+        query = (select(t.mentions).where(m.source_id == source_id, m.fetched_at >= since, ~answered, ~closed)
+                 .order_by(m.id.desc()).limit(limit))
         with self.engine.connect() as conn:
             return [_mention(row) for row in conn.execute(query).mappings()]
 
