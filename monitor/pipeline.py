@@ -22,6 +22,7 @@ from classifiers.base import Classifier, Labels
 from classifiers.lexicon import LexiconClassifier
 from connectors import make_connector
 from monitor.config import Settings
+from monitor.backfill import Backfill
 from monitor.health import SourceFailure, SourceHealth, after_failure, after_success
 from monitor.matcher import Matcher
 from monitor.models import Match, Post, TeamReply
@@ -74,6 +75,7 @@ class Pipeline:
         self._fallback = LexiconClassifier()
         self.tracker = UnansweredTracker(settings, store)
         self.trends = Trends(settings, store)
+        self.backfill = Backfill(settings, store)
         self._disabled: set[str] = set()  # sources whose credentials kept failing, until reload/restart
 
     # --- poll ----------------------------------------------------------------------------------
@@ -199,6 +201,7 @@ class Pipeline:
         now = self.clock()
         silences = self.store.active_silences(now)
         spikes = self.store.active_spike_alerts()
+        answered = self.store.answered_ids([m.id for m, _ in pending])
         notifications = []
         threads: dict[tuple[str, str | None], dict[str, int]] = {}  # replies of this batch, by thread and id
         for mention, labels in pending:
@@ -208,6 +211,9 @@ class Pipeline:
                 for key in ((mention.source, mention.thread_id), (mention.source, mention.parent_id)):
                     carriers = {**threads.get(key, {}), **carriers} if key[1] else carriers
             routed = route_mention(mention, labels, self.settings, silences, spikes, carriers, now)
+            if mention.id in answered:  # the team answered before it was routed: recorded, never paged
+                notifications += [replace(note, state="answered", alert=None) for note in routed]
+                continue
             for note in routed:
                 if note.state == "queued" and note.alert is not None:
                     for key in ((mention.source, mention.external_id), (mention.source, mention.thread_id)):
@@ -259,6 +265,7 @@ class Pipeline:
         while self.classify_pending():
             pass
         self.trends.run(self.clock())  # before routing, so a new spike's negative mentions fold into its thread
+        self.backfill.run(self.clock(), force=flush_all)  # a brand's backlog: one summary, not an alert each
         while self.route_pending():
             pass
         self.tracker.tick(self.clock())

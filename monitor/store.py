@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 
 KUDOS_ROUTE = "kudos"  # the notifications of praise for a kudos channel: no alert, no reply clock
+BACKFILL_ROUTE = "backfill"  # mentions listed in a brand's backlog summary (first run, long outage)
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,14 @@ class Store:
         with self.engine.connect() as conn:
             return [_mention(row) for row in conn.execute(query).mappings()]
 
+    def answered_ids(self, mention_ids: Sequence[int]) -> set[int]:
+        """Which of these mentions have a team answer recorded."""
+        if not mention_ids:
+            return set()
+        r = t.responses.c
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(r.mention_id).where(r.mention_id.in_(list(mention_ids)))).scalars())
+
     def mention_id(self, source: str, external_id: str) -> int | None:
         m = t.mentions.c
         with self.engine.connect() as conn:
@@ -298,13 +307,68 @@ class Store:
     def unrouted(self, limit: int) -> list[tuple[StoredMention, Labels]]:
         m, lab = t.mentions.c, t.labels.c
         query = (select(t.mentions, t.labels).join(t.labels, lab.mention_id == m.id)
-                 .where(m.classified_at.is_not(None), m.routed_at.is_(None)).order_by(m.id, lab.created_at.desc()))
+                 .where(m.classified_at.is_not(None), m.routed_at.is_(None),
+                        m.extra["backfill"].as_string().is_(None))  # backlog: summarised per brand instead
+                 .order_by(m.id, lab.created_at.desc()))
         out: dict[int, tuple[StoredMention, Labels]] = {}
         with self.engine.connect() as conn:
             for row in conn.execute(query.limit(limit * 2)).mappings():
                 if row["id"] not in out:
                     out[row["id"]] = (_mention(row), _labels(row))
         return list(out.values())[:limit]
+
+    def backfill_pending(self) -> list[tuple[StoredMention, Labels | None, bool]]:
+        """Backfill mentions not yet summarised (nor routed): each with its newest labels (None while
+        unlabelled) and whether a team answer is recorded."""
+        m, lab, r = t.mentions.c, t.labels.c, t.responses.c
+        answered = select(r.mention_id).where(r.mention_id == m.id).exists()
+        query = (select(t.mentions, t.labels, answered.label("answered"))
+                 .outerjoin(t.labels, lab.mention_id == m.id)
+                 .where(m.routed_at.is_(None), m.extra["backfill"].as_string().is_not(None))
+                 .order_by(m.id, lab.created_at.desc()))
+        out: dict[int, tuple[StoredMention, Labels | None, bool]] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query).mappings():
+                if row["id"] not in out:
+                    out[row["id"]] = (_mention(row), _labels(row) if row["model"] else None, bool(row["answered"]))
+        return list(out.values())
+
+    def commit_backfill(self, brand: str, mention_ids: Sequence[int],
+                        messages: Sequence[tuple[NewAlert, Sequence[int]]], clocks: Sequence[ClockRow],
+                        now: datetime) -> bool:
+        """A brand's backlog summary in ONE transaction: its messages (the first top-level, the rest in its
+        thread), a `backfill` notification carrying each listed mention (so Handled and answers update
+        the list), their reply clocks, and routed_at for the whole backlog. False (nothing written) if
+        another run summarised these mentions first."""
+        try:
+            with self.engine.begin() as conn:
+                self._write_backfill(conn, brand, mention_ids, messages, clocks, now)
+        except _AlreadyDone:
+            return False
+        return True
+
+    def _write_backfill(self, conn, brand: str, mention_ids: Sequence[int],
+                        messages: Sequence[tuple[NewAlert, Sequence[int]]], clocks: Sequence[ClockRow],
+                        now: datetime) -> None:
+        m = t.mentions.c
+        claimed = conn.execute(update(t.mentions).where(m.id.in_(list(mention_ids)), m.routed_at.is_(None))
+                               .values(routed_at=now)).rowcount
+        if claimed != len(mention_ids):
+            raise _AlreadyDone()  # rolls the transaction back
+        first: int | None = None
+        for alert, carried in messages:
+            if first is not None:
+                alert = replace(alert, thread_of=first)
+            self._queue(conn, [alert], now)
+            alert_id = conn.execute(select(t.alerts.c.id).where(t.alerts.c.dedupe_key == alert.dedupe_key)).scalar()
+            first = first or alert_id
+            for mention_id in carried:
+                conn.execute(self._insert_ignore(t.notifications, ["mention_id", "route"]).values(
+                    mention_id=mention_id, brand=brand, route=BACKFILL_ROUTE, channel=alert.channel,
+                    group_key=f"{BACKFILL_ROUTE}|brand={brand}", urgent=False, state="queued",
+                    alert_id=alert_id, created_at=now))
+        if clocks:
+            conn.execute(self._insert_ignore(t.reply_clock, ["mention_id"]), [asdict(c) for c in clocks])
 
     def commit_routing(self, mention_ids: Sequence[int], new_alerts: Sequence[NewAlert], now: datetime) -> None:
         with self.engine.begin() as conn:
@@ -703,9 +767,9 @@ class Store:
             quiet_since = now - (shortest_repeat or timedelta(0))
             query = query.where(or_(
                 and_(c.state == "snoozed", c.snoozed_until <= now),
-                and_(c.state != "snoozed", c.escalated_at.is_(None),
+                and_(c.state == "open", c.escalated_at.is_(None),
                      or_(c.deadline <= now, and_(c.remind_at <= now, c.reminders_sent == 0))),
-                and_(c.state != "snoozed", c.escalated_at <= quiet_since,
+                and_(c.state == "open", c.escalated_at <= quiet_since,
                      or_(c.last_reminder_at.is_(None), c.last_reminder_at <= quiet_since))))
         with self.engine.connect() as conn:
             return [ClockRow(**r) for r in conn.execute(query.order_by(c.deadline, c.mention_id)).mappings()]
@@ -822,6 +886,10 @@ class Store:
             query = query.where(c.started_at < until)
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
+
+
+class _AlreadyDone(Exception):
+    """Another run did this first: the transaction is rolled back, nothing is written."""
 
 
 def _silence(row) -> Silence:
