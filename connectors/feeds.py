@@ -76,6 +76,13 @@ def _entry_text(entry) -> str:
     return strip_html(body or "")
 
 
+def _parse_floor(value) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def entry_to_post(feed_url: str, entry, feed_title: str | None) -> Post:
     title = strip_html(entry.get("title", "") or "")
     link = unwrap_redirect(entry.get("link"))
@@ -125,11 +132,13 @@ class FeedConnector:
                             f"read {len(entries)} entries anyway")
         feed_title = strip_html(parsed.get("feed", {}).get("title", "") or "") or None
         posts = [entry_to_post(self.source.url, e, feed_title) for e in entries[: self.platform.max_entries]]
+        # A first poll keeps first_poll_lookback of history and remembers where that started: a feed
+        # lists the same old entries again on every poll, and they must not look new later.
+        floor = _parse_floor(cursor.get("floor")) if cursor else self.clock() - self.source.first_poll_lookback
         gaps = []
-        if not cursor:
-            posts, gap = within_lookback(posts, self.clock() - self.source.first_poll_lookback,
-                                         f"first poll of feed {self.source.url}")
-            gaps += [gap] if gap else []
+        if floor is not None:
+            posts, gap = within_lookback(posts, floor, f"first poll of feed {self.source.url}")
+            gaps += [gap] if gap and not cursor else []
         new_cursor = {"etag": resp.headers.get("ETag"), "last_modified": resp.headers.get("Last-Modified"),
-                      "ill_formed": ill_formed}
+                      "ill_formed": ill_formed, **({"floor": floor.isoformat()} if floor else {})}
         return FetchResult(posts, new_cursor, warnings=warnings, gaps=gaps)
