@@ -127,6 +127,8 @@ class DaemonConfig(Strict):
     backfill_after: Duration = Field(timedelta(hours=1), description="A source back after a longer outage (or "
                                      "downtime) stores what it finds as backfill: one summary per brand, no "
                                      "alert or escalation per old mention")
+    backfill_older_than: Duration = Field(timedelta(minutes=10), description="What such a poll finds that was "
+                                          "published longer ago than this is backfill; newer posts alert as usual")
     backfill_wait: Duration = Field(timedelta(seconds=30), description="A brand's backfill summary waits until "
                                     "its sources have found nothing more to backfill for this long")
 

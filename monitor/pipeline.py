@@ -38,13 +38,14 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def backfill_before(first_poll: bool, last_success: datetime | None, interval: timedelta, outage: timedelta,
+def backfill_before(first_poll: bool, last_success: datetime | None, older_than: timedelta, outage: timedelta,
                     now: datetime) -> datetime | None:
     """Posts created before this moment are backfill (history, summarised per brand instead of alerted
     one by one): on a source's first poll and on the first poll after an outage longer than `outage`.
-    Anything newer than one poll interval counts as new: a normal poll would have found it too."""
+    What is younger than `older_than` is news, alerted as usual, even on a first poll (and so is an
+    undated post: nothing says it is old)."""
     if first_poll or (last_success is not None and now - last_success > outage):
-        return now - interval
+        return now - older_than
     return None
 
 
@@ -97,7 +98,7 @@ class Pipeline:
             return self._failed(outcome, brand_id, source, health, failure, now)
         for warning in result.warnings:
             log.warning("source %s: %s", source_id, warning)
-        backfill = backfill_before(cursor is None, health.last_success_at, source.interval,
+        backfill = backfill_before(cursor is None, health.last_success_at, self.settings.daemon.backfill_older_than,
                                    self.settings.daemon.backfill_after, now)
         found = []
         for post in result.posts:
@@ -107,7 +108,7 @@ class Pipeline:
             if match is None:
                 outcome.dropped[reason] += 1
                 continue
-            if backfill is not None and (post.created_at is None or post.created_at < backfill):
+            if backfill is not None and post.created_at is not None and post.created_at < backfill:
                 post = replace(post, extra={**post.extra, "backfill": True})
             found.append((post, match))
         outcome.fetched = len(result.posts)

@@ -26,7 +26,7 @@ def history(brand: str, hours: int = 48, every: timedelta = 2 * H) -> list[dict]
         text = (f"{brand} {COMPLAINTS[n % len(COMPLAINTS)]}" if n % 3 == 0
                 else f"{brand} published its quarterly notes ({n})")
         items.append({"id": f"{brand}-{n}", "title": text, "link": f"https://blog.example.com/{brand}/{n}",
-                      "published": NOW - n * every - timedelta(minutes=5), "description": text, "author": "kim"})
+                      "published": NOW - n * every - timedelta(minutes=15), "description": text, "author": "kim"})
     return items
 
 
@@ -133,9 +133,10 @@ def test_an_escalation_to_another_channel_links_to_its_alert_and_waits_for_it(tm
     is, and posted after it, with a link to it."""
     feeds.set_feed("acme", render_rss("Acme blog", "https://blog.example.com/", [
         {"id": "1", "title": "Acme Cloud lost my data", "link": "https://blog.example.com/1",
-         "published": NOW - 2 * H, "description": "Terrible, Acme Cloud deleted my backups.", "author": "kim"}]))
+         "published": NOW - timedelta(minutes=9), "description": "Terrible, Acme Cloud deleted my backups.",
+         "author": "kim"}]))
     config = config_dict(tmp_path, slack.api_url, [feed_source("blog", feeds.url_for("acme"), interval="6h")])
-    config["brands"]["acme"]["reply_within"] = "1h"
+    config["brands"]["acme"]["reply_within"] = "5m"
     config["routes"] |= {"escalation_channel": "#acme-escalations", "group_wait": "30s", "group_by": ["brand"]}
     pipeline, store, clock = pipeline_with_clock(tmp_path, config, NOW)
     pipeline.poll("acme/blog")
