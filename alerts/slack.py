@@ -150,6 +150,14 @@ def with_link(text: str, blocks: list | None, target: Target) -> tuple[str, list
     return fill(text), fill(blocks)
 
 
+def folded_note(per_minute: int) -> Callable[[dict], dict]:
+    """What a message folded into another's thread says about why it is there."""
+    note = {"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text":
+            f"_In this thread because the channel got more than {per_minute} messages a minute "
+            "(slack.channel_messages_per_minute)._"}]}
+    return lambda payload: {**payload, "blocks": [*(payload.get("blocks") or []), note]}
+
+
 def upload_filename(filename: str, alert_id: int) -> str:
     """A file name unique to the alert, so a lost upload can be found in the channel history."""
     path = PurePosixPath(filename or "file")
@@ -165,10 +173,11 @@ class SlackSender:
 
     BATCH = 50
 
-    def __init__(self, client: WebClient, store: Store, clock: Callable[[], datetime]):
+    def __init__(self, client: WebClient, store: Store, clock: Callable[[], datetime], per_minute: int = 0):
         self.client = client
         self.store = store
         self.clock = clock
+        self.per_minute = per_minute  # top-level messages a channel gets per minute; 0: no budget
         self.paused_until: datetime | None = None
         self._channels: dict[str, str] = {}
 
@@ -179,6 +188,11 @@ class SlackSender:
             report.stopped = "paused"
             return report
         try:
+            if self.per_minute:
+                folded = self.store.fold_bursts(self.per_minute, self.clock(), folded_note(self.per_minute))
+                if folded:
+                    log.info("%d message(s) over a channel's budget of %d a minute go into threads", folded,
+                             self.per_minute)
             rows = self.store.outbox(limit)
             refs = {ref for row in rows for ref in (row.thread_of, row.updates, row.payload.get("link_of"))} - {None}
             targets = {i: Target(*v) for i, v in self.store.slack_targets(sorted(refs)).items()}

@@ -98,6 +98,8 @@ class SlackConfig(Strict):
     timeout: Duration = timedelta(seconds=10)
     ops_channel: Channel | None = Field(None, description="Where source-health messages go")
     rate_limit_retries: int = Field(2, ge=0, le=5)
+    channel_messages_per_minute: int = Field(20, ge=0, le=600, description="Top-level messages a channel gets "
+                                             "per minute; more go into the thread of the latest (0: no budget)")
     actors: SlackActors = SlackActors()
 
 

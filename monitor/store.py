@@ -577,6 +577,36 @@ class Store:
                                 .where(a.state.in_(("pending", "sending"))).order_by(a.id).limit(limit)).all()
         return [AlertRow(**r._mapping) for r in rows]
 
+    def fold_bursts(self, per_minute: int, now: datetime, fold: Callable[[dict], dict]) -> int:
+        """Keep each channel within `per_minute` top-level messages: a pending top-level post beyond it
+        becomes a reply in the thread of the channel's latest top-level message (its own replies follow
+        it there), its payload restyled by `fold`. One transaction, before anything is claimed, so what
+        is sent and what reconciliation looks for agree. Returns how many were folded."""
+        a = t.alerts.c
+        top = and_(a.op == "post", a.thread_of.is_(None))
+        folded = 0
+        with self.engine.begin() as conn:
+            pending = conn.execute(select(a.id, a.channel, a.payload).where(a.state == "pending", top)
+                                   .order_by(a.id)).all()
+            by_channel: dict[str, list] = {}
+            for row in pending:
+                by_channel.setdefault(row.channel, []).append(row)
+            for channel, rows in by_channel.items():
+                recent = conn.execute(select(a.id).where(a.channel == channel, top, or_(
+                    a.state == "sending", and_(a.state == "sent", a.sent_at >= now - timedelta(minutes=1))))
+                    .order_by(a.id)).scalars().all()
+                budget, carrier = per_minute - len(recent), (recent[-1] if recent else None)
+                for row in rows:
+                    if budget > 0 or carrier is None:
+                        budget, carrier = budget - 1, row.id
+                        continue
+                    conn.execute(update(t.alerts).where(a.id == row.id, a.state == "pending")
+                                 .values(thread_of=carrier, payload=fold(row.payload)))
+                    conn.execute(update(t.alerts).where(a.thread_of == row.id, a.state == "pending")
+                                 .values(thread_of=carrier))
+                    folded += 1
+        return folded
+
     def claim(self, alert_ids: Sequence[int], now: datetime) -> None:
         """Mark a batch `sending` in one commit, before any of it is posted."""
         with self.engine.begin() as conn:

@@ -228,3 +228,24 @@ def test_every_waiting_reddit_mention_is_checked_not_only_the_newest_few(tmp_pat
     answered = {p["name"] for p in posts if store.responses(store.mention_id("reddit", p["name"]))}
     assert answered == {posts[0]["name"], posts[14]["name"], posts[29]["name"]}
     assert reddit.api_requests("/user/acme_help/comments") == 2 and reddit.api_requests("/comments/") == before
+
+
+def test_a_burst_beyond_the_channels_budget_goes_into_threads_and_every_message_arrives_once(
+        tmp_path, feeds, slack):
+    items = [{"id": str(n), "title": f"Acme Cloud lost my data ({n})", "link": f"https://blog.example.com/{n}",
+              "published": NOW, "description": f"Terrible, Acme Cloud deleted my backups ({n}).", "author": "kim"}
+             for n in range(25)]
+    feeds.set_feed("acme", render_rss("Acme blog", "https://blog.example.com/", items))
+    config = config_dict(tmp_path, slack.api_url, [feed_source("blog", feeds.url_for("acme"))])
+    config["slack"]["channel_messages_per_minute"] = 20
+    pipeline, store, clock = pipeline_with_clock(tmp_path, config, NOW)
+    pipeline.poll("acme/blog")
+    pipeline.process()
+    tops = top_level(slack, "#acme-alerts")
+    assert len(tops) == 20, "one message per mention (group_by: mention), 20 a minute at most"
+    folded = [m for m in slack.posted("#acme-alerts") if m.get("thread_ts")]
+    assert len(folded) == 5 and {m["thread_ts"] for m in folded} == {tops[-1]["ts"]}
+    assert "more than 20 messages a minute" in str(folded[0]["blocks"])
+    shown = sorted(int(b["block_id"].split(":")[1]) for m in slack.messages for b in m["blocks"]
+                   if b.get("block_id", "").startswith("mention:"))
+    assert shown == sorted(set(shown)) and len(shown) == 25, "each mention once"
