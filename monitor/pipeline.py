@@ -157,7 +157,7 @@ class Pipeline:
         finder = getattr(self._connectors[source_id], "find_team_replies", None)
         if finder is None:
             return []
-        waiting = self.store.reply_candidates(source_id, now - REPLY_LOOKBACK)
+        waiting = self.store.reply_candidates(source_id, self.sources[source_id][0], now - REPLY_LOOKBACK)
         known = {m.external_id for m in waiting}
         return finder(waiting + [p for p in posts if p.external_id not in known])
 

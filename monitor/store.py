@@ -206,14 +206,16 @@ class Store:
                 recorded_at=now))
             return bool(result.rowcount)
 
-    def reply_candidates(self, source_id: str, since: datetime, limit: int = 5000) -> list[StoredMention]:
-        """This source's mentions since `since` that may still wait for a team answer: none recorded, and
-        not closed in Slack (classified or not: the check runs before routing). Newest first."""
+    def reply_candidates(self, source_id: str, brand: str, since: datetime, limit: int = 5000) -> list[StoredMention]:
+        """This source's mentions of `brand` published since `since` that may still wait for a team answer:
+        none recorded, and not closed in Slack (classified or not: the check runs before routing). Newest
+        first. Read through the (brand, created_at) index: every poll asks."""
         m, r, c = t.mentions.c, t.responses.c, t.reply_clock.c
         answered = select(r.mention_id).where(r.mention_id == m.id).exists()
         closed = select(c.mention_id).where(c.mention_id == m.id, c.state.in_(("handled", "not_relevant"))).exists()
-        query = (select(t.mentions).where(m.source_id == source_id, m.fetched_at >= since, ~answered, ~closed)
-                 .order_by(m.id.desc()).limit(limit))
+        query = (select(t.mentions).where(m.brand == brand, m.created_at >= since, m.source_id == source_id,
+                                          ~answered, ~closed)
+                 .order_by(m.created_at.desc(), m.id.desc()).limit(limit))
         with self.engine.connect() as conn:
             return [_mention(row) for row in conn.execute(query).mappings()]
 

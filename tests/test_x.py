@@ -441,7 +441,7 @@ def test_every_waiting_mention_is_checked_by_one_read_of_the_team_replies_within
     ids = [xapi.post("alice", f"Acme Cloud is broken again, can you help? ({i})") for i in range(30)]
     pipeline.poll("acme/x")
     pipeline.process()
-    awaiting = store.reply_candidates("acme/x", xapi.clock() - timedelta(days=1))
+    awaiting = store.reply_candidates("acme/x", "acme", xapi.clock() - timedelta(days=1))
     assert sorted(m.external_id for m in awaiting) == sorted(ids)
     for tweet in (ids[0], ids[17], ids[29]):  # the oldest, a middle one and the newest
         xapi.post("acme_support", "@alice sorry, fixed now", reply_to=tweet)
