@@ -537,33 +537,41 @@ class XConnector:
         return match(mine, self._replies, PLATFORM)
 
     def _read_team_replies(self, query: str, now: datetime, edge: datetime) -> None:
-        """Page through the team's replies since this query's cursor (or since the log's start)."""
+        """Page through the team's replies since this query's cursor (or since the log's start). A walk
+        cut short (page bound, read budget, rate limit) keeps the oldest id it read, and the next call
+        reads the rest below it first, so a long stretch is read over a few polls, never again from the top."""
         seen = self._replies
-        since_id = seen.cursor.get(query)
-        window = ({"since_id": since_id} if since_id and snowflake_time(since_id) >= edge
-                  else {"start_time": _stamp(max(seen.covered_from or edge, edge))})
-        token, newest = None, None
+        state = seen.cursor.get(query) or {}
+        since_id = state.get("since_id")
+        lower = ({"since_id": since_id} if since_id and snowflake_time(since_id) >= edge
+                 else {"start_time": _stamp(max(seen.covered_from or edge, edge))})
+        keep = {"since_id": lower["since_id"]} if "since_id" in lower else {}
+        oldest, newest = state.get("until_id"), state.get("newest")
+        token = None
         for _ in range(self.platform.max_pages):
             try:
                 self._pace("search", now)
                 size = self._page_size("search", now)
                 body = self._call("search", now, self.client.search_recent_tweets, query, max_results=size,
                                   expansions=EXPANSIONS, tweet_fields=TWEET_FIELDS, user_fields=USER_FIELDS,
-                                  **window, **({"next_token": token} if token else {}))
+                                  **lower, **({"until_id": state["until_id"]} if state.get("until_id") else {}),
+                                  **({"next_token": token} if token else {}))
             except _Stop:
-                return  # what was read is kept; the cursor stays, so the next call reads the rest
+                break
             data = [t for t in body.get("data") or [] if isinstance(t, dict)]
             self._spend(len(data), now)
             users = _users(body)
             for tweet in data:
                 try:
                     seen.add([seen_reply(tweet_to_post(tweet, users, self.team))])
+                    oldest = min(oldest or str(tweet["id"]), str(tweet["id"]), key=int)
                 except (KeyError, TypeError, ValueError):
                     log.debug("X team replies: skipped a malformed tweet %.120r", tweet)
             meta = body.get("meta") or {}
             newest = newest or meta.get("newest_id")
             token = meta.get("next_token")
             if not token:
-                if newest:
-                    seen.cursor[query] = str(newest)
+                seen.cursor[query] = {"since_id": str(newest)} if newest else keep
                 return
+        if oldest:
+            seen.cursor[query] = {**keep, "until_id": oldest, **({"newest": newest} if newest else {})}

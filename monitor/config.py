@@ -261,7 +261,8 @@ class RedditPlatform(Strict):
                                "waits reschedule the poll instead")
     first_poll_lookback: Duration = Field(FIRST_POLL_LOOKBACK, description="Items older than this are skipped on a "
                                           "listing's first poll (a source's own first_poll_lookback wins)")
-    reply_checks_per_poll: int = Field(5, ge=0, le=20, description="Threads checked for team replies per poll")
+    reply_checks_per_poll: int = Field(5, ge=0, le=20, description="Waiting comments whose subtree is read per "
+                                       "poll for a deeper team reply (the team's own listings cover the rest)")
     reply_recheck: Duration = Field(timedelta(minutes=10), description="How often one mention's thread is re-checked")
 
     @field_validator("oauth_url", "reddit_url")
@@ -331,9 +332,6 @@ class XPlatform(Strict):
     max_pages: int = Field(5, ge=1, le=50, description="Pages per query per poll; the rest waits for the next poll")
     initial_pages: int = Field(1, ge=1, le=50, description="Pages read on a query's first poll (older posts of "
                                "the 7-day window are recorded as a gap, not read)")
-    reply_checks_per_poll: int = Field(10, ge=0, le=20, description="Unused since team replies are read from the "
-                                       "team accounts' own replies (one search for every waiting mention); kept so "
-                                       "older configs still load")
 
     @field_validator("base_url")
     @classmethod

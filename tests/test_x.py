@@ -458,6 +458,21 @@ def test_every_waiting_mention_is_checked_by_one_read_of_the_team_replies_within
     assert len(conn.find_team_replies(awaiting)) == 3 and xapi.hits("search") == searches, "no reads past the cap"
 
 
+def test_a_long_stretch_of_team_replies_is_read_over_a_few_polls_not_again_from_the_top(tmp_path, xapi, slack):
+    pipeline, store, conn = pipeline_for(tmp_path, xapi, slack, x_source(mentions=False), max_pages=1)
+    asked = xapi.post("alice", "Acme Cloud is broken again, can you help?")
+    xapi.post("acme_support", "@alice looking into it", reply_to=asked)
+    for n in range(25):  # the team is busy elsewhere: 25 newer replies, 10 a page, one page a poll
+        xapi.post("acme_support", f"@bob on it ({n})", reply_to=xapi.post("bob", f"hello there {n}"))
+    answered = []
+    for _ in range(4):
+        pipeline.poll("acme/x")
+        answered.append(bool(store.responses(store.mention_id("x", asked))))
+    assert answered == [False, False, True, True], "pages 1, 2, then 3 (with the answer): each read once"
+    reads = [q for q in xapi.queries() if "is:reply" in q["query"]]
+    assert [bool(q.get("until_id")) for q in reads] == [False, True, True], "nothing waits after that: no read"
+
+
 def test_html_entities_reach_slack_escaped_exactly_once(tmp_path, xapi, slack):
     pipeline, store, _ = pipeline_for(tmp_path, xapi, slack, x_source(mentions=False))
     tweet = xapi.post("alice", "Acme Cloud billing & support are awful, 2 < 3 <@U0123> broken")
