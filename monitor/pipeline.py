@@ -130,8 +130,9 @@ class Pipeline:
             log.info("source %s recovered (was %s since %s)", source_id, health.kind,
                      health.since.isoformat() if health.since else "?")
         if backfill is not None and outcome.new_ids:
-            log.info("source %s: %s, %d mention(s) stored as backfill", source_id,
-                     "first poll" if cursor is None else "first poll after an outage", len(outcome.new_ids))
+            log.info("source %s: %s, %d new mention(s); those published before %s are backfill", source_id,
+                     "first poll" if cursor is None else "first poll after an outage", len(outcome.new_ids),
+                     f"{backfill:%Y-%m-%d %H:%M} UTC")
         log.debug("source %s: %d fetched, %d new, dropped %s", source_id, outcome.fetched,
                   len(outcome.new_ids), dict(outcome.dropped))
         return outcome
