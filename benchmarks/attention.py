@@ -16,7 +16,6 @@ import json
 import os
 import re
 import sqlite3
-import statistics
 import sys
 import tempfile
 import threading
@@ -253,7 +252,6 @@ def report(labelled: list[dict], key_of: dict[int, str], messages: list[dict], w
     header = ("platform", "stored", "recall", "needless alerts", "answered paged", "first-run msgs",
               "msgs/mention", "latency p50", "latency p95")
     lines = [header]
-    totals = defaultdict(list)
     for platform in PLATFORMS + ("all",):
         mine = [r for r in labelled if platform in ("all", r["platform"])]
         need = [r for r in mine if needs_attention(r) and not r.get("answered_by_team")]
@@ -274,7 +272,6 @@ def report(labelled: list[dict], key_of: dict[int, str], messages: list[dict], w
                       f"{len(paged)}/{len(answered)}", str(firsts),
                       f"{platform_msgs / max(len(reached_here), 1):.2f}",
                       f"{p50:.0f} s" if p50 is not None else "-", f"{p95:.0f} s" if p95 is not None else "-"))
-        totals[platform] = latencies
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
     print(f"classifier {classifier}", end="")
     if classifier == "transformer":
