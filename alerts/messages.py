@@ -425,14 +425,19 @@ def reminder_message(*, mention_id: int, brand_name: str, source: str, url: str 
                         "text": {"type": "mrkdwn", "verbatim": True, "text": fit(line)}}]}
 
 
+ALERT_LINK = "{alert_link}"  # in an outbox payload with `link_of`: the sender puts that message's link here
+
+
 def escalation_message(*, mention_id: int, brand_name: str, source: str, url: str | None, title: str | None,
                        text: str, author: str | None, promise, deadline: datetime, now: datetime,
-                       escalate_to: tuple[str, ...]) -> dict:
-    """The one message at the deadline: pings the configured people (our own text, so real mentions)."""
+                       escalate_to: tuple[str, ...], alert_link: str | None = None) -> dict:
+    """The one message at the deadline: pings the configured people (our own text, so real mentions);
+    `alert_link` when it goes to another channel than the alert it escalates."""
     pings = " ".join(f"<!subteam^{who}>" if who.startswith("S") else f"<@{who}>" for who in escalate_to)
     late = f", {format_age(now - deadline)} ago" if now - deadline >= timedelta(minutes=1) else ""
     line = (f":rotating_light: {pings + ' ' if pings else ''}Unanswered past the {format_age(promise)} promise "
             f"(due {deadline:%Y-%m-%d %H:%M} UTC{late}): {escape(brand_name)}\n"
+            + (f"Escalating {alert_link}\n" if alert_link else "")
             + _summary(source, author, url, title, text))
     return {"text": fit(f"{pings + ' ' if pings else ''}Unanswered past its reply time: {escape(brand_name)}",
                         TEXT_LIMIT),

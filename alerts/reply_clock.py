@@ -6,7 +6,9 @@ only in business hours when the brand has them. A reminder goes into the alert's
 `repeat_interval` until someone answers. A snooze pauses all of it; when it ends the clock comes
 back with one reminder (or the escalation, if the deadline passed meanwhile). Reminders due in the
 route's quiet hours wait for their end. After downtime at most one event is due per clock:
-overdue clocks escalate once, never a burst of missed reminders.
+overdue clocks escalate once, never a burst of missed reminders. A `backlog` clock (a mention a
+first run or the first poll after a long outage found) runs and shows overdue but sends nothing:
+its brand got one summary instead; a snooze makes it an ordinary clock again.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from zoneinfo import ZoneInfo
 from alerts.grouping import in_hours
 from monitor.config import WEEKDAYS, Brand, WeeklyHours
 
-OPEN_STATES = ("open", "snoozed")
+OPEN_STATES = ("open", "snoozed", "backlog")  # backlog: found by a first run or after an outage; never pages
 CLOSED_STATES = ("handled", "not_relevant")
 
 
@@ -117,7 +119,7 @@ def due_event(clock: ClockRow, policy: ClockPolicy, now: datetime) -> Due | None
 
 
 def _due(clock: ClockRow, policy: ClockPolicy, now: datetime) -> Due | None:
-    if clock.state in CLOSED_STATES:
+    if clock.state in CLOSED_STATES or clock.state == "backlog":
         return None
     resumed = clock.state == "snoozed"
     if resumed and (clock.snoozed_until is None or now < clock.snoozed_until):

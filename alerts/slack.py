@@ -31,6 +31,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
+from alerts.messages import ALERT_LINK
 from monitor.config import SlackConfig
 from monitor.health import FailureKind, SourceFailure, after_failure, after_success
 from monitor.store import AlertRow, Store
@@ -125,6 +126,38 @@ class _Failed(Exception):
     """This row can never be delivered (its reason is stored as the row's error)."""
 
 
+def permalink(target: Target) -> str | None:
+    """A link to a sent message that opens it in any workspace the reader is in (Slack's archive URL)."""
+    if target.state != "sent" or not target.channel_id or not target.ts:
+        return None
+    return f"https://slack.com/archives/{target.channel_id}/p{target.ts.replace('.', '')}"
+
+
+def with_link(text: str, blocks: list | None, target: Target) -> tuple[str, list | None]:
+    """Fill `{alert_link}` with a link to the target message (plain words if it was never posted)."""
+    url = permalink(target)
+    link = f"<{url}|the alert>" if url else "the alert (it could not be posted)"
+
+    def fill(value):
+        if isinstance(value, str):
+            return value.replace(ALERT_LINK, link)
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        return value
+
+    return fill(text), fill(blocks)
+
+
+def folded_note(per_minute: int) -> Callable[[dict], dict]:
+    """What a message folded into another's thread says about why it is there."""
+    note = {"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text":
+            f"_In this thread because the channel got more than {per_minute} messages a minute "
+            "(slack.channel_messages_per_minute)._"}]}
+    return lambda payload: {**payload, "blocks": [*(payload.get("blocks") or []), note]}
+
+
 def upload_filename(filename: str, alert_id: int) -> str:
     """A file name unique to the alert, so a lost upload can be found in the channel history."""
     path = PurePosixPath(filename or "file")
@@ -140,10 +173,11 @@ class SlackSender:
 
     BATCH = 50
 
-    def __init__(self, client: WebClient, store: Store, clock: Callable[[], datetime]):
+    def __init__(self, client: WebClient, store: Store, clock: Callable[[], datetime], per_minute: int = 0):
         self.client = client
         self.store = store
         self.clock = clock
+        self.per_minute = per_minute  # top-level messages a channel gets per minute; 0: no budget
         self.paused_until: datetime | None = None
         self._channels: dict[str, str] = {}
 
@@ -154,8 +188,13 @@ class SlackSender:
             report.stopped = "paused"
             return report
         try:
+            if self.per_minute:
+                folded = self.store.fold_bursts(self.per_minute, self.clock(), folded_note(self.per_minute))
+                if folded:
+                    log.info("%d message(s) over a channel's budget of %d a minute go into threads", folded,
+                             self.per_minute)
             rows = self.store.outbox(limit)
-            refs = {row.thread_of or row.updates for row in rows} - {None}
+            refs = {ref for row in rows for ref in (row.thread_of, row.updates, row.payload.get("link_of"))} - {None}
             targets = {i: Target(*v) for i, v in self.store.slack_targets(sorted(refs)).items()}
             unknown = [row for row in rows if row.state == "sending"]
             posts = [row for row in unknown if row.op != "update"]
@@ -234,8 +273,11 @@ class SlackSender:
             parent = self._target(row.thread_of, targets)
             if parent.state == "sent":
                 channel, thread_ts = parent.channel_id, parent.ts
+        text, blocks = row.payload["text"], row.payload.get("blocks")
+        if row.payload.get("link_of") is not None:  # a message that links to another: posted after it
+            text, blocks = with_link(text, blocks, self._target(row.payload["link_of"], targets))
         resp = self.client.chat_postMessage(
-            channel=channel, text=row.payload["text"], blocks=row.payload.get("blocks"), thread_ts=thread_ts,
+            channel=channel, text=text, blocks=blocks, thread_ts=thread_ts,
             unfurl_links=False, unfurl_media=False,
             metadata={"event_type": METADATA_EVENT, "event_payload": {"alert_id": row.id}})
         if thread_ts is None:

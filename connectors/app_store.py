@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Callable
 
 import requests
 
@@ -20,7 +21,7 @@ from connectors import http
 from connectors.cursors import Seen
 from monitor.config import AppStorePlatform, AppStoreSource, Settings
 from monitor.health import FailureKind, SourceFailure
-from monitor.models import FetchResult, Gap, Post
+from monitor.models import FetchResult, Gap, Post, within_lookback
 
 PLATFORM = "app_store"
 FEED_DEPTH = 10  # pages Apple serves per app and country
@@ -146,6 +147,7 @@ class AppStoreConnector:
                                                        self.platform.read_timeout.total_seconds(),
                                                        self.platform.max_bytes)
         self.late = int(self.platform.late_window.total_seconds())
+        self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
     def fetch(self, cursor: dict | None) -> FetchResult:
         states = (cursor or {}).get("feeds", {})
@@ -154,13 +156,19 @@ class AppStoreConnector:
         for app_id in self.source.apps:
             for country in self.source.countries:
                 key = f"{app_id}/{country}"
-                polled = self._poll_feed(app_id, country, Seen.from_cursor(states.get(key)))
+                seen = Seen.from_cursor(states.get(key))
+                polled = self._poll_feed(app_id, country, seen)
                 new_states[key] = polled.seen.to_cursor()
                 gaps += [polled.gap] if polled.gap else []
                 malformed += polled.malformed
-                for review in reversed(polled.reviews):  # oldest first
-                    posts.setdefault(review.review_id, review_to_post(
-                        review, app_id, country, self.source.needs_reply_at_or_below))
+                found = [review_to_post(review, app_id, country, self.source.needs_reply_at_or_below)
+                         for review in reversed(polled.reviews)]  # oldest first
+                if seen is None:
+                    found, gap = within_lookback(found, self.clock() - self.source.first_poll_lookback,
+                                                 f"first poll of app {app_id} ({country})")
+                    gaps += [gap] if gap else []
+                for post in found:
+                    posts.setdefault(post.external_id, post)
         warnings = []
         if malformed and not (cursor or {}).get("malformed"):
             warnings.append(f"{malformed} App Store feed entries lacked an id, a 1-5 rating or a date; skipped")

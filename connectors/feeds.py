@@ -13,6 +13,7 @@ import io
 import re
 from datetime import datetime, timezone
 from html.parser import HTMLParser
+from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import feedparser
@@ -21,7 +22,7 @@ import requests
 from connectors import http
 from monitor.config import FeedSource, FeedsPlatform, Settings
 from monitor.health import FailureKind, SourceFailure
-from monitor.models import FetchResult, Post
+from monitor.models import FetchResult, Post, within_lookback
 
 PLATFORM = "feed"
 _SPACE = re.compile(r"\s+")
@@ -75,6 +76,13 @@ def _entry_text(entry) -> str:
     return strip_html(body or "")
 
 
+def _parse_floor(value) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def entry_to_post(feed_url: str, entry, feed_title: str | None) -> Post:
     title = strip_html(entry.get("title", "") or "")
     link = unwrap_redirect(entry.get("link"))
@@ -95,6 +103,7 @@ class FeedConnector:
         self.session = session or http.bounded_session(self.platform.connect_timeout.total_seconds(),
                                                        self.platform.read_timeout.total_seconds(),
                                                        self.platform.max_bytes)
+        self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
     def fetch(self, cursor: dict | None) -> FetchResult:
         cursor = dict(cursor or {})
@@ -130,6 +139,13 @@ class FeedConnector:
                 posts.append(entry_to_post(self.source.url, entry, feed_title))
             except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
                 skipped.append(f"entry {str(entry.get('id', '?'))[:60]}: {type(exc).__name__}")
+        # A first poll keeps first_poll_lookback of history and remembers where that started: a feed
+        # lists the same old entries again on every poll, and they must not look new later.
+        floor = _parse_floor(cursor.get("floor")) if cursor else self.clock() - self.source.first_poll_lookback
+        gaps = []
+        if floor is not None:
+            posts, gap = within_lookback(posts, floor, f"first poll of feed {self.source.url}")
+            gaps += [gap] if gap and not cursor else []
         new_cursor = {"etag": resp.headers.get("ETag"), "last_modified": resp.headers.get("Last-Modified"),
-                      "ill_formed": ill_formed}
-        return FetchResult(posts, new_cursor, warnings=warnings, skipped=skipped)
+                      "ill_formed": ill_formed, **({"floor": floor.isoformat()} if floor else {})}
+        return FetchResult(posts, new_cursor, warnings=warnings, gaps=gaps, skipped=skipped)

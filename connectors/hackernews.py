@@ -140,8 +140,9 @@ class HackerNewsConnector:
         """New hits of one query and its next cursor state."""
         seen = Seen.from_cursor(state)
         if seen is None:
-            # First poll: take the newest pages and start from there; older history is not backfilled.
-            window = self._read(query, None, None, self.platform.initial_pages)
+            # First poll: the newest pages within first_poll_lookback; older history is not read.
+            since = int((self.clock() - self.source.first_poll_lookback).timestamp())
+            window = self._read(query, None, None, self.platform.initial_pages, since)
             start = Seen.starting_at([(h.item_id, h.created) for h in window.hits], int(self.clock().timestamp()), self.late)
             return window.hits, start.to_cursor(), window.malformed
         budget, found, malformed = self.platform.max_pages, [], 0
@@ -183,11 +184,14 @@ class HackerNewsConnector:
             out["backlog"] = backlog
         return found, out, malformed
 
-    def _read(self, query: str, seen: Seen | None, until: int | None, pages: int) -> _Window:
-        """Read `seen.lowest_unknown(late) <= created_at_i <= until` newest first, at most `pages` pages."""
+    def _read(self, query: str, seen: Seen | None, until: int | None, pages: int, since: int | None = None) -> _Window:
+        """Read `seen.lowest_unknown(late) <= created_at_i <= until` (or from `since` when nothing was seen)
+        newest first, at most `pages` pages."""
         filters = []
         if seen is not None:
             filters.append(f"created_at_i>={seen.lowest_unknown(self.late)}")
+        elif since is not None:
+            filters.append(f"created_at_i>={since}")
         if until is not None:
             filters.append(f"created_at_i<={until}")
         hits: dict[str, _Hit] = {}

@@ -29,6 +29,7 @@ from connectors.reddit_budget import RATE_HEADERS, RateBudget, shared_budget
 from connectors.transport import BodyTooLarge, BoundedSession, DeadlineExceeded, TooDeeplyNested
 from monitor.config import Brand, RedditPlatform, RedditSource, Settings
 from monitor.health import FailureKind, SourceFailure
+from connectors.team_replies import ReplyLog, SeenReply, match
 from monitor.models import FetchResult, Gap, Post, TeamReply
 
 PLATFORM = "reddit"
@@ -445,7 +446,7 @@ class RedditConnector:
             raise ValueError(f"Reddit source {source.name} needs the reddit: settings")
         self.source = source
         self.platform: RedditPlatform = settings.reddit
-        _, brand = settings.brand_of(source)
+        self.brand_id, brand = settings.brand_of(source)
         self.team = team_names(brand.team.reddit)
         self.teams = {brand_id: team_names(b.team.reddit) for brand_id, b in settings.brands.items()}
         self.listings = plan_listings(source, brand)
@@ -453,6 +454,8 @@ class RedditConnector:
         self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
         self._local = threading.local()
         self._reply_due: dict[str, datetime] = {}
+        self._replies = ReplyLog()  # what the team users commented, read so far
+        self._missing_team: set[str] = set()
 
     def _max_wait(self) -> float:
         return getattr(self._local, "max_wait", self.platform.max_wait.total_seconds())
@@ -476,7 +479,7 @@ class RedditConnector:
         states = (cursor or {}).get("listings")
         states = states if isinstance(states, dict) else {}
         now = self.clock().timestamp()
-        lookback = self.platform.first_poll_lookback.total_seconds()
+        lookback = (self.source.first_poll_lookback or self.platform.first_poll_lookback).total_seconds()
         posts, seen, gaps, new_states, skipped = [], set(), [], {}, []
         for listing in self.listings:
             read = read_listing(lambda after: self._page(listing, after, skipped), listing, states.get(listing.key),
@@ -495,28 +498,90 @@ class RedditConnector:
         return FetchResult(posts, {"listings": new_states}, gaps=gaps, skipped=skipped)
 
     def find_team_replies(self, awaiting: list) -> list[TeamReply]:
-        """Check a few threads of mentions still waiting for an answer, each at most every
-        `reply_recheck`, with spare budget only: a poll never waits for these."""
+        """Which waiting mentions the brand's team answered, from spare budget only (a poll never waits).
+
+        First the team users' own comment listings, one request per user whatever the number of waiting
+        mentions (a comment in a waiting post's thread, or a reply to a waiting comment, answers it);
+        then, for waiting comments, a few subtrees each at most every `reply_recheck`, which also finds
+        an answer deeper under the comment.
+        """
         now = self.clock()
-        waiting = {m.external_id for m in awaiting}
-        self._reply_due = {k: v for k, v in self._reply_due.items() if k in waiting}
-        due = [m for m in awaiting if self.teams.get(m.brand) and not (m.extra or {}).get("by_team")
-               and m.external_id[:3] in ("t1_", "t3_") and self._reply_due.get(m.external_id, now) <= now]
-        found: list[TeamReply] = []
+        mine = [m for m in awaiting if not (m.extra or {}).get("by_team") and m.external_id[:3] in ("t1_", "t3_")]
         self._local.max_wait = 0.0
         try:
+            found = self._swept_replies([m for m in mine if getattr(m, "brand", self.brand_id) == self.brand_id],
+                                        now)
+            answered = {r.external_id for r in found}
+            waiting = {m.external_id for m in mine}
+            self._reply_due = {k: v for k, v in self._reply_due.items() if k in waiting}
+            # A post's whole thread is in the sweep (every comment carries its link_id); a comment's subtree
+            # beyond direct replies is not, so only comments get a look at their thread.
+            due = [m for m in mine if m.external_id.startswith("t1_") and m.external_id not in answered
+                   and self.teams.get(getattr(m, "brand", self.brand_id))
+                   and self._reply_due.get(m.external_id, now) <= now]
             for mention in due[: self.platform.reply_checks_per_poll]:
                 try:
                     thread = self._thread(mention)
                 except SourceFailure:
                     break  # out of spare budget, or Reddit is unwell: the next poll tries again
                 self._reply_due[mention.external_id] = now + self.platform.reply_recheck
-                reply = first_team_reply(thread, mention.external_id, self.teams[mention.brand])
+                reply = first_team_reply(thread, mention.external_id, self.teams[getattr(mention, "brand",
+                                                                                          self.brand_id)])
                 if reply is not None:
                     found.append(reply)
         finally:
             del self._local.max_wait
         return found
+
+    def _swept_replies(self, mentions: list, now: datetime) -> list[TeamReply]:
+        """Read each team user's newest comments (down to what was read before, or to the oldest waiting
+        mention) and match them to the mentions on thread and parent ids."""
+        if not mentions or not self.team:
+            return []
+        oldest = min(m.created_at or now for m in mentions)
+        if not self._replies.covers(oldest):
+            self._replies.restart(oldest)
+        self._replies.forget_before(oldest)
+        for user in sorted(self.team):
+            try:
+                self._read_user_comments(user)
+            except SourceFailure:
+                break  # out of spare budget: the listing is read on the next poll, from where it stopped
+        return match(mentions, self._replies, PLATFORM, thread_counts=lambda m: m.external_id.startswith("t3_"))
+
+    def _read_user_comments(self, user: str) -> None:
+        """A team user's comments, newest first, until the ones read before (or the log's start)."""
+        seen = self._replies
+        known = seen.cursor.get(user)
+        floor = seen.covered_from.timestamp() if seen.covered_from else 0.0
+        listing = Listing(f"u/{user}", f"/user/{user}/comments", f"u/{user}'s comments", params={"sort": "new"})
+        after, newest, done = None, None, False
+        for _ in range(MAX_PAGES):
+            params = {**listing.params, "limit": PAGE_SIZE, **({"after": after} if after else {})}
+            try:
+                items, after = page_children(self._reddit().request(method="GET", path=listing.path, params=params),
+                                             listing.what)
+            except (prawcore.NotFound, prawcore.Forbidden, prawcore.Redirect):
+                if user not in self._missing_team:
+                    self._missing_team.add(user)
+                    log.warning("team account u/%s cannot be read (suspended, deleted or misspelled in team.reddit); "
+                                "its replies are not seen", user)
+                return
+            except (prawcore.PrawcoreException, PRAWException) as exc:
+                raise failure_for(exc, None, self.platform.timeout.total_seconds()) from None
+            newest = newest or (items[0]["name"] if items else None)
+            for item in items:
+                if item["name"] == known or item["created_utc"] < floor:
+                    done = True
+                    break
+                if item["kind"] == "t1" and isinstance(item.get("author"), str):
+                    link = item.get("permalink") or f"/comments/{str(item.get('link_id', 't3__'))[3:]}/_/{item['id']}/"
+                    seen.add([SeenReply(item["name"], item.get("link_id"), item.get("parent_id"), item["author"],
+                                        _when(item["created_utc"]), SITE + link)])
+            if done or not after or not items:
+                break
+        if newest:
+            seen.cursor[user] = newest
 
     def _thread(self, mention) -> Any:
         """The mention's thread (a post) or subtree (a comment); None when it is gone or closed."""

@@ -33,6 +33,7 @@ from connectors.transport import BoundedSession
 
 from monitor.config import Brand, Settings, XPlatform, XSource
 from monitor.health import MAX_RETRY_AFTER, MIN_RETRY_AFTER, FailureKind, SourceFailure
+from connectors.team_replies import ReplyLog, SeenReply, match
 from monitor.models import FetchResult, Gap, MalformedItem, Post, TeamReply
 
 PLATFORM = "x"
@@ -177,23 +178,23 @@ def to_posts(tweets: list, users: dict[str, dict], team: frozenset[str]) -> tupl
     return posts, skipped
 
 
-def reply_queries(conversations: list[str], team: Iterable[str], limit: int = QUERY_LIMIT) -> list[list[str]]:
-    """Group conversation ids into as few `conversation_id:… from:…` queries as fit X's query length."""
-    authors = " OR ".join(f"from:{h}" for h in sorted(team))
-    fixed = len(f"() ({authors})")
+def team_reply_queries(team: Iterable[str], limit: int = QUERY_LIMIT) -> list[str]:
+    """`(from:a OR from:b) is:reply`: the team accounts' replies, as few queries as fit X's query length."""
     groups: list[list[str]] = []
-    for cid in dict.fromkeys(conversations):
-        clause = f"conversation_id:{cid}"
-        if groups and fixed + len(" OR ".join(f"conversation_id:{c}" for c in groups[-1] + [cid])) <= limit:
-            groups[-1].append(cid)
-        elif fixed + len(clause) <= limit:
-            groups.append([cid])
-    return groups
+    for handle in sorted(team):
+        if groups and len(_replies_by(groups[-1] + [handle])) <= limit:
+            groups[-1].append(handle)
+        else:
+            groups.append([handle])
+    return [_replies_by(group) for group in groups]
 
 
-def reply_query(conversations: list[str], team: Iterable[str]) -> str:
-    ids = " OR ".join(f"conversation_id:{c}" for c in conversations)
-    return f"({ids}) ({' OR '.join(f'from:{h}' for h in sorted(team))})"
+def _replies_by(handles: list[str]) -> str:
+    return f"({' OR '.join(f'from:{h}' for h in handles)}) is:reply"
+
+
+def seen_reply(post: Post) -> SeenReply:
+    return SeenReply(post.external_id, post.thread_id, post.parent_id, post.author or "", post.created_at, post.url)
 
 
 # --- HTTP -----------------------------------------------------------------------------------------
@@ -324,7 +325,7 @@ class XConnector:
         self.client.session = self.session
         self._disabled: SourceFailure | None = None
         self._blocked: dict[str, float] = {}   # endpoint -> epoch until which a 429 told us to wait
-        self._checked: dict[str, float] = {}   # mention id -> when its conversation was last checked
+        self._replies = ReplyLog()             # what the team accounts replied, read so far
 
     # --- reads budget and pacing ---
 
@@ -509,6 +510,9 @@ class XConnector:
             state = {"since_id": state.get("since_id"), "start_time": state.get("start_time"), "started": True}
         gap = self._window(state, now) if endpoint == "search" else None
         first = not state.get("started")
+        if first and not (state.get("since_id") or state.get("start_time")):
+            lookback = max(now - self.source.first_poll_lookback, now - SEARCH_WINDOW + WINDOW_MARGIN)
+            state["start_time"] = _stamp(lookback)  # a first poll reads first_poll_lookback of history, no more
         limit = self.platform.initial_pages if first else self.platform.max_pages
         newest, oldest = state.get("newest_id"), state.get("until_id")
         token: str | None = None
@@ -583,46 +587,61 @@ class XConnector:
     # --- team replies ---
 
     def find_team_replies(self, awaiting: list) -> list[TeamReply]:
-        """Replies by the brand's handles in the conversations of mentions that wait for one.
+        """Which waiting mentions the brand's accounts answered (a reply in the mention's conversation).
 
-        Only this source's mentions, the least recently checked first, `x.reply_checks_per_poll` of
-        them; conversation ids are batched into few queries, each one page within the read budget
-        and the rate limit.
+        One search for the team's own replies (`(from:a OR from:b) is:reply`) covers every waiting
+        mention at once, whatever their number; each call reads only replies newer than the last, unless a
+        mention older than what was read came in (then from that mention on, within X's 7-day window).
+        Within the read budget and the rate limit: a read that cannot continue keeps what it read.
         """
-        if self._disabled is not None or not self.team or not self.platform.reply_checks_per_poll:
+        if self._disabled is not None or not self.team:
+            return []
+        mine = [m for m in awaiting if m.source == PLATFORM and not (m.extra or {}).get("by_team")]
+        if not mine:
             return []
         now = self.clock()
         edge = now - SEARCH_WINDOW + WINDOW_MARGIN
-        mine = [m for m in awaiting if m.source == PLATFORM and m.source_id == self.source_id
-                and not (m.extra or {}).get("by_team") and (m.extra or {}).get("conversation_id")]
-        mine.sort(key=lambda m: self._checked.get(m.external_id, 0.0))
-        mentions = mine[: self.platform.reply_checks_per_poll]
-        self._checked = {m.external_id: self._checked.get(m.external_id, 0.0) for m in mine}
-        self._checked.update((m.external_id, now.timestamp()) for m in mentions)
-        by_conversation: dict[str, list] = {}
-        for mention in mentions:
-            by_conversation.setdefault(str(mention.extra["conversation_id"]), []).append(mention)
-        found: list[TeamReply] = []
-        for group in reply_queries(list(by_conversation), self.team):
-            waiting = [m for cid in group for m in by_conversation[cid]]
-            oldest = min(waiting, key=lambda m: int(m.external_id))
-            window = ({"since_id": oldest.external_id} if snowflake_time(oldest.external_id) >= edge
-                      else {"start_time": _stamp(edge)})
+        oldest = max(min(m.created_at or snowflake_time(m.external_id) for m in mine), edge)
+        if not self._replies.covers(oldest):
+            self._replies.restart(oldest)
+        self._replies.forget_before(oldest)
+        for query in team_reply_queries(self.team):
+            self._read_team_replies(query, now, edge)
+        return match(mine, self._replies, PLATFORM)
+
+    def _read_team_replies(self, query: str, now: datetime, edge: datetime) -> None:
+        """Page through the team's replies since this query's cursor (or since the log's start). A walk
+        cut short (page bound, read budget, rate limit) keeps the oldest id it read, and the next call
+        reads the rest below it first, so a long stretch is read over a few polls, never again from the top."""
+        seen = self._replies
+        state = seen.cursor.get(query) or {}
+        since_id = state.get("since_id")
+        lower = ({"since_id": since_id} if since_id and snowflake_time(since_id) >= edge
+                 else {"start_time": _stamp(max(seen.covered_from or edge, edge))})
+        keep = {"since_id": lower["since_id"]} if "since_id" in lower else {}
+        oldest, newest = state.get("until_id"), state.get("newest")
+        token = None
+        for _ in range(self.platform.max_pages):
             try:
                 self._pace("search", now)
                 size = self._page_size("search", now)
-                body = self._call("search", now, self.client.search_recent_tweets, reply_query(group, self.team),
-                                  max_results=size, expansions=EXPANSIONS, tweet_fields=TWEET_FIELDS,
-                                  user_fields=USER_FIELDS, **window)
+                body = self._call("search", now, self.client.search_recent_tweets, query, max_results=size,
+                                  expansions=EXPANSIONS, tweet_fields=TWEET_FIELDS, user_fields=USER_FIELDS,
+                                  **lower, **({"until_id": state["until_id"]} if state.get("until_id") else {}),
+                                  **({"next_token": token} if token else {}))
             except _Stop:
                 break
             data = [t for t in body.get("data") or [] if isinstance(t, dict)]
             self._spend(len(data), now)
             users = _users(body)
-            replies = sorted(to_posts(data, users, self.team)[0], key=lambda p: int(p.external_id))
-            for mention in waiting:
-                reply = next((p for p in replies if p.extra.get("by_team") and p.thread_id == str(
-                    mention.extra["conversation_id"]) and int(p.external_id) > int(mention.external_id)), None)
-                if reply is not None:
-                    found.append(TeamReply(PLATFORM, mention.external_id, reply.author, reply.created_at, reply.url))
-        return found
+            replies, _ = to_posts(data, users, self.team)  # malformed ones are judged alone and left out
+            seen.add([seen_reply(post) for post in replies])
+            oldest = min([p.external_id for p in replies] + ([oldest] if oldest else []), key=int, default=None)
+            meta = body.get("meta") or {}
+            newest = newest or meta.get("newest_id")
+            token = meta.get("next_token")
+            if not token:
+                seen.cursor[query] = {"since_id": str(newest)} if newest else keep
+                return
+        if oldest:
+            seen.cursor[query] = {**keep, "until_id": oldest, **({"newest": newest} if newest else {})}

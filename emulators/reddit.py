@@ -1,6 +1,7 @@
 """Reddit API server speaking the wire format praw 8 / prawcore 4 read (see praw's recorded cassettes
 in ../shared/fixtures/reddit/): the OAuth token endpoint, subreddit and search listings honouring
-`after`/`before`/`limit` with Reddit's capped depth, `/comments/<id>` threads, `/api/info`, all three
+`after`/`before`/`limit` with Reddit's capped depth, `/comments/<id>` threads, a user's comments
+(`/user/<name>/comments`), `/api/info`, all three
 `x-ratelimit-*` headers (or none), 401 with `www-authenticate`, 403/404/302 for private, banned and
 unknown subreddits, 429 with `Retry-After`, and scripted faults per path.
 """
@@ -76,6 +77,7 @@ class RedditEmulator(Emulator):
         self.ratelimit = ratelimit          # (requests, window seconds); None: send no x-ratelimit headers
         self.clock = clock
         self.reject_tokens = False          # every API call answers 401, even with a fresh token
+        self.missing_users: set[str] = set()  # casefolded names whose /user/<name> pages answer 404
         self._lock = threading.Lock()
         self._next_id = dict(_FIRST_ID)
         self.items: dict[str, dict] = {}
@@ -287,12 +289,25 @@ class RedditEmulator(Emulator):
             return self._listing(sorted(names, key=lambda n: int(n[3:], 36), reverse=True), query)
         if parts == ["search"]:
             return self._listing(self._search(query.get("q", ""), None), query)
+        if parts[0] in ("user", "u") and len(parts) == 3 and parts[2] == "comments":
+            return self._user_comments(parts[1], query)
         if parts[0] == "comments" and len(parts) >= 2:
             return self._comments_tree(parts[1], query)
         if parts == ["api", "info"]:
             names = [n for n in query.get("id", "").split(",") if n in self.items]
             return Reply.json(self._page([self.items[n] for n in names], None, None))
         return Reply.json({"message": "Not Found", "error": 404}, 404)
+
+    def _user_comments(self, username: str, query: dict[str, str]) -> Reply:
+        """`/user/<name>/comments` (sort=new): the user's comments still listed, newest first; 404 for a
+        name in `missing_users` (Reddit's answer for a deleted or suspended account)."""
+        name = username.casefold()
+        if name in self.missing_users:
+            return Reply.json({"message": "Not Found", "error": 404}, 404)
+        listed = {n for sub in self.subreddits.values() if sub.status == "public" for n in sub.comments}
+        names = [n for n in listed if str(self.items[n].get("author", "")).casefold() == name]
+        return self._listing(sorted(names, key=lambda n: (self.items[n]["created_utc"], int(n[3:], 36)), reverse=True),
+                             query)
 
     def _subreddits(self, spec: str) -> tuple[list[Subreddit], Reply | None]:
         subs = []

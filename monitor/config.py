@@ -22,6 +22,7 @@ from monitor.logs import REDACTOR, secrets_of
 from monitor.yamlsource import LoadedYaml, Path, load_yaml
 
 EX_CONFIG = 78
+FIRST_POLL_LOOKBACK = timedelta(hours=24)
 _DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
 _SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
@@ -109,6 +110,8 @@ class SlackConfig(Strict):
     timeout: Duration = timedelta(seconds=10)
     ops_channel: Channel | None = Field(None, description="Where source-health messages go")
     rate_limit_retries: int = Field(2, ge=0, le=5)
+    channel_messages_per_minute: int = Field(20, ge=0, le=600, description="Top-level messages a channel gets "
+                                             "per minute; more go into the thread of the latest (0: no budget)")
     actors: SlackActors = SlackActors()
 
 
@@ -135,6 +138,13 @@ class DaemonConfig(Strict):
     jitter: float = Field(0.1, ge=0, le=1, description="Share of each source's interval added at random")
     workers: int = Field(8, gt=0, le=64)
     shutdown_grace: Duration = timedelta(seconds=4)
+    backfill_after: Duration = Field(timedelta(hours=1), description="A source back after a longer outage (or "
+                                     "downtime) stores what it finds as backfill: one summary per brand, no "
+                                     "alert or escalation per old mention")
+    backfill_older_than: Duration = Field(timedelta(minutes=10), description="What such a poll finds that was "
+                                          "published longer ago than this is backfill; newer posts alert as usual")
+    backfill_wait: Duration = Field(timedelta(seconds=30), description="A brand's backfill summary waits until "
+                                    "its sources have found nothing more to backfill for this long")
 
 
 class FeedSource(Owned):
@@ -143,6 +153,8 @@ class FeedSource(Owned):
     url: str
     interval: Interval = timedelta(minutes=15)
     require_match: bool = Field(True, description="False: every entry is this brand's mention (e.g. Google Alerts)")
+    first_poll_lookback: Duration = Field(FIRST_POLL_LOOKBACK, description="A first poll (of a new source, or a new "
+                                          "install) stores items published this long ago at most, as backfill")
 
     @field_validator("url")
     @classmethod
@@ -186,6 +198,8 @@ class AppStoreSource(Owned):
     countries: list[str] = Field(["us"], min_length=1, description="Storefront country codes such as us, gb, de")
     interval: Interval = timedelta(minutes=30)
     require_match: bool = Field(False, description="Reviews of the brand's own app are its mentions even without its name")
+    first_poll_lookback: Duration = Field(FIRST_POLL_LOOKBACK, description="A first poll (of a new source, or a new "
+                                          "install) stores items published this long ago at most, as backfill")
     needs_reply_at_or_below: int = Field(2, ge=0, le=5, description="Star ratings that need a reply whatever the text says; 0: off")
 
     @field_validator("apps", mode="before")
@@ -229,6 +243,8 @@ class HackerNewsSource(Owned):
     comments: bool = Field(True, description="Search comments as well as stories")
     interval: Interval = timedelta(minutes=5)
     require_match: bool = True
+    first_poll_lookback: Duration = Field(FIRST_POLL_LOOKBACK, description="A first poll (of a new source, or a new "
+                                          "install) stores items published this long ago at most, as backfill")
 
     @field_validator("queries")
     @classmethod
@@ -256,9 +272,10 @@ class RedditPlatform(Strict):
     requests_per_minute: int = Field(100, gt=0, le=6000, description="Shared by every Reddit source of this app")
     max_wait: Duration = Field(timedelta(seconds=5), description="Longest in-poll wait for the budget; longer "
                                "waits reschedule the poll instead")
-    first_poll_lookback: Duration = Field(timedelta(days=1), description="Items older than this are skipped on a "
-                                          "listing's first poll")
-    reply_checks_per_poll: int = Field(5, ge=0, le=20, description="Threads checked for team replies per poll")
+    first_poll_lookback: Duration = Field(FIRST_POLL_LOOKBACK, description="Items older than this are skipped on a "
+                                          "listing's first poll (a source's own first_poll_lookback wins)")
+    reply_checks_per_poll: int = Field(5, ge=0, le=20, description="Waiting comments whose subtree is read per "
+                                       "poll for a deeper team reply (the team's own listings cover the rest)")
     reply_recheck: Duration = Field(timedelta(minutes=10), description="How often one mention's thread is re-checked")
 
     @field_validator("oauth_url", "reddit_url")
@@ -287,6 +304,8 @@ class RedditSource(Owned):
     query: str | None = Field(None, description="search only; default: the brand's names, aliases and domains")
     interval: Interval = timedelta(minutes=2)
     require_match: bool = Field(True, description="False: every item is this brand's mention (its own subreddit)")
+    first_poll_lookback: Duration | None = Field(None, description="A first poll stores items published this long "
+                                                 "ago at most, as backfill (default: reddit.first_poll_lookback, 24 h)")
 
     @field_validator("subreddits")
     @classmethod
@@ -327,7 +346,6 @@ class XPlatform(Strict):
     max_pages: int = Field(5, ge=1, le=50, description="Pages per query per poll; the rest waits for the next poll")
     initial_pages: int = Field(1, ge=1, le=50, description="Pages read on a query's first poll (older posts of "
                                "the 7-day window are recorded as a gap, not read)")
-    reply_checks_per_poll: int = Field(10, ge=0, le=20, description="Mentions checked for a team reply per poll")
 
     @field_validator("base_url")
     @classmethod
@@ -348,6 +366,8 @@ class XSource(Owned):
                                         "`validate` estimates the monthly reads from it")
     interval: Interval = timedelta(minutes=5)
     require_match: bool = Field(False, description="False: X already selected these posts (exclusions still apply)")
+    first_poll_lookback: Duration = Field(FIRST_POLL_LOOKBACK, description="A first poll (of a new source, or a new "
+                                          "install) stores items published this long ago at most, as backfill")
 
 
     @model_validator(mode="after")

@@ -31,7 +31,7 @@ EXIT_OK, EXIT_SOURCE_FAILED, EXIT_DELIVERY_STOPPED = 0, 1, 2  # `run --once`, do
 
 def build_pipeline(settings: Settings, store: Store, classifier=None) -> Pipeline:
     REDACTOR.update(secrets_of(settings))
-    sender = SlackSender(make_client(settings.slack), store, utcnow)
+    sender = SlackSender(make_client(settings.slack), store, utcnow, settings.slack.channel_messages_per_minute)
     return Pipeline(settings, store, classifier or load_classifier(settings.classifier.kind), sender)
 
 

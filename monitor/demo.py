@@ -51,7 +51,9 @@ def demo_config(data: dict, urls: dict[str, str], slack_url: str, db_path: Path,
         "storage": {"url": f"sqlite:///{db_path}"},
         "slack": {"token": "${DEMO_SLACK_TOKEN:-" + DEMO_TOKEN + "}", "base_url": slack_url},
         "classifier": {"kind": classifier},
-        "daemon": {"process_interval": "1s"},
+        # The sample posts are minutes to 2 h old: shown as news (one alert each, grouped), not as the
+        # single backfill summary a real first run gives history.
+        "daemon": {"process_interval": "1s", "backfill_older_than": "3h"},
         # Short waits so the demo shows grouping in seconds: a burst becomes one message per intent.
         "routes": {"group_by": ["brand", "intent"], "group_wait": "2s", "group_interval": "1m"},
         "brands": {"acme": {**data["brand"], "slack_channel": CHANNEL, "reply_within": "2h",

@@ -134,3 +134,14 @@ class FetchResult:
         object.__setattr__(self, "cursor", clean(self.cursor) if self.cursor is not None else None)
         object.__setattr__(self, "warnings", [clean_text(str(w)) for w in self.warnings])
         object.__setattr__(self, "skipped", [clean_text(str(s)) for s in self.skipped])
+
+
+def within_lookback(posts: list[Post], since: datetime, what: str) -> tuple[list[Post], Gap | None]:
+    """A first poll keeps what was published since `since` (or carries no date); what it leaves out is
+    recorded as a gap, so `status` says how much history was not stored."""
+    kept = [p for p in posts if p.created_at is None or p.created_at >= since]
+    older = [p.created_at for p in posts if p.created_at is not None and p.created_at < since]
+    if not older:
+        return kept, None
+    return kept, Gap(min(older), since, len(older), f"{what}: {len(older)} item(s) older than its "
+                                                    "first_poll_lookback were not stored")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
@@ -23,20 +23,31 @@ from classifiers.base import Classifier, Labels
 from classifiers.lexicon import LexiconClassifier
 from connectors import make_connector
 from monitor.config import Settings
+from monitor.backfill import Backfill
 from monitor.health import FailureKind, SourceFailure, SourceHealth, after_failure, after_success
 from monitor.matcher import Matcher
-from monitor.models import Match
+from monitor.models import Match, Post, TeamReply
 from monitor.store import Crosspost, NewAlert, Store
 from monitor.trends import Trends
 from monitor.tracker import UnansweredTracker
 
 log = logging.getLogger("mentionwatch")
-REPLY_LOOKBACK = timedelta(days=7)
-REPLY_CHECKS_PER_POLL = 20  # threads checked for team replies per poll: bounded, within rate budgets
+REPLY_LOOKBACK = timedelta(days=7)  # stored mentions older than this are no longer checked for team replies
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def backfill_before(first_poll: bool, last_success: datetime | None, older_than: timedelta, outage: timedelta,
+                    now: datetime) -> datetime | None:
+    """Posts created before this moment are backfill (history, summarised per brand instead of alerted
+    one by one): on a source's first poll and on the first poll after an outage longer than `outage`.
+    What is younger than `older_than` is news, alerted as usual, even on a first poll (and so is an
+    undated post: nothing says it is old)."""
+    if first_poll or (last_success is not None and now - last_success > outage):
+        return now - older_than
+    return None
 
 
 @dataclass
@@ -83,6 +94,7 @@ class Pipeline:
         self._fallback = LexiconClassifier()
         self.tracker = UnansweredTracker(settings, store)
         self.trends = Trends(settings, store)
+        self.backfill = Backfill(settings, store)
         self._disabled: set[str] = set()  # sources whose credentials kept failing, until reload/restart
 
     # --- poll ----------------------------------------------------------------------------------
@@ -97,8 +109,9 @@ class Pipeline:
         if health.retry_at and health.retry_at > now:
             outcome.deferred_until = health.retry_at
             return outcome
+        cursor = self.store.get_cursor(source_id)
         try:
-            result = self._connectors[source_id].fetch(self.store.get_cursor(source_id))
+            result = self._connectors[source_id].fetch(cursor)
         except Exception as exc:  # noqa: BLE001 - every failure of a poll is classified, never "unexpected"
             return self._failed(outcome, brand_id, source, health, classify_exception(exc, source_id), now)
         for warning in result.warnings:
@@ -107,6 +120,8 @@ class Pipeline:
             outcome.dropped["malformed"] += len(result.skipped)
             log.warning("source %s: skipped %d malformed item(s): %s", source_id, len(result.skipped),
                         "; ".join(item[:120] for item in result.skipped[:5]) + ("; …" if len(result.skipped) > 5 else ""))
+        backfill = backfill_before(cursor is None, health.last_success_at, self.settings.daemon.backfill_older_than,
+                                   self.settings.daemon.backfill_after, now)
         found = []
         for post in result.posts:
             match, reason = self.matcher.match(post.searchable)
@@ -115,18 +130,31 @@ class Pipeline:
             if match is None:
                 outcome.dropped[reason] += 1
                 continue
+            if backfill is not None and post.created_at is not None and post.created_at < backfill:
+                post = replace(post, extra={**post.extra, "backfill": True})
             found.append((post, match))
         outcome.fetched = len(result.posts)
-        outcome.new_ids = self.store.commit_poll(source_id, found, result.cursor, outcome.dropped, now, result.gaps)
+        # The team-reply check runs before the commit: what routing finds stored was checked already,
+        # and a mention the team answered before we saw it is stored answered.
         try:
-            self._record_team_replies(source_id)
+            replies = self._team_replies(source_id, [post for post, _ in found], now)
         except Exception as exc:  # noqa: BLE001 - classified like the poll itself
+            outcome.new_ids = self.store.commit_poll(source_id, found, result.cursor, outcome.dropped, now,
+                                                     result.gaps)
             return self._failed(outcome, brand_id, source, health, classify_exception(exc, source_id), now)
+        outcome.new_ids = self.store.commit_poll(source_id, found, result.cursor, outcome.dropped, now, result.gaps,
+                                                 replies)
+        for reply in replies:
+            log.info("%s mention %s answered by %s", reply.source, reply.external_id, reply.responder)
         new_health, transition = after_success(health, now)
         self.store.save_health(new_health, self._health_alert(brand_id, health, transition))
         if transition:
             log.info("source %s recovered (was %s since %s)", source_id, health.kind,
                      health.since.isoformat() if health.since else "?")
+        if backfill is not None and outcome.new_ids:
+            log.info("source %s: %s, %d new mention(s); those published before %s are backfill", source_id,
+                     "first poll" if cursor is None else "first poll after an outage", len(outcome.new_ids),
+                     f"{backfill:%Y-%m-%d %H:%M} UTC")
         log.debug("source %s: %d fetched, %d new, dropped %s", source_id, outcome.fetched,
                   len(outcome.new_ids), dict(outcome.dropped))
         return outcome
@@ -146,18 +174,15 @@ class Pipeline:
         outcome.deferred_until = new_health.retry_at
         return outcome
 
-    def _record_team_replies(self, source_id: str) -> None:
-        connector = self._connectors[source_id]
-        finder = getattr(connector, "find_team_replies", None)
+    def _team_replies(self, source_id: str, posts: list[Post], now: datetime) -> list[TeamReply]:
+        """Team answers to this poll's posts and to the source's stored mentions still waiting for one:
+        the connector reads the team accounts' own replies once for all of them, within its budgets."""
+        finder = getattr(self._connectors[source_id], "find_team_replies", None)
         if finder is None:
-            return
-        now = self.clock()
-        awaiting = self.store.awaiting_reply(connector.PLATFORM, now - REPLY_LOOKBACK, REPLY_CHECKS_PER_POLL)
-        for reply in finder(awaiting) if awaiting else []:
-            mention_id = self.store.mention_id(reply.source, reply.external_id)
-            if mention_id is not None and self.store.record_response(
-                    mention_id, reply.responder, reply.responded_at, reply.url, reply.source, now):
-                log.info("mention %s answered by %s on %s", mention_id, reply.responder, reply.source)
+            return []
+        waiting = self.store.reply_candidates(source_id, self.sources[source_id][0], now - REPLY_LOOKBACK)
+        known = {m.external_id for m in waiting}
+        return finder(waiting + [p for p in posts if p.external_id not in known])
 
     def _health_alert(self, brand_id: str, health: SourceHealth, transition: str | None) -> NewAlert | None:
         """Slack hears when a source breaks and when it recovers, not about every failure between."""
@@ -203,6 +228,7 @@ class Pipeline:
         silences = self.store.active_silences(now)
         spikes = self.store.active_spike_alerts()
         notifications, updates = [], []
+        answered = self.store.answered_ids([m.id for m, _ in pending])
         hashes = {m.id: key for m, lab in pending if needs_human(m, lab) and (key := text_key(m.text, m.title))}
         oldest = min((m.created_at or m.fetched_at for m, _ in pending if m.id in hashes), default=now)
         known = self.store.crosspost_origins(list(hashes.values()), oldest - CROSSPOST_WINDOW)  # + this batch's
@@ -223,6 +249,9 @@ class Pipeline:
                 for thread in ((mention.source, mention.thread_id), (mention.source, mention.parent_id)):
                     carriers = {**threads.get(thread, {}), **carriers} if thread[1] else carriers
             routed = route_mention(mention, labels, self.settings, silences, spikes, carriers, now)
+            if mention.id in answered:  # the team answered before it was routed: recorded, never paged
+                notifications += [replace(note, state="answered", alert=None) for note in routed]
+                continue
             for note in routed:
                 if note.state == "queued" and note.alert is not None:
                     for thread in ((mention.source, mention.external_id), (mention.source, mention.thread_id)):
@@ -276,15 +305,17 @@ class Pipeline:
         return self.sender.deliver()
 
     def process(self, flush_all: bool = False) -> DeliveryReport:
-        """Batch by batch: label one classifier batch, then route, tick the reply clock, flush the groups
-        that are due (all but those in quiet hours with `flush_all`) and drain the outbox as far as Slack
-        lets us, until nothing is left to label. A backlog never delays the first alerts: what is
-        labelled is on its way to Slack before the next batch is labelled. Once Slack stops delivery
-        (an outage, a long 429) the rest of the backlog is still labelled and routed, not sent."""
+        """Batch by batch: label one classifier batch, then summarise a brand's backlog (first run, long
+        outage), route, tick the reply clock, flush the groups that are due (all but those in quiet hours
+        with `flush_all`) and drain the outbox as far as Slack lets us, until nothing is left to label. A
+        backlog never delays the first alerts: what is labelled is on its way to Slack before the next
+        batch is labelled. Once Slack stops delivery (an outage, a long 429) the rest of the backlog is
+        still labelled and routed, not sent."""
         total = DeliveryReport()
         while True:
             labelled = self.classify_pending(batches=1)
             self.trends.run(self.clock())  # before routing, so a new spike's negative mentions fold into its thread
+            self.backfill.run(self.clock(), force=flush_all)  # a brand's backlog: one summary, not an alert each
             while self.route_pending():
                 pass
             self.tracker.tick(self.clock())

@@ -196,7 +196,7 @@ notifications = Table(
     Column("channel", String(100), nullable=False),
     Column("group_key", String(400), nullable=False),
     Column("urgent", Boolean, nullable=False, default=False),
-    Column("state", String(16), nullable=False),  # waiting, silenced, queued, folded, dropped
+    Column("state", String(16), nullable=False),  # waiting, silenced, queued, folded, dropped, answered
     Column("silence_id", Integer),
     Column("alert_id", Integer, ForeignKey("alerts.id", ondelete="SET NULL")),  # the message that carries it
     Column("created_at", UtcDateTime, nullable=False),

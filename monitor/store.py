@@ -23,13 +23,14 @@ from classifiers.base import Labels
 from monitor import schema as t
 from monitor.health import SourceHealth
 from monitor.logs import REDACTOR
-from monitor.models import Gap, Match, Post
+from monitor.models import Gap, Match, Post, TeamReply
 
 if TYPE_CHECKING:
     from alerts.silences import Silence
 
 
 KUDOS_ROUTE = "kudos"  # the notifications of praise for a kudos channel: never an alert
+BACKFILL_ROUTE = "backfill"  # mentions listed in a brand's backlog summary (first run, long outage)
 
 
 @dataclass(frozen=True)
@@ -174,8 +175,12 @@ class Store:
             return conn.execute(select(t.cursors.c.value).where(t.cursors.c.source_id == source_id)).scalar()
 
     def commit_poll(self, source_id: str, found: Sequence[tuple[Post, Match]], cursor: dict | None,
-                    drops: Counter, now: datetime, gaps: Sequence[Gap] = ()) -> list[int]:
-        """Store new mentions and advance the cursor atomically; returns ids of mentions new to us."""
+                    drops: Counter, now: datetime, gaps: Sequence[Gap] = (),
+                    replies: Sequence[TeamReply] = ()) -> list[int]:
+        """Store new mentions and advance the cursor atomically; returns ids of mentions new to us.
+
+        `replies` (team answers found before the commit) are recorded in the same transaction, so a
+        mention answered before it was stored is never seen unanswered by routing."""
         rows = [{
             "source": post.source, "external_id": post.external_id, "source_id": source_id,
             "brand": match.brand, "matched": match.brands, "url": post.url, "author": post.author,
@@ -194,6 +199,14 @@ class Store:
                 conn.execute(t.gaps.insert().values(source_id=source_id, window_start=gap.window_start,
                                                     window_end=gap.window_end, estimated_count=gap.estimated_count,
                                                     reason=gap.reason, recorded_at=now))
+            for reply in replies:
+                mention_id = conn.execute(select(t.mentions.c.id).where(
+                    t.mentions.c.source == reply.source, t.mentions.c.external_id == reply.external_id)).scalar()
+                if mention_id is not None:
+                    conn.execute(self._insert_ignore(t.responses, ["mention_id", "via", "responder", "responded_at"])
+                                 .values(mention_id=mention_id, responder=reply.responder,
+                                         responded_at=reply.responded_at, url=reply.url, via=reply.source,
+                                         recorded_at=now))
             for reason, count in drops.items():
                 stmt_drop = self._dialect.insert(t.drop_counts).values(source_id=source_id, reason=reason, count=count)
                 conn.execute(stmt_drop.on_conflict_do_update(
@@ -212,16 +225,26 @@ class Store:
                 recorded_at=now))
             return bool(result.rowcount)
 
-    def awaiting_reply(self, source: str, since: datetime, limit: int) -> list[StoredMention]:
-        """Mentions from this platform that need a reply and have none recorded yet, newest first."""
-        m, lab, r = t.mentions.c, t.labels.c, t.responses.c
+    def reply_candidates(self, source_id: str, brand: str, since: datetime, limit: int = 5000) -> list[StoredMention]:
+        """This source's mentions of `brand` published since `since` that may still wait for a team answer:
+        none recorded, and not closed in Slack (classified or not: the check runs before routing). Newest
+        first. Read through the (brand, created_at) index: every poll asks."""
+        m, r, c = t.mentions.c, t.responses.c, t.reply_clock.c
         answered = select(r.mention_id).where(r.mention_id == m.id).exists()
-        needs = select(lab.mention_id).where(lab.mention_id == m.id, lab.needs_reply.is_(True)).exists()
-        newest = func.coalesce(m.created_at, m.fetched_at)
-        query = (select(t.mentions).where(m.source == source, m.fetched_at >= since, needs, ~answered)
-                 .order_by(newest.desc(), m.id.desc()).limit(limit))
+        closed = select(c.mention_id).where(c.mention_id == m.id, c.state.in_(("handled", "not_relevant"))).exists()
+        query = (select(t.mentions).where(m.brand == brand, m.created_at >= since, m.source_id == source_id,
+                                          ~answered, ~closed)
+                 .order_by(m.created_at.desc(), m.id.desc()).limit(limit))
         with self.engine.connect() as conn:
             return [_mention(row) for row in conn.execute(query).mappings()]
+
+    def answered_ids(self, mention_ids: Sequence[int]) -> set[int]:
+        """Which of these mentions have a team answer recorded."""
+        if not mention_ids:
+            return set()
+        r = t.responses.c
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(r.mention_id).where(r.mention_id.in_(list(mention_ids)))).scalars())
 
     def mention_id(self, source: str, external_id: str) -> int | None:
         m = t.mentions.c
@@ -307,13 +330,68 @@ class Store:
     def unrouted(self, limit: int) -> list[tuple[StoredMention, Labels]]:
         m, lab = t.mentions.c, t.labels.c
         query = (select(t.mentions, t.labels).join(t.labels, lab.mention_id == m.id)
-                 .where(m.classified_at.is_not(None), m.routed_at.is_(None)).order_by(m.id, lab.created_at.desc()))
+                 .where(m.classified_at.is_not(None), m.routed_at.is_(None),
+                        m.extra["backfill"].as_string().is_(None))  # backlog: summarised per brand instead
+                 .order_by(m.id, lab.created_at.desc()))
         out: dict[int, tuple[StoredMention, Labels]] = {}
         with self.engine.connect() as conn:
             for row in conn.execute(query.limit(limit * 2)).mappings():
                 if row["id"] not in out:
                     out[row["id"]] = (_mention(row), _labels(row))
         return list(out.values())[:limit]
+
+    def backfill_pending(self) -> list[tuple[StoredMention, Labels | None, bool]]:
+        """Backfill mentions not yet summarised (nor routed): each with its newest labels (None while
+        unlabelled) and whether a team answer is recorded."""
+        m, lab, r = t.mentions.c, t.labels.c, t.responses.c
+        answered = select(r.mention_id).where(r.mention_id == m.id).exists()
+        query = (select(t.mentions, t.labels, answered.label("answered"))
+                 .outerjoin(t.labels, lab.mention_id == m.id)
+                 .where(m.routed_at.is_(None), m.extra["backfill"].as_string().is_not(None))
+                 .order_by(m.id, lab.created_at.desc()))
+        out: dict[int, tuple[StoredMention, Labels | None, bool]] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query).mappings():
+                if row["id"] not in out:
+                    out[row["id"]] = (_mention(row), _labels(row) if row["model"] else None, bool(row["answered"]))
+        return list(out.values())
+
+    def commit_backfill(self, brand: str, mention_ids: Sequence[int],
+                        messages: Sequence[tuple[NewAlert, Sequence[int]]], clocks: Sequence[ClockRow],
+                        now: datetime) -> bool:
+        """A brand's backlog summary in ONE transaction: its messages (the first top-level, the rest in its
+        thread), a `backfill` notification carrying each listed mention (so Handled and answers update
+        the list), their reply clocks, and routed_at for the whole backlog. False (nothing written) if
+        another run summarised these mentions first."""
+        try:
+            with self.engine.begin() as conn:
+                self._write_backfill(conn, brand, mention_ids, messages, clocks, now)
+        except _AlreadyDone:
+            return False
+        return True
+
+    def _write_backfill(self, conn, brand: str, mention_ids: Sequence[int],
+                        messages: Sequence[tuple[NewAlert, Sequence[int]]], clocks: Sequence[ClockRow],
+                        now: datetime) -> None:
+        m = t.mentions.c
+        claimed = conn.execute(update(t.mentions).where(m.id.in_(list(mention_ids)), m.routed_at.is_(None))
+                               .values(routed_at=now)).rowcount
+        if claimed != len(mention_ids):
+            raise _AlreadyDone()  # rolls the transaction back
+        first: int | None = None
+        for alert, carried in messages:
+            if first is not None:
+                alert = replace(alert, thread_of=first)
+            self._queue(conn, [alert], now)
+            alert_id = conn.execute(select(t.alerts.c.id).where(t.alerts.c.dedupe_key == alert.dedupe_key)).scalar()
+            first = first or alert_id
+            for mention_id in carried:
+                conn.execute(self._insert_ignore(t.notifications, ["mention_id", "route"]).values(
+                    mention_id=mention_id, brand=brand, route=BACKFILL_ROUTE, channel=alert.channel,
+                    group_key=f"{BACKFILL_ROUTE}|brand={brand}", urgent=False, state="queued",
+                    alert_id=alert_id, created_at=now))
+        if clocks:
+            conn.execute(self._insert_ignore(t.reply_clock, ["mention_id"]), [asdict(c) for c in clocks])
 
     def commit_routing(self, mention_ids: Sequence[int], new_alerts: Sequence[NewAlert], now: datetime) -> None:
         with self.engine.begin() as conn:
@@ -576,6 +654,36 @@ class Store:
                                 .where(a.state.in_(("pending", "sending"))).order_by(a.id).limit(limit)).all()
         return [AlertRow(**r._mapping) for r in rows]
 
+    def fold_bursts(self, per_minute: int, now: datetime, fold: Callable[[dict], dict]) -> int:
+        """Keep each channel within `per_minute` top-level messages: a pending top-level post beyond it
+        becomes a reply in the thread of the channel's latest top-level message (its own replies follow
+        it there), its payload restyled by `fold`. One transaction, before anything is claimed, so what
+        is sent and what reconciliation looks for agree. Returns how many were folded."""
+        a = t.alerts.c
+        top = and_(a.op == "post", a.thread_of.is_(None))
+        folded = 0
+        with self.engine.begin() as conn:
+            pending = conn.execute(select(a.id, a.channel, a.payload).where(a.state == "pending", top)
+                                   .order_by(a.id)).all()
+            by_channel: dict[str, list] = {}
+            for row in pending:
+                by_channel.setdefault(row.channel, []).append(row)
+            for channel, rows in by_channel.items():
+                recent = conn.execute(select(a.id).where(a.channel == channel, top, or_(
+                    a.state == "sending", and_(a.state == "sent", a.sent_at >= now - timedelta(minutes=1))))
+                    .order_by(a.id)).scalars().all()
+                budget, carrier = per_minute - len(recent), (recent[-1] if recent else None)
+                for row in rows:
+                    if budget > 0 or carrier is None:
+                        budget, carrier = budget - 1, row.id
+                        continue
+                    conn.execute(update(t.alerts).where(a.id == row.id, a.state == "pending")
+                                 .values(thread_of=carrier, payload=fold(row.payload)))
+                    conn.execute(update(t.alerts).where(a.thread_of == row.id, a.state == "pending")
+                                 .values(thread_of=carrier))
+                    folded += 1
+        return folded
+
     def claim(self, alert_ids: Sequence[int], now: datetime) -> None:
         """Mark a batch `sending` in one commit, before any of it is posted."""
         with self.engine.begin() as conn:
@@ -768,9 +876,9 @@ class Store:
             quiet_since = now - (shortest_repeat or timedelta(0))
             query = query.where(or_(
                 and_(c.state == "snoozed", c.snoozed_until <= now),
-                and_(c.state != "snoozed", c.escalated_at.is_(None),
+                and_(c.state == "open", c.escalated_at.is_(None),
                      or_(c.deadline <= now, and_(c.remind_at <= now, c.reminders_sent == 0))),
-                and_(c.state != "snoozed", c.escalated_at <= quiet_since,
+                and_(c.state == "open", c.escalated_at <= quiet_since,
                      or_(c.last_reminder_at.is_(None), c.last_reminder_at <= quiet_since))))
         with self.engine.connect() as conn:
             return [ClockRow(**r) for r in conn.execute(query.order_by(c.deadline, c.mention_id)).mappings()]
@@ -890,6 +998,10 @@ class Store:
             query = query.where(c.started_at < until)
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
+
+
+class _AlreadyDone(Exception):
+    """Another run did this first: the transaction is rolled back, nothing is written."""
 
 
 def _silence(row) -> Silence:

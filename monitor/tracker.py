@@ -146,16 +146,24 @@ class UnansweredTracker:
         brand = self.settings.brands[clock.brand]
         about = {"mention_id": mention.id, "brand_name": brand.names[0], "source": mention.source_id,
                  "url": mention.url, "title": mention.title, "text": mention.text, "author": mention.author}
+        message = self.store.message_of(mention.id)
+        thread, channel = (self.store.thread_root(message) if message is not None else None) or (None, None)
         if due.kind == "escalation":
+            if thread is None:
+                return  # its alert is not queued yet (still grouping): escalate after it, never before
             promise = promise_for(brand, clock.intent)
+            separate = route.escalation_channel != channel
+            payload = messages.escalation_message(**about, promise=promise, deadline=clock.deadline, now=now,
+                                                  escalate_to=route.escalate_to,
+                                                  alert_link=messages.ALERT_LINK if separate else None)
+            # In the alert's thread; a route with its own escalation channel gets it there, linking to the
+            # alert (the sender fills the link in once the alert is posted, and holds it until then).
             alert = NewAlert(f"escalation:{mention.id}", "escalation", mention.id, clock.brand,
-                             route.escalation_channel,
-                             messages.escalation_message(**about, promise=promise, deadline=clock.deadline, now=now,
-                                                         escalate_to=route.escalate_to))
+                             route.escalation_channel if separate else channel,
+                             {**payload, "link_of": thread} if separate else payload,
+                             thread_of=None if separate else thread)
             changes = {"state": "open", "escalated_at": now}
         else:
-            message = self.store.message_of(mention.id)
-            thread, channel = (self.store.thread_root(message) if message is not None else None) or (None, None)
             alert = NewAlert(f"reminder:{mention.id}:{due.n}", "reminder", mention.id, clock.brand,
                              channel or brand.slack_channel,
                              messages.reminder_message(**about, deadline=clock.deadline, now=now,
@@ -166,8 +174,7 @@ class UnansweredTracker:
                                        changes=changes, outbox=[alert]):
             if due.kind == "escalation":
                 report.escalations += 1
-                log.info("mention %s escalated to %s: unanswered past its reply time", mention.id,
-                         route.escalation_channel)
+                log.info("mention %s escalated to %s: unanswered past its reply time", mention.id, alert.channel)
             else:
                 report.reminders += 1
                 log.debug("mention %s: reminder %d", mention.id, due.n)

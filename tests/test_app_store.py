@@ -40,7 +40,9 @@ def store_feed():
 
 
 def source_dict(**extra) -> dict:
-    return {"type": "app_store", "name": "ios", "apps": [APP], "countries": ["us"], "interval": "1s", **extra}
+    # Fixed dates and recorded reviews: the first poll's lookback (tested on its own) must not hide them here.
+    return {"type": "app_store", "name": "ios", "apps": [APP], "countries": ["us"], "interval": "1s",
+            "first_poll_lookback": "3650d", **extra}
 
 
 def connector(emulator: AppStoreEmulator, source: dict | None = None, **platform) -> AppStoreConnector:

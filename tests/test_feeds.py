@@ -29,7 +29,8 @@ def connector(url: str, **platform) -> FeedConnector:
     defaults = {"connect_timeout": 1, "read_timeout": 1}
     settings = Settings(slack={"token": "xoxb-x"}, brands={"acme": {"names": ["Acme"], "slack_channel": "#a"}},
                         feeds=FeedsPlatform(**{**defaults, **platform}))
-    return FeedConnector(FeedSource(type="feed", name="blog", url=url), settings)
+    # Fixed dates and recorded feeds from years ago: the first poll's lookback must not hide them here.
+    return FeedConnector(FeedSource(type="feed", name="blog", url=url, first_poll_lookback="36500d"), settings)
 
 
 def test_new_entries_are_parsed_with_html_stripped_and_stable_ids(feeds):

@@ -111,7 +111,9 @@ def test_first_poll_then_only_new_items_with_a_created_at_filter(hn):
     conn = connector(hn)
     first = conn.fetch(None)
     assert ids(first.posts) == ["100", "101", "102"]  # oldest first
-    assert "numericFilters" not in hn.searches()[0] and hn.searches()[0]["tags"] == "(story,comment)"
+    # The first poll reads first_poll_lookback (24 h) of history, no more.
+    assert hn.searches()[0]["numericFilters"] == f"created_at_i>={T0 - 86400}"
+    assert hn.searches()[0]["tags"] == "(story,comment)"
     hn.add(story(200, "Acme Cloud again", T0 + 60), comment(201, "I like <b>AcmeCloud</b>", T0 + 61, 200, "x"))
     second = conn.fetch(first.cursor)
     assert ids(second.posts) == ["200", "201"]

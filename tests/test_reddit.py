@@ -164,10 +164,10 @@ def test_restart_resumes_from_the_cursor_with_nothing_lost_or_duplicated(tmp_pat
 
     for i in range(5, 40):
         reddit.add_post("acme", f"Acme Cloud post {i}", "text", "ann")
-    requests_before = reddit.api_requests()
+    requests_before = reddit.api_requests("/r/acme/new")
     pipeline, store, _ = pipeline_for(tmp_path, reddit, slack, sources)  # a new process on the same database
     assert len(pipeline.poll("acme/posts").new_ids) == 35
-    assert reddit.api_requests() - requests_before == 1  # one page back to the cursor
+    assert reddit.api_requests("/r/acme/new") - requests_before == 1  # one page back to the cursor
     assert pipeline.poll("acme/posts").new_ids == []
     titles = [row["title"] for row in stored(store)]
     assert sorted(titles) == sorted(f"Acme Cloud post {i}" for i in range(40))
@@ -203,9 +203,9 @@ def test_burst_larger_than_a_listing_records_a_gap_shown_by_status(tmp_path, red
     pipeline.poll("acme/posts")
     for i in range(400):
         reddit.add_post("acme", f"Acme Cloud burst {i}", "", "ann", created_utc=start + 1 + i * 5)
-    before = reddit.api_requests()
+    before = reddit.api_requests("/r/acme/new")
     assert len(pipeline.poll("acme/posts").new_ids) == 250
-    assert reddit.api_requests() - before == 3
+    assert reddit.api_requests("/r/acme/new") - before == 3
 
     [gap] = store.gaps("acme/posts")
     assert 120 <= gap["estimated_count"] <= 180  # 150 were out of reach

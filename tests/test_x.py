@@ -422,8 +422,8 @@ def test_team_replies_are_found_and_recorded_and_team_tweets_never_alert(tmp_pat
     answer = xapi.post("acme_support", "@alice sorry about that, we raised your quota", reply_to=question)
     searches = xapi.hits("search")
     pipeline.poll("acme/x")
-    reply_queries = [q for q in xapi.queries()[searches:] if "conversation_id:" in q["query"]]
-    assert len(reply_queries) == 1, "both waiting mentions are checked in one query"
+    reply_queries = [q for q in xapi.queries()[searches:] if "is:reply" in q["query"]]
+    assert len(reply_queries) == 1, "both waiting mentions are checked in one query (the team's own replies)"
     assert "from:acme_support" in reply_queries[0]["query"] and "from:acmecloud" in reply_queries[0]["query"]
     responses = store.responses(store.mention_id("x", question))
     assert len(responses) == 1
@@ -433,23 +433,44 @@ def test_team_replies_are_found_and_recorded_and_team_tweets_never_alert(tmp_pat
     assert store.responses(store.mention_id("x", unanswered)) == []
 
 
-def test_reply_checks_are_bounded_rotated_and_within_the_read_budget(tmp_path, xapi, slack):
-    pipeline, store, conn = pipeline_for(tmp_path, xapi, slack, x_source(mentions=False), reply_checks_per_poll=2)
-    ids = [xapi.post("alice", f"Acme Cloud is broken again, can you help? ({i})") for i in range(3)]
+def test_every_waiting_mention_is_checked_by_one_read_of_the_team_replies_within_the_read_budget(
+        tmp_path, xapi, slack):
+    """Not only the newest 20: one search for the team's replies covers every waiting conversation,
+    and later calls read only the replies posted since."""
+    pipeline, store, conn = pipeline_for(tmp_path, xapi, slack, x_source(mentions=False), max_results=100)
+    ids = [xapi.post("alice", f"Acme Cloud is broken again, can you help? ({i})") for i in range(30)]
     pipeline.poll("acme/x")
     pipeline.process()
-    awaiting = store.awaiting_reply("x", xapi.clock() - timedelta(days=1), 20)
+    awaiting = store.reply_candidates("acme/x", "acme", xapi.clock() - timedelta(days=1))
     assert sorted(m.external_id for m in awaiting) == sorted(ids)
-    assert conn.find_team_replies(awaiting) == []
-    first = xapi.queries()[-1]["query"]
-    assert conn.find_team_replies(awaiting) == []
-    second = xapi.queries()[-1]["query"]
-    left_out = [i for i in ids if i not in first]
-    assert first.count("conversation_id:") == 2 and len(left_out) == 1
-    assert second.count("conversation_id:") == 2 and left_out[0] in second, "the mention left out is checked next"
-    store.add_usage("x:reads:default", f"{xapi.clock():%Y-%m}", 10_000)
+    for tweet in (ids[0], ids[17], ids[29]):  # the oldest, a middle one and the newest
+        xapi.post("acme_support", "@alice sorry, fixed now", reply_to=tweet)
     searches = xapi.hits("search")
-    assert conn.find_team_replies(awaiting) == [] and xapi.hits("search") == searches, "no reads past the cap"
+    found = conn.find_team_replies(awaiting)
+    assert sorted(r.external_id for r in found) == sorted([ids[0], ids[17], ids[29]])
+    assert all(r.responder == "@acme_support" for r in found)
+    assert xapi.hits("search") == searches + 1, "one query for all 30 waiting mentions"
+    served = xapi.served
+    assert len(conn.find_team_replies(awaiting)) == 3 and xapi.served == served, "only newer replies are read again"
+    store.add_usage("x:reads:default", f"{xapi.clock():%Y-%m}", 10_000)
+    xapi.post("acme_support", "@alice done", reply_to=ids[5])
+    searches = xapi.hits("search")
+    assert len(conn.find_team_replies(awaiting)) == 3 and xapi.hits("search") == searches, "no reads past the cap"
+
+
+def test_a_long_stretch_of_team_replies_is_read_over_a_few_polls_not_again_from_the_top(tmp_path, xapi, slack):
+    pipeline, store, conn = pipeline_for(tmp_path, xapi, slack, x_source(mentions=False), max_pages=1)
+    asked = xapi.post("alice", "Acme Cloud is broken again, can you help?")
+    xapi.post("acme_support", "@alice looking into it", reply_to=asked)
+    for n in range(25):  # the team is busy elsewhere: 25 newer replies, 10 a page, one page a poll
+        xapi.post("acme_support", f"@bob on it ({n})", reply_to=xapi.post("bob", f"hello there {n}"))
+    answered = []
+    for _ in range(4):
+        pipeline.poll("acme/x")
+        answered.append(bool(store.responses(store.mention_id("x", asked))))
+    assert answered == [False, False, True, True], "pages 1, 2, then 3 (with the answer): each read once"
+    reads = [q for q in xapi.queries() if "is:reply" in q["query"]]
+    assert [bool(q.get("until_id")) for q in reads] == [False, True, True], "nothing waits after that: no read"
 
 
 def test_html_entities_reach_slack_escaped_exactly_once(tmp_path, xapi, slack):
