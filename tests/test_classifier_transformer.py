@@ -174,7 +174,7 @@ def test_labels_do_not_depend_on_batch_mates(classifier):
 def test_packed_encoder_computes_what_transformers_computes():
     """PackedEncoder re-implements BERT's forward pass without padding; unquantised, it must agree with the
     transformers model it wraps on a padded batch."""
-    tokenizer, model, _ = load_model(quantize=False)
+    tokenizer, model, _ = load_model()
     batch = encode(tokenizer, [normalise(text) for text in _mixed_batch()])
     with torch.inference_mode():
         packed = model(**batch)
