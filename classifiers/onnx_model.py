@@ -73,7 +73,7 @@ def export(model, out_dir: Path) -> None:
     (ONNX Runtime dynamic quantisation: int8 weights per output channel, activations quantised to uint8 per
     call). Weights use 7 bits (reduce_range): on AVX2 and AVX-512 CPUs without VNNI, MLAS multiplies
     uint8 by int8 with an instruction that saturates pairs of products at 16 bits; with 7-bit weights a pair
-    stays below that (255 x 63 x 2 < 32767), so every CPU computes the same integers. It also scored as
+    stays below that (255 x 64 x 2 < 32767), so every CPU computes the same integers. It also scored as
     well as 8 bits on validation. `model` is an unpacked `MultiTaskModel` in eval mode."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
