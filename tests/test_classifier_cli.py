@@ -55,6 +55,17 @@ def test_classify_streams_ten_thousand_lines_in_order():
     assert [row["n"] for row in rows] == list(range(10_000))
 
 
+def test_classify_reports_progress_on_stderr_for_long_inputs():
+    lines = "".join(json.dumps({"n": i, "text": f"post number {i} is great"}) + "\n" for i in range(2_500))
+    result = runner.invoke(app, ["classify", "--classifier", "lexicon", "--batch-size", "500"], input=lines)
+    assert [row["n"] for row in output_rows(result)] == list(range(2_500))
+    progress = result.stderr.splitlines()
+    assert [line.split(" rows")[0] for line in progress] == [
+        "classify: 1,000", "classify: 2,000", "classify: done, 2,500"]
+    short = runner.invoke(app, ["classify", "--classifier", "lexicon"], input="one\ntwo\n")
+    assert short.stderr == "" and len(output_rows(short)) == 2
+
+
 def test_classify_rows_consumes_input_one_batch_at_a_time():
     consumed = []
 
