@@ -126,3 +126,20 @@ def test_an_unknown_path_is_refused_by_name():
 
     with pytest.raises(ValueError, match="unknown inference path 'gpu'.*onnxruntime-int8"):
         TransformerClassifier(path="gpu")
+
+
+@pytest.mark.slow
+def test_the_exported_graph_computes_what_the_torch_model_computes():
+    """The fp32 graph is the shipped model, exported: its scores match the unquantised PyTorch path."""
+    from classifiers.base import INTENTS, SENTIMENTS
+    from classifiers.transformer import TransformerClassifier
+
+    texts = [COMPLAINT, "love the new dark mode", "is the store open on sunday", "ok", "word " * 400]
+    exported = TransformerClassifier(path="onnxruntime-fp32").classify(texts)
+    reference = TransformerClassifier(quantize=False).classify(texts)
+    for ours, theirs in zip(exported, reference):
+        for label in SENTIMENTS:
+            assert ours.sentiment_scores[label] == pytest.approx(theirs.sentiment_scores[label], abs=1e-4)
+        for label in INTENTS:
+            assert ours.intent_scores[label] == pytest.approx(theirs.intent_scores[label], abs=1e-4)
+        assert ours.needs_reply_score == pytest.approx(theirs.needs_reply_score, abs=1e-4)
