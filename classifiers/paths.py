@@ -82,8 +82,9 @@ def measure(runners: Mapping[str, Runner], rows: list[list[int]],
 
 
 def machine_key(threads: int) -> str:
-    """What makes a measurement valid elsewhere: CPU capability, torch/oneDNN overrides, thread count."""
-    overrides = "-".join(os.environ.get(name, "") for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"))
+    """What makes a measurement valid elsewhere: CPU capability, torch/oneDNN/MKL overrides, thread count."""
+    overrides = "-".join(os.environ.get(name, "")
+                         for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS"))
     return f"{cpu_capability()}-{overrides.strip('-') or 'native'}-t{threads}".replace("/", "_")
 
 
