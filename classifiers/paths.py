@@ -124,7 +124,9 @@ def load_runner(model_dir: Path, threads: int, forced: str | None = None) -> tup
         if (graphs is None or choice is None) and onnx_model.cache_writable() and _prepare_in_child(model_dir, threads):
             graphs = onnx_model.cached_graphs(key)
             choice = choice or _read_choice(graphs.entry if graphs else None, machine_key(threads))
-        if graphs is not None and choice is not None and choice.path != "torch-fp32":
+        if graphs is not None and choice is not None:
+            if choice.path == "torch-fp32":  # measured fastest here earlier
+                return _load_in_process(model_dir, threads, choice.path)[0], tokenizer, choice
             return onnx_model.OrtRunner(choice.path, graphs.files[choice.path], threads), tokenizer, choice
     runner, choice = _load_in_process(model_dir, threads, forced)
     return runner, tokenizer, choice

@@ -81,7 +81,8 @@ def test_the_default_knows_its_path_and_runtime(shipped):
 
 
 @pytest.mark.slow
-def test_a_cached_choice_is_used_without_measuring_again(shipped, tmp_path, monkeypatch):
+@pytest.mark.parametrize("cached", ["onnxruntime-fp32", "torch-fp32"])
+def test_a_cached_choice_is_used_without_measuring_again(shipped, cached, tmp_path, monkeypatch):
     """A choice cached for this machine decides the path at the next load, whatever it says."""
     from classifiers.tokens import MODEL_DIR
     from classifiers.transformer import TransformerClassifier
@@ -94,11 +95,11 @@ def test_a_cached_choice_is_used_without_measuring_again(shipped, tmp_path, monk
     entry.mkdir(parents=True)
     for name in onnx_model.GRAPHS.values():
         (entry / name).symlink_to(source.entry / name)
-    rates = {"onnxruntime-int8": 1.0, "onnxruntime-fp32": 2.0, "torch-fp32": 1.5}
-    (entry / f"choice-{machine_key(2)}.json").write_text(json.dumps({"path": "onnxruntime-fp32", "rates": rates}))
+    rates = {path: 3.0 if path == cached else 1.0 for path in PATHS}
+    (entry / f"choice-{machine_key(2)}.json").write_text(json.dumps({"path": cached, "rates": rates}))
     loaded = TransformerClassifier(threads=2)
-    assert (loaded.path, loaded.rates) == ("onnxruntime-fp32", rates)
-    assert loaded.runtime.startswith("onnxruntime fp32 on ")
+    assert (loaded.path, loaded.rates) == (cached, rates)
+    assert loaded.runtime.startswith(cached.replace("-", " ") + " on ")
     assert loaded.classify([COMPLAINT])[0].intent == "complaint"
 
 
