@@ -179,7 +179,8 @@ def main() -> None:
         rss = max(r["peak_rss_mb"], scored[kind]["peak_rss_mb"]) if scored else r["peak_rss_mb"]
         print(f"{kind:18}{r['runtime'][:35]:36}{r['load_s']:>8}{r['batch1_per_s']:>11}"
               f"{r['batch32_per_s']:>12}{r['batch32_per_s'] / baseline:>9.2f}{rss:>13}")
-    print(f"(best of {args.rounds} interleaved rounds; {args.threads} threads; peak RSS includes the validation run)")
+    print(f"(best of {args.rounds} interleaved rounds; threads: {args.threads}"
+          + ("; peak RSS includes the validation run)" if scored else ")"))
     if not scored:
         print("accuracy skipped: no shared data folder (pass --data)")
         return
