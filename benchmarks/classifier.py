@@ -116,9 +116,10 @@ def capabilities() -> str:
     from classifiers.cpu import cpu_capability
 
     onednn = os.environ.get("ONEDNN_MAX_CPU_ISA", "unset")
+    mkl = os.environ.get("MKL_ENABLE_INSTRUCTIONS", "unset")
     return (f"torch.backends.cpu.get_cpu_capability(): {torch.backends.cpu.get_cpu_capability()}; "
-            f"ONEDNN_MAX_CPU_ISA={onednn}; MKL_ENABLE_INSTRUCTIONS={os.environ.get('MKL_ENABLE_INSTRUCTIONS', 'unset')} "
-            f"(MKL: {mkl_isa()}); onnxruntime {onnxruntime_version()} MLAS dispatches on cpuid: {cpu_capability()}")
+            f"ONEDNN_MAX_CPU_ISA={onednn}; MKL_ENABLE_INSTRUCTIONS={mkl} (MKL: {mkl_isa()}); "
+            f"onnxruntime {onnxruntime_version()} MLAS dispatches on cpuid: {cpu_capability()}")
 
 
 def mkl_isa() -> str:
