@@ -122,7 +122,8 @@ class ProgressReport:
 
                 self._live = Progress(SpinnerColumn(), TextColumn("labelled {task.completed:,.0f} rows"),
                                       TextColumn("{task.fields[rate]:,.0f}/s"), TimeElapsedColumn(),
-                                      console=Console(file=self._stream), transient=True)
+                                      console=Console(file=self._stream), transient=True,
+                                      redirect_stdout=False, redirect_stderr=False)  # stdout is the JSONL
                 self._live.start()
                 self._task = self._live.add_task("classify", total=None, rate=0.0)
             self._live.update(self._task, completed=self._done, rate=self._rate())
