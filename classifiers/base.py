@@ -35,3 +35,9 @@ class Classifier(Protocol):
     version: str
 
     def classify(self, texts: Sequence[str]) -> list[Labels]: ...
+
+
+def describe(classifier: Classifier) -> str:
+    """"minilm-mt-2: onnxruntime int8 on AVX2": the model and what runs it (`runtime`, where a classifier
+    has one; the lexicon is plain Python)."""
+    return f"{classifier.version}: {getattr(classifier, 'runtime', 'pure Python')}"

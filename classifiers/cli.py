@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from enum import Enum
 from itertools import islice
 from pathlib import Path
@@ -93,6 +94,53 @@ def classify_rows(classifier: Classifier, rows: Iterable[dict], batch_size: int)
             yield {**row, **labels_to_json(labels)}
 
 
+class ProgressReport:
+    """Rows labelled so far, on stderr so stdout stays pure JSONL: a live counter on a terminal, a plain line
+    every `every` rows otherwise. Silent for inputs shorter than `every` rows."""
+
+    def __init__(self, stream=None, every: int = 1000, clock=time.monotonic) -> None:
+        self._stream = stream or sys.stderr
+        self._every = every
+        self._clock = clock
+        self._started = clock()
+        self._done = 0
+        self._next_line = every
+        self._reported = 0  # rows the last plain line counted
+        self._live = None
+
+    def _rate(self) -> float:
+        return self._done / max(self._clock() - self._started, 1e-9)
+
+    def advance(self, rows: int) -> None:
+        self._done += rows
+        if self._done < self._every:
+            return
+        if self._stream.isatty():
+            if self._live is None:
+                from rich.console import Console
+                from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+                self._live = Progress(SpinnerColumn(), TextColumn("labelled {task.completed:,.0f} rows"),
+                                      TextColumn("{task.fields[rate]:,.0f}/s"), TimeElapsedColumn(),
+                                      console=Console(file=self._stream), transient=True,
+                                      redirect_stdout=False, redirect_stderr=False)  # stdout is the JSONL
+                self._live.start()
+                self._task = self._live.add_task("classify", total=None, rate=0.0)
+            self._live.update(self._task, completed=self._done, rate=self._rate())
+        elif self._done >= self._next_line:
+            self._next_line = (self._done // self._every + 1) * self._every
+            self._reported = self._done
+            self._stream.write(f"classify: {self._done:,} rows labelled ({self._rate():,.0f}/s)\n")
+            self._stream.flush()
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+        if self._done >= self._every and self._done != self._reported:
+            self._stream.write(f"classify: done, {self._done:,} rows labelled ({self._rate():,.0f}/s)\n")
+            self._stream.flush()
+
+
 @app.command()
 def classify(
     texts: Optional[list[str]] = typer.Argument(None, help="Texts to label; without any, JSONL is read from stdin."),
@@ -103,9 +151,14 @@ def classify(
     """Label texts: one JSON line out per input, in input order, other input fields passed through."""
     model = make_classifier(classifier, model_dir)
     rows = ({"text": text} for text in texts) if texts else read_rows(sys.stdin)
-    for batch in batched(classify_rows(model, rows, batch_size), batch_size):
-        sys.stdout.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in batch))
-        sys.stdout.flush()
+    progress = ProgressReport()
+    try:
+        for batch in batched(classify_rows(model, rows, batch_size), batch_size):
+            sys.stdout.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in batch))
+            sys.stdout.flush()
+            progress.advance(len(batch))
+    finally:
+        progress.close()
 
 
 @app.command("eval")

@@ -14,10 +14,12 @@ from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from classifiers.cli import app as classifier_app
 from monitor.config import EX_CONFIG, ConfigError, ConfigProblem, load_settings, parse_duration
+from monitor.health import CLASSIFIER_HEALTH_ID
 
 app = typer.Typer(help="Watch the web for your brand and bring what needs a human into Slack.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -195,15 +197,26 @@ def status(config: str = ConfigOption) -> None:
                               str(gap["estimated_count"] or "?"), redact(gap["reason"]))
         console.print(gap_table)
     console.print(f"Slack outbox: {outbox or 'empty'}")
+    console.print(classifier_line(health.get(CLASSIFIER_HEALTH_ID)))
+
+
+def classifier_line(health) -> str:
+    """What the daemon last loaded to label mentions, as it recorded it (status runs in another process)."""
+    if health is None or not health.message:
+        return "Classifier: not loaded yet (the daemon records it when it starts)"
+    loaded = f" (loaded {health.since:%Y-%m-%d %H:%M} UTC)" if health.since else ""
+    return f"Classifier: {escape(health.message)}{loaded}"
 
 
 @app.command()
 def demo(keep: bool = typer.Option(False, help="Keep the temporary database and config"),
-         classifier: str = typer.Option("transformer", help="transformer (the local model) or lexicon")) -> None:
+         classifier: str = typer.Option("transformer", help="transformer (the local model) or lexicon"),
+         timeout: float = typer.Option(60.0, min=1, help="Seconds (model load included) before the demo gives up")
+         ) -> None:
     """Run the real pipeline on bundled sample data against local emulators: no credentials, no network."""
     from monitor.demo import run_demo
 
-    raise typer.Exit(run_demo(keep=keep, classifier=classifier))
+    raise typer.Exit(run_demo(keep=keep, classifier=classifier, timeout=timeout))
 
 
 # --- reply clock: the Slack buttons from the command line --------------------------------------

@@ -19,7 +19,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from alerts.slack import SlackSender, make_client
 from classifiers import load_classifier
+from classifiers.base import describe
 from monitor.config import ConfigError, Settings, load_settings
+from monitor.health import CLASSIFIER_HEALTH_ID, SourceHealth
 from monitor.logs import REDACTOR, secrets_of
 from monitor.pipeline import Pipeline, utcnow
 from monitor.store import Store
@@ -40,6 +42,7 @@ class Daemon:
         self.config_path = config_path
         self.store = Store(settings.storage.url)
         self.pipeline = build_pipeline(settings, self.store)
+        self._record_classifier()
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
         self.scheduler: BackgroundScheduler | None = None
@@ -75,6 +78,14 @@ class Daemon:
             return EXIT_SOURCE_FAILED
         return EXIT_OK
 
+    def _record_classifier(self) -> None:
+        """Logs the loaded classifier and what runs it, once per load, and stores it for `status`."""
+        line = describe(self.pipeline.classifier)
+        log.info("classifier %s", line)
+        now = utcnow()
+        self.store.save_health(SourceHealth(CLASSIFIER_HEALTH_ID, kind="classifier", message=line, since=now,
+                                            last_success_at=now, last_attempt_at=now))
+
     # --- scheduled mode ------------------------------------------------------------------------
 
     def run(self) -> int:
@@ -109,6 +120,8 @@ class Daemon:
         if self._running:
             log.warning("%d job(s) still in a network call after %.0f s; exiting anyway (their work is redone "
                         "on the next start)", self._running, grace)
+            if threading.current_thread() is not threading.main_thread():
+                return 1  # run inside another program (the demo): leave the process, and its output, to it
             logging.shutdown()
             os._exit(0)
         self.store.close()
@@ -184,6 +197,8 @@ class Daemon:
         same_model = settings.classifier.kind == self.settings.classifier.kind
         slack_changed = settings.slack != self.settings.slack  # Socket Mode's own client uses all of it
         self.pipeline = build_pipeline(settings, self.store, self.pipeline.classifier if same_model else None)
+        if not same_model:
+            self._record_classifier()
         self._schedule_all()
         if slack_changed:  # a new app or bot token (or none) needs a new Socket Mode connection
             if self.socket_mode is not None:

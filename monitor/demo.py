@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -25,6 +27,7 @@ from emulators.x import XEmulator, serve_demo as serve_x_demo
 DEMO_TOKEN = "xoxb-demo-not-a-real-token"
 CHANNEL = "#acme-mentions"
 KUDOS_CHANNEL = "#acme-kudos"
+DEMO_TIMEOUT = 60.0  # seconds from start to everything in Slack, model load included
 
 
 def demo_posts(name: str = "posts.yaml") -> dict:
@@ -63,14 +66,28 @@ def demo_config(data: dict, urls: dict[str, str], slack_url: str, db_path: Path,
     }
 
 
-def run_demo(keep: bool = False, classifier: str = "transformer") -> int:
+def run_demo(keep: bool = False, classifier: str = "transformer", timeout: float = DEMO_TIMEOUT) -> int:
+    """Runs the daemon until everything the sample posts cause has reached Slack, or `timeout` seconds
+    from the start (model load included) have passed; prints what Slack received either way, then removes
+    the temporary folder. Returns 0, or 1 when it timed out."""
+    console = Console()
+    workdir = Path(tempfile.mkdtemp(prefix="mentionwatch-demo-"))
+    try:
+        return _run(console, workdir, classifier, timeout)
+    finally:
+        if keep:
+            console.print(f"files kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(console: Console, workdir: Path, classifier: str, timeout: float) -> int:
+    from classifiers.base import describe
     from monitor.config import load_settings
     from monitor.daemon import Daemon
     from monitor.logs import setup_logging
 
-    console = Console()
     setup_logging("WARNING")
-    workdir = Path(tempfile.mkdtemp(prefix="mentionwatch-demo-"))
     data = demo_posts()
     total_posts = sum(len(f["posts"]) for f in data["feeds"].values())
     started = time.monotonic()
@@ -90,8 +107,11 @@ def run_demo(keep: bool = False, classifier: str = "transformer") -> int:
         config_path.write_text(yaml.safe_dump(config))
         settings, _ = load_settings(config_path)
         console.print(f"[bold]mentionwatch demo[/bold]: {total_posts} sample posts in {len(urls)} feeds, "
-                      f"classifier [cyan]{settings.classifier.kind}[/cyan], Slack emulator at {slack.url}")
+                      f"Slack emulator at {slack.url}; loading the {settings.classifier.kind} classifier "
+                      "(the first run on a machine builds and measures it, then it is cached)")
         daemon = Daemon(str(config_path), settings)
+        console.print(f"classifier {escape(describe(daemon.pipeline.classifier))}, "
+                      f"loaded in {time.monotonic() - started:.1f} s")
         runner = threading.Thread(target=daemon.run, daemon=True)
         runner.start()
 
@@ -102,17 +122,19 @@ def run_demo(keep: bool = False, classifier: str = "transformer") -> int:
                 and not counts.get("sending") and not daemon.store.unrouted(1) \
                 and not daemon.store.notification_counts().get("waiting")
 
-        ok = wait_until(settled, timeout=45)
+        ok = wait_until(settled, timeout=max(0.0, timeout - (time.monotonic() - started)))
+        # Shown before the daemon stops: stopping may abandon a job stuck past its grace.
+        _show(console, daemon, slack, settings)
         daemon.stop_event.set()
         runner.join(10)
-        _show(console, daemon, slack, settings)
-        console.print(f"finished in {time.monotonic() - started:.1f} s; "
-                      + (f"files kept in {workdir}" if keep else "temporary files removed"))
-    if not keep:
-        for path in workdir.iterdir():
-            path.unlink()
-        workdir.rmdir()
-    return 0 if ok else 1
+    elapsed = time.monotonic() - started
+    if not ok:
+        console.print(f"[red]demo timed out[/red] after {elapsed:.0f} s (limit {timeout:.0f} s, model load "
+                      "included) before every sample post reached Slack; above is what arrived. On a slow or "
+                      "busy machine try `mentionwatch demo --classifier lexicon`, or a longer --timeout.")
+        return 1
+    console.print(f"finished in {elapsed:.1f} s")
+    return 0
 
 
 def _show(console: Console, daemon, slack: SlackEmulator, settings) -> None:

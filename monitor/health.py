@@ -46,6 +46,9 @@ class SourceFailure(Exception):
         self.disable = disable  # credentials the platform rejects after its own retries: stop polling
 
 
+CLASSIFIER_HEALTH_ID = "classifier"  # the row where the daemon records its classifier, for `status`
+
+
 @dataclass(frozen=True)
 class SourceHealth:
     source_id: str

@@ -1,5 +1,6 @@
 """classify / eval CLI commands, the metrics behind eval, and the feedback format train accepts."""
 
+import io
 import json
 import os
 
@@ -9,7 +10,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 import pytest  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from classifiers.cli import app, classify_rows  # noqa: E402
+from classifiers.cli import ProgressReport, app, classify_rows  # noqa: E402
 from classifiers.data import feedback  # noqa: E402
 from classifiers.lexicon import LexiconClassifier  # noqa: E402
 from classifiers.metrics import evaluate  # noqa: E402
@@ -53,6 +54,31 @@ def test_classify_streams_ten_thousand_lines_in_order():
     lines = "".join(json.dumps({"n": i, "text": f"post number {i} is great"}) + "\n" for i in range(10_000))
     rows = output_rows(runner.invoke(app, ["classify", "--classifier", "lexicon", "--batch-size", "500"], input=lines))
     assert [row["n"] for row in rows] == list(range(10_000))
+
+
+def test_classify_reports_progress_on_stderr_for_long_inputs():
+    lines = "".join(json.dumps({"n": i, "text": f"post number {i} is great"}) + "\n" for i in range(2_500))
+    result = runner.invoke(app, ["classify", "--classifier", "lexicon", "--batch-size", "500"], input=lines)
+    assert [row["n"] for row in output_rows(result)] == list(range(2_500))
+    progress = result.stderr.splitlines()
+    assert [line.split(" rows")[0] for line in progress] == [
+        "classify: 1,000", "classify: 2,000", "classify: done, 2,500"]
+    short = runner.invoke(app, ["classify", "--classifier", "lexicon"], input="one\ntwo\n")
+    assert short.stderr == "" and len(output_rows(short)) == 2
+
+
+def test_progress_on_a_terminal_leaves_stdout_to_the_rows(capsys):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    report = ProgressReport(stream=terminal, every=10)
+    report.advance(20)
+    print('{"n": 1}')
+    report.close()
+    assert capsys.readouterr().out == '{"n": 1}\n'
+    assert "classify: done, 20 rows labelled" in terminal.getvalue()
 
 
 def test_classify_rows_consumes_input_one_batch_at_a_time():

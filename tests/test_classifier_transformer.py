@@ -26,6 +26,8 @@ from classifiers.transformer import (  # noqa: E402
 )
 
 COMPLAINT = "@acme worst service ever. my order never arrived, nobody answers and I want a refund now"
+pytestmark = pytest.mark.slow  # loads the model (and builds its cached graphs on a machine's first run)
+
 PRAISE = "@acme thank you so much, the new update is amazing and your support team is brilliant. love it!"
 QUESTION = "@acme does the starter plan include phone support?"
 
@@ -171,10 +173,24 @@ def test_labels_do_not_depend_on_batch_mates(classifier):
         assert alone.needs_reply_score == pytest.approx(in_batch.needs_reply_score, abs=1e-6)
 
 
+def test_int8_scores_are_identical_alone_and_in_different_batches():
+    """Not just close: on the int8 path (what ships wherever it measures fastest) the same bits whichever
+    texts share the call and however many there are."""
+    classifier = TransformerClassifier(path="onnxruntime-int8")
+    texts = _mixed_batch()
+    alone = [classifier.classify([text])[0] for text in texts]
+    forwards = classifier.classify(texts)
+    backwards = classifier.classify(list(reversed(texts)))[::-1]
+    halves = classifier.classify(texts[::2]) + classifier.classify(texts[1::2])
+    interleaved = [None] * len(texts)
+    interleaved[::2], interleaved[1::2] = halves[: len(texts[::2])], halves[len(texts[::2]):]
+    assert alone == forwards == backwards == interleaved
+
+
 def test_packed_encoder_computes_what_transformers_computes():
     """PackedEncoder re-implements BERT's forward pass without padding; unquantised, it must agree with the
     transformers model it wraps on a padded batch."""
-    tokenizer, model, _ = load_model(quantize=False)
+    tokenizer, model, _ = load_model()
     batch = encode(tokenizer, [normalise(text) for text in _mixed_batch()])
     with torch.inference_mode():
         packed = model(**batch)

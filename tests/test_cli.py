@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from emulators.feeds import render_rss
 from tests.conftest import config_dict, feed_source, write_config
 
@@ -67,3 +69,19 @@ def test_secrets_never_appear_in_logs_or_errors(tmp_path, feeds, slack):
     assert SECRET not in bad.stdout + bad.stderr
     leaked = mw("export", "--config", str(config), env=env)
     assert SECRET not in leaked.stdout + leaked.stderr
+
+
+@pytest.mark.slow
+def test_status_shows_the_classifier_the_daemon_loaded(tmp_path, feeds, slack):
+    """status is another process: it reads what the daemon recorded when it loaded its classifier."""
+    feeds.set_feed("blog", render_rss("Blog", "https://x.example.com/", ITEMS))
+    config = write_config(tmp_path, config_dict(tmp_path, slack.api_url, [feed_source("blog", feeds.url_for("blog"))],
+                                                classifier={"kind": "transformer"}))
+    assert "Classifier: not loaded yet" in mw("status", "--config", str(config)).stdout
+    run = mw("run", "--once", "--config", str(config))
+    assert run.returncode == 0
+    logged = [line for line in run.stderr.splitlines() if "classifier minilm-mt" in line]
+    assert len(logged) == 1 and " on " in logged[0]
+    runtime = logged[0].split("classifier ", 1)[1]
+    status = " ".join(mw("status", "--config", str(config)).stdout.split())
+    assert f"Classifier: {runtime} (loaded " in status
