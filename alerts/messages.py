@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from classifiers.base import Labels
-from monitor.logs import redact
+from monitor.core.labels import Labels
+from monitor.core.logs import redact
 
 EXCERPT_CHARS = 600
 FALLBACK_CHARS = 300

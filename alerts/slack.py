@@ -33,8 +33,10 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from alerts.messages import ALERT_LINK
 from monitor.config import SlackConfig
-from monitor.health import FailureKind, SourceFailure, after_failure, after_success
-from monitor.store import AlertRow, Store
+from monitor.core.failures import FailureKind, SourceFailure
+from monitor.health import after_failure, after_success
+from monitor.core.records import AlertRow
+from monitor.store import Store
 
 log = logging.getLogger("mentionwatch.slack")
 

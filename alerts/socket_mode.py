@@ -28,7 +28,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 
 from alerts.messages import ACTIONS, truncate
 from alerts.slack import make_client, resolve_channel
-from classifiers.base import INTENTS, SENTIMENTS
+from monitor.core.labels import INTENTS, SENTIMENTS
 from monitor import actions
 from monitor.config import Settings
 from monitor.store import Store

@@ -2,7 +2,7 @@
 
 A connector is built as `Connector(source, settings, store)`, names its platform in `PLATFORM`
 (the `Post.source` of what it finds) and offers `fetch(cursor) -> FetchResult`,
-raising `monitor.health.SourceFailure` for any failure. CONNECTORS maps a source `type` to it.
+raising `monitor.core.failures.SourceFailure` for any failure. CONNECTORS maps a source `type` to it.
 Mentions, cursors and gaps travel in the FetchResult; a connector uses the store only for its
 platform's bookkeeping (usage counters such as a monthly read budget).
 

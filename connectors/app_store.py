@@ -20,8 +20,8 @@ import requests
 from connectors import http
 from connectors.cursors import Seen
 from monitor.config import AppStorePlatform, AppStoreSource, Settings
-from monitor.health import FailureKind, SourceFailure
-from monitor.models import FetchResult, Gap, Post, within_lookback
+from monitor.core.failures import FailureKind, SourceFailure
+from monitor.core.records import FetchResult, Gap, Post, within_lookback
 
 PLATFORM = "app_store"
 FEED_DEPTH = 10  # pages Apple serves per app and country

@@ -21,8 +21,8 @@ import requests
 
 from connectors import http
 from monitor.config import FeedSource, FeedsPlatform, Settings
-from monitor.health import FailureKind, SourceFailure
-from monitor.models import FetchResult, Post, within_lookback
+from monitor.core.failures import FailureKind, SourceFailure
+from monitor.core.records import FetchResult, Post, within_lookback
 
 PLATFORM = "feed"
 _SPACE = re.compile(r"\s+")

@@ -22,8 +22,8 @@ from connectors import http
 from connectors.cursors import Seen
 from connectors.feeds import strip_html
 from monitor.config import HackerNewsPlatform, HackerNewsSource, Settings
-from monitor.health import FailureKind, SourceFailure
-from monitor.models import FetchResult, Post
+from monitor.core.failures import FailureKind, SourceFailure
+from monitor.core.records import FetchResult, Post
 
 PLATFORM = "hackernews"
 ITEM_URL = "https://news.ycombinator.com/item?id={}"

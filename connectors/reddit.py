@@ -28,9 +28,9 @@ from connectors.http import deadline_for, retry_after_seconds
 from connectors.reddit_budget import RATE_HEADERS, RateBudget, shared_budget
 from connectors.transport import BodyTooLarge, BoundedSession, DeadlineExceeded, TooDeeplyNested
 from monitor.config import Brand, RedditPlatform, RedditSource, Settings
-from monitor.health import FailureKind, SourceFailure
+from monitor.core.failures import FailureKind, SourceFailure
 from connectors.team_replies import ReplyLog, SeenReply, match
-from monitor.models import FetchResult, Gap, Post, TeamReply
+from monitor.core.records import FetchResult, Gap, Post, TeamReply
 
 PLATFORM = "reddit"
 SITE = "https://www.reddit.com"

@@ -32,9 +32,9 @@ from connectors.http import deadline_for, network_failure
 from connectors.transport import BoundedSession
 
 from monitor.config import Brand, Settings, XPlatform, XSource
-from monitor.health import MAX_RETRY_AFTER, MIN_RETRY_AFTER, FailureKind, SourceFailure
+from monitor.core.failures import FailureKind, MAX_RETRY_AFTER, MIN_RETRY_AFTER, SourceFailure
 from connectors.team_replies import ReplyLog, SeenReply, match
-from monitor.models import FetchResult, Gap, MalformedItem, Post, TeamReply
+from monitor.core.records import FetchResult, Gap, MalformedItem, Post, TeamReply
 
 PLATFORM = "x"
 TWITTER_HOST = "https://api.twitter.com"

@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 
 from alerts import messages
 from alerts.reply_clock import CLOSED_STATES, OPEN_STATES, ClockRow
-from classifiers.base import INTENTS, SENTIMENTS
+from monitor.core.labels import INTENTS, SENTIMENTS
 from monitor.config import Settings
-from monitor.store import StatusUpdate, Store, StoredMention
+from monitor.core.records import StatusUpdate, StoredMention
+from monitor.store import Store
 from monitor.tracker import new_clock, status_update
 
 log = logging.getLogger(__name__)

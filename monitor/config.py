@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, SecretStr,
                       ValidationError, ValidationInfo, field_validator, model_validator)
 
-from monitor.logs import REDACTOR, secrets_of
+from monitor.core.logs import REDACTOR, secrets_of
 from monitor.yamlsource import LoadedYaml, Path, load_yaml
 
 EX_CONFIG = 78

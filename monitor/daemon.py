@@ -20,7 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from alerts.slack import SlackSender, make_client
 from classifiers import load_classifier
 from monitor.config import ConfigError, Settings, load_settings
-from monitor.logs import REDACTOR, secrets_of
+from monitor.core.logs import REDACTOR, secrets_of
 from monitor.pipeline import Pipeline, utcnow
 from monitor.store import Store
 

@@ -66,7 +66,7 @@ def demo_config(data: dict, urls: dict[str, str], slack_url: str, db_path: Path,
 def run_demo(keep: bool = False, classifier: str = "transformer") -> int:
     from monitor.config import load_settings
     from monitor.daemon import Daemon
-    from monitor.logs import setup_logging
+    from monitor.core.logs import setup_logging
 
     console = Console()
     setup_logging("WARNING")

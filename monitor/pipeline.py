@@ -19,15 +19,18 @@ from alerts.routes import route_at
 from alerts.rules import group_messages, kudos_notifications, needs_human, route_mention, source_health_alert
 from alerts.silences import silencing
 from alerts.slack import DeliveryReport, SlackSender
-from classifiers.base import Classifier, Labels
+from classifiers.base import Classifier
+from monitor.core.labels import Labels
 from classifiers.lexicon import LexiconClassifier
 from connectors import make_connector
 from monitor.config import Settings
 from monitor.backfill import Backfill
-from monitor.health import FailureKind, SourceFailure, SourceHealth, after_failure, after_success
+from monitor.core.failures import FailureKind, SourceFailure
+from monitor.health import SourceHealth, after_failure, after_success
 from monitor.matcher import Matcher
-from monitor.models import Match, Post, TeamReply
-from monitor.store import Crosspost, NewAlert, Store
+from monitor.core.records import Match, Post, TeamReply
+from monitor.core.records import Crosspost, NewAlert
+from monitor.store import Store
 from monitor.trends import Trends
 from monitor.tracker import UnansweredTracker
 

@@ -20,7 +20,7 @@ from sqlalchemy.sql import ColumnElement
 
 from alerts.messages import net_text
 from alerts.spikes import HourCount
-from monitor import schema as t
+from monitor.store import schema as t
 from monitor.config import Brand, Settings
 from monitor.responses import response_stats
 from monitor.store import Store

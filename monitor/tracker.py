@@ -26,9 +26,10 @@ from alerts.reply_clock import (
     reminder_time,
 )
 from alerts.routes import ResolvedRoute, resolve_routes, shortest_repeat_interval
-from classifiers.base import Labels
+from monitor.core.labels import Labels
 from monitor.config import Settings
-from monitor.store import NewAlert, StatusUpdate, Store, StoredMention
+from monitor.core.records import NewAlert, StatusUpdate, StoredMention
+from monitor.store import Store
 
 log = logging.getLogger(__name__)
 CLOCK_LOOKBACK = timedelta(days=7)  # a mention routed longer ago than this never starts a clock (silences are shorter)

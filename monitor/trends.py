@@ -16,7 +16,8 @@ from alerts.spikes import HOUR, detect, spike_message, spike_over_message, step
 from monitor.config import Brand, Settings
 from monitor.report import BrandReport, counts, hourly_counts, top_mentions
 from monitor.responses import response_stats
-from monitor.store import NewAlert, Store
+from monitor.core.records import NewAlert
+from monitor.store import Store
 
 log = logging.getLogger("mentionwatch")
 CHECK_EVERY = timedelta(minutes=1)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from alerts.messages import MessageItem, group_header, group_message
-from classifiers.base import Labels
+from monitor.core.labels import Labels
 from emulators.feeds import FeedsEmulator
 from emulators.slack import SlackEmulator
 

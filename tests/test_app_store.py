@@ -14,7 +14,7 @@ from connectors.app_store import AppStoreConnector, parse_page
 from emulators.app_store import AppStoreEmulator, render_page, review
 from emulators.server import Reply
 from monitor.config import ConfigError, Settings, load_settings
-from monitor.health import FailureKind, SourceFailure
+from monitor.core.failures import FailureKind, SourceFailure
 from monitor.store import Store
 from tests.conftest import config_dict, write_config, pipeline_with_clock
 

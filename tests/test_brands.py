@@ -9,7 +9,7 @@ import time
 from emulators.hackernews import HackerNewsEmulator, story
 from emulators.reddit import RedditEmulator
 from emulators.x import XEmulator
-from monitor import schema as t
+from monitor.store import schema as t
 from monitor.config import Settings, load_settings
 from monitor.daemon import build_pipeline
 from monitor.store import Store

@@ -15,7 +15,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from classifiers.base import INTENTS, SENTIMENTS  # noqa: E402
+from monitor.core.labels import INTENTS, SENTIMENTS  # noqa: E402
 from classifiers.data import normalise  # noqa: E402
 from classifiers.transformer import (  # noqa: E402
     MAX_LENGTH,

@@ -13,7 +13,8 @@ from matplotlib.image import imread
 from alerts.digest import digest_due, week_bounds
 from alerts.messages import slack_escape
 from monitor.config import DigestConfig, load_settings
-from monitor.store import NewAlert, Store
+from monitor.core.records import NewAlert
+from monitor.store import Store
 from monitor.trends import Trends
 from tests.conftest import config_dict, pipeline_with_clock, write_config
 from tests.histories import add

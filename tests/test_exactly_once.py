@@ -20,8 +20,9 @@ from emulators.feeds import render_rss
 from emulators.server import wait_until
 from emulators.slack import DELIVER_THEN_DROP, DELIVER_THEN_HANG, rate_limited
 from monitor.config import SlackConfig, load_settings
-from monitor.models import Match, Post
-from monitor.store import NewAlert, NewNotification, Store
+from monitor.core.records import Match, Post
+from monitor.core.records import NewAlert, NewNotification
+from monitor.store import Store
 from tests.conftest import alert_payload, config_dict, feed_source, write_config
 from tests.test_daemon import start
 from tests.test_socket_mode import KIM, LABELS, SAM

@@ -12,7 +12,7 @@ from connectors.feeds import FeedConnector
 from emulators.feeds import render_atom, render_rss
 from emulators.server import Reply
 from monitor.config import FeedSource, FeedsPlatform, Settings
-from monitor.health import FailureKind, SourceFailure
+from monitor.core.failures import FailureKind, SourceFailure
 from tests.conftest import config_dict, feed_source, fixture_bytes, pipeline_with_clock
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)

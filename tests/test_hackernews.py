@@ -15,7 +15,7 @@ from connectors.hackernews import HackerNewsConnector, default_queries, hit_to_p
 from emulators.hackernews import PAGINATION_ERROR, HackerNewsEmulator, comment, story
 from emulators.server import Reply
 from monitor.config import Settings
-from monitor.health import FailureKind, SourceFailure
+from monitor.core.failures import FailureKind, SourceFailure
 from monitor.store import Store
 from tests.conftest import config_dict, pipeline_with_clock
 

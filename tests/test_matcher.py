@@ -13,7 +13,7 @@ import pytest
 from hypothesis import example, given, settings, strategies as st
 
 from alerts.messages import KudosItem, kudos_message, slack_escape
-from classifiers.base import Labels
+from monitor.core.labels import Labels
 from monitor.config import Settings
 from monitor.matcher import Matcher, normalise
 from tests.conftest import alert_payload

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Sequence
 
-from classifiers.base import Labels
+from monitor.core.labels import Labels
 from classifiers.lexicon import LexiconClassifier
-from monitor.models import Match, Post
+from monitor.core.records import Match, Post
 from tests.routing_support import NOW, mention_ids, routed_pipeline
 
 

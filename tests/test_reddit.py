@@ -20,8 +20,9 @@ from emulators.reddit import RedditEmulator, fixture_children
 from emulators.server import Reply
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.daemon import build_pipeline
-from monitor.health import FailureKind, SourceFailure
-from monitor.store import Store, StoredMention
+from monitor.core.failures import FailureKind, SourceFailure
+from monitor.store import Store
+from monitor.core.records import StoredMention
 from tests.conftest import config_dict, write_config, pipeline_with_clock
 
 SECRET = "reddit-SECRET-9d2c41"

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from alerts.silences import parse_matchers
 from monitor import cli
-from monitor import schema as t
+from monitor.store import schema as t
 from monitor.config import Settings
 from tests.conftest import config_dict, feed_source, write_config
 from tests.routing_support import NOW, add, header, labels, mention_ids, routed_pipeline

@@ -9,11 +9,12 @@ import pytest
 
 from alerts.messages import slack_escape
 from alerts.slack import SlackSender, make_client
-from classifiers.base import Labels
+from monitor.core.labels import Labels
 from emulators.server import Reply
 from emulators.slack import DELIVER_THEN_DROP, rate_limited
 from monitor.config import SlackConfig
-from monitor.store import NewAlert, Store
+from monitor.core.records import NewAlert
+from monitor.store import Store
 from tests.conftest import alert_payload
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)

@@ -10,12 +10,13 @@ import pytest
 
 from alerts.slack import SlackSender, make_client
 from alerts.socket_mode import SocketMode, action_from_block_actions
-from classifiers.base import Labels
+from monitor.core.labels import Labels
 from emulators.server import wait_until
 from emulators.slack import channel_id_for
 from monitor.config import load_settings
-from monitor.models import Match, Post
-from monitor.store import NewAlert, NewNotification, Store
+from monitor.core.records import Match, Post
+from monitor.core.records import NewAlert, NewNotification
+from monitor.store import Store
 from tests.conftest import alert_payload, config_dict, write_config
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)

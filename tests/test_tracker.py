@@ -227,7 +227,7 @@ def test_a_tick_reads_only_clocks_that_may_be_due_and_never_misses_one(tmp_path)
     from collections import Counter
 
     from alerts.reply_clock import ClockPolicy, ClockRow, due_event
-    from monitor.models import Match, Post
+    from monitor.core.records import Match, Post
     from monitor.store import Store
 
     store = Store(f"sqlite:///{tmp_path / 'clocks.db'}")

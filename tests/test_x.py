@@ -23,7 +23,7 @@ from emulators.x import CLIENT_NOT_ENROLLED, UNAUTHORIZED, XEmulator, rate_limit
 from monitor import cli
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.daemon import build_pipeline
-from monitor.health import FailureKind, SourceFailure
+from monitor.core.failures import FailureKind, SourceFailure
 from monitor.store import Store
 from tests.conftest import SHARED_FIXTURES, config_dict, write_config
 

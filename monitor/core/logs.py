@@ -11,6 +11,7 @@ from urllib.parse import quote, quote_plus
 
 from pydantic import BaseModel, SecretStr
 
+
 _BEARER = re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}")
 MIN_SECRET = 4  # shorter values (a port, "on") would blank ordinary words
 

@@ -12,11 +12,10 @@ import warnings
 from datetime import datetime, timezone
 from typing import Callable
 
-from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData,
-                        String, Table, Text, TypeDecorator, UniqueConstraint, func, literal_column, select)
+from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table,
+                        Text, TypeDecorator, UniqueConstraint, func, literal_column, select)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SAWarning
-
 
 
 class UtcDateTime(TypeDecorator):
