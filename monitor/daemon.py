@@ -23,8 +23,9 @@ from monitor.config import ConfigError, Settings, load_settings
 from monitor.core.logs import REDACTOR, secrets_of
 from monitor.pipeline import Pipeline, utcnow
 from monitor.store import Store
+from monitor.core.logs import get_logger
 
-log = logging.getLogger("mentionwatch")
+log = get_logger(__name__)
 PROCESS_JOB = "process"
 EXIT_OK, EXIT_SOURCE_FAILED, EXIT_DELIVERY_STOPPED = 0, 1, 2  # `run --once`, documented in the README
 

@@ -7,7 +7,6 @@ A crash between any two stages leaves work that the next run picks up; nothing i
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -22,7 +21,7 @@ from alerts.slack import DeliveryReport, SlackSender
 from classifiers.base import Classifier
 from monitor.core.labels import Labels
 from classifiers.lexicon import LexiconClassifier
-from connectors import make_connector
+from connectors.registry import make_connector
 from monitor.config import Settings
 from monitor.backfill import Backfill
 from monitor.core.failures import FailureKind, SourceFailure
@@ -33,8 +32,9 @@ from monitor.core.records import Crosspost, NewAlert
 from monitor.store import Store
 from monitor.trends import Trends
 from monitor.tracker import UnansweredTracker
+from monitor.core.logs import get_logger
 
-log = logging.getLogger("mentionwatch")
+log = get_logger(__name__)
 REPLY_LOOKBACK = timedelta(days=7)  # stored mentions older than this are no longer checked for team replies
 
 
@@ -90,10 +90,9 @@ class Pipeline:
         self.clock = clock
         self.matcher = Matcher.from_settings(settings)
         self.sources = settings.sources()
-        self._connectors = {sid: make_connector(src, settings, store) for sid, (_, src) in self.sources.items()}
-        for connector in self._connectors.values():
-            if hasattr(connector, "clock"):  # connectors that reason about time share the pipeline's clock
-                connector.clock = lambda: self.clock()
+        # every connector reads the pipeline's clock (through it, so a clock swapped later reaches them too)
+        self._connectors = {sid: make_connector(src, settings, store, clock=lambda: self.clock())
+                            for sid, (_, src) in self.sources.items()}
         self._fallback = LexiconClassifier()
         self.tracker = UnansweredTracker(settings, store)
         self.trends = Trends(settings, store)

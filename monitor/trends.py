@@ -8,7 +8,6 @@ most once per CHECK_EVERY, because hourly windows change slowly and the counts c
 from __future__ import annotations
 
 import base64
-import logging
 from datetime import datetime, timedelta
 
 from alerts.digest import WeekNumbers, digest_due, digest_payload, week_bounds
@@ -18,8 +17,9 @@ from monitor.report import BrandReport, counts, hourly_counts, top_mentions
 from monitor.responses import response_stats
 from monitor.core.records import NewAlert
 from monitor.store import Store
+from monitor.core.logs import get_logger
 
-log = logging.getLogger("mentionwatch")
+log = get_logger(__name__)
 CHECK_EVERY = timedelta(minutes=1)
 DRIVERS = 3
 

@@ -304,7 +304,7 @@ def test_failure_table_logs_one_line_per_state_change(tmp_path, store_feed, slac
         assert outcome.failure is not None
         clock[0] += timedelta(hours=2)  # past any backoff
     assert pipeline.poll("acme/ios").failure is None
-    lines = [r.getMessage() for r in caplog.records if r.name == "mentionwatch" and r.levelno >= logging.INFO]
+    lines = [r.getMessage() for r in caplog.records if r.name == "mentionwatch.monitor.pipeline" and r.levelno >= logging.INFO]
     failing = [line for line in lines if "is failing" in line]
     assert [line.split("(")[1].split(")")[0] for line in failing] == \
         ["rate_limited", "unavailable", "bad_payload", "gone"]

@@ -172,7 +172,7 @@ def test_a_429_storm_delays_but_never_duplicates_or_reorders(slack, store):
 
 
 def test_ten_minutes_of_slack_outage_then_recovery(slack, store, caplog):
-    caplog.set_level(logging.INFO, logger="mentionwatch.slack")
+    caplog.set_level(logging.INFO, logger="mentionwatch.alerts.slack")
     clock = [NOW]
     sender = sender_for(slack, store, clock)
     posts, updates = mixed_rows(store, sender, "before")

@@ -11,7 +11,8 @@ import pytest
 from connectors.feeds import FeedConnector
 from emulators.feeds import render_atom, render_rss
 from emulators.server import Reply
-from monitor.config import FeedSource, FeedsPlatform, Settings
+from connectors.feeds import FeedSource, FeedsPlatform
+from monitor.config import Settings
 from monitor.core.failures import FailureKind, SourceFailure
 from tests.conftest import config_dict, feed_source, fixture_bytes, pipeline_with_clock
 
@@ -153,7 +154,7 @@ def test_failing_source_logs_once_when_it_breaks_and_once_when_it_recovers(tmp_p
         clock[0] += timedelta(hours=2)  # past any backoff
         assert outcome.failure is not None
     assert pipeline.poll("acme/blog").failure is None
-    lines = [r.getMessage() for r in caplog.records if r.name == "mentionwatch"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "mentionwatch.monitor.pipeline"]
     assert len([line for line in lines if "is failing" in line]) == 1
     assert len([line for line in lines if "recovered" in line]) == 1
     assert store.get_health("acme/blog").state == "ok"

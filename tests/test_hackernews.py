@@ -311,7 +311,7 @@ def test_failure_table_logs_one_line_per_state_change(tmp_path, hn, slack, caplo
         assert pipeline.poll("acme/hn").failure is not None
         clock[0] += timedelta(hours=2)
     assert pipeline.poll("acme/hn").failure is None
-    lines = [r.getMessage() for r in caplog.records if r.name == "mentionwatch" and r.levelno >= logging.INFO]
+    lines = [r.getMessage() for r in caplog.records if r.name == "mentionwatch.monitor.pipeline" and r.levelno >= logging.INFO]
     failing = [line.split("(")[1].split(")")[0] for line in lines if "is failing" in line]
     assert failing == ["rate_limited", "unavailable", "bad_payload", "gone"]
     assert len([line for line in lines if "recovered" in line]) == 1

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.reddit import RedditConnector, search_queries
-from connectors.reddit_budget import BudgetState, plan
+from connectors.reddit.budget import BudgetState, plan
+from connectors.reddit.connector import RedditConnector, search_queries
 from emulators.reddit import RedditEmulator, fixture_children
 from emulators.server import Reply
 from monitor.config import ConfigError, Settings, load_settings
@@ -346,7 +346,7 @@ def test_rejected_credentials_disable_the_source_until_reload(tmp_path, reddit, 
         assert pipeline.poll("acme/posts").failure is None  # not polled at all
     assert reddit.api_requests() == spent
     assert store.get_health("acme/posts").state == "disabled"
-    lines = [r.getMessage() for r in caplog.records if r.name == "mentionwatch"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "mentionwatch.monitor.pipeline"]
     assert [line for line in lines if "acme/posts" in line] == [
         "source acme/posts disabled: " + store.get_health("acme/posts").message
         + "; fix its credentials, then reload (SIGHUP) or restart"]

@@ -115,7 +115,7 @@ def test_timeout_before_slack_got_the_post_is_resent_once(slack, store):
 
 
 def test_outage_keeps_alerts_queued_and_drains_in_order_on_recovery(slack, store, caplog):
-    caplog.set_level(logging.INFO, logger="mentionwatch.slack")
+    caplog.set_level(logging.INFO, logger="mentionwatch.alerts.slack")
     queue(store, 4)
     slack.outage = True
     clock = [NOW]

@@ -210,7 +210,7 @@ def test_actions_after_a_dropped_connection_and_a_disconnect_work_once(world, sl
     assert world.sender.deliver().sent == 2
     assert Counter(ts for ts, _ in slack.updates()) == {world.ts_of(alert_id): 1, world.ts_of(alert_id2): 1}
     assert world.store.reply_clock(mentions[2][0]) is None
-    lines = [r.getMessage() for r in caplog.records if r.name == "mentionwatch.socket_mode"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "mentionwatch.alerts.socket_mode"]
     assert [line for line in lines if line.startswith("Slack Socket Mode") and "lost" not in line] == \
         ["Slack Socket Mode connected", "Slack Socket Mode reconnected", "Slack Socket Mode reconnected"]
     assert sum("connection lost" in line for line in lines) <= 1  # once per lost connection, not per attempt

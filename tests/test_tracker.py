@@ -76,7 +76,7 @@ def complaint_id(store) -> int:
 
 
 def test_reminder_then_one_escalation_then_a_reminder_every_repeat_interval(world, caplog):
-    caplog.set_level(logging.DEBUG, logger="monitor.tracker")
+    caplog.set_level(logging.DEBUG, logger="mentionwatch.monitor.tracker")
     _, store, slack, at = world
     parent = alert_message(slack)
     assert len(store.open_clocks()) == 1  # the praise needs no reply
@@ -147,7 +147,7 @@ def test_not_relevant_stops_the_clock_and_updates_the_message(world):
 
 
 def test_team_reply_recorded_by_a_connector_closes_the_clock_with_one_update(world, caplog):
-    caplog.set_level(logging.INFO, logger="monitor.tracker")
+    caplog.set_level(logging.INFO, logger="mentionwatch.monitor.tracker")
     pipeline, store, slack, at = world
     parent = alert_message(slack)
     mention_id = complaint_id(store)

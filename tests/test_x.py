@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from connectors.x import XConnector, default_query, next_period, reads_per_month, snowflake_time
+from connectors.x.config import reads_per_month
+from connectors.x.connector import XConnector
+from connectors.x.posts import default_query, next_period, snowflake_time
 from emulators.server import Reply, wait_until
 from emulators.x import CLIENT_NOT_ENROLLED, UNAUTHORIZED, XEmulator, rate_limited
 from monitor import cli
@@ -321,7 +323,7 @@ def test_a_429_reschedules_at_the_reset_and_not_before(tmp_path, xapi, slack, ca
     assert xapi.hits("search") == 1
     clock[0] += timedelta(seconds=301)
     assert pipeline.poll("acme/x").failure is None and xapi.hits("search") == 2
-    lines = [r.getMessage() for r in caplog.records if r.name == "mentionwatch"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "mentionwatch.monitor.pipeline"]
     assert sum("is failing (rate_limited)" in line for line in lines) == 1
     assert sum("recovered" in line for line in lines) == 1
 
