@@ -21,7 +21,8 @@ from alerts.slack import SlackSender, make_client
 from classifiers import load_classifier
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.core.logs import REDACTOR, secrets_of
-from monitor.pipeline import Pipeline, utcnow
+from monitor.core.clock import Clock, utcnow
+from monitor.pipeline import Pipeline
 from monitor.store import Store
 from monitor.core.logs import get_logger
 
@@ -30,10 +31,11 @@ PROCESS_JOB = "process"
 EXIT_OK, EXIT_SOURCE_FAILED, EXIT_DELIVERY_STOPPED = 0, 1, 2  # `run --once`, documented in the README
 
 
-def build_pipeline(settings: Settings, store: Store, classifier=None) -> Pipeline:
+def build_pipeline(settings: Settings, store: Store, classifier=None, clock: Clock = utcnow) -> Pipeline:
+    """The pipeline and its sender, on one clock."""
     REDACTOR.update(secrets_of(settings))
-    sender = SlackSender(make_client(settings.slack), store, utcnow, settings.slack.channel_messages_per_minute)
-    return Pipeline(settings, store, classifier or load_classifier(settings.classifier.kind), sender)
+    sender = SlackSender(make_client(settings.slack), store, clock, settings.slack.channel_messages_per_minute)
+    return Pipeline(settings, store, classifier or load_classifier(settings.classifier.kind), sender, clock=clock)
 
 
 class Daemon:
@@ -41,6 +43,7 @@ class Daemon:
         self.config_path = config_path
         self.store = Store(settings.storage.url)
         self.pipeline = build_pipeline(settings, self.store)
+        log.info("pipeline: %s", self.pipeline.describe())
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
         self.scheduler: BackgroundScheduler | None = None
@@ -137,7 +140,7 @@ class Daemon:
             return
         from alerts.socket_mode import SocketMode
 
-        self.socket_mode = SocketMode(lambda: self.settings, self.store, utcnow, self._deliver_soon).start()
+        self.socket_mode = SocketMode(lambda: self.settings, self.store, self.pipeline.clock, self._deliver_soon).start()
 
     def _deliver_soon(self) -> None:
         """An action queued a message update: send it now rather than at the next process run."""

@@ -13,7 +13,7 @@ from monitor.store import schema as t
 from monitor.config import Settings, load_settings
 from monitor.daemon import build_pipeline
 from monitor.store import Store
-from tests.conftest import config_dict, write_config
+from tests.support.config import config_dict, write_config
 
 NAMES = ["Acme Cloud", "Birchmail", "Cobaltpay", "Dunefleet", "Emberdocs", "Fjordbank", "Glimmerly", "Harborsync"]
 BEARER = "x-bearer-brands-7c1d"

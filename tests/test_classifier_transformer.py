@@ -15,7 +15,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from monitor.core.labels import INTENTS, SENTIMENTS  # noqa: E402
+from classifiers.base import INTENTS, SENTIMENTS  # noqa: E402
 from classifiers.data import normalise  # noqa: E402
 from classifiers.transformer import (  # noqa: E402
     MAX_LENGTH,
@@ -28,6 +28,8 @@ from classifiers.transformer import (  # noqa: E402
 COMPLAINT = "@acme worst service ever. my order never arrived, nobody answers and I want a refund now"
 PRAISE = "@acme thank you so much, the new update is amazing and your support team is brilliant. love it!"
 QUESTION = "@acme does the starter plan include phone support?"
+
+pytestmark = pytest.mark.slow  # loads the shipped model
 
 
 @pytest.fixture(scope="module")

@@ -111,3 +111,16 @@ def test_the_checks_see_upward_and_function_level_imports():
     assert "monitor.store" in imports_of("monitor.cli")  # imported inside a function there
     assert layer_of("monitor.store.outbox") > layer_of("alerts.rules") > layer_of("monitor.config.settings")
     assert layer_of("monitor.cli") == len(LAYERS) - 1 and layer_of("alerts.slack") == len(LAYERS) - 2
+
+
+def test_no_test_module_imports_another():
+    """Shared helpers live in tests/support (and fixtures in conftest): a test module is never imported."""
+    tests = ROOT / "tests"
+    offenders = []
+    for path in sorted(tests.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.name} imports {n}" for n in names
+                          if n.split(".")[-1].startswith("test_") or n.split(".")[-1] == "conftest"]
+    assert offenders == []

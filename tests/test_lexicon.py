@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from monitor.core.labels import INTENTS, SENTIMENTS
+from classifiers.base import INTENTS, SENTIMENTS
 from classifiers.lexicon import VERSION, LexiconClassifier
 
 

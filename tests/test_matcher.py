@@ -16,7 +16,7 @@ from alerts.messages import KudosItem, kudos_message, slack_escape
 from monitor.core.labels import Labels
 from monitor.config import Settings
 from monitor.matcher import Matcher, normalise
-from tests.conftest import alert_payload
+from tests.support.config import alert_payload
 
 PROPERTY = settings(max_examples=200, deadline=None, database=None)
 

@@ -8,7 +8,7 @@ from typing import Sequence
 from monitor.core.labels import Labels
 from classifiers.lexicon import LexiconClassifier
 from monitor.core.records import Match, Post
-from tests.routing_support import NOW, mention_ids, routed_pipeline
+from tests.support.routing import NOW, mention_ids, routed_pipeline
 
 
 class Watching:

@@ -15,7 +15,7 @@ from emulators.slack import DELIVER_THEN_DROP, rate_limited
 from monitor.config import SlackConfig
 from monitor.core.records import NewAlert
 from monitor.store import Store
-from tests.conftest import alert_payload
+from tests.support.config import alert_payload
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 LABELS = Labels("negative", {"negative": 0.9, "neutral": 0.05, "positive": 0.05}, "complaint",

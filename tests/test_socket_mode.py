@@ -10,21 +10,17 @@ import pytest
 
 from alerts.slack import SlackSender, make_client
 from alerts.socket_mode import SocketMode, action_from_block_actions
-from monitor.core.labels import Labels
 from emulators.server import wait_until
 from emulators.slack import channel_id_for
 from monitor.config import load_settings
 from monitor.core.records import Match, Post
 from monitor.core.records import NewAlert, NewNotification
 from monitor.store import Store
-from tests.conftest import alert_payload, config_dict, write_config
+from tests.support.actors import EVE, KIM, LABELS, SAM
+from tests.support.config import alert_payload, config_dict, write_config
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 APP_TOKEN = "xapp-1-A12345-secret-77c1"
-LABELS = Labels("negative", {"negative": 0.9, "neutral": 0.05, "positive": 0.05}, "complaint",
-                {"complaint": 0.8, "question": 0.05, "praise": 0.05, "suggestion": 0.05, "other": 0.05},
-                True, 0.9, "test-model")
-SAM, KIM, EVE = "U0SAM0001", "U0KIM0001", "U0EVE0001"
 CHANNEL = channel_id_for("#acme-alerts")
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 from monitor.core.labels import Labels
 from monitor.core.records import Match, Post
-from tests.conftest import config_dict, pipeline_with_clock
+from tests.support.config import config_dict, pipeline_with_clock
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)  # a Friday
 INTENTS = ("complaint", "question", "praise", "suggestion", "other")
