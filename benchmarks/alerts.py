@@ -32,7 +32,7 @@ from emulators.slack import SlackEmulator  # noqa: E402
 from monitor.config import Settings  # noqa: E402
 from monitor.core.records import Match, Post  # noqa: E402
 from monitor.pipeline import Pipeline  # noqa: E402
-from monitor import schema as t  # noqa: E402
+from monitor.store import schema as t  # noqa: E402
 from monitor.core.records import KUDOS_ROUTE  # noqa: E402
 from monitor.store import Store  # noqa: E402
 

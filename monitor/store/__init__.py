@@ -14,6 +14,7 @@ from monitor.store.groups import GroupRepository
 from monitor.store.mentions import MentionRepository
 from monitor.store.outbox import OutboxRepository
 from monitor.store.polls import PollRepository
+from monitor.store.reports import ReportRepository
 from monitor.store.routing import RoutingRepository
 from monitor.store.trends import TrendRepository
 
@@ -22,5 +23,5 @@ __all__ = ["Store"]
 
 
 class Store(PollRepository, MentionRepository, RoutingRepository, GroupRepository, OutboxRepository,
-            TrendRepository, ClockRepository):
+            TrendRepository, ClockRepository, ReportRepository):
     """The store a component is handed: every repository over one engine (`Store(url)` migrates it)."""
