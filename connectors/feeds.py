@@ -12,7 +12,6 @@ import hashlib
 import io
 import re
 from datetime import datetime, timedelta, timezone
-from html.parser import HTMLParser
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,6 +20,7 @@ import requests
 from pydantic import Field, field_validator
 
 from connectors import http
+from connectors.text import strip_html
 from connectors.registry import Platform
 from monitor.configbase import Duration, FIRST_POLL_LOOKBACK, HttpPlatform, Interval, Owned, SLUG
 from monitor.core.clock import Clock, utcnow
@@ -28,7 +28,6 @@ from monitor.core.failures import FailureKind, SourceFailure
 from monitor.core.records import FetchResult, Post, within_lookback
 
 PLATFORM = "feed"
-_SPACE = re.compile(r"\s+")
 
 
 # --- config ------------------------------------------------------------------------------------
@@ -52,28 +51,6 @@ class FeedSource(Owned):
         if not re.match(r"^https?://[^\s/]+", url):
             raise ValueError("expected an http:// or https:// URL")
         return url
-
-
-class _TextOnly(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-    def handle_starttag(self, tag, attrs) -> None:
-        if tag in ("br", "p", "div", "li", "tr"):
-            self.parts.append(" ")
-
-
-def strip_html(markup: str) -> str:
-    if "<" not in markup and "&" not in markup:
-        return _SPACE.sub(" ", markup).strip()
-    parser = _TextOnly()
-    parser.feed(markup)
-    parser.close()
-    return _SPACE.sub(" ", "".join(parser.parts)).strip()
 
 
 def unwrap_redirect(link: str | None) -> str | None:

@@ -21,8 +21,8 @@ from pydantic import Field, field_validator
 
 from connectors import http
 from connectors.cursors import Seen
-from connectors.feeds import strip_html
 from connectors.registry import Platform
+from connectors.text import strip_html
 from monitor.configbase import ApiPlatform, Duration, FIRST_POLL_LOOKBACK, Interval, Owned, SLUG
 from monitor.core.clock import Clock, utcnow
 from monitor.core.failures import FailureKind, SourceFailure

@@ -7,6 +7,7 @@ listed; a new module that matches none fails `test_every_module_has_a_layer`, so
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,3 +125,18 @@ def test_no_test_module_imports_another():
             offenders += [f"{path.name} imports {n}" for n in names
                           if n.split(".")[-1].startswith("test_") or n.split(".")[-1] == "conftest"]
     assert offenders == []
+
+
+def test_a_platform_imports_no_other_platform():
+    """A platform plug-in (a module or package of connectors declaring PLUGIN) uses the shared connector
+    helpers and the layers below, never another platform: adding or removing one touches no other."""
+    plugins = {m for m, path in MODULES.items() if m.startswith("connectors.") and m.count(".") == 1
+               and re.search(r"^PLUGIN = Platform\(", path.read_text(), re.M)}
+    assert {"connectors.feeds", "connectors.reddit", "connectors.x"} <= plugins
+
+    def platform_of(module: str) -> str | None:
+        return next((p for p in plugins if module == p or module.startswith(p + ".")), None)
+
+    crossing = [f"{m} imports {t}" for m in sorted(MODULES) if platform_of(m)
+                for t in sorted(imports_of(m)) if platform_of(t) not in (None, platform_of(m))]
+    assert crossing == []
