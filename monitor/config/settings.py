@@ -6,8 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import (Field, SecretStr, ValidationInfo, create_model, field_validator,
-                      model_validator)
+from pydantic import Field, SecretStr, ValidationInfo, create_model, field_validator, model_validator
 
 from connectors.registry import platforms
 from monitor.config.brand import Brand, Source
