@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from classifiers.base import Labels
+from monitor.core.labels import Labels
 
 Destination = Literal["alert", "kudos", "none"]
 CLOCK_INTENTS = ("complaint", "question")  # always need a reply (labels.md), whatever needs_reply says

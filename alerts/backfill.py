@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from alerts.messages import MessageItem, format_age, group_message, slack_escape, truncate
-from classifiers.base import Labels
-from monitor.store import NewAlert, StoredMention
+from monitor.core.labels import Labels
+from monitor.core.records import NewAlert, StoredMention
 
 PER_THREAD_MESSAGE = 10
 _PLURAL = {"complaint": "complaints", "question": "questions", "suggestion": "suggestions",

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from alerts.messages import with_crosspost
-from monitor.store import Crosspost, NewNotification, StatusUpdate, StoredMention
+from monitor.core.records import Crosspost, NewNotification, StatusUpdate, StoredMention
 
 CROSSPOST_WINDOW = timedelta(days=1)
 MIN_WORDS = 6

@@ -6,8 +6,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from classifiers.base import Labels
-from monitor.logs import redact
+from connectors.registry import display_names, platforms
+from monitor.core.labels import Labels
+from monitor.core.logs import redact
 
 EXCERPT_CHARS = 600
 FALLBACK_CHARS = 300
@@ -297,8 +298,7 @@ def status_block(mention_id: int, status: str) -> dict:
 
 # --- the reply clock: status lines, reminders, escalations -------------------------------------
 
-PLATFORMS = {"reddit": "Reddit", "x": "X", "hackernews": "Hacker News", "app_store": "the App Store",
-             "feed": "the web"}
+PLATFORMS = display_names()  # platform type -> its name in a sentence ("answered on Reddit")
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
@@ -331,11 +331,8 @@ def actor(by: str) -> str:
 def responder(via: str, name: str) -> str:
     """A platform account as its platform writes it (u/name, @handle), escaped: platforms let anyone pick one."""
     name = truncate(name, 80)
-    if via == "reddit" and not name.startswith("u/"):
-        name = "u/" + name
-    elif via == "x" and not name.startswith("@"):
-        name = "@" + name
-    return escape(name)
+    known = {p.type: p for p in platforms()}
+    return escape(known[via].account(name) if via in known else name)
 
 
 def handled_status(by: str, via: str, after) -> str:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from classifiers.base import Labels
+from monitor.core.labels import Labels
 from monitor.config import Brand, Route, RouteMatch, WeeklyHours
-from monitor.store import StoredMention
+from monitor.core.records import StoredMention
 
 DEFAULT_GROUP_BY = ("brand",)
 DEFAULT_GROUP_WAIT = timedelta(seconds=30)

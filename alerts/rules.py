@@ -12,9 +12,9 @@ from alerts.messages import (PLATFORMS, KudosItem, MessageItem, group_header, gr
 from alerts.reply_clock import promise_for
 from alerts.routes import group_key, resolve_routes
 from alerts.silences import Silence, silencing
-from classifiers.base import Labels
+from monitor.core.labels import Labels
 from monitor.config import Brand, Settings
-from monitor.store import KUDOS_ROUTE, NewAlert, NewNotification, StoredMention, WaitingItem
+from monitor.core.records import KUDOS_ROUTE, NewAlert, NewNotification, StoredMention, WaitingItem
 
 
 

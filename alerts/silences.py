@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, get_args
 
-from classifiers.base import Labels
+from monitor.core.labels import Labels
 from monitor.config import SOURCE_TYPES, Intent, Sentiment, Settings, channel_name
 
 if TYPE_CHECKING:
-    from monitor.store import StoredMention
+    from monitor.core.records import StoredMention
 
 MATCHER_KEYS = ("brand", "source", "intent", "sentiment", "channel")
 

@@ -19,7 +19,6 @@ if it is not there is it sent again. Per op:
 from __future__ import annotations
 
 import base64
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -33,10 +32,13 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from alerts.messages import ALERT_LINK
 from monitor.config import SlackConfig
-from monitor.health import FailureKind, SourceFailure, after_failure, after_success
-from monitor.store import AlertRow, Store
+from monitor.core.failures import FailureKind, SourceFailure
+from monitor.health import after_failure, after_success
+from monitor.core.records import AlertRow
+from monitor.store import Store
+from monitor.core.logs import get_logger
 
-log = logging.getLogger("mentionwatch.slack")
+log = get_logger(__name__)
 
 METADATA_EVENT = "mentionwatch_alert"
 HEALTH_ID = "slack"

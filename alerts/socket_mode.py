@@ -28,12 +28,13 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 
 from alerts.messages import ACTIONS, truncate
 from alerts.slack import make_client, resolve_channel
-from classifiers.base import INTENTS, SENTIMENTS
+from monitor.core.labels import INTENTS, SENTIMENTS
 from monitor import actions
 from monitor.config import Settings
 from monitor.store import Store
+from monitor.core.logs import get_logger
 
-log = logging.getLogger("mentionwatch.socket_mode")
+log = get_logger(__name__)
 
 DONE_REACTIONS = frozenset({"white_check_mark", "heavy_check_mark"})
 MEMBERS_TTL = 300.0  # seconds a user group's or channel's member list is trusted
@@ -247,7 +248,7 @@ class SocketMode:
         cfg = settings().slack
         web = make_client(cfg)
         self.handler = SlackActions(settings, store, web, clock, on_change)
-        sdk_log = logging.getLogger("mentionwatch.socket_mode.sdk")
+        sdk_log = log.getChild("sdk")
         if not log.isEnabledFor(logging.DEBUG):
             # The SDK logs every session start and every failed reconnect attempt; our `_state` lines
             # say the same once per change.

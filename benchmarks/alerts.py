@@ -26,14 +26,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
 from alerts.slack import SlackSender, make_client  # noqa: E402
-from classifiers.base import Labels  # noqa: E402
+from monitor.core.labels import Labels  # noqa: E402
 from classifiers.lexicon import LexiconClassifier  # noqa: E402
 from emulators.slack import SlackEmulator  # noqa: E402
 from monitor.config import Settings  # noqa: E402
-from monitor.models import Match, Post  # noqa: E402
+from monitor.core.records import Match, Post  # noqa: E402
 from monitor.pipeline import Pipeline  # noqa: E402
-from monitor import schema as t  # noqa: E402
-from monitor.store import KUDOS_ROUTE, Store  # noqa: E402
+from monitor.store import schema as t  # noqa: E402
+from monitor.core.records import KUDOS_ROUTE  # noqa: E402
+from monitor.store import Store  # noqa: E402
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 SOURCES = [("reddit", "acme/posts"), ("x", "acme/x"), ("hackernews", "acme/hn"), ("app_store", "acme/ios")]

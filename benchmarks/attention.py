@@ -40,7 +40,7 @@ from emulators.slack import SlackEmulator, channel_id_for  # noqa: E402
 from emulators.x import XEmulator  # noqa: E402
 from monitor.config import load_settings  # noqa: E402
 from monitor.daemon import Daemon  # noqa: E402
-from monitor.logs import setup_logging  # noqa: E402
+from monitor.core.logs import setup_logging  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "attention_data" / "mentions.jsonl"
 BRANDS = {"acme": ("Acme Cloud", "acmecloud"), "globex": ("Globex Bank", "globexbank"),

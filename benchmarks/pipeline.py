@@ -32,7 +32,7 @@ from emulators.server import wait_until  # noqa: E402
 from emulators.slack import SlackEmulator  # noqa: E402
 from monitor.config import load_settings  # noqa: E402
 from monitor.daemon import Daemon  # noqa: E402
-from monitor.logs import setup_logging  # noqa: E402
+from monitor.core.logs import setup_logging  # noqa: E402
 
 TARGET_MENTIONS_PER_S = 500
 TOKEN = "xoxb-benchmark-not-a-real-token"

@@ -28,7 +28,7 @@ import yaml  # noqa: E402
 from emulators.x import XEmulator  # noqa: E402
 from monitor.config import load_settings  # noqa: E402
 from monitor.daemon import build_pipeline  # noqa: E402
-from monitor.logs import setup_logging  # noqa: E402
+from monitor.core.logs import setup_logging  # noqa: E402
 from monitor.store import Store  # noqa: E402
 
 BEARER = "x-benchmark-not-a-real-token"

@@ -1,32 +1,14 @@
-"""The one interface every classifier implements, so the pipeline never knows which model runs."""
+"""The one interface every classifier implements, so the pipeline never knows which model runs.
+
+`Labels` itself is a domain record (monitor/core/labels.py): alerts and storage read it too."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
-SENTIMENTS = ("negative", "neutral", "positive")
-INTENTS = ("complaint", "question", "praise", "suggestion", "other")
+from monitor.core.labels import INTENTS, SENTIMENTS, Labels
 
-
-@dataclass(frozen=True)
-class Labels:
-    """What a classifier says about one text. Scores are probabilities that sum to 1 per head."""
-
-    sentiment: str
-    sentiment_scores: dict[str, float]
-    intent: str
-    intent_scores: dict[str, float]
-    needs_reply: bool
-    needs_reply_score: float
-    model: str
-    language: str | None = None
-    low_confidence: bool = False
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def confidence(self) -> float:
-        return self.sentiment_scores.get(self.sentiment, 0.0)
+__all__ = ["INTENTS", "SENTIMENTS", "Labels", "Classifier"]
 
 
 class Classifier(Protocol):

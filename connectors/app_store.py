@@ -12,20 +12,69 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
 
 import requests
+from pydantic import Field, field_validator
 
 from connectors import http
 from connectors.cursors import Seen
-from monitor.config import AppStorePlatform, AppStoreSource, Settings
-from monitor.health import FailureKind, SourceFailure
-from monitor.models import FetchResult, Gap, Post, within_lookback
+from connectors.registry import Platform
+from monitor.configbase import ApiPlatform, Duration, FIRST_POLL_LOOKBACK, Interval, Owned, SLUG
+from monitor.core.clock import Clock, utcnow
+from monitor.core.failures import FailureKind, SourceFailure
+from monitor.core.records import FetchResult, Gap, Post, within_lookback
 
 PLATFORM = "app_store"
 FEED_DEPTH = 10  # pages Apple serves per app and country
 _PAGE_IN_HREF = re.compile(r"/page=(\d+)/")
+
+
+# --- config ------------------------------------------------------------------------------------
+
+class AppStorePlatform(ApiPlatform):
+    """Apple's public customer-reviews feed: most recent first, 50 reviews a page, 10 pages at most."""
+
+    base_url: str = "https://itunes.apple.com"
+    max_pages: int = Field(10, ge=1, le=10, description="Pages read per app and country per poll")
+    initial_pages: int = Field(1, ge=1, le=10, description="Pages read on the first poll of an app and country")
+    late_window: Duration = Field(timedelta(hours=2), description="Reviews published up to this long after their "
+                                  "timestamp (moderation) are still picked up")
+
+
+class AppStoreSource(Owned):
+    type: Literal["app_store"]
+    name: str = Field(pattern=SLUG)
+    apps: list[str] = Field(min_length=1, description="Numeric App Store ids (the digits after /id in the app's URL)")
+    countries: list[str] = Field(["us"], min_length=1, description="Storefront country codes such as us, gb, de")
+    interval: Interval = timedelta(minutes=30)
+    require_match: bool = Field(False, description="Reviews of the brand's own app are its mentions even without its name")
+    first_poll_lookback: Duration = Field(FIRST_POLL_LOOKBACK, description="A first poll (of a new source, or a new "
+                                          "install) stores items published this long ago at most, as backfill")
+    needs_reply_at_or_below: int = Field(2, ge=0, le=5, description="Star ratings that need a reply whatever the text says; 0: off")
+
+    @field_validator("apps", mode="before")
+    @classmethod
+    def _app_ids(cls, values: Any) -> Any:
+        """Ids are numbers in YAML more often than not; keep them as strings."""
+        if not isinstance(values, list):
+            return values
+        out = []
+        for value in values:
+            digits = str(value).strip().removeprefix("id")
+            if not digits.isdigit():
+                raise ValueError("expected numeric app ids such as 1234567890 (from apps.apple.com/…/id1234567890)")
+            out.append(digits)
+        return out
+
+    @field_validator("countries")
+    @classmethod
+    def _country_codes(cls, values: list[str]) -> list[str]:
+        out = [v.strip().lower() for v in values]
+        if any(not re.match(r"^[a-z]{2}$", v) for v in out):
+            raise ValueError("expected two-letter country codes such as us, gb, de")
+        return out
 
 
 @dataclass(frozen=True)
@@ -140,14 +189,15 @@ class _FeedPoll:
 class AppStoreConnector:
     PLATFORM = PLATFORM
 
-    def __init__(self, source: AppStoreSource, settings: Settings, store=None, session: requests.Session | None = None):
+    def __init__(self, source: AppStoreSource, settings: Any, store=None, session: requests.Session | None = None,
+                 clock: Clock = utcnow):
         self.source = source
         self.platform: AppStorePlatform = settings.app_store
         self.session = session or http.bounded_session(self.platform.connect_timeout.total_seconds(),
                                                        self.platform.read_timeout.total_seconds(),
                                                        self.platform.max_bytes)
         self.late = int(self.platform.late_window.total_seconds())
-        self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+        self.clock = clock
 
     def fetch(self, cursor: dict | None) -> FetchResult:
         states = (cursor or {}).get("feeds", {})
@@ -217,3 +267,7 @@ class AppStoreConnector:
                         read_timeout=self.platform.read_timeout.total_seconds(),
                         max_bytes=self.platform.max_bytes, what=f"App Store reviews of app {app_id} ({country}) page {page}")
         return resp.body
+
+
+PLUGIN = Platform(type=PLATFORM, display="the App Store", source=AppStoreSource, connector=AppStoreConnector,
+                  settings_key="app_store", settings_model=AppStorePlatform, order=20)

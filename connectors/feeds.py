@@ -11,43 +11,46 @@ import calendar
 import hashlib
 import io
 import re
-from datetime import datetime, timezone
-from html.parser import HTMLParser
-from typing import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import feedparser
 import requests
+from pydantic import Field, field_validator
 
 from connectors import http
-from monitor.config import FeedSource, FeedsPlatform, Settings
-from monitor.health import FailureKind, SourceFailure
-from monitor.models import FetchResult, Post, within_lookback
+from connectors.text import strip_html
+from connectors.registry import Platform
+from monitor.configbase import Duration, FIRST_POLL_LOOKBACK, HttpPlatform, Interval, Owned, SLUG
+from monitor.core.clock import Clock, utcnow
+from monitor.core.failures import FailureKind, SourceFailure
+from monitor.core.records import FetchResult, Post, within_lookback
 
 PLATFORM = "feed"
-_SPACE = re.compile(r"\s+")
 
 
-class _TextOnly(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
+# --- config ------------------------------------------------------------------------------------
 
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-    def handle_starttag(self, tag, attrs) -> None:
-        if tag in ("br", "p", "div", "li", "tr"):
-            self.parts.append(" ")
+class FeedsPlatform(HttpPlatform):
+    max_entries: int = Field(500, gt=0)
 
 
-def strip_html(markup: str) -> str:
-    if "<" not in markup and "&" not in markup:
-        return _SPACE.sub(" ", markup).strip()
-    parser = _TextOnly()
-    parser.feed(markup)
-    parser.close()
-    return _SPACE.sub(" ", "".join(parser.parts)).strip()
+class FeedSource(Owned):
+    type: Literal["feed"]
+    name: str = Field(pattern=SLUG)
+    url: str
+    interval: Interval = timedelta(minutes=15)
+    require_match: bool = Field(True, description="False: every entry is this brand's mention (e.g. Google Alerts)")
+    first_poll_lookback: Duration = Field(FIRST_POLL_LOOKBACK, description="A first poll (of a new source, or a new "
+                                          "install) stores items published this long ago at most, as backfill")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", url):
+            raise ValueError("expected an http:// or https:// URL")
+        return url
 
 
 def unwrap_redirect(link: str | None) -> str | None:
@@ -97,13 +100,14 @@ def entry_to_post(feed_url: str, entry, feed_title: str | None) -> Post:
 class FeedConnector:
     PLATFORM = PLATFORM
 
-    def __init__(self, source: FeedSource, settings: Settings, store=None, session: requests.Session | None = None):
+    def __init__(self, source: FeedSource, settings: Any, store=None, session: requests.Session | None = None,
+                 clock: Clock = utcnow):
         self.source = source
         self.platform: FeedsPlatform = settings.feeds
         self.session = session or http.bounded_session(self.platform.connect_timeout.total_seconds(),
                                                        self.platform.read_timeout.total_seconds(),
                                                        self.platform.max_bytes)
-        self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+        self.clock = clock
 
     def fetch(self, cursor: dict | None) -> FetchResult:
         cursor = dict(cursor or {})
@@ -149,3 +153,7 @@ class FeedConnector:
         new_cursor = {"etag": resp.headers.get("ETag"), "last_modified": resp.headers.get("Last-Modified"),
                       "ill_formed": ill_formed, **({"floor": floor.isoformat()} if floor else {})}
         return FetchResult(posts, new_cursor, warnings=warnings, gaps=gaps, skipped=skipped)
+
+
+PLUGIN = Platform(type=PLATFORM, display="the web", source=FeedSource, connector=FeedConnector,
+                  settings_key="feeds", settings_model=FeedsPlatform, order=10)

@@ -13,21 +13,55 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
 
 import requests
+from pydantic import Field, field_validator
 
 from connectors import http
 from connectors.cursors import Seen
-from connectors.feeds import strip_html
-from monitor.config import HackerNewsPlatform, HackerNewsSource, Settings
-from monitor.health import FailureKind, SourceFailure
-from monitor.models import FetchResult, Post
+from connectors.registry import Platform
+from connectors.text import strip_html
+from monitor.configbase import ApiPlatform, Duration, FIRST_POLL_LOOKBACK, Interval, Owned, SLUG
+from monitor.core.clock import Clock, utcnow
+from monitor.core.failures import FailureKind, SourceFailure
+from monitor.core.records import FetchResult, Post
 
 PLATFORM = "hackernews"
 ITEM_URL = "https://news.ycombinator.com/item?id={}"
 _WORD = re.compile(r"\w+")
+
+
+# --- config ------------------------------------------------------------------------------------
+
+class HackerNewsPlatform(ApiPlatform):
+    """The public Algolia HN Search API (`search_by_date`, newest first)."""
+
+    base_url: str = "https://hn.algolia.com/api/v1"
+    hits_per_page: int = Field(100, ge=1, le=1000)
+    max_pages: int = Field(5, ge=1, le=50, description="Pages read per query per poll; the rest waits for the next poll")
+    initial_pages: int = Field(1, ge=1, le=50, description="Pages read on the first poll of a query")
+    late_window: Duration = Field(timedelta(minutes=10), description="Items indexed up to this long after they "
+                                  "were posted are still picked up")
+
+
+class HackerNewsSource(Owned):
+    type: Literal["hackernews"]
+    name: str = Field(pattern=SLUG)
+    queries: list[str] = Field([], description="Search queries; default: the brand's names, aliases and domains")
+    comments: bool = Field(True, description="Search comments as well as stories")
+    interval: Interval = timedelta(minutes=5)
+    require_match: bool = True
+    first_poll_lookback: Duration = Field(FIRST_POLL_LOOKBACK, description="A first poll (of a new source, or a new "
+                                          "install) stores items published this long ago at most, as backfill")
+
+    @field_validator("queries")
+    @classmethod
+    def _not_blank(cls, values: list[str]) -> list[str]:
+        if any(not v.strip() for v in values):
+            raise ValueError("expected non-empty queries")
+        return [v.strip() for v in values]
 
 
 def default_queries(terms: list[str]) -> list[str]:
@@ -100,9 +134,9 @@ def hit_to_post(raw: dict, team: frozenset[str]) -> Post:
 class HackerNewsConnector:
     PLATFORM = PLATFORM
 
-    def __init__(self, source: HackerNewsSource, settings: Settings, store=None,
+    def __init__(self, source: HackerNewsSource, settings: Any, store=None,
                  session: requests.Session | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Clock = utcnow):
         self.source = source
         self.platform: HackerNewsPlatform = settings.hackernews
         self.session = session or http.bounded_session(self.platform.connect_timeout.total_seconds(),
@@ -252,3 +286,8 @@ def _valid_hits(raw_hits: list) -> tuple[list[_Hit], int]:
             continue
         hits.append(_Hit(str(item_id), created, raw))
     return hits, bad
+
+
+PLUGIN = Platform(type=PLATFORM, display="Hacker News", source=HackerNewsSource, connector=HackerNewsConnector,
+                  settings_key="hackernews", settings_model=HackerNewsPlatform,
+                  team="Hacker News usernames of the team", order=30)

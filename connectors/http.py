@@ -10,7 +10,7 @@ from email.utils import parsedate_to_datetime
 import requests
 
 from connectors.transport import BodyTooLarge, BoundedSession, DeadlineExceeded, TooDeeplyNested
-from monitor.health import FailureKind, SourceFailure, clamp_retry_after
+from monitor.core.failures import FailureKind, SourceFailure, clamp_retry_after
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from monitor.models import TeamReply
+from monitor.core.records import TeamReply
 
 
 class ReplyCandidate(Protocol):

@@ -7,18 +7,19 @@ sends it. Acting on a closed mention is refused with who closed it and when, and
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from alerts import messages
 from alerts.reply_clock import CLOSED_STATES, OPEN_STATES, ClockRow
-from classifiers.base import INTENTS, SENTIMENTS
+from monitor.core.labels import INTENTS, SENTIMENTS
 from monitor.config import Settings
-from monitor.store import StatusUpdate, Store, StoredMention
+from monitor.core.records import StatusUpdate, StoredMention
+from monitor.store import Store
 from monitor.tracker import new_clock, status_update
+from monitor.core.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)

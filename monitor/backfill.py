@@ -10,7 +10,6 @@ and a `backlog` reply clock for each that needs a reply, which shows overdue but
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from dataclasses import replace
 from datetime import datetime
@@ -19,8 +18,9 @@ from alerts.backfill import BacklogItem, backfill_messages
 from monitor.config import Settings
 from monitor.store import Store
 from monitor.tracker import needs_reply, new_clock
+from monitor.core.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 class Backfill:

@@ -56,7 +56,7 @@ def run(config: str = ConfigOption, once: bool = typer.Option(False, "--once", h
         log_level: str = typer.Option("INFO", "--log-level")) -> None:
     """Run the monitor: poll every source on its interval, classify, and alert in Slack."""
     from monitor.daemon import Daemon
-    from monitor.logs import setup_logging
+    from monitor.core.logs import setup_logging
 
     setup_logging(log_level)
     settings = _load(config)
@@ -141,7 +141,7 @@ def export(config: str = ConfigOption, since: Optional[str] = typer.Option(None,
            fmt: ExportFormat = typer.Option(ExportFormat.jsonl, "--format"),
            output: Optional[Path] = typer.Option(None, "--output", "-o")) -> None:
     """Write stored mentions with brand, source, url, author, time, labels and alert state."""
-    from monitor.logs import REDACTOR
+    from monitor.core.logs import REDACTOR
 
     settings = _load(config)
     out = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
@@ -166,7 +166,7 @@ def export(config: str = ConfigOption, since: Optional[str] = typer.Option(None,
 @app.command()
 def status(config: str = ConfigOption) -> None:
     """Each source's health, last success and dropped posts, and the Slack outbox."""
-    from monitor.logs import redact
+    from monitor.core.logs import redact
 
     settings = _load(config)
     with _opened(settings) as store:

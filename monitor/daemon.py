@@ -22,19 +22,22 @@ from classifiers import load_classifier
 from classifiers.base import describe
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.health import CLASSIFIER_HEALTH_ID, SourceHealth
-from monitor.logs import REDACTOR, secrets_of
-from monitor.pipeline import Pipeline, utcnow
+from monitor.core.logs import REDACTOR, secrets_of
+from monitor.core.clock import Clock, utcnow
+from monitor.pipeline import Pipeline
 from monitor.store import Store
+from monitor.core.logs import get_logger
 
-log = logging.getLogger("mentionwatch")
+log = get_logger(__name__)
 PROCESS_JOB = "process"
 EXIT_OK, EXIT_SOURCE_FAILED, EXIT_DELIVERY_STOPPED = 0, 1, 2  # `run --once`, documented in the README
 
 
-def build_pipeline(settings: Settings, store: Store, classifier=None) -> Pipeline:
+def build_pipeline(settings: Settings, store: Store, classifier=None, clock: Clock = utcnow) -> Pipeline:
+    """The pipeline and its sender, on one clock."""
     REDACTOR.update(secrets_of(settings))
-    sender = SlackSender(make_client(settings.slack), store, utcnow, settings.slack.channel_messages_per_minute)
-    return Pipeline(settings, store, classifier or load_classifier(settings.classifier.kind), sender)
+    sender = SlackSender(make_client(settings.slack), store, clock, settings.slack.channel_messages_per_minute)
+    return Pipeline(settings, store, classifier or load_classifier(settings.classifier.kind), sender, clock=clock)
 
 
 class Daemon:
@@ -43,6 +46,7 @@ class Daemon:
         self.store = Store(settings.storage.url)
         self.pipeline = build_pipeline(settings, self.store)
         self._record_classifier()
+        log.info("pipeline: %s", self.pipeline.describe())
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
         self.scheduler: BackgroundScheduler | None = None
@@ -149,7 +153,7 @@ class Daemon:
             return
         from alerts.socket_mode import SocketMode
 
-        self.socket_mode = SocketMode(lambda: self.settings, self.store, utcnow, self._deliver_soon).start()
+        self.socket_mode = SocketMode(lambda: self.settings, self.store, self.pipeline.clock, self._deliver_soon).start()
 
     def _deliver_soon(self) -> None:
         """An action queued a message update: send it now rather than at the next process run."""

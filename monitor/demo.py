@@ -85,7 +85,7 @@ def _run(console: Console, workdir: Path, classifier: str, timeout: float) -> in
     from classifiers.base import describe
     from monitor.config import load_settings
     from monitor.daemon import Daemon
-    from monitor.logs import setup_logging
+    from monitor.core.logs import setup_logging
 
     setup_logging("WARNING")
     data = demo_posts()

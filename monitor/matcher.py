@@ -14,7 +14,7 @@ from typing import Iterable, Mapping
 
 import ahocorasick
 
-from monitor.models import Match
+from monitor.core.records import Match
 
 _SPACE = re.compile(r"\s+")
 _DEFANGED_DOT = re.compile(r"\s*(?:[\[(]\s*)+(?:\.|dot)(?:\s*[\])])+\s*")

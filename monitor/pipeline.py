@@ -7,10 +7,9 @@ A crash between any two stages leaves work that the next run picks up; nothing i
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Callable
 
 from alerts.crossposts import CROSSPOST_WINDOW, attached, link_update, text_key, twin_of
@@ -19,24 +18,25 @@ from alerts.routes import route_at
 from alerts.rules import group_messages, kudos_notifications, needs_human, route_mention, source_health_alert
 from alerts.silences import silencing
 from alerts.slack import DeliveryReport, SlackSender
-from classifiers.base import Classifier, Labels
+from classifiers.base import Classifier
+from monitor.core.labels import Labels
 from classifiers.lexicon import LexiconClassifier
-from connectors import make_connector
+from connectors.registry import make_connector
 from monitor.config import Settings
 from monitor.backfill import Backfill
-from monitor.health import FailureKind, SourceFailure, SourceHealth, after_failure, after_success
+from monitor.core.clock import Clock, utcnow
+from monitor.core.failures import FailureKind, SourceFailure
+from monitor.health import SourceHealth, after_failure, after_success
 from monitor.matcher import Matcher
-from monitor.models import Match, Post, TeamReply
-from monitor.store import Crosspost, NewAlert, Store
+from monitor.core.records import Match, Post, TeamReply
+from monitor.core.records import Crosspost, NewAlert
+from monitor.store import Store
 from monitor.trends import Trends
 from monitor.tracker import UnansweredTracker
+from monitor.core.logs import get_logger
 
-log = logging.getLogger("mentionwatch")
+log = get_logger(__name__)
 REPLY_LOOKBACK = timedelta(days=7)  # stored mentions older than this are no longer checked for team replies
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def backfill_before(first_poll: bool, last_success: datetime | None, older_than: timedelta, outage: timedelta,
@@ -48,6 +48,15 @@ def backfill_before(first_poll: bool, last_success: datetime | None, older_than:
     if first_poll or (last_success is not None and now - last_success > outage):
         return now - older_than
     return None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of `Pipeline.process`: `run(now, flush_all)`, skipped when `off` says why."""
+
+    name: str
+    run: Callable[[datetime, bool], object]
+    off: str | None = None
 
 
 @dataclass
@@ -79,7 +88,7 @@ def classify_exception(exc: Exception, source_id: str) -> SourceFailure:
 
 class Pipeline:
     def __init__(self, settings: Settings, store: Store, classifier: Classifier, sender: SlackSender,
-                 clock: Callable[[], datetime] = utcnow):
+                 clock: Clock = utcnow):
         self.settings = settings
         self.store = store
         self.classifier = classifier
@@ -87,15 +96,36 @@ class Pipeline:
         self.clock = clock
         self.matcher = Matcher.from_settings(settings)
         self.sources = settings.sources()
-        self._connectors = {sid: make_connector(src, settings, store) for sid, (_, src) in self.sources.items()}
-        for connector in self._connectors.values():
-            if hasattr(connector, "clock"):  # connectors that reason about time share the pipeline's clock
-                connector.clock = lambda: self.clock()
+        # every connector reads the pipeline's clock (through it, so a clock swapped later reaches them too)
+        self._connectors = {sid: make_connector(src, settings, store, clock=lambda: self.clock())
+                            for sid, (_, src) in self.sources.items()}
         self._fallback = LexiconClassifier()
         self.tracker = UnansweredTracker(settings, store)
         self.trends = Trends(settings, store)
         self.backfill = Backfill(settings, store)
         self._disabled: set[str] = set()  # sources whose credentials kept failing, until reload/restart
+        self.stages = self._stages()
+
+    def _stages(self) -> list[Stage]:
+        """What `process` does after labelling a batch, in this order (before the outbox is drained)."""
+        brands = self.settings.brands.values()
+        trends_off = None if any(b.spikes.enabled or b.digest.enabled for b in brands) else \
+            "no brand has spikes or a weekly digest enabled"
+        return [
+            # before routing, so a new spike's negative mentions fold into its thread
+            Stage("trends", lambda now, flush_all: self.trends.run(now), trends_off),
+            # a brand's backlog (first run, long outage): one summary, not an alert each
+            Stage("backfill", lambda now, flush_all: self.backfill.run(now, force=flush_all)),
+            Stage("route", lambda now, flush_all: self._route_all()),
+            Stage("reply clock", lambda now, flush_all: self.tracker.tick(now)),
+            Stage("flush", lambda now, flush_all: self.flush_groups(force=flush_all)),
+        ]
+
+    def describe(self) -> str:
+        """The stages in order, which are on and why one is off: logged once when the daemon starts."""
+        steps = [f"classify ({self.classifier.version})"]
+        steps += [stage.name if stage.off is None else f"{stage.name} (off: {stage.off})" for stage in self.stages]
+        return " -> ".join(steps + ["deliver"])
 
     # --- poll ----------------------------------------------------------------------------------
 
@@ -314,16 +344,17 @@ class Pipeline:
         total = DeliveryReport()
         while True:
             labelled = self.classify_pending(batches=1)
-            self.trends.run(self.clock())  # before routing, so a new spike's negative mentions fold into its thread
-            self.backfill.run(self.clock(), force=flush_all)  # a brand's backlog: one summary, not an alert each
-            while self.route_pending():
-                pass
-            self.tracker.tick(self.clock())
-            self.flush_groups(force=flush_all)
+            for stage in self.stages:
+                if stage.off is None:
+                    stage.run(self.clock(), flush_all)
             if not total.stopped:
                 self._drain(total)
             if not labelled:
                 return total
+
+    def _route_all(self) -> None:
+        while self.route_pending():
+            pass
 
     def _drain(self, total: DeliveryReport) -> None:
         while True:

@@ -11,16 +11,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field, is_dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Literal, Sequence
 
 from rich.table import Table
-from sqlalchemy import Integer, and_, case, func, literal_column, or_, select
-from sqlalchemy.sql import ColumnElement
 
 from alerts.messages import net_text
-from alerts.spikes import HourCount
-from monitor import schema as t
 from monitor.config import Brand, Settings
 from monitor.responses import response_stats
 from monitor.store import Store
@@ -129,40 +125,7 @@ def _plain(value):
     return value
 
 
-# --- SQL ------------------------------------------------------------------------------------------
-
-m, lab = t.mentions.c, t.labels.c
-
-
-def mention_time() -> ColumnElement:
-    """When a mention was posted; when the platform does not say, when we fetched it."""
-    return func.coalesce(m.created_at, m.fetched_at)
-
-
-def in_window(start: datetime, end: datetime) -> ColumnElement:
-    """`mention_time()` in [start, end), written so the (brand, created_at) index serves both branches."""
-    return or_(and_(m.created_at >= start, m.created_at < end),
-               and_(m.created_at.is_(None), m.fetched_at >= start, m.fetched_at < end))
-
-
-def newest_labels():
-    """labels joined to mentions, only each mention's newest row (created_at, then model name)."""
-    newer = t.labels.alias("newer")
-    is_newest = ~select(newer.c.mention_id).where(
-        newer.c.mention_id == lab.mention_id,
-        or_(newer.c.created_at > lab.created_at,
-            and_(newer.c.created_at == lab.created_at, newer.c.model > lab.model))).exists()
-    return t.mentions.outerjoin(t.labels, and_(lab.mention_id == m.id, is_newest))
-
-
-def day_bucket(dialect: str) -> ColumnElement:
-    """The mention's UTC day as YYYY-MM-DD: SQLite strftime (the expression of the ix_mentions_report index,
-    format inlined so that SQLite matches it), PostgreSQL date_trunc."""
-    ts = mention_time()
-    if dialect == "postgresql":
-        return func.to_char(func.date_trunc("day", func.timezone("UTC", ts)), "YYYY-MM-DD")
-    return func.strftime(literal_column("'%Y-%m-%d'"), ts)
-
+# --- counts -------------------------------------------------------------------------------------
 
 def period_of(day: str, by: Period) -> str:
     """Days roll up into ISO weeks (named by their Monday) in Python: grouping by day in SQL is cheaper."""
@@ -172,77 +135,18 @@ def period_of(day: str, by: Period) -> str:
     return (moment - timedelta(days=moment.weekday())).isoformat()
 
 
-def in_days(day: ColumnElement, start: datetime, end: datetime) -> list[ColumnElement]:
-    """`mention_time()` in [start, end), with the day range that lets SQLite walk ix_mentions_report."""
-    first, last = (f"{moment.astimezone(timezone.utc):%Y-%m-%d}" for moment in (start, end))
-    return [day >= first, day <= last, mention_time() >= start, mention_time() < end]
-
-
 def counts(store: Store, brands: Sequence[str], start: datetime, end: datetime,
            by: Period | None) -> dict[str, dict[str, PeriodStats]]:
-    """brand -> period -> counts; `by=None` gives one period, "total", per brand.
-
-    One row per brand, day and source, sentiments and intents pivoted into columns: on SQLite the
-    rows then come in index order and aggregate without a sort.
-    """
-    day = day_bucket(store.engine.dialect.name)
-    pivot = [func.sum(case((lab.sentiment == s, 1), else_=0)) for s in SENTIMENTS]
-    pivot += [func.sum(case((lab.intent == i, 1), else_=0)) for i in INTENTS]
-    query = (select(m.brand, day, m.source, func.count(), *pivot).select_from(newest_labels())
-             .where(m.brand.in_(list(brands)), *in_days(day, start, end)).group_by(m.brand, day, m.source))
+    """brand -> period -> counts; `by=None` gives one period, "total", per brand."""
     out: dict[str, dict[str, PeriodStats]] = {b: {} for b in brands}
-    with store.engine.connect() as conn:
-        for brand, day_name, source, volume, *numbers in conn.execute(query):
-            name = period_of(day_name, by) if by else "total"
-            stats = out[brand].setdefault(name, PeriodStats(name))
-            stats.volume += volume
-            stats.by_source[source] += volume
-            stats.sentiment.update({s: n for s, n in zip(SENTIMENTS, numbers) if n})
-            stats.intents.update({i: n for i, n in zip(INTENTS, numbers[len(SENTIMENTS):]) if n})
+    for brand, day_name, source, volume, *numbers in store.daily_counts(brands, start, end):
+        name = period_of(day_name, by) if by else "total"
+        stats = out[brand].setdefault(name, PeriodStats(name))
+        stats.volume += volume
+        stats.by_source[source] += volume
+        stats.sentiment.update({s: n for s, n in zip(SENTIMENTS, numbers) if n})
+        stats.intents.update({i: n for i, n in zip(INTENTS, numbers[len(SENTIMENTS):]) if n})
     return out
-
-
-def complaint_texts(store: Store, brand: str, start: datetime, end: datetime, limit: int) -> list[str]:
-    """The newest complaints' words: newest day first, a backwards walk of the index that stops at `limit`."""
-    day = day_bucket(store.engine.dialect.name)
-    query = (select(m.title, m.text).select_from(newest_labels())
-             .where(m.brand == brand, *in_days(day, start, end), lab.intent == "complaint")
-             .order_by(day.desc()).limit(limit))
-    with store.engine.connect() as conn:
-        return ["\n".join(p for p in (r.title, r.text) if p) for r in conn.execute(query)]
-
-
-def top_mentions(store: Store, brand: str, start: datetime, end: datetime, *, intent: str | None = None,
-                 sentiment: str | None = None, limit: int) -> list[dict]:
-    """The most-engaged mentions (by reach) in the window, with their newest labels."""
-    query = (select(m.id, m.source, m.url, m.author, m.title, m.text, m.reach, lab.sentiment, lab.intent)
-             .select_from(newest_labels()).where(m.brand == brand, in_window(start, end)))
-    if intent:
-        query = query.where(lab.intent == intent)
-    if sentiment:
-        query = query.where(lab.sentiment == sentiment)
-    query = query.order_by(func.coalesce(m.reach, -1).desc(), m.id.desc()).limit(limit)
-    with store.engine.connect() as conn:
-        return [dict(r) for r in conn.execute(query).mappings()]
-
-
-def hourly_counts(store: Store, brand: str, now: datetime, history: timedelta) -> list[HourCount]:
-    """Mentions (and negative ones) per hour ending at `now`, for `history` back: the input of spike detection."""
-    start = now - history - timedelta(hours=1)
-    ts = mention_time()
-    if store.engine.dialect.name == "postgresql":
-        hours_ago = func.floor(func.extract("epoch", now - ts) / 3600)
-    else:
-        hours_ago = func.cast((func.julianday(now.strftime("%Y-%m-%d %H:%M:%S.%f")) - func.julianday(ts)) * 24, Integer)
-    hours_ago = hours_ago.label("hours_ago")
-    negative = func.sum(case((lab.sentiment == "negative", 1), else_=0)).label("negative")
-    query = (select(hours_ago, func.count().label("total"), negative).select_from(newest_labels())
-             .where(m.brand == brand, in_window(start, now)).group_by(hours_ago))
-    with store.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    found = {int(r.hours_ago): HourCount(int(r.hours_ago), r.total, int(r.negative or 0)) for r in rows}
-    span = int(history / timedelta(hours=1))
-    return [found.get(h, HourCount(h, 0, 0)) for h in range(span + 1)]
 
 
 # --- terms ----------------------------------------------------------------------------------------
@@ -276,7 +180,7 @@ def build_report(store: Store, settings: Settings, *, since: datetime, now: date
     out = []
     for brand_id in brands:
         cfg = settings.brands[brand_id]
-        texts = complaint_texts(store, brand_id, since, now, TERMS_SAMPLE)
+        texts = store.complaint_texts(brand_id, since, now, TERMS_SAMPLE)
         out.append(BrandReport(
             brand=brand_id, name=cfg.names[0], since=since, until=now, by=by,
             periods=sorted(table[brand_id].values(), key=lambda p: p.period),

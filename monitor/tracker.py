@@ -9,7 +9,6 @@ keys (`reminder:<mention>:<n>`, `escalation:<mention>`), so a crash or restart n
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,11 +25,13 @@ from alerts.reply_clock import (
     reminder_time,
 )
 from alerts.routes import ResolvedRoute, resolve_routes, shortest_repeat_interval
-from classifiers.base import Labels
+from monitor.core.labels import Labels
 from monitor.config import Settings
-from monitor.store import NewAlert, StatusUpdate, Store, StoredMention
+from monitor.core.records import NewAlert, StatusUpdate, StoredMention
+from monitor.store import Store
+from monitor.core.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 CLOCK_LOOKBACK = timedelta(days=7)  # a mention routed longer ago than this never starts a clock (silences are shorter)
 
 

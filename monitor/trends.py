@@ -8,17 +8,18 @@ most once per CHECK_EVERY, because hourly windows change slowly and the counts c
 from __future__ import annotations
 
 import base64
-import logging
 from datetime import datetime, timedelta
 
 from alerts.digest import WeekNumbers, digest_due, digest_payload, week_bounds
 from alerts.spikes import HOUR, detect, spike_message, spike_over_message, step
 from monitor.config import Brand, Settings
-from monitor.report import BrandReport, counts, hourly_counts, top_mentions
+from monitor.report import BrandReport, counts
 from monitor.responses import response_stats
-from monitor.store import NewAlert, Store
+from monitor.core.records import NewAlert
+from monitor.store import Store
+from monitor.core.logs import get_logger
 
-log = logging.getLogger("mentionwatch")
+log = get_logger(__name__)
 CHECK_EVERY = timedelta(minutes=1)
 DRIVERS = 3
 
@@ -57,14 +58,14 @@ class Trends:
 
     def check_spike(self, brand_id: str, brand: Brand, now: datetime) -> None:
         config = brand.spikes
-        signal = detect(hourly_counts(self.store, brand_id, now, config.baseline), config)
+        signal = detect(self.store.hourly_counts(brand_id, now, config.baseline), config)
         active = self.store.active_spike(brand_id)
         decision = step(active, signal, now, config)
         if decision.action == "start":
             hour = counts(self.store, [brand_id], now - HOUR, now, None)[brand_id].get("total")
             intent = hour.intents.most_common(1)[0][0] if hour and hour.intents else None
-            drivers = top_mentions(self.store, brand_id, now - HOUR, now, limit=DRIVERS,
-                                   sentiment="negative" if signal.metric == "negative" else None)
+            drivers = self.store.top_mentions(brand_id, now - HOUR, now, limit=DRIVERS,
+                                              sentiment="negative" if signal.metric == "negative" else None)
             alert = NewAlert(f"spike:{brand_id}:{now.isoformat()}", "spike", None, brand_id, brand.slack_channel,
                              spike_message(brand.names[0], signal, drivers, intent))
             details = {"count": signal.count, "usual": signal.usual, "z": round(signal.z, 2), "intent": intent,
@@ -100,8 +101,8 @@ class Trends:
                              sorted(weeks.values(), key=lambda p: p.period), terms=[], complaints_read=0)
         payload = digest_payload(
             brand_id=brand_id, brand_name=brand.names[0], week=week, this=this, before=before,
-            complaints=top_mentions(self.store, brand_id, start, end, intent="complaint", limit=3),
-            praise=next(iter(top_mentions(self.store, brand_id, start, end, intent="praise", limit=1)), None),
+            complaints=self.store.top_mentions(brand_id, start, end, intent="complaint", limit=3),
+            praise=next(iter(self.store.top_mentions(brand_id, start, end, intent="praise", limit=1)), None),
             chart_png_b64=base64.b64encode(sentiment_chart(report)).decode())
         alert = NewAlert(f"digest:{brand_id}:{week}", "digest", None, brand_id,
                          config.channel or brand.slack_channel, payload, op="upload")

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from classifiers import data
 from monitor import actions
 from monitor.cli import app
-from tests.test_tracker import NOW, H, alert_message, complaint_id, make_world
+from tests.support.tracker import NOW, H, alert_message, complaint_id, make_world
 
 
 @pytest.fixture

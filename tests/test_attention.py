@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 
 from alerts.attention import Attention, attention, attention_of
-from monitor import schema as t
-from tests.routing_support import NOW, INTENTS, add, header, labels, mention_ids, routed_pipeline
+from monitor.store import schema as t
+from tests.support.routing import NOW, INTENTS, add, header, labels, mention_ids, routed_pipeline
 
 HINT = "2-star review"
 

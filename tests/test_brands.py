@@ -9,11 +9,11 @@ import time
 from emulators.hackernews import HackerNewsEmulator, story
 from emulators.reddit import RedditEmulator
 from emulators.x import XEmulator
-from monitor import schema as t
+from monitor.store import schema as t
 from monitor.config import Settings, load_settings
 from monitor.daemon import build_pipeline
 from monitor.store import Store
-from tests.conftest import config_dict, write_config
+from tests.support.config import config_dict, write_config
 
 NAMES = ["Acme Cloud", "Birchmail", "Cobaltpay", "Dunefleet", "Emberdocs", "Fjordbank", "Glimmerly", "Harborsync"]
 BEARER = "x-bearer-brands-7c1d"

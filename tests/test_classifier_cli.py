@@ -23,6 +23,7 @@ def output_rows(result) -> list[dict]:
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
+@pytest.mark.slow  # loads the shipped model
 def test_classify_arguments_with_transformer():
     rows = output_rows(runner.invoke(app, ["classify", "I love this app, thank you!", "Where is my refund??"]))
     assert [row["text"] for row in rows] == ["I love this app, thank you!", "Where is my refund??"]
@@ -115,6 +116,7 @@ def test_eval_prints_scores_and_confusion_matrix(tmp_path):
     assert matrix[2].split() == ["negative", "1", "0", "1"]
 
 
+@pytest.mark.slow  # loads the shipped model
 def test_eval_intent_task_with_transformer(tmp_path):
     data = tmp_path / "intent.jsonl"
     data.write_text(json.dumps({"text": "please add a dark mode to the app", "intent": "suggestion"}) + "\n")

@@ -31,6 +31,8 @@ pytestmark = pytest.mark.slow  # loads the model (and builds its cached graphs o
 PRAISE = "@acme thank you so much, the new update is amazing and your support team is brilliant. love it!"
 QUESTION = "@acme does the starter plan include phone support?"
 
+pytestmark = pytest.mark.slow  # loads the shipped model
+
 
 @pytest.fixture(scope="module")
 def classifier() -> TransformerClassifier:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from emulators.feeds import render_rss
-from tests.conftest import config_dict, feed_source, write_config
+from tests.support.config import config_dict, feed_source, write_config
 
 MENTIONWATCH = str(Path(sys.executable).with_name("mentionwatch"))
 SECRET = "xoxb-invalid-SECRET-7f3e9d"

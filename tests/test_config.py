@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import EX_CONFIG, ConfigError, load_settings, parse_duration
-from monitor.logs import RedactSecrets, secrets_of
+from monitor.core.logs import RedactSecrets, secrets_of
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "xoxb-SECRET-123456"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from alerts.crossposts import text_key
-from monitor import schema
+from monitor.store import schema
 from monitor.actions import mark_handled
 from monitor.store import Store
-from tests.routing_support import NOW, add, labels, mention_ids, routed_pipeline
+from tests.support.routing import NOW, add, labels, mention_ids, routed_pipeline
 
 TEXT = "Acme Cloud charged me twice for March and support has ignored my ticket for a week"
 

@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 import yaml
 
 from emulators.feeds import render_rss
 from emulators.server import wait_until
-from tests.conftest import TOKEN, config_dict, feed_source, write_config
+from tests.support.daemon import start
+from tests.support.config import TOKEN, config_dict, feed_source, write_config
 
-MENTIONWATCH = str(Path(sys.executable).with_name("mentionwatch"))
 NOW = datetime.now(timezone.utc)
 COMPLAINTS = ["Acme Cloud is down again and support ignores me, terrible",
               "Acme billing charged me twice, awful experience, nobody answers",
               "Why is Acme Cloud so slow today? This is frustrating and broken"]
+
+pytestmark = pytest.mark.slow  # the real daemon, as a subprocess
 
 
 def publish(feeds, name: str, start: int, count: int) -> None:
@@ -33,15 +33,28 @@ def publish(feeds, name: str, start: int, count: int) -> None:
     feeds.set_feed(name, render_rss(name, f"https://{name}.example.com/", items))
 
 
-def start(config: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([MENTIONWATCH, "run", "--config", str(config), *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def db_rows(tmp_path: Path, query: str) -> list[tuple]:
     with sqlite3.connect(tmp_path / "mw.db") as conn:
         return conn.execute(query).fetchall()
+
+
+def progress(tmp_path: Path) -> tuple[int, int]:
+    """What the daemons committed so far: (mentions stored, alerts sent)."""
+    if not (tmp_path / "mw.db").exists():
+        return 0, 0
+    try:
+        return (db_rows(tmp_path, "SELECT count(*) FROM mentions")[0][0],
+                db_rows(tmp_path, "SELECT count(*) FROM alerts WHERE state = 'sent'")[0][0])
+    except sqlite3.OperationalError:  # the first daemon is still creating the tables
+        return 0, 0
+
+
+def outstanding(tmp_path: Path, published: int) -> int:
+    """Work a killed daemon left: posts not yet stored, mentions not yet routed, alerts not yet sent."""
+    stored = db_rows(tmp_path, "SELECT count(*) FROM mentions")[0][0]
+    unrouted = db_rows(tmp_path, "SELECT count(*) FROM mentions WHERE routed_at IS NULL")[0][0]
+    unsent = db_rows(tmp_path, "SELECT count(*) FROM alerts WHERE state != 'sent'")[0][0]
+    return published - stored + unrouted + unsent
 
 
 def test_sigkill_at_random_moments_loses_nothing_and_sends_nothing_twice(tmp_path, feeds, slack):
@@ -53,14 +66,21 @@ def test_sigkill_at_random_moments_loses_nothing_and_sends_nothing_twice(tmp_pat
     slack.latency = 0.02
     rng = random.Random(7)
     published = 20
+    mid_work = 0
     for round_ in range(6):
+        before = progress(tmp_path)
         proc = start(config)
-        time.sleep(rng.uniform(0.8, 2.5))
+        # Kill only once this run has committed something (however slowly the process started), and
+        # soon after: a kill then lands with posts still to fetch, route or send.
+        assert wait_until(lambda: progress(tmp_path) != before, timeout=60), "the daemon never committed work"
+        time.sleep(rng.uniform(0.0, 0.3))
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
+        mid_work += outstanding(tmp_path, len(names) * published) > 0
         for name in names:  # new posts keep arriving between crashes
             publish(feeds, name, 0, published + 5)
         published += 5
+    assert mid_work >= 3, f"only {mid_work} of 6 kills left work outstanding"
     slack.latency = 0.0
     for _ in range(2):
         done = start(config, "--once")

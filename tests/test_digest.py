@@ -13,10 +13,11 @@ from matplotlib.image import imread
 from alerts.digest import digest_due, week_bounds
 from alerts.messages import slack_escape
 from monitor.config import DigestConfig, load_settings
-from monitor.store import NewAlert, Store
+from monitor.core.records import NewAlert
+from monitor.store import Store
 from monitor.trends import Trends
-from tests.conftest import config_dict, pipeline_with_clock, write_config
-from tests.histories import add
+from tests.support.config import config_dict, pipeline_with_clock, write_config
+from tests.support.histories import add
 
 UTC = timezone.utc
 MONDAY = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday of 2026-W48: the digest of W47 is due

@@ -20,11 +20,12 @@ from emulators.feeds import render_rss
 from emulators.server import wait_until
 from emulators.slack import DELIVER_THEN_DROP, DELIVER_THEN_HANG, rate_limited
 from monitor.config import SlackConfig, load_settings
-from monitor.models import Match, Post
-from monitor.store import NewAlert, NewNotification, Store
-from tests.conftest import alert_payload, config_dict, feed_source, write_config
-from tests.test_daemon import start
-from tests.test_socket_mode import KIM, LABELS, SAM
+from monitor.core.records import Match, Post
+from monitor.core.records import NewAlert, NewNotification
+from monitor.store import Store
+from tests.support.config import alert_payload, config_dict, feed_source, write_config
+from tests.support.daemon import start
+from tests.support.actors import KIM, LABELS, SAM
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 CHANNEL = "#acme-alerts"
@@ -79,6 +80,7 @@ def run_once(config) -> None:
 ROTATIONS = [("post", "reply", "update"), ("reply", "update", "post"), ("update", "post", "reply")]
 
 
+@pytest.mark.slow  # the real daemon, as a subprocess
 def test_sigkill_before_during_and_after_each_op_s_slack_call(tmp_path, slack, daemon_config):
     config, _ = daemon_config
     store = Store(f"sqlite:///{tmp_path / 'mw.db'}")
@@ -171,7 +173,7 @@ def test_a_429_storm_delays_but_never_duplicates_or_reorders(slack, store):
 
 
 def test_ten_minutes_of_slack_outage_then_recovery(slack, store, caplog):
-    caplog.set_level(logging.INFO, logger="mentionwatch.slack")
+    caplog.set_level(logging.INFO, logger="mentionwatch.alerts.slack")
     clock = [NOW]
     sender = sender_for(slack, store, clock)
     posts, updates = mixed_rows(store, sender, "before")
@@ -215,6 +217,7 @@ def alerted_mentions(store: Store, count: int) -> list[tuple[int, int]]:
     return out
 
 
+@pytest.mark.slow  # the real daemon, as a subprocess
 def test_socket_mode_reconnects_and_acts_once_across_redelivery_and_a_daemon_crash(tmp_path, slack,
                                                                                      daemon_config):
     _, config = daemon_config

@@ -11,7 +11,7 @@ from emulators.feeds import render_rss
 from emulators.reddit import RedditEmulator
 from emulators.slack import channel_id_for
 from emulators.x import XEmulator
-from tests.conftest import config_dict, feed_source, pipeline_with_clock
+from tests.support.config import config_dict, feed_source, pipeline_with_clock
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
 H = timedelta(hours=1)

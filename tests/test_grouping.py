@@ -9,7 +9,7 @@ import pytest
 
 from alerts.grouping import GroupState, flush_mode, in_hours, should_flush
 from monitor.config import WeeklyHours
-from tests.routing_support import NOW, add, header, labels, mention_ids, routed_pipeline
+from tests.support.routing import NOW, add, header, labels, mention_ids, routed_pipeline
 
 WAIT, INTERVAL = timedelta(seconds=30), timedelta(minutes=5)
 NIGHT_BERLIN = WeeklyHours(timezone="Europe/Berlin", days=["mon", "tue", "wed", "thu", "fri"],

@@ -25,10 +25,11 @@ from emulators.x import XEmulator
 from monitor import cli
 from monitor.config import load_settings
 from monitor.daemon import Daemon, build_pipeline
-from monitor.health import FailureKind, SourceFailure, SourceHealth, after_failure
-from monitor.logs import REDACTOR
+from monitor.core.failures import FailureKind, SourceFailure
+from monitor.health import SourceHealth, after_failure
+from monitor.core.logs import REDACTOR
 from monitor.store import Store
-from tests.conftest import config_dict, feed_source, pipeline_with_clock, write_config
+from tests.support.config import config_dict, feed_source, pipeline_with_clock, write_config
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 BEARER = "x-bearer-HOSTILE-77c1e0aa"

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import example, given, settings, strategies as st
 
 from alerts.messages import KudosItem, kudos_message, slack_escape
-from classifiers.base import Labels
+from monitor.core.labels import Labels
 from monitor.config import Settings
 from monitor.matcher import Matcher, normalise
-from tests.conftest import alert_payload
+from tests.support.config import alert_payload
 
 PROPERTY = settings(max_examples=200, deadline=None, database=None)
 

@@ -22,7 +22,7 @@ from alerts.digest import WeekNumbers, digest_payload
 from alerts.messages import (KudosItem, MessageItem, escalation_message, group_header, group_message, kudos_message,
                              reminder_message, safe_link, source_health_message)
 from alerts.spikes import Signal, spike_message
-from classifiers.base import Labels
+from monitor.core.labels import Labels
 from monitor import cli
 
 PROPERTY = settings(max_examples=150, deadline=None, database=None,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import Sequence
 
-from classifiers.base import Labels
+from monitor.core.labels import Labels
 from classifiers.lexicon import LexiconClassifier
-from monitor.models import Match, Post
-from tests.routing_support import NOW, mention_ids, routed_pipeline
+from monitor.config import load_settings
+from monitor.core.records import Match, Post
+from monitor.daemon import Daemon
+from tests.support.config import config_dict, write_config
+from tests.support.routing import NOW, mention_ids, routed_pipeline
 
 
 class Watching:
@@ -40,3 +44,25 @@ def test_the_first_labelled_batch_reaches_slack_before_the_backlog_is_labelled(t
     assert watching.seen[1] >= 1, "the first batch's alerts were in Slack before the second batch was labelled"
     assert watching.seen == sorted(watching.seen) and watching.seen[2] > watching.seen[1]
     assert sorted(i for m in slack.posted() for i in mention_ids(m)) == ids
+
+
+def test_the_stages_run_in_order_and_say_which_are_off_and_why(tmp_path, slack):
+    pipeline, store, _ = routed_pipeline(tmp_path, slack, spikes={"enabled": False}, digest={"enabled": False})
+    assert [stage.name for stage in pipeline.stages] == ["trends", "backfill", "route", "reply clock", "flush"]
+    assert pipeline.describe() == ("classify (lexicon-vader-1) -> trends (off: no brand has spikes or a weekly "
+                                   "digest enabled) -> backfill -> route -> reply clock -> flush -> deliver")
+    (tmp_path / "on").mkdir()
+    on, _, _ = routed_pipeline(tmp_path / "on", slack)
+    assert "off:" not in on.describe()
+    store.close()
+    on.store.close()
+
+
+def test_the_daemon_logs_its_stages_once_when_it_starts(tmp_path, slack, caplog):
+    caplog.set_level(logging.INFO, logger="mentionwatch")
+    path = write_config(tmp_path, config_dict(tmp_path, slack.api_url, []))
+    daemon = Daemon(str(path), load_settings(path)[0])
+    daemon.run_once()
+    lines = [r.getMessage() for r in caplog.records if r.name == "mentionwatch.monitor.daemon"]
+    assert [line for line in lines if line.startswith("pipeline: ")] == [f"pipeline: {daemon.pipeline.describe()}"]
+    daemon.store.close()

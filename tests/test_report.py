@@ -20,8 +20,8 @@ from monitor.cli import app
 from monitor.config import load_settings
 from monitor.report import build_report, top_terms
 from monitor.store import Store
-from tests.conftest import config_dict, write_config
-from tests.histories import add, add_gap, labels
+from tests.support.config import config_dict, write_config
+from tests.support.histories import add, add_gap, labels
 
 WEEK_A = datetime(2026, 10, 5, tzinfo=timezone.utc)  # a Monday
 WEEK_B = WEEK_A + timedelta(days=7)

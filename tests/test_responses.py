@@ -10,7 +10,7 @@ from rich.console import Console
 
 from alerts.reply_clock import ClockRow
 from monitor.config import Settings
-from monitor.models import Match, Post
+from monitor.core.records import Match, Post
 from monitor.responses import (
     ResponseStats,
     nearest_rank,

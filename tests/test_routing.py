@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 from alerts.routes import group_key, resolve_routes
 from monitor.config import ConfigError, Settings, load_settings
 from monitor import cli
-from monitor import schema as t
-from monitor.store import NewAlert, StoredMention
-from tests.conftest import TOKEN, config_dict, write_config
-from tests.routing_support import NOW, add, header, labels, mention_ids, routed_pipeline
+from monitor.store import schema as t
+from monitor.core.records import NewAlert, StoredMention
+from tests.support.config import TOKEN, config_dict, write_config
+from tests.support.routing import NOW, add, header, labels, mention_ids, routed_pipeline
 
 BRANDS = {"acme": {"names": ["Acme Cloud"], "slack_channel": "#acme-alerts"},
           "beta": {"names": ["Beta"], "slack_channel": "#beta-alerts"}}

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from alerts.silences import parse_matchers
 from monitor import cli
-from monitor import schema as t
+from monitor.store import schema as t
 from monitor.config import Settings
-from tests.conftest import config_dict, feed_source, write_config
-from tests.routing_support import NOW, add, header, labels, mention_ids, routed_pipeline
+from tests.support.config import config_dict, feed_source, write_config
+from tests.support.routing import NOW, add, header, labels, mention_ids, routed_pipeline
 
 SETTINGS = Settings.model_validate({"slack": {"token": "xoxb-x"}, "brands": {"acme": {
     "names": ["Acme"], "slack_channel": "#acme", "sources": [{"type": "feed", "name": "blog",

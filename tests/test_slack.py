@@ -9,12 +9,13 @@ import pytest
 
 from alerts.messages import slack_escape
 from alerts.slack import SlackSender, make_client
-from classifiers.base import Labels
+from monitor.core.labels import Labels
 from emulators.server import Reply
 from emulators.slack import DELIVER_THEN_DROP, rate_limited
 from monitor.config import SlackConfig
-from monitor.store import NewAlert, Store
-from tests.conftest import alert_payload
+from monitor.core.records import NewAlert
+from monitor.store import Store
+from tests.support.config import alert_payload
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 LABELS = Labels("negative", {"negative": 0.9, "neutral": 0.05, "positive": 0.05}, "complaint",
@@ -114,7 +115,7 @@ def test_timeout_before_slack_got_the_post_is_resent_once(slack, store):
 
 
 def test_outage_keeps_alerts_queued_and_drains_in_order_on_recovery(slack, store, caplog):
-    caplog.set_level(logging.INFO, logger="mentionwatch.slack")
+    caplog.set_level(logging.INFO, logger="mentionwatch.alerts.slack")
     queue(store, 4)
     slack.outage = True
     clock = [NOW]

@@ -10,20 +10,17 @@ import pytest
 
 from alerts.slack import SlackSender, make_client
 from alerts.socket_mode import SocketMode, action_from_block_actions
-from classifiers.base import Labels
 from emulators.server import wait_until
 from emulators.slack import channel_id_for
 from monitor.config import load_settings
-from monitor.models import Match, Post
-from monitor.store import NewAlert, NewNotification, Store
-from tests.conftest import alert_payload, config_dict, write_config
+from monitor.core.records import Match, Post
+from monitor.core.records import NewAlert, NewNotification
+from monitor.store import Store
+from tests.support.actors import EVE, KIM, LABELS, SAM
+from tests.support.config import alert_payload, config_dict, write_config
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 APP_TOKEN = "xapp-1-A12345-secret-77c1"
-LABELS = Labels("negative", {"negative": 0.9, "neutral": 0.05, "positive": 0.05}, "complaint",
-                {"complaint": 0.8, "question": 0.05, "praise": 0.05, "suggestion": 0.05, "other": 0.05},
-                True, 0.9, "test-model")
-SAM, KIM, EVE = "U0SAM0001", "U0KIM0001", "U0EVE0001"
 CHANNEL = channel_id_for("#acme-alerts")
 
 
@@ -209,7 +206,7 @@ def test_actions_after_a_dropped_connection_and_a_disconnect_work_once(world, sl
     assert world.sender.deliver().sent == 2
     assert Counter(ts for ts, _ in slack.updates()) == {world.ts_of(alert_id): 1, world.ts_of(alert_id2): 1}
     assert world.store.reply_clock(mentions[2][0]) is None
-    lines = [r.getMessage() for r in caplog.records if r.name == "mentionwatch.socket_mode"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "mentionwatch.alerts.socket_mode"]
     assert [line for line in lines if line.startswith("Slack Socket Mode") and "lost" not in line] == \
         ["Slack Socket Mode connected", "Slack Socket Mode reconnected", "Slack Socket Mode reconnected"]
     assert sum("connection lost" in line for line in lines) <= 1  # once per lost connection, not per attempt

@@ -12,8 +12,8 @@ from alerts.spikes import HourCount, detect, step
 from monitor.config import SlackConfig, SpikeConfig, load_settings
 from monitor.store import Store
 from monitor.trends import Trends
-from tests.conftest import TOKEN, config_dict, write_config
-from tests.histories import add_many
+from tests.support.config import TOKEN, config_dict, write_config
+from tests.support.histories import add_many
 
 NOW = datetime(2026, 11, 18, 15, 0, tzinfo=timezone.utc)  # a Wednesday afternoon
 CONFIG = SpikeConfig()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from monitor import schema
-from monitor.models import Match, Post
+from monitor.store import schema
+from monitor.core.records import Match, Post
 from monitor.store import Store
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from alerts.backfill import BacklogItem, summary_text
-from classifiers.base import Labels
+from monitor.core.labels import Labels
 from connectors.team_replies import ReplyLog, SeenReply, answer_for, match
-from monitor.models import Post
+from monitor.core.records import Post
 from monitor.pipeline import backfill_before
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)

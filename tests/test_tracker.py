@@ -8,41 +8,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from emulators.feeds import render_rss
 from emulators.reddit import RedditEmulator
 from emulators.slack import channel_id_for
 from monitor import actions
-from tests.conftest import config_dict, feed_source, pipeline_with_clock
-from tests.test_reddit import SECRET, TEAM, pipeline_for, posts_source
-
-NOW = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
-H = timedelta(hours=1)
-ALERTS, ESCALATIONS = "#acme-alerts", "#acme-escalations"
-
-
-def make_world(tmp_path, feeds, slack, published: datetime = NOW, routes: dict | None = None, **brand):
-    """One complaint and one praise in a feed; 4 h promise, repeat every hour, escalate to a group and a user."""
-    items = [
-        {"id": "1", "title": "Acme Cloud lost my data", "link": "https://blog.example.com/1", "published": published,
-         "description": "Terrible, Acme Cloud deleted my backups and support is silent.", "author": "<@U999> kim"},
-        {"id": "2", "title": "Acme Cloud is lovely", "link": "https://blog.example.com/2", "published": published,
-         "description": "Nice dashboard, Acme.", "author": "lee"},
-    ]
-    feeds.set_feed("blog", render_rss("Blog", "https://blog.example.com/", items))
-    config = config_dict(tmp_path, slack.api_url, [feed_source("blog", feeds.url_for("blog"))])
-    config["routes"] |= {"repeat_interval": "1h", "escalation_channel": ESCALATIONS,
-                         "escalate_to": ["S0ESCAL8", "U0BOSS12"], **(routes or {})}
-    config["brands"]["acme"] |= {"reply_within": "4h", **brand}
-    pipeline, store, clock = pipeline_with_clock(tmp_path, config, published)
-    pipeline.poll("acme/blog")
-
-    def at(moment: datetime):
-        clock[0] = moment
-        pipeline.process()
-
-    at(published)
-    return pipeline, store, slack, at
-
+from tests.support.tracker import ALERTS, ESCALATIONS, NOW, H, alert_message, complaint_id, make_world
+from tests.support.reddit import SECRET, TEAM, pipeline_for, posts_source
 
 @pytest.fixture
 def world(tmp_path, feeds, slack):
@@ -57,11 +27,6 @@ def reddit():
         yield emulator
 
 
-def alert_message(slack) -> dict:
-    (message,) = [m for m in slack.posted(ALERTS) if not m.get("thread_ts")]
-    return message
-
-
 def thread(slack, parent: dict) -> list[dict]:
     return [m for m in slack.posted(ALERTS) if m.get("thread_ts") == parent["ts"]]
 
@@ -70,13 +35,8 @@ def escalations(slack) -> list[dict]:
     return slack.posted(ESCALATIONS)
 
 
-def complaint_id(store) -> int:
-    (clock,) = store.open_clocks()
-    return clock.mention_id
-
-
 def test_reminder_then_one_escalation_then_a_reminder_every_repeat_interval(world, caplog):
-    caplog.set_level(logging.DEBUG, logger="monitor.tracker")
+    caplog.set_level(logging.DEBUG, logger="mentionwatch.monitor.tracker")
     _, store, slack, at = world
     parent = alert_message(slack)
     assert len(store.open_clocks()) == 1  # the praise needs no reply
@@ -147,7 +107,7 @@ def test_not_relevant_stops_the_clock_and_updates_the_message(world):
 
 
 def test_team_reply_recorded_by_a_connector_closes_the_clock_with_one_update(world, caplog):
-    caplog.set_level(logging.INFO, logger="monitor.tracker")
+    caplog.set_level(logging.INFO, logger="mentionwatch.monitor.tracker")
     pipeline, store, slack, at = world
     parent = alert_message(slack)
     mention_id = complaint_id(store)
@@ -227,7 +187,7 @@ def test_a_tick_reads_only_clocks_that_may_be_due_and_never_misses_one(tmp_path)
     from collections import Counter
 
     from alerts.reply_clock import ClockPolicy, ClockRow, due_event
-    from monitor.models import Match, Post
+    from monitor.core.records import Match, Post
     from monitor.store import Store
 
     store = Store(f"sqlite:///{tmp_path / 'clocks.db'}")

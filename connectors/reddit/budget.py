@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
-from monitor.health import MAX_RETRY_AFTER, FailureKind, SourceFailure
+from monitor.core.failures import FailureKind, MAX_RETRY_AFTER, SourceFailure
 
 RATE_HEADERS = ("x-ratelimit-remaining", "x-ratelimit-used", "x-ratelimit-reset")
 

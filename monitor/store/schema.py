@@ -12,11 +12,10 @@ import warnings
 from datetime import datetime, timezone
 from typing import Callable
 
-from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData,
-                        String, Table, Text, TypeDecorator, UniqueConstraint, func, literal_column, select)
+from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table,
+                        Text, TypeDecorator, UniqueConstraint, func, literal_column, select)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SAWarning
-
 
 
 class UtcDateTime(TypeDecorator):
@@ -75,7 +74,7 @@ mentions = Table(
     Index("ix_mentions_crosspost_of", "crosspost_of"),  # v3: an item's cross-posts, an answer on either
 )
 # v2, SQLite only: `report` counts stream in this order (brand, UTC day, source) instead of sorting a million rows;
-# the day expression must stay identical to monitor.report.day_bucket's.
+# the day expression must stay identical to monitor.store.reports.day_bucket's.
 Index("ix_mentions_report", mentions.c.brand,
       func.strftime(literal_column("'%Y-%m-%d'"), func.coalesce(mentions.c.created_at, mentions.c.fetched_at)),
       mentions.c.source, mentions.c.created_at, mentions.c.fetched_at).ddl_if(dialect="sqlite")

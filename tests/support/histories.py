@@ -6,8 +6,8 @@ import itertools
 from collections import Counter
 from datetime import datetime
 
-from classifiers.base import Labels
-from monitor.models import Gap, Match, Post
+from monitor.core.labels import Labels
+from monitor.core.records import Gap, Match, Post
 from monitor.store import Store
 
 _ids = itertools.count(1)

@@ -12,7 +12,6 @@ Listings are read with `Reddit.request` as raw JSON: no lazy attribute fetches, 
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 import re
 import threading
@@ -25,12 +24,15 @@ import prawcore
 from praw.exceptions import PRAWException
 
 from connectors.http import deadline_for, retry_after_seconds
-from connectors.reddit_budget import RATE_HEADERS, RateBudget, shared_budget
-from connectors.transport import BodyTooLarge, BoundedSession, DeadlineExceeded, TooDeeplyNested
-from monitor.config import Brand, RedditPlatform, RedditSource, Settings
-from monitor.health import FailureKind, SourceFailure
+from connectors.reddit.budget import RATE_HEADERS, RateBudget, shared_budget
+from connectors.reddit.config import RedditPlatform, RedditSource
 from connectors.team_replies import ReplyLog, SeenReply, match
-from monitor.models import FetchResult, Gap, Post, TeamReply
+from connectors.transport import BodyTooLarge, BoundedSession, DeadlineExceeded, TooDeeplyNested
+from monitor.configbase import BrandTerms
+from monitor.core.clock import Clock, utcnow
+from monitor.core.failures import FailureKind, SourceFailure
+from monitor.core.logs import get_logger
+from monitor.core.records import FetchResult, Gap, Post, TeamReply
 
 PLATFORM = "reddit"
 SITE = "https://www.reddit.com"
@@ -42,7 +44,7 @@ QUERY_LIMIT = 512            # Reddit's longest search query
 REMOVED = ("[removed]", "[deleted]")
 _BASE36 = re.compile(r"[0-9a-z]{1,13}")
 _FULLNAME = re.compile(r"t[13]_[0-9a-z]{1,13}")
-log = logging.getLogger("mentionwatch.reddit")
+log = get_logger(__name__)
 
 
 # --- what a source reads ------------------------------------------------------------------------
@@ -57,7 +59,7 @@ class Listing:
     params: dict = field(default_factory=dict)
 
 
-def search_queries(brand: Brand, limit: int = QUERY_LIMIT) -> list[str]:
+def search_queries(brand: BrandTerms, limit: int = QUERY_LIMIT) -> list[str]:
     """The brand's names, aliases and domains as `"a" OR "b"` queries no longer than Reddit allows."""
     terms, seen = [], set()
     for term in brand.names + brand.aliases + brand.domains:
@@ -76,7 +78,7 @@ def search_queries(brand: Brand, limit: int = QUERY_LIMIT) -> list[str]:
     return queries + [current] if current else queries
 
 
-def plan_listings(source: RedditSource, brand: Brand) -> list[Listing]:
+def plan_listings(source: RedditSource, brand: BrandTerms) -> list[Listing]:
     if source.what == "posts":
         return [Listing(f"r/{s}/new", f"/r/{s}/new", f"r/{s} new posts", s) for s in source.subreddits]
     if source.what == "comments":
@@ -90,16 +92,6 @@ def plan_listings(source: RedditSource, brand: Brand) -> list[Listing]:
             out.append(Listing(f"r/{s}/search:{query}", f"/r/{s}/search", f"r/{s} search", s, True,
                                {**params, "restrict_sr": "on"}))
     return out
-
-
-def requests_per_minute(settings: Settings) -> float:
-    """What the Reddit sources need when nothing is busy: one page per listing per poll."""
-    total = 0.0
-    for _, (brand_id, source) in settings.sources().items():
-        if source.type == "reddit":
-            listings = plan_listings(source, settings.brands[brand_id])
-            total += len(listings) * 60.0 / source.interval.total_seconds()
-    return total
 
 
 def team_names(names: Iterable[str]) -> frozenset[str]:
@@ -441,7 +433,7 @@ class _ClientHandle:
 class RedditConnector:
     PLATFORM = PLATFORM
 
-    def __init__(self, source: RedditSource, settings: Settings, store=None):
+    def __init__(self, source: RedditSource, settings: Any, store=None, clock: Clock = utcnow):
         if settings.reddit is None:
             raise ValueError(f"Reddit source {source.name} needs the reddit: settings")
         self.source = source
@@ -451,7 +443,7 @@ class RedditConnector:
         self.teams = {brand_id: team_names(b.team.reddit) for brand_id, b in settings.brands.items()}
         self.listings = plan_listings(source, brand)
         self.budget = shared_budget(self.platform.client_id.get_secret_value(), self.platform.requests_per_minute)
-        self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+        self.clock = clock
         self._local = threading.local()
         self._reply_due: dict[str, datetime] = {}
         self._replies = ReplyLog()  # what the team users commented, read so far

@@ -1,4 +1,4 @@
-"""Records that travel between the stages of the pipeline."""
+"""Records that travel between the stages of the pipeline, and the rows the store hands out and takes in."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
+
+from monitor.core.labels import Labels
+
 
 # What a store cannot hold: NUL (PostgreSQL text) and lone surrogates (not encodable as UTF-8, which a
 # JSON `"\ud800"` escape produces). Replaced where text enters, so one poisoned item cannot wedge a poll.
@@ -145,3 +148,110 @@ def within_lookback(posts: list[Post], since: datetime, what: str) -> tuple[list
         return kept, None
     return kept, Gap(min(older), since, len(older), f"{what}: {len(older)} item(s) older than its "
                                                     "first_poll_lookback were not stored")
+
+
+KUDOS_ROUTE = "kudos"  # the notifications of praise for a kudos channel: never an alert
+BACKFILL_ROUTE = "backfill"  # mentions listed in a brand's backlog summary (first run, long outage)
+
+
+@dataclass(frozen=True)
+class StoredMention:
+    id: int
+    source: str
+    external_id: str
+    source_id: str
+    brand: str
+    matched: dict
+    url: str | None
+    author: str | None
+    title: str | None
+    text: str
+    created_at: datetime | None
+    fetched_at: datetime
+    reach: int | None
+    extra: dict
+    thread_id: str | None = None
+    parent_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    id: int
+    dedupe_key: str
+    kind: str
+    mention_id: int | None
+    channel: str
+    payload: dict
+    state: str
+    attempts: int
+    created_at: datetime
+    sending_at: datetime | None
+    op: str = "post"
+    thread_of: int | None = None
+    updates: int | None = None
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    """An outbox row: `post` a message (into the thread of alert `thread_of` when set), `update` the
+    message that alert `updates` posted, or `upload` a file (payload carries it)."""
+
+    dedupe_key: str
+    kind: str
+    mention_id: int | None
+    brand: str | None
+    channel: str
+    payload: dict
+    op: str = "post"
+    thread_of: int | None = None
+    updates: int | None = None
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A chat.update of the message `message_id` posted: `restyle` maps its newest payload to the next."""
+
+    message_id: int
+    mention_id: int
+    dedupe_key: str
+    restyle: Callable[[dict], dict]
+
+
+@dataclass(frozen=True)
+class NewNotification:
+    """A mention routed to one route: `waiting` for its group's message, `silenced`, or carried at once
+    by `alert` (a thread reply to an earlier message, or folded into a spike's thread)."""
+
+    mention_id: int
+    brand: str
+    route: str
+    channel: str
+    group_key: str
+    urgent: bool
+    state: str
+    silence_id: int | None = None
+    alert: NewAlert | None = None
+    carried_by: int | None = None  # an `attached` cross-post: the message already carrying its earlier twin
+
+
+@dataclass(frozen=True)
+class Crosspost:
+    """A routed mention a later one joins: it, the notifications of its alert routes, its platform and time."""
+
+    mention_id: int
+    notifications: list[NewNotification]
+    source: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class WaitingItem:
+    notification_id: int
+    brand: str
+    mention: StoredMention
+    labels: Labels
+    deadline: datetime | None
+    silence_id: int | None
+    silence_reason: str | None
+    closed: bool = False  # its reply clock was closed (answered, handled, not relevant) while it waited
+    also: tuple[tuple[str, str | None], ...] = ()  # its cross-posts (source id, url)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timezone
 
-from classifiers.base import Labels
-from monitor.models import Match, Post
-from tests.conftest import config_dict, pipeline_with_clock
+from monitor.core.labels import Labels
+from monitor.core.records import Match, Post
+from tests.support.config import config_dict, pipeline_with_clock
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)  # a Friday
 INTENTS = ("complaint", "question", "praise", "suggestion", "other")

@@ -11,6 +11,7 @@ from urllib.parse import quote, quote_plus
 
 from pydantic import BaseModel, SecretStr
 
+
 _BEARER = re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}")
 MIN_SECRET = 4  # shorter values (a port, "on") would blank ordinary words
 
@@ -72,6 +73,7 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+ROOT_LOGGER = "mentionwatch"
 REDACTOR = RedactSecrets()
 
 
@@ -110,3 +112,9 @@ def secrets_of(settings: BaseModel) -> list[str]:
 
     walk(settings)
     return found
+
+
+def get_logger(module: str) -> logging.Logger:
+    """The logger of a module (pass `__name__`), under the one `mentionwatch.*` tree, so a handler or a
+    level set on `mentionwatch` reaches every part and nothing else."""
+    return logging.getLogger(f"{ROOT_LOGGER}.{module}")

@@ -16,185 +16,29 @@ Why it is built this way (shared/docs/platform-notes.md section 2):
 
 from __future__ import annotations
 
-import html
-import logging
 import math
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable
+from datetime import datetime, timezone
+from typing import Any, Callable
 
 import requests
 import tweepy
 
 from connectors.http import deadline_for, network_failure
+from connectors.team_replies import ReplyLog, match
 from connectors.transport import BoundedSession
+from connectors.x.config import XPlatform, XSource
+from connectors.x.posts import (EXPANSIONS, MIN_RESULTS, PLATFORM, SEARCH_WINDOW, TWEET_FIELDS, TWITTER_HOST,
+                                USER_FIELDS, WINDOW_MARGIN, default_query, next_period, parse_time, seen_reply,
+                                snowflake_time, stamp, team_handles, team_reply_queries, to_posts, valid_id)
+from monitor.core.clock import Clock, utcnow
+from monitor.core.failures import MAX_RETRY_AFTER, MIN_RETRY_AFTER, FailureKind, SourceFailure
+from monitor.core.logs import get_logger
+from monitor.core.records import FetchResult, Gap, Post, TeamReply
 
-from monitor.config import Brand, Settings, XPlatform, XSource
-from monitor.health import MAX_RETRY_AFTER, MIN_RETRY_AFTER, FailureKind, SourceFailure
-from connectors.team_replies import ReplyLog, SeenReply, match
-from monitor.models import FetchResult, Gap, MalformedItem, Post, TeamReply
-
-PLATFORM = "x"
-TWITTER_HOST = "https://api.twitter.com"
-SEARCH_WINDOW = timedelta(days=7)
-WINDOW_MARGIN = timedelta(minutes=2)   # X rejects since_id/start_time even slightly older than 7 days
-TWITTER_EPOCH_MS = 1288834974657
-QUERY_LIMIT = 512                      # longest query on the self-serve plans
-MIN_RESULTS = {"search": 10, "mentions": 5}
-TWEET_FIELDS = ["created_at", "author_id", "conversation_id", "in_reply_to_user_id", "referenced_tweets", "lang"]
-USER_FIELDS = ["name", "username", "public_metrics"]
-EXPANSIONS = ["author_id"]             # no referenced tweets: each would be billed as one more read
-_RT_PREFIX = re.compile(r"^RT @(\w{1,15}): ", re.ASCII)
-log = logging.getLogger("mentionwatch.x")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-# --- pure helpers -------------------------------------------------------------------------------
-
-def snowflake_time(tweet_id: str | int) -> datetime:
-    """When a tweet id was minted: X ids carry their creation time in milliseconds."""
-    return datetime.fromtimestamp(((int(tweet_id) >> 22) + TWITTER_EPOCH_MS) / 1000, tz=timezone.utc)
-
-
-def next_period(now: datetime) -> datetime:
-    """Midnight UTC on the 1st of the next month: when a monthly read cap starts over."""
-    return datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=timezone.utc)
-
-
-def _quoted(term: str) -> str:
-    clean = " ".join(term.replace('"', " ").split())
-    return clean if re.fullmatch(r"\w+", clean) else f'"{clean}"'
-
-
-def default_query(brand: Brand) -> str:
-    """The brand's terms in X search syntax, without retweets and without its exclusion phrases."""
-    terms = [_quoted(t) for t in brand.names + brand.aliases] + brand.handles + brand.hashtags
-    terms += [f'url:"{d}"' for d in brand.domains]
-    unique = list(dict.fromkeys(terms))
-    excluded = "".join(f" -{_quoted(p)}" for p in brand.exclude)
-    return f"({' OR '.join(unique)}){excluded} -is:retweet"
-
-
-def team_handles(brand: Brand) -> frozenset[str]:
-    """The brand's own X accounts, lowercased and without `@`."""
-    return frozenset(h.lstrip("@").casefold() for h in brand.handles + brand.team.x)
-
-
-def reads_per_month(settings: Settings) -> int:
-    """What `validate` expects the X sources to read: each query and mentions timeline, 30 days."""
-    total = 0
-    for brand in settings.brands.values():
-        for src in brand.sources:
-            if src.type == PLATFORM:
-                streams = int(src.search) + (len(brand.handles) if src.mentions else 0)
-                total += streams * src.expected_posts_per_day * 30
-    return total
-
-
-_TWEET_ID = re.compile(r"[0-9]{1,19}", re.ASCII)
-_HANDLE = re.compile(r"\w{1,50}", re.ASCII)
-
-
-def valid_id(value) -> str | None:
-    """A tweet or user id as X sends it (a decimal string of a 64-bit number), else None."""
-    text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
-    return text if _TWEET_ID.fullmatch(text) and int(text) < 2 ** 63 else None
-
-
-def tweet_to_post(tweet: dict, users: dict[str, dict], team: frozenset[str]) -> Post:
-    """One tweet as a Post; a retweet becomes the tweet it retweets (text as the retweet quotes it),
-    so both are stored once. A tweet without an id or text raises MalformedItem; other fields of the
-    wrong type are left out."""
-    tweet_id = valid_id(tweet.get("id"))
-    if tweet_id is None:
-        raise MalformedItem("no valid id")
-    if not isinstance(tweet.get("text"), str):
-        raise MalformedItem("no text")
-    text = html.unescape(tweet["text"])
-    author = users.get(str(tweet.get("author_id")))
-    author = author if isinstance(author, dict) else None
-    handle = author.get("username") if author else None
-    handle = handle if isinstance(handle, str) and _HANDLE.fullmatch(handle) else None
-    references = tweet.get("referenced_tweets")
-    refs = {r.get("type"): valid_id(r.get("id")) for r in references if isinstance(r, dict) and valid_id(r.get("id"))
-            } if isinstance(references, list) else {}
-    extra: dict = {"conversation_id": valid_id(tweet.get("conversation_id")) or tweet_id}
-    created = _parse_time(tweet.get("created_at")) or snowflake_time(tweet_id)
-    metrics = author.get("public_metrics") if author else None
-    reach = metrics.get("followers_count") if isinstance(metrics, dict) else None
-    reach = reach if isinstance(reach, int) and not isinstance(reach, bool) else None
-    if "retweeted" in refs:
-        retweeter, tweet_id = handle, refs["retweeted"]
-        rt = _RT_PREFIX.match(text)
-        handle, text = (rt.group(1), text[rt.end():]) if rt else (None, text)
-        extra = {"conversation_id": tweet_id, **({"retweeted_by": f"@{retweeter}"} if retweeter else {})}
-        created, reach, author = snowflake_time(tweet_id), None, None
-    if author:
-        extra["author_name"] = author.get("name") if isinstance(author.get("name"), str) else None
-        extra["author_id"] = str(author.get("id"))
-    if valid_id(tweet.get("in_reply_to_user_id")):
-        extra["in_reply_to_user_id"] = str(tweet["in_reply_to_user_id"])
-    if refs.get("quoted"):
-        extra["quoted_id"] = refs["quoted"]
-    if isinstance(tweet.get("lang"), str):
-        extra["lang"] = tweet["lang"]
-    if handle and handle.casefold() in team:
-        extra["by_team"] = True
-    url = f"https://x.com/{handle}/status/{tweet_id}" if handle else f"https://x.com/i/web/status/{tweet_id}"
-    return Post(source=PLATFORM, external_id=tweet_id, text=text, url=url, author=f"@{handle}" if handle else None,
-                created_at=created, thread_id=extra["conversation_id"], parent_id=refs.get("replied_to"),
-                reach=reach, extra=extra)
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(value) -> datetime | None:
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
-
-
-def to_posts(tweets: list, users: dict[str, dict], team: frozenset[str]) -> tuple[list[Post], list[str]]:
-    """Each tweet judged alone: the posts, and "id: why" for each one left out as malformed."""
-    posts, skipped = [], []
-    for tweet in tweets:
-        try:
-            posts.append(tweet_to_post(tweet, users, team))
-        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-            tweet_id = tweet.get("id") if isinstance(tweet, dict) else None
-            why = str(exc) if isinstance(exc, MalformedItem) else type(exc).__name__
-            skipped.append(f"tweet {str(tweet_id)[:40] if tweet_id is not None else '?'}: {why}")
-    return posts, skipped
-
-
-def team_reply_queries(team: Iterable[str], limit: int = QUERY_LIMIT) -> list[str]:
-    """`(from:a OR from:b) is:reply`: the team accounts' replies, as few queries as fit X's query length."""
-    groups: list[list[str]] = []
-    for handle in sorted(team):
-        if groups and len(_replies_by(groups[-1] + [handle])) <= limit:
-            groups[-1].append(handle)
-        else:
-            groups.append([handle])
-    return [_replies_by(group) for group in groups]
-
-
-def _replies_by(handles: list[str]) -> str:
-    return f"({' OR '.join(f'from:{h}' for h in handles)}) is:reply"
-
-
-def seen_reply(post: Post) -> SeenReply:
-    return SeenReply(post.external_id, post.thread_id, post.parent_id, post.author or "", post.created_at, post.url)
+log = get_logger(__name__)
 
 
 # --- HTTP -----------------------------------------------------------------------------------------
@@ -306,7 +150,7 @@ class _Read:
 class XConnector:
     PLATFORM = PLATFORM
 
-    def __init__(self, source: XSource, settings: Settings, store=None):
+    def __init__(self, source: XSource, settings: Any, store=None, clock: Clock = utcnow):
         if settings.x is None:
             raise ValueError("an X source needs the top-level `x:` settings")
         self.source = source
@@ -316,7 +160,7 @@ class XConnector:
         self.source_id = f"{self.brand_id}/{source.name}"
         self.query = source.query or default_query(self.brand)
         self.team = team_handles(self.brand)
-        self.clock: Callable[[], datetime] = _utcnow
+        self.clock = clock
         self.session = ApiSession(self.platform.base_url, (self.platform.connect_timeout.total_seconds(),
                                                            self.platform.read_timeout.total_seconds()),
                                   self.platform.max_bytes)
@@ -512,7 +356,7 @@ class XConnector:
         first = not state.get("started")
         if first and not (state.get("since_id") or state.get("start_time")):
             lookback = max(now - self.source.first_poll_lookback, now - SEARCH_WINDOW + WINDOW_MARGIN)
-            state["start_time"] = _stamp(lookback)  # a first poll reads first_poll_lookback of history, no more
+            state["start_time"] = stamp(lookback)  # a first poll reads first_poll_lookback of history, no more
         limit = self.platform.initial_pages if first else self.platform.max_pages
         newest, oldest = state.get("newest_id"), state.get("until_id")
         token: str | None = None
@@ -553,7 +397,7 @@ class XConnector:
             return _Read(posts, {**keep, "since_id": newest}, gap, skipped)
         if done:
             lower = ({"since_id": state["since_id"]} if state.get("since_id")
-                     else {"start_time": _stamp(now - WINDOW_MARGIN)})
+                     else {"start_time": stamp(now - WINDOW_MARGIN)})
             return _Read(posts, {**keep, **lower}, gap, skipped)
         if first:
             read_back_to = min((p.created_at for p in posts if p.created_at), default=now)
@@ -568,7 +412,7 @@ class XConnector:
         """Recent search reaches back 7 days and X refuses an older `since_id`: move the lower bound to
         the window's edge and record what fell out of it (also the rest of an unfinished walk)."""
         edge = now - SEARCH_WINDOW + WINDOW_MARGIN
-        lower = snowflake_time(state["since_id"]) if state.get("since_id") else _parse_time(state.get("start_time"))
+        lower = snowflake_time(state["since_id"]) if state.get("since_id") else parse_time(state.get("start_time"))
         if lower is None or lower >= edge:
             return None
         reason = ("older than X's 7-day recent search window: posts from the last poll that reached X to "
@@ -577,11 +421,11 @@ class XConnector:
         if until and snowflake_time(until) <= edge:
             newest = state.get("newest_id")
             state.clear()
-            state.update({"since_id": newest, "started": True} if newest else {"start_time": _stamp(edge),
+            state.update({"since_id": newest, "started": True} if newest else {"start_time": stamp(edge),
                                                                               "started": True})
             return Gap(lower, snowflake_time(until), None, reason)
         state.pop("since_id", None)
-        state.update({"start_time": _stamp(edge), "started": True})
+        state.update({"start_time": stamp(edge), "started": True})
         return Gap(lower, edge, None, reason)
 
     # --- team replies ---
@@ -617,7 +461,7 @@ class XConnector:
         state = seen.cursor.get(query) or {}
         since_id = state.get("since_id")
         lower = ({"since_id": since_id} if since_id and snowflake_time(since_id) >= edge
-                 else {"start_time": _stamp(max(seen.covered_from or edge, edge))})
+                 else {"start_time": stamp(max(seen.covered_from or edge, edge))})
         keep = {"since_id": lower["since_id"]} if "since_id" in lower else {}
         oldest, newest = state.get("until_id"), state.get("newest")
         token = None

@@ -1,0 +1,97 @@
+"""What every repository shares: the engine, dialect-aware inserts, and writing outbox rows."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import TYPE_CHECKING, Sequence
+
+from sqlalchemy import create_engine, event, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from monitor.core.labels import Labels
+from monitor.core.logs import REDACTOR
+from monitor.core.records import NewAlert, StatusUpdate, StoredMention
+from monitor.store import schema as t
+
+
+if TYPE_CHECKING:
+    from alerts.silences import Silence
+
+
+def _redacted(payload: dict) -> dict:
+    """A Slack payload with every known secret replaced; a file's bytes are left alone."""
+    return {k: v if k == "content_b64" else REDACTOR.redact_value(v) for k, v in payload.items()}
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", t.sqlite_pragmas)
+        return engine
+    # psycopg reports rowcount -1 for INSERT … ON CONFLICT DO NOTHING unless asked to keep it; the
+    # "was this new?" answers (Slack events, digests, responses, clocks) depend on it.
+    return create_engine(url, pool_pre_ping=True, execution_options={"preserve_rowcount": True})
+
+
+class Repository:
+    """One engine, many concerns: each repository of the store is a mixin over this base."""
+
+    def __init__(self, url: str):
+        self.engine = make_engine(url)
+        t.migrate(self.engine)
+        self._dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _insert_ignore(self, table, index_elements: Sequence[str]):
+        return self._dialect.insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+
+    def _upsert(self, table, keys: Sequence[str], values: dict):
+        stmt = self._dialect.insert(table).values(**values)
+        changes = {k: v for k, v in values.items() if k not in keys}
+        return stmt.on_conflict_do_update(index_elements=list(keys), set_=changes)
+
+    def _queue(self, conn, alerts: Sequence[NewAlert], now: datetime) -> None:
+        """Every outbox row passes here: its payload is redacted (no `${VAR}` value or token is ever sent)."""
+        if alerts:
+            conn.execute(self._insert_ignore(t.alerts, ["dedupe_key"]),
+                         [{**asdict(a), "payload": _redacted(a.payload), "state": "pending", "attempts": 0,
+                           "created_at": now} for a in alerts])
+
+    def _queue_status(self, conn, status: StatusUpdate, now: datetime) -> None:
+        """An `update` row for the message `status.message_id` posted, from its newest payload (the last
+        update queued, else the message's own), so successive updates compose."""
+        a = t.alerts.c
+        message = conn.execute(select(a.channel, a.brand, a.payload).where(a.id == status.message_id)).first()
+        if message is None:
+            return
+        newest = conn.execute(select(a.payload).where(a.op == "update", a.updates == status.message_id)
+                              .order_by(a.id.desc()).limit(1)).scalar()
+        payload = status.restyle(newest if newest is not None else message.payload)
+        self._queue(conn, [NewAlert(status.dedupe_key, "status", status.mention_id, message.brand, message.channel,
+                                    payload, op="update", updates=status.message_id)], now)
+
+
+class _AlreadyDone(Exception):
+    """Another run did this first: the transaction is rolled back, nothing is written."""
+
+
+def _silence(row) -> Silence:
+    from alerts.silences import Silence  # alerts builds on the store; imported when first needed
+
+    return Silence(row["id"], row["matchers"], row["reason"], row["created_by"], row["starts_at"], row["ends_at"],
+                   row["expired_at"], row.get("held", 0))
+
+
+def _mention(row) -> StoredMention:
+    return StoredMention(**{f: row[f] for f in StoredMention.__dataclass_fields__})
+
+
+def _labels(row) -> Labels:
+    return Labels(sentiment=row["sentiment"], sentiment_scores=row["sentiment_scores"], intent=row["intent"],
+                  intent_scores=row["intent_scores"], needs_reply=row["needs_reply"],
+                  needs_reply_score=row["needs_reply_score"], model=row["model"], language=row["language"],
+                  low_confidence=row["low_confidence"])

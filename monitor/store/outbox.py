@@ -1,0 +1,127 @@
+"""The outbox the sender claims and settles, channel ids and Slack event keys."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Callable, Sequence
+
+from sqlalchemy import and_, func, or_, select, update
+
+from monitor.core.records import AlertRow
+from monitor.store import schema as t
+from monitor.store.base import Repository
+
+
+class OutboxRepository(Repository):
+    """The outbox the sender claims and settles, channel ids and Slack event keys."""
+
+    def outbox(self, limit: int) -> list[AlertRow]:
+        a = t.alerts.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(a.id, a.dedupe_key, a.kind, a.mention_id, a.channel, a.payload, a.state,
+                                       a.attempts, a.created_at, a.sending_at, a.op, a.thread_of, a.updates)
+                                .where(a.state.in_(("pending", "sending"))).order_by(a.id).limit(limit)).all()
+        return [AlertRow(**r._mapping) for r in rows]
+
+    def fold_bursts(self, per_minute: int, now: datetime, fold: Callable[[dict], dict]) -> int:
+        """Keep each channel within `per_minute` top-level messages: a pending top-level post beyond it
+        becomes a reply in the thread of the channel's latest top-level message (its own replies follow
+        it there), its payload restyled by `fold`. One transaction, before anything is claimed, so what
+        is sent and what reconciliation looks for agree. Returns how many were folded."""
+        a = t.alerts.c
+        top = and_(a.op == "post", a.thread_of.is_(None))
+        folded = 0
+        with self.engine.begin() as conn:
+            pending = conn.execute(select(a.id, a.channel, a.payload).where(a.state == "pending", top)
+                                   .order_by(a.id)).all()
+            by_channel: dict[str, list] = {}
+            for row in pending:
+                by_channel.setdefault(row.channel, []).append(row)
+            for channel, rows in by_channel.items():
+                recent = conn.execute(select(a.id).where(a.channel == channel, top, or_(
+                    a.state == "sending", and_(a.state == "sent", a.sent_at >= now - timedelta(minutes=1))))
+                    .order_by(a.id)).scalars().all()
+                budget, carrier = per_minute - len(recent), (recent[-1] if recent else None)
+                for row in rows:
+                    if budget > 0 or carrier is None:
+                        budget, carrier = budget - 1, row.id
+                        continue
+                    conn.execute(update(t.alerts).where(a.id == row.id, a.state == "pending")
+                                 .values(thread_of=carrier, payload=fold(row.payload)))
+                    conn.execute(update(t.alerts).where(a.thread_of == row.id, a.state == "pending")
+                                 .values(thread_of=carrier))
+                    folded += 1
+        return folded
+
+    def claim(self, alert_ids: Sequence[int], now: datetime) -> None:
+        """Mark a batch `sending` in one commit, before any of it is posted."""
+        with self.engine.begin() as conn:
+            conn.execute(update(t.alerts).where(t.alerts.c.id.in_(list(alert_ids)))
+                         .values(state="sending", sending_at=now, attempts=t.alerts.c.attempts + 1))
+
+    def settle(self, sent: Sequence[tuple[int, str, str]], unsent: Sequence[tuple[int, str | None]],
+               now: datetime) -> None:
+        """Record a batch's outcome in one commit: (id, channel id, ts) sent; (id, error) known not sent."""
+        with self.engine.begin() as conn:
+            for alert_id, channel_id, ts in sent:
+                conn.execute(update(t.alerts).where(t.alerts.c.id == alert_id).values(
+                    state="sent", sent_at=now, slack_channel_id=channel_id, slack_ts=ts, last_error=None))
+            for alert_id, error in unsent:
+                conn.execute(update(t.alerts).where(t.alerts.c.id == alert_id).values(state="pending", last_error=error))
+
+    def mark_failed(self, alert_id: int, error: str) -> None:
+        self._set_alert(alert_id, state="failed", last_error=error)
+
+    def _set_alert(self, alert_id: int, **values) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(t.alerts).where(t.alerts.c.id == alert_id).values(**values))
+
+    def channel_id(self, name: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.slack_channels.c.channel_id).where(t.slack_channels.c.name == name)).scalar()
+
+    def remember_channel(self, name: str, channel_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(self._upsert(t.slack_channels, ["name"], {"name": name, "channel_id": channel_id}))
+
+    def alert_counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(t.alerts.c.state, func.count()).group_by(t.alerts.c.state)).all())
+
+    def slack_targets(self, alert_ids: Sequence[int]) -> dict[int, tuple[str, str | None, str | None]]:
+        """State, channel id and ts of the messages that thread replies and updates refer to."""
+        a = t.alerts.c
+        if not alert_ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(a.id, a.state, a.slack_channel_id, a.slack_ts)
+                                .where(a.id.in_(list(alert_ids)))).all()
+        return {r.id: (r.state, r.slack_channel_id, r.slack_ts) for r in rows}
+
+    def first_time(self, key: str, now: datetime) -> bool:
+        """Record a Socket Mode event or action; False if it was seen before (Slack redelivers)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(self._insert_ignore(t.slack_events, ["key"]).values(key=key[:200], received_at=now))
+            return bool(result.rowcount)
+
+    def alert_at(self, channel_id: str, ts: str) -> int | None:
+        """The message we posted at this channel and ts, if it is one of ours."""
+        a = t.alerts.c
+        with self.engine.connect() as conn:
+            return conn.execute(select(a.id).where(a.slack_channel_id == channel_id, a.slack_ts == ts,
+                                                   a.op == "post").order_by(a.id).limit(1)).scalar()
+
+    def mentions_of_alert(self, alert_id: int) -> list[int]:
+        """The mentions a message carries: those grouped into it, or the one it was posted for."""
+        n, a = t.notifications.c, t.alerts.c
+        with self.engine.connect() as conn:
+            grouped = conn.execute(select(n.mention_id).where(n.alert_id == alert_id).order_by(n.id)).scalars().all()
+            own = conn.execute(select(a.mention_id).where(a.id == alert_id)).scalar()
+        return list(dict.fromkeys([*grouped, *([own] if own is not None else [])]))
+
+    def thread_root(self, alert_id: int) -> tuple[int, str] | None:
+        """The top-level message (id, channel) whose thread the message `alert_id` is in, or is."""
+        a = t.alerts.c
+        with self.engine.connect() as conn:
+            row = conn.execute(select(func.coalesce(a.thread_of, a.id), a.channel).where(a.id == alert_id)).first()
+        return (row[0], row[1]) if row else None

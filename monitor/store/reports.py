@@ -1,0 +1,114 @@
+"""What reports, the weekly digest and spike detection read: counts in SQL (GROUP BY brand, UTC day,
+source, with each mention's newest labels pivoted into columns), the top mentions of a window, the
+newest complaints' words and hourly counts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Sequence
+
+from sqlalchemy import Integer, and_, case, func, literal_column, or_, select
+from sqlalchemy.sql import ColumnElement
+
+from alerts.spikes import HourCount
+from monitor.core.labels import INTENTS, SENTIMENTS
+from monitor.store import schema as t
+from monitor.store.base import Repository
+
+
+m, lab = t.mentions.c, t.labels.c
+
+
+def mention_time() -> ColumnElement:
+    """When a mention was posted; when the platform does not say, when we fetched it."""
+    return func.coalesce(m.created_at, m.fetched_at)
+
+
+def in_window(start: datetime, end: datetime) -> ColumnElement:
+    """`mention_time()` in [start, end), written so the (brand, created_at) index serves both branches."""
+    return or_(and_(m.created_at >= start, m.created_at < end),
+               and_(m.created_at.is_(None), m.fetched_at >= start, m.fetched_at < end))
+
+
+def newest_labels():
+    """labels joined to mentions, only each mention's newest row (created_at, then model name)."""
+    newer = t.labels.alias("newer")
+    is_newest = ~select(newer.c.mention_id).where(
+        newer.c.mention_id == lab.mention_id,
+        or_(newer.c.created_at > lab.created_at,
+            and_(newer.c.created_at == lab.created_at, newer.c.model > lab.model))).exists()
+    return t.mentions.outerjoin(t.labels, and_(lab.mention_id == m.id, is_newest))
+
+
+def day_bucket(dialect: str) -> ColumnElement:
+    """The mention's UTC day as YYYY-MM-DD: SQLite strftime (the expression of the ix_mentions_report index,
+    format inlined so that SQLite matches it), PostgreSQL date_trunc."""
+    ts = mention_time()
+    if dialect == "postgresql":
+        return func.to_char(func.date_trunc("day", func.timezone("UTC", ts)), "YYYY-MM-DD")
+    return func.strftime(literal_column("'%Y-%m-%d'"), ts)
+
+
+def in_days(day: ColumnElement, start: datetime, end: datetime) -> list[ColumnElement]:
+    """`mention_time()` in [start, end), with the day range that lets SQLite walk ix_mentions_report."""
+    first, last = (f"{moment.astimezone(timezone.utc):%Y-%m-%d}" for moment in (start, end))
+    return [day >= first, day <= last, mention_time() >= start, mention_time() < end]
+
+
+
+class ReportRepository(Repository):
+    """What reports, the weekly digest and spike detection read."""
+
+    def daily_counts(self, brands: Sequence[str], start: datetime, end: datetime) -> list[tuple]:
+        """(brand, UTC day, source, mentions, one count per sentiment, one per intent) in [start, end).
+
+        One row per brand, day and source, sentiments and intents pivoted into columns: on SQLite the
+        rows then come in index order and aggregate without a sort.
+        """
+        day = day_bucket(self.engine.dialect.name)
+        pivot = [func.sum(case((lab.sentiment == s, 1), else_=0)) for s in SENTIMENTS]
+        pivot += [func.sum(case((lab.intent == i, 1), else_=0)) for i in INTENTS]
+        query = (select(m.brand, day, m.source, func.count(), *pivot).select_from(newest_labels())
+                 .where(m.brand.in_(list(brands)), *in_days(day, start, end)).group_by(m.brand, day, m.source))
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(query)]
+
+    def complaint_texts(self, brand: str, start: datetime, end: datetime, limit: int) -> list[str]:
+        """The newest complaints' words: newest day first, a backwards walk of the index that stops at `limit`."""
+        day = day_bucket(self.engine.dialect.name)
+        query = (select(m.title, m.text).select_from(newest_labels())
+                 .where(m.brand == brand, *in_days(day, start, end), lab.intent == "complaint")
+                 .order_by(day.desc()).limit(limit))
+        with self.engine.connect() as conn:
+            return ["\n".join(p for p in (r.title, r.text) if p) for r in conn.execute(query)]
+
+    def top_mentions(self, brand: str, start: datetime, end: datetime, *, intent: str | None = None,
+                     sentiment: str | None = None, limit: int) -> list[dict]:
+        """The most-engaged mentions (by reach) in the window, with their newest labels."""
+        query = (select(m.id, m.source, m.url, m.author, m.title, m.text, m.reach, lab.sentiment, lab.intent)
+                 .select_from(newest_labels()).where(m.brand == brand, in_window(start, end)))
+        if intent:
+            query = query.where(lab.intent == intent)
+        if sentiment:
+            query = query.where(lab.sentiment == sentiment)
+        query = query.order_by(func.coalesce(m.reach, -1).desc(), m.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def hourly_counts(self, brand: str, now: datetime, history: timedelta) -> list[HourCount]:
+        """Mentions (and negative ones) per hour ending at `now`, for `history` back: the input of spike detection."""
+        start = now - history - timedelta(hours=1)
+        ts = mention_time()
+        if self.engine.dialect.name == "postgresql":
+            hours_ago = func.floor(func.extract("epoch", now - ts) / 3600)
+        else:
+            hours_ago = func.cast((func.julianday(now.strftime("%Y-%m-%d %H:%M:%S.%f")) - func.julianday(ts)) * 24, Integer)
+        hours_ago = hours_ago.label("hours_ago")
+        negative = func.sum(case((lab.sentiment == "negative", 1), else_=0)).label("negative")
+        query = (select(hours_ago, func.count().label("total"), negative).select_from(newest_labels())
+                 .where(m.brand == brand, in_window(start, now)).group_by(hours_ago))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        found = {int(r.hours_ago): HourCount(int(r.hours_ago), r.total, int(r.negative or 0)) for r in rows}
+        span = int(history / timedelta(hours=1))
+        return [found.get(h, HourCount(h, 0, 0)) for h in range(span + 1)]
