@@ -142,7 +142,8 @@ def app_reviews(data_dir: Path, split: str) -> list[Example]:
     examples = []
     for row in read_jsonl(data_dir / "app_reviews_maalej" / f"{split}.jsonl"):
         intents = app_review_intents(row)
-        examples.append(Example(row["text"], "app_reviews", app_review_sentiment(row), intents, app_review_reply(intents)))
+        reply = app_review_reply(intents)
+        examples.append(Example(row["text"], "app_reviews", app_review_sentiment(row), intents, reply))
     return examples
 
 
