@@ -36,7 +36,7 @@ from safetensors.torch import save_file  # noqa: E402
 
 from classifiers import data  # noqa: E402
 from classifiers.base import INTENTS, SENTIMENTS  # noqa: E402
-from classifiers.metrics import evaluate_suite  # noqa: E402
+from classifiers.metrics import Report, evaluate_suite, own_set_by_platform  # noqa: E402
 from classifiers.transformer import (  # noqa: E402
     CONFIG_FILE,
     MAX_LENGTH,
@@ -319,10 +319,21 @@ def report(out_dir: Path, data_dir: Path, own_dir: Path, log=print) -> dict:
     metrics = {}
     for name, quantize in (("transformer_int8", True), ("transformer_fp32", False)):
         classifier = TransformerClassifier(out_dir, quantize=quantize)
-        metrics[name] = {key: r.summary() for key, r in evaluate_suite(classifier, data_dir, own_dir).items()}
+        reports = evaluate_suite(classifier, data_dir, own_dir)
+        metrics[name] = {key: r.summary() for key, r in reports.items()}
+        metrics[name]["own_intent_needs_reply"] = _with_yes_f1(reports["own_intent_needs_reply"])
         log(f"{name}: {json.dumps(metrics[name])}")
+        metrics[name]["own_by_platform"] = {
+            task: {platform: _with_yes_f1(r) if task == "needs_reply" else r.summary() for platform, r in groups.items()}
+            for task, groups in own_set_by_platform(classifier, own_dir).items()
+        }
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def _with_yes_f1(report: Report) -> dict:
+    """A needs_reply summary plus the F1 of "yes" (a reply is needed), the figure routing depends on."""
+    return {**report.summary(), "yes_f1": round(report.per_class["yes"].f1, 4)}
 
 
 def run(data_dir: Path, out_dir: Path, feedback_files: list[Path], own_dir: Path = data.OWN_INTENT_DIR,
