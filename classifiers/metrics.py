@@ -134,18 +134,28 @@ def grouped_reports(rows: Sequence[dict], labels: Sequence[Labels], task_name: s
             golds.append(gold)
             guesses.append(guess)
     overall = evaluate([gold for gold, _, _ in scored], [guess for _, guess, _ in scored], task.labels)
-    return overall, {name: evaluate(golds, guesses, task.labels) for name, (golds, guesses) in sorted(groups.items())}
+    return overall, {name: evaluate(golds, guesses, _seen(task.labels, golds, guesses))
+                     for name, (golds, guesses) in sorted(groups.items())}
+
+
+def _seen(labels: Sequence[str], gold: Sequence[str], predicted: Sequence[str]) -> tuple[str, ...]:
+    """The labels a group's gold or predictions use: a platform with only "other" (news) is not scored 0 on the
+    four classes it never has."""
+    used = set(gold) | set(predicted)
+    return tuple(label for label in labels if label in used)
 
 
 def format_groups(reports: dict[str, Report], task_name: str, heading: str = "platform") -> str:
-    """One line per group: its size, accuracy, macro-F1 and, for needs_reply, the F1 of "yes"."""
+    """One line per group: its size, accuracy, macro-F1 over the classes it uses and, for needs_reply, the F1 of
+    "yes" ("-" where no row needs a reply)."""
     reply = task_name == "needs_reply"
     width = max(12, *(len(name) + 2 for name in reports)) if reports else 12
     lines = [f"{heading:{width}}{'n':>6}{'accuracy':>10}{'macro_f1':>10}" + (f"{'yes_f1':>10}" if reply else "")]
     for name, report in reports.items():
         total = sum(score.support for score in report.per_class.values())
         line = f"{name:{width}}{total:>6}{report.accuracy:>10.3f}{report.macro_f1:>10.3f}"
-        lines.append(line + (f"{report.per_class['yes'].f1:>10.3f}" if reply else ""))
+        yes = report.per_class.get("yes")
+        lines.append(line + ((f"{yes.f1:>10.3f}" if yes and yes.support else f"{'-':>10}") if reply else ""))
     return "\n".join(lines)
 
 

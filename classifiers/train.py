@@ -333,7 +333,8 @@ def report(out_dir: Path, data_dir: Path, own_dir: Path, log=print) -> dict:
 
 def _with_yes_f1(report: Report) -> dict:
     """A needs_reply summary plus the F1 of "yes" (a reply is needed), the figure routing depends on."""
-    return {**report.summary(), "yes_f1": round(report.per_class["yes"].f1, 4)}
+    yes = report.per_class.get("yes")
+    return {**report.summary(), "yes_f1": round(yes.f1, 4) if yes and yes.support else None}
 
 
 def run(data_dir: Path, out_dir: Path, feedback_files: list[Path], own_dir: Path = data.OWN_INTENT_DIR,

@@ -167,3 +167,20 @@ def test_needs_reply_per_platform_shows_the_yes_f1():
     table = format_groups(by_platform, "needs_reply").splitlines()
     assert table[0].split() == ["platform", "n", "accuracy", "macro_f1", "yes_f1"]
     assert table[1].split() == ["bluesky", "2", "0.500", "0.333", "0.667"]
+
+
+def test_platform_figures_use_only_the_classes_the_platform_has():
+    from classifiers.base import Labels
+    from classifiers.metrics import format_groups, grouped_reports
+
+    def labels(intent: str, reply: bool) -> Labels:
+        return Labels("neutral", {"neutral": 1.0}, intent, {intent: 1.0}, reply, float(reply), "test")
+
+    news = [{"text": f"headline {i}", "intent": "other", "needs_reply": False, "platform": "news"} for i in range(4)]
+    predicted = [labels("other", False)] * 3 + [labels("complaint", False)]
+    overall, by_platform = grouped_reports(news, predicted, "intent")
+    assert overall.macro_f1 == pytest.approx((0 + 2 * 3 / 7) / 5), "overall keeps all five classes"
+    assert by_platform["news"].labels == ("complaint", "other")
+    assert by_platform["news"].macro_f1 == pytest.approx((0 + 6 / 7) / 2)
+    _, replies = grouped_reports(news, predicted, "needs_reply")
+    assert format_groups(replies, "needs_reply").splitlines()[1].split() == ["news", "4", "1.000", "1.000", "-"]
