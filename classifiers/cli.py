@@ -168,14 +168,18 @@ def evaluate_command(
     classifier: ClassifierName = typer.Option(ClassifierName.transformer, help="Which model to score."),
     model_dir: Optional[Path] = typer.Option(None, help="Transformer artifacts (default: the shipped model)."),
 ) -> None:
-    """Per-class precision / recall / F1, macro scores and the confusion matrix for a labelled JSONL file."""
+    """Per-class precision / recall / F1, macro scores and the confusion matrix for a labelled JSONL file, then
+    one line per platform when its rows have a `platform` field."""
     from classifiers.data import read_jsonl
-    from classifiers.metrics import score_rows
+    from classifiers.metrics import format_groups, score_rows_by
 
     model = make_classifier(classifier, model_dir)
-    report = score_rows(model, read_jsonl(data), task.value)
+    report, by_platform = score_rows_by(model, read_jsonl(data), task.value, "platform")
     typer.echo(f"{data} task={task.value} classifier={model.version} n={report.summary()['n']}")
     typer.echo(report.format())
+    if by_platform:
+        typer.echo("")
+        typer.echo(format_groups(by_platform, task.value))
 
 
 @app.command()

@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 from classifiers.base import INTENTS, SENTIMENTS, Labels
 
@@ -22,7 +22,13 @@ OWN_INTENT_DIR = Path(__file__).resolve().parent / "intent_data"
 
 NOT_COMPLAINT = frozenset(INTENTS) - {"complaint"}
 NEITHER_COMPLAINT_NOR_SUGGESTION = frozenset(INTENTS) - {"complaint", "suggestion"}
-REPLY_INTENTS = frozenset({"complaint", "question", "suggestion", "praise"})
+COMPLAINT_OR_QUESTION = frozenset({"complaint", "question"})
+# labels.md: complaints and questions always need a reply, "other" almost never (phishing is the exception);
+# praise and suggestions depend on whom they address, which an intent alone does not say.
+REPLY_BY_INTENT: dict[str, bool | None] = {
+    "complaint": True, "question": True, "other": False, "praise": None, "suggestion": None,
+}
+OWN_LABELS = ("intent", "sentiment", "needs_reply")
 
 _URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
 _MENTION = re.compile(r"(?<!\w)@\w+")
@@ -50,15 +56,29 @@ def normalise(text: str) -> str:
 
 def read_jsonl(path: Path) -> Iterator[dict]:
     """Yields the JSON objects of a JSONL file, skipping blank lines."""
+    for _, row in numbered_jsonl(path):
+        yield row
+
+
+def numbered_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line; a line that is not a JSON object fails naming file and line."""
     with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                yield json.loads(line)
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+            yield number, row
 
 
-def reply_from_intent(intent: str) -> bool:
-    """The needs_reply rule where a source has no reply label: everything but "other" deserves an answer."""
-    return intent in REPLY_INTENTS
+def reply_from_intent(intent: str) -> bool | None:
+    """The needs_reply labels.md implies where a source gives an intent but no reply label; None (unknown) for
+    praise and suggestions, which need a reply only when addressed to the brand."""
+    return REPLY_BY_INTENT[intent]
 
 
 def tweeteval(data_dir: Path, split: str) -> list[Example]:
@@ -80,17 +100,20 @@ def complaints(data_dir: Path, split: str) -> list[Example]:
 
 
 def app_review_intents(row: dict) -> frozenset[str] | None:
-    """bug_report -> complaint, feature_request -> suggestion; 4-5 star "rating" reviews -> praise;
-    other rating / user_experience reviews -> neither complaint nor suggestion, except 1-2 star ones,
-    which are often bare complaints ("worst app ever") and are left without an intent label."""
+    """bug_report -> complaint, feature_request -> suggestion. For the other reviews the stars decide, as labels.md
+    reads them: 1-2 stars voice dissatisfaction (a complaint, or a question the fault caused: "how do I connect,
+    2 stars till I get an answer"), 4-5 star "rating" reviews are praise, 4-5 star user_experience reviews are
+    anything but complaint or suggestion; 3 stars (often "good but ...", a complaint) stay unlabelled."""
     label, stars = row["label"], row.get("rating") or 3
     if label == "bug_report":
         return frozenset({"complaint"})
     if label == "feature_request":
         return frozenset({"suggestion"})
     if stars <= 2:
+        return COMPLAINT_OR_QUESTION
+    if stars == 3:
         return None
-    if label == "rating" and stars >= 4:
+    if label == "rating":
         return frozenset({"praise"})
     return NEITHER_COMPLAINT_NOR_SUGGESTION
 
@@ -106,47 +129,56 @@ def app_review_sentiment(row: dict) -> str | None:
     return None
 
 
+def app_review_reply(intents: frozenset[str] | None) -> bool | None:
+    """A review on the brand's own store page that reports a fault, asks or requests a feature needs an answer;
+    praise there is usually third person ("great app"), which labels.md leaves unanswered, but some thank the
+    developers, so praise and mixed sets stay unknown."""
+    if intents and intents <= COMPLAINT_OR_QUESTION | {"suggestion"}:
+        return True
+    return None
+
+
 def app_reviews(data_dir: Path, split: str) -> list[Example]:
     examples = []
     for row in read_jsonl(data_dir / "app_reviews_maalej" / f"{split}.jsonl"):
         intents = app_review_intents(row)
-        needs_reply = True if intents and intents <= {"complaint", "suggestion"} else None
-        examples.append(
-            Example(row["text"], "app_reviews", app_review_sentiment(row), intents, needs_reply)
-        )
+        reply = app_review_reply(intents)
+        examples.append(Example(row["text"], "app_reviews", app_review_sentiment(row), intents, reply))
     return examples
 
 
-def labelled_examples(rows: Iterable[dict], source: str) -> list[Example]:
-    """Rows in the feedback / own-set format: `text` plus any of `sentiment`, `intent`, `needs_reply`.
-    A row with an intent but no needs_reply gets the intent's default reply rule."""
+def labelled_examples(path: Path, source: str, required: tuple[str, ...] = ()) -> list[Example]:
+    """Rows in the feedback / own-set format: `text` plus any of `sentiment`, `intent`, `needs_reply` (those in
+    `required` must be there). A row with an intent but no needs_reply gets what labels.md implies, if anything.
+    A bad row stops with an error naming the file, line, key and value."""
     examples = []
-    for row in rows:
+    for line, row in numbered_jsonl(path):
+        where = f"{path}:{line}"
+        if not isinstance(row.get("text"), str):
+            raise ValueError(f"{where}: key 'text' must be a string, got {row.get('text')!r}")
+        for key in required:
+            if row.get(key) is None:
+                raise ValueError(f"{where}: key {key!r} is missing")
         sentiment, intent, needs_reply = row.get("sentiment"), row.get("intent"), row.get("needs_reply")
         if sentiment is not None and sentiment not in SENTIMENTS:
-            raise ValueError(f"unknown sentiment {sentiment!r} in {source}")
+            raise ValueError(f"{where}: key 'sentiment' has unknown value {sentiment!r}")
         if intent is not None and intent not in INTENTS:
-            raise ValueError(f"unknown intent {intent!r} in {source}")
+            raise ValueError(f"{where}: key 'intent' has unknown value {intent!r}")
+        if needs_reply is not None and not isinstance(needs_reply, bool):
+            raise ValueError(f"{where}: key 'needs_reply' must be true or false, got {needs_reply!r}")
         if needs_reply is None and intent is not None:
             needs_reply = reply_from_intent(intent)
-        examples.append(
-            Example(
-                str(row["text"]),
-                source,
-                sentiment=sentiment,
-                intents=frozenset({intent}) if intent else None,
-                needs_reply=None if needs_reply is None else bool(needs_reply),
-            )
-        )
+        examples.append(Example(row["text"], source, sentiment, frozenset({intent}) if intent else None, needs_reply))
     return examples
 
 
 def own_intent(split: str, directory: Path = OWN_INTENT_DIR) -> list[Example]:
-    return labelled_examples(read_jsonl(directory / f"{split}.jsonl"), "own_intent")
+    """The project's own set: every row carries all three labels."""
+    return labelled_examples(directory / f"{split}.jsonl", "own_intent", OWN_LABELS)
 
 
 def feedback(path: Path) -> list[Example]:
-    return labelled_examples(read_jsonl(path), "feedback")
+    return labelled_examples(path, "feedback")
 
 
 @dataclass(frozen=True)

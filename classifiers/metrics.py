@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from classifiers.base import Classifier
+from classifiers.base import Classifier, Labels
 from classifiers.data import OWN_INTENT_DIR, SUITE, TASKS, read_jsonl
 
 
@@ -101,26 +101,62 @@ def evaluate(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str
 
 def score_rows(classifier: Classifier, rows: Iterable[dict], task_name: str, batch_size: int = 256) -> Report:
     """Classifies labelled JSONL rows in batches and scores them on one task; rows without a gold label are skipped."""
+    return score_rows_by(classifier, rows, task_name, None, batch_size)[0]
+
+
+def score_rows_by(classifier: Classifier, rows: Iterable[dict], task_name: str, field: str | None = "platform",
+                  batch_size: int = 256) -> tuple[Report, dict[str, Report]]:
+    """Like `score_rows`, plus one report per value of `field` (e.g. per platform) from the same predictions;
+    the per-group dict is empty when no row has the field."""
     task = TASKS[task_name]
-    gold: list[str] = []
-    predicted: list[str] = []
-    batch: list[dict] = []
-
-    def flush() -> None:
-        for labels in classifier.classify([row.get("text") or "" for row in batch]):
-            predicted.append(task.predicted(labels))
-        batch.clear()
-
+    labelled: list[dict] = []
+    labels: list[Labels] = []
     for row in rows:
-        label = task.gold(row)
-        if label is None:
+        if task.gold(row) is None:
             continue
-        gold.append(label)
-        batch.append(row)
-        if len(batch) >= batch_size:
-            flush()
-    flush()
-    return evaluate(gold, predicted, task.labels)
+        labelled.append(row)
+        if len(labelled) - len(labels) >= batch_size:
+            labels += classifier.classify([r.get("text") or "" for r in labelled[len(labels):]])
+    labels += classifier.classify([r.get("text") or "" for r in labelled[len(labels):]])
+    return grouped_reports(labelled, labels, task_name, field)
+
+
+def grouped_reports(rows: Sequence[dict], labels: Sequence[Labels], task_name: str,
+                    field: str | None = "platform") -> tuple[Report, dict[str, Report]]:
+    """Scores given predictions on one task, overall and per value of `field`; rows without a gold label are skipped."""
+    task = TASKS[task_name]
+    scored = [(task.gold(row), task.predicted(label), row.get(field) if field else None)
+              for row, label in zip(rows, labels, strict=True) if task.gold(row) is not None]
+    groups: dict[str, tuple[list[str], list[str]]] = {}
+    for gold, guess, group in scored:
+        if group is not None:
+            golds, guesses = groups.setdefault(str(group), ([], []))
+            golds.append(gold)
+            guesses.append(guess)
+    overall = evaluate([gold for gold, _, _ in scored], [guess for _, guess, _ in scored], task.labels)
+    return overall, {name: evaluate(golds, guesses, _seen(task.labels, golds, guesses))
+                     for name, (golds, guesses) in sorted(groups.items())}
+
+
+def _seen(labels: Sequence[str], gold: Sequence[str], predicted: Sequence[str]) -> tuple[str, ...]:
+    """The labels a group's gold or predictions use: a platform with only "other" (news) is not scored 0 on the
+    four classes it never has."""
+    used = set(gold) | set(predicted)
+    return tuple(label for label in labels if label in used)
+
+
+def format_groups(reports: dict[str, Report], task_name: str, heading: str = "platform") -> str:
+    """One line per group: its size, accuracy, macro-F1 over the classes it uses and, for needs_reply, the F1 of
+    "yes" ("-" where no row needs a reply)."""
+    reply = task_name == "needs_reply"
+    width = max(12, *(len(name) + 2 for name in reports)) if reports else 12
+    lines = [f"{heading:{width}}{'n':>6}{'accuracy':>10}{'macro_f1':>10}" + (f"{'yes_f1':>10}" if reply else "")]
+    for name, report in reports.items():
+        total = sum(score.support for score in report.per_class.values())
+        line = f"{name:{width}}{total:>6}{report.accuracy:>10.3f}{report.macro_f1:>10.3f}"
+        yes = report.per_class.get("yes")
+        lines.append(line + ((f"{yes.f1:>10.3f}" if yes and yes.support else f"{'-':>10}") if reply else ""))
+    return "\n".join(lines)
 
 
 def evaluate_suite(classifier: Classifier, data_dir: Path, own_dir: Path = OWN_INTENT_DIR) -> dict[str, Report]:
@@ -130,3 +166,13 @@ def evaluate_suite(classifier: Classifier, data_dir: Path, own_dir: Path = OWN_I
         path = own_dir / "validation.jsonl" if relative_path is None else data_dir / relative_path
         reports[name] = score_rows(classifier, read_jsonl(path), task_name)
     return reports
+
+
+OWN_TASKS = ("intent", "sentiment", "needs_reply")
+
+
+def own_set_by_platform(classifier: Classifier, own_dir: Path = OWN_INTENT_DIR) -> dict[str, dict[str, Report]]:
+    """The own validation set's intent, sentiment and needs_reply reports per platform, classified once."""
+    rows = list(read_jsonl(own_dir / "validation.jsonl"))
+    labels = classifier.classify([row["text"] for row in rows])
+    return {task_name: grouped_reports(rows, labels, task_name)[1] for task_name in OWN_TASKS}

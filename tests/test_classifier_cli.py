@@ -148,3 +148,67 @@ def test_feedback_format(tmp_path):
     path.write_text(json.dumps({"text": "x", "intent": "rant"}) + "\n")
     with pytest.raises(ValueError, match="rant"):
         feedback(path)
+
+
+def test_eval_reports_each_platform_when_rows_have_one(tmp_path):
+    data = tmp_path / "mentions.jsonl"
+    rows = [
+        {"text": "I hate this, worst ever", "sentiment": "negative", "platform": "x"},
+        {"text": "Absolutely love it", "sentiment": "positive", "platform": "x"},
+        {"text": "The shop is on Main Street", "sentiment": "neutral", "platform": "mastodon"},
+        {"text": "great stuff", "sentiment": "negative", "platform": "mastodon"},
+        {"text": "no platform on this one, still scored overall", "sentiment": "neutral"},
+    ]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = runner.invoke(app, ["eval", "--data", str(data), "--task", "sentiment", "--classifier", "lexicon"])
+    assert result.exit_code == 0, result.output
+    assert "n=5" in result.stdout
+    table = result.stdout.split("\nplatform")[1].splitlines()[1:]
+    platform_lines = {line.split()[0]: line.split()[1:] for line in table}
+    assert platform_lines["x"][:2] == ["2", "1.000"]
+    assert platform_lines["mastodon"][:2] == ["2", "0.500"]
+
+
+def test_eval_without_platforms_prints_no_platform_table(tmp_path):
+    data = tmp_path / "plain.jsonl"
+    data.write_text(json.dumps({"text": "I love it", "label": "positive"}) + "\n")
+    result = runner.invoke(app, ["eval", "--data", str(data), "--task", "sentiment", "--classifier", "lexicon"])
+    assert result.exit_code == 0, result.output
+    assert "\nplatform" not in result.stdout
+
+
+def test_needs_reply_per_platform_shows_the_yes_f1():
+    from classifiers.base import Labels
+    from classifiers.metrics import format_groups, grouped_reports
+
+    def labels(reply: bool) -> Labels:
+        return Labels("neutral", {"neutral": 1.0}, "other", {"other": 1.0}, reply, float(reply), "test")
+
+    rows = [{"text": "a", "needs_reply": True, "platform": "bluesky"},
+            {"text": "b", "needs_reply": False, "platform": "bluesky"},
+            {"text": "c", "needs_reply": True, "platform": "news"}, {"text": "d"}]
+    predicted = [labels(True), labels(True), labels(False), labels(True)]
+    overall, by_platform = grouped_reports(rows, predicted, "needs_reply")
+    assert overall.summary()["n"] == 3
+    assert by_platform["bluesky"].per_class["yes"].f1 == pytest.approx(2 / 3)
+    assert by_platform["news"].per_class["yes"].f1 == 0.0
+    table = format_groups(by_platform, "needs_reply").splitlines()
+    assert table[0].split() == ["platform", "n", "accuracy", "macro_f1", "yes_f1"]
+    assert table[1].split() == ["bluesky", "2", "0.500", "0.333", "0.667"]
+
+
+def test_platform_figures_use_only_the_classes_the_platform_has():
+    from classifiers.base import Labels
+    from classifiers.metrics import format_groups, grouped_reports
+
+    def labels(intent: str, reply: bool) -> Labels:
+        return Labels("neutral", {"neutral": 1.0}, intent, {intent: 1.0}, reply, float(reply), "test")
+
+    news = [{"text": f"headline {i}", "intent": "other", "needs_reply": False, "platform": "news"} for i in range(4)]
+    predicted = [labels("other", False)] * 3 + [labels("complaint", False)]
+    overall, by_platform = grouped_reports(news, predicted, "intent")
+    assert overall.macro_f1 == pytest.approx((0 + 2 * 3 / 7) / 5), "overall keeps all five classes"
+    assert by_platform["news"].labels == ("complaint", "other")
+    assert by_platform["news"].macro_f1 == pytest.approx((0 + 6 / 7) / 2)
+    _, replies = grouped_reports(news, predicted, "needs_reply")
+    assert format_groups(replies, "needs_reply").splitlines()[1].split() == ["news", "4", "1.000", "1.000", "-"]

@@ -1,8 +1,10 @@
-"""The held-out selection in classifiers/train.py: a stable held-out slice and the complaint-bias choice.
+"""The held-out selection in classifiers/train.py (a stable held-out slice and the complaint-bias choice) and
+the mapping in classifiers/data.py from each source to training labels, as the product's labels.md defines them.
 
-Pure functions on synthetic data; never trains and never reads the shared data.
+Pure functions on synthetic data and the project's own set; never trains and never reads the shared data.
 """
 
+import json
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -10,6 +12,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import pytest  # noqa: E402
 
+from classifiers import data  # noqa: E402
 from classifiers.train import choose_bias, complaint_f1, held_out  # noqa: E402
 
 
@@ -51,3 +54,63 @@ def test_bias_prefers_a_plateau_over_a_lucky_point():
     assert complaint_f1(margins, gold, 1.05) > complaint_f1(margins, gold, 0.0)
     bias, _ = choose_bias(margins, gold)
     assert bias == 0.0
+
+
+def app_review(label: str, rating: int | None) -> data.Example:
+    return data.Example("t", "app_reviews", data.app_review_sentiment({"label": label, "rating": rating}),
+                        data.app_review_intents({"label": label, "rating": rating}),
+                        data.app_review_reply(data.app_review_intents({"label": label, "rating": rating})))
+
+
+@pytest.mark.parametrize(
+    ("label", "rating", "intents", "sentiment", "needs_reply"),
+    [
+        ("bug_report", 5, {"complaint"}, None, True),
+        ("feature_request", 1, {"suggestion"}, None, True),
+        # "worst app ever", 1 star: dissatisfaction, or a question a fault caused; both need an answer.
+        ("rating", 1, {"complaint", "question"}, "negative", True),
+        ("user_experience", 2, {"complaint", "question"}, None, True),
+        # "good but slow", 3 stars: often a lukewarm complaint, so no intent is taught.
+        ("rating", 3, None, None, None),
+        # Third-person praise on a store page needs no reply, a thank-you to the developers does: unknown.
+        ("rating", 5, {"praise"}, "positive", None),
+        ("user_experience", 4, {"question", "praise", "other"}, None, None),
+    ],
+)
+def test_app_reviews_map_to_the_product_labels(label, rating, intents, sentiment, needs_reply):
+    example = app_review(label, rating)
+    assert example.intents == (frozenset(intents) if intents else None)
+    assert (example.sentiment, example.needs_reply) == (sentiment, needs_reply)
+
+
+def test_feedback_without_a_reply_label_gets_only_what_the_definition_fixes(tmp_path):
+    path = tmp_path / "feedback.jsonl"
+    path.write_text("".join(json.dumps({"text": f"post {intent}", "intent": intent}) + "\n"
+                            for intent in ("complaint", "question", "suggestion", "praise", "other")))
+    replies = {next(iter(example.intents)): example.needs_reply for example in data.feedback(path)}
+    assert replies == {"complaint": True, "question": True, "suggestion": None, "praise": None, "other": False}
+
+
+def test_own_set_rows_need_all_three_labels_and_errors_name_file_line_and_key(tmp_path):
+    good = {"text": "thanks @acme", "intent": "praise", "sentiment": "positive", "needs_reply": True}
+    (tmp_path / "train.jsonl").write_text(json.dumps(good) + "\n\n" + json.dumps({**good, "needs_reply": None}) + "\n")
+    with pytest.raises(ValueError, match=r"train\.jsonl:3: key 'needs_reply' is missing"):
+        data.own_intent("train", tmp_path)
+    (tmp_path / "train.jsonl").write_text(json.dumps({**good, "needs_reply": "yes"}) + "\n")
+    with pytest.raises(ValueError, match=r"train\.jsonl:1: key 'needs_reply' must be true or false, got 'yes'"):
+        data.own_intent("train", tmp_path)
+    (tmp_path / "train.jsonl").write_text(json.dumps(good) + "\n{not json\n")
+    with pytest.raises(ValueError, match=r"train\.jsonl:2: not valid JSON"):
+        data.own_intent("train", tmp_path)
+    (tmp_path / "train.jsonl").write_text(json.dumps(good) + "\n")
+    (example,) = data.own_intent("train", tmp_path)
+    assert (example.source, example.intents, example.sentiment, example.needs_reply) == (
+        "own_intent", frozenset({"praise"}), "positive", True)
+
+
+def test_shipped_own_set_trains_every_head_on_every_row():
+    examples = data.own_intent("train")
+    assert len(examples) >= 2000
+    assert all(e.intents and e.sentiment and e.needs_reply is not None for e in examples)
+    praise = [e for e in examples if e.intents == {"praise"}]
+    assert {e.needs_reply for e in praise} == {True, False}, "praise needs a reply only when it speaks to the brand"
