@@ -19,6 +19,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       ValidationError, ValidationInfo, field_validator, model_validator)
 
 from monitor.logs import REDACTOR, secrets_of
+from monitor.query import QueryError, query_problem_at, query_warnings, valid_query
 from monitor.yamlsource import LoadedYaml, Path, load_yaml
 
 EX_CONFIG = 78
@@ -64,6 +65,13 @@ class Owned(Strict):
     identical blocks under two brands are two sources (they compare unequal) with each brand's terms."""
 
     _brand: str | None = PrivateAttr(None)
+    filter: str | None = Field(None, description="A query (see the README's Queries) this source's posts must "
+                               "also satisfy; translated into the platform's search where it has one")
+
+    @field_validator("filter")
+    @classmethod
+    def _filter_query(cls, text: str | None) -> str | None:
+        return valid_query(text)
 
     @property
     def brand_id(self) -> str | None:
@@ -485,6 +493,9 @@ class Brand(Strict):
     hashtags: list[str] = []
     domains: list[str] = []
     exclude: list[str] = Field([], description="Phrases that make a match not about this brand")
+    query: str | None = Field(None, description="A query (see the README's Queries) that replaces the names, "
+                              "aliases, handles, hashtags and domains in deciding what is a mention")
+    fold_accents: bool = Field(True, description="Acmé, Äcme and Acme are the same name (false: accents count)")
     slack_channel: Channel
     reply_within: Promise = Field(timedelta(hours=4), description="The reply time the team promises")
     reply_within_by_intent: dict[Intent, Promise] = Field({}, description="Per-intent promise, e.g. question: 1h")
@@ -509,6 +520,11 @@ class Brand(Strict):
         if hours is not None and hours.start == hours.end:
             raise ValueError("business_hours start and end are equal: leave business_hours out to count every hour")
         return hours
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, text: str | None) -> str | None:
+        return valid_query(text)
 
     @field_validator("handles")
     @classmethod
@@ -691,10 +707,14 @@ class ConfigProblem:
     value: str
     expected: str
     warning: bool = False
+    column: int | None = None
+    caret: str | None = None  # the file's line with a caret under the problem
 
     def __str__(self) -> str:
         prefix = "warning: " if self.warning else ""
-        return f"{self.file}:{self.line}: {prefix}{self.path or '(top)'}: {self.value}: {self.expected}"
+        where = f"{self.file}:{self.line}" + (f":{self.column}" if self.column else "")
+        text = f"{where}: {prefix}{self.path or '(top)'}: {self.value}: {self.expected}"
+        return text + ("\n" + self.caret if self.caret else "")
 
 
 class ConfigError(Exception):
@@ -744,6 +764,11 @@ def _problems_from_validation(exc: ValidationError, loaded: LoadedYaml, file: st
         else:
             value = _show(err.get("input"), secret)
             expected = err["msg"].removeprefix("Value error, ")
+        error = (err.get("ctx") or {}).get("error")
+        if isinstance(error, QueryError):
+            line, column, caret = query_problem_at(error, loaded.scalars.get(path), loaded.text)
+            problems.append(ConfigProblem(file, line, dotted, value, error.reason, column=column, caret=caret))
+            continue
         problems.append(ConfigProblem(file, line, dotted, value, expected))
     return problems
 
@@ -766,6 +791,8 @@ def _warnings(settings: Settings, loaded: LoadedYaml, file: str) -> list[ConfigP
                                              f"also a term of brand {owner[key]}: posts will match both",
                                              warning=True))
                 owner.setdefault(key, brand_id)
+    out += [ConfigProblem(file, loaded.lines.get(path, 1), ".".join(map(str, path)), text, expected, warning=True)
+            for path, text, expected in query_warnings(settings)]
     return (out + _reddit_budget_warnings(settings, loaded, file) + _x_budget_warnings(settings, loaded, file)
             + route_problems(settings, loaded, file))
 

@@ -113,25 +113,6 @@ class Verdict:
     filtered_by: str | None = None
 
 
-def _brand_terms(kinds: Mapping[str, Any]) -> tuple[q.Node, tuple[q.Term, ...], dict[q.Term, str]]:
-    """A brand's names, aliases, handles, hashtags, domains (or its query) and exclusions as a query."""
-    display: dict[q.Term, str] = {}
-    terms = []
-    for kind, values in kinds.items():
-        if kind in ("query", "exclude", "fold_accents"):
-            continue
-        for text in values:
-            if not normalise(text.strip("{}")):
-                continue
-            cased = kind == "name" and len(text) > 2 and text.startswith("{") and text.endswith("}")
-            term = q.term_of(text[1:-1] if cased else text, {"name": "word"}.get(kind, kind), case=cased)
-            display.setdefault(term, text)
-            terms.append(term)
-    include = q.parse(kinds["query"]) if kinds.get("query") else q.Or(tuple(dict.fromkeys(terms)))
-    exclude = tuple(q.Term("word", t) for t in kinds.get("exclude", ()) if normalise(t))
-    return include, exclude, display
-
-
 class Matcher:
     """Built once per config; `match()` is pure and thread-safe."""
 
@@ -147,7 +128,7 @@ class Matcher:
         self._always: list[str] = []
         self._exact: dict[tuple[q.Term, bool], re.Pattern] = {}
         for brand_id, kinds in brands.items():
-            include, exclude, display = _brand_terms(kinds)
+            include, exclude, display = q.brand_node(kinds)
             if include == q.Or(()):
                 continue
             fold = bool(kinds.get("fold_accents", True))
@@ -193,10 +174,7 @@ class Matcher:
 
     @classmethod
     def from_settings(cls, settings) -> "Matcher":
-        brands = {}
-        for bid, b in settings.brands.items():
-            brands[bid] = {**b.terms(), "exclude": b.exclude, "query": getattr(b, "query", None),
-                           "fold_accents": getattr(b, "fold_accents", True)}
+        brands = {bid: q.brand_kinds(b) for bid, b in settings.brands.items()}
         filters = {sid: src.filter for sid, (_, src) in settings.sources().items() if getattr(src, "filter", None)}
         return cls(brands, filters)
 

@@ -721,3 +721,105 @@ def _dnf(node: Node) -> list[list[str]] | None:
         if len(out) > 64:
             return None
     return out
+
+
+# --- config: brands and sources as queries, and where a bad query is in the file -------------------
+
+def brand_node(kinds: dict) -> tuple[Node, tuple[Term, ...], dict[Term, str]]:
+    """A brand as a query: its `query`, or its names, aliases, handles, hashtags and domains ORed (a
+    name in braces, `{Corona}`, is case-sensitive); its exclusion phrases; and each term's display."""
+    display: dict[Term, str] = {}
+    terms = []
+    for kind, values in kinds.items():
+        if kind in ("query", "exclude", "fold_accents"):
+            continue
+        for text in values:
+            if not normalise(text.strip("{}")):
+                continue
+            cased = kind == "name" and len(text) > 2 and text.startswith("{") and text.endswith("}")
+            term = term_of(text[1:-1] if cased else text, {"name": "word"}.get(kind, kind), case=cased)
+            display.setdefault(term, text)
+            terms.append(term)
+    include = parse(kinds["query"]) if kinds.get("query") else Or(tuple(dict.fromkeys(terms)))
+    exclude = tuple(Term("word", t) for t in kinds.get("exclude", ()) if normalise(t))
+    return include, exclude, display
+
+
+def brand_kinds(brand) -> dict:
+    """A config Brand in the form `brand_node` and the matcher take."""
+    return {"name": brand.names + brand.aliases, "handle": brand.handles, "hashtag": brand.hashtags,
+            "domain": brand.domains, "exclude": brand.exclude, "query": brand.query,
+            "fold_accents": brand.fold_accents}
+
+
+def effective(brand, source=None) -> Node:
+    """What a source of this brand keeps: the brand's query, NOT its exclusions, AND the source's filter."""
+    include, exclude, _ = brand_node(brand_kinds(brand))
+    parts = [include] + [Not(t) for t in exclude]
+    if source is not None and getattr(source, "filter", None):
+        parts.append(parse(source.filter))
+    return And(tuple(parts)) if len(parts) > 1 else include
+
+
+def _customised(brand, source) -> bool:
+    """Whether the platform's default search from names and aliases would not express this brand."""
+    return bool(brand.query or getattr(source, "filter", None)
+                or any(n.startswith("{") and n.endswith("}") for n in brand.names + brand.aliases))
+
+
+def platform_search(platform: str, brand, source, limit: int = 512) -> str | list[str] | None:
+    """The search to run on `platform` for a brand's query and its source's filter (X, Reddit: a query
+    string; hackernews: a list of queries), or None to keep the connector's default search (nothing
+    customised, or the platform cannot narrow the query, or it would be longer than `limit`)."""
+    if not _customised(brand, source):
+        return None
+    node = effective(brand, source)
+    if platform == "hackernews":
+        return to_hackernews(node)
+    text = to_x(node) if platform == "x" else to_reddit(node)
+    return text if text and len(text) <= limit else None
+
+
+def valid_query(text: str | None) -> str | None:
+    """A config validator: the query parses (QueryError, a ValueError, says where it does not)."""
+    if text is not None:
+        parse(text)
+    return text
+
+
+def query_problem_at(error: QueryError, scalar: tuple[int, int, str | None] | None,
+                     text: str) -> tuple[int, int | None, str | None]:
+    """Where in the config file a query's error is (line, column) and that line with a caret under it.
+    `scalar` is the YAML value's start and style: plain or quoted on one line, or a block (| or >)."""
+    if scalar is None:
+        return 1, None, None
+    line, column, style = scalar
+    lines = text.splitlines()
+    if style in ("|", ">"):
+        if line + error.line - 1 >= len(lines):
+            return line, None, None
+        first = lines[line]  # the block's first line sets its indentation
+        line += error.line
+        column = len(first) - len(first.lstrip(" ")) + error.column
+    elif error.line == 1:
+        column += error.column - 1 + (1 if style in ("'", '"') else 0)
+    else:
+        return line, None, None
+    body = lines[line - 1] if line - 1 < len(lines) else ""
+    return line, column, f"    {body}\n    {' ' * (column - 1)}^"
+
+
+def query_warnings(settings) -> list[tuple[tuple, str, str]]:
+    """Queries and filters that can never match, or match every post: (key path, query, why)."""
+    out = []
+    places = [(("brands", bid, "query"), b.query) for bid, b in settings.brands.items() if b.query]
+    places += [(("brands", bid, "sources", i, "filter"), s.filter) for bid, b in settings.brands.items()
+               for i, s in enumerate(b.sources) if s.filter]
+    for path, text in places:
+        verdict = never_or_always(parse(text))
+        if verdict == "never":
+            out.append((path, repr(text), "this query can never match: no post can satisfy it"))
+        elif verdict == "always":
+            out.append((path, repr(text), "this query matches every post (it names nothing a post must "
+                        "contain): every post of every source would be a mention"))
+    return out
