@@ -24,6 +24,7 @@ from connectors.feeds import strip_html
 from monitor.config import HackerNewsPlatform, HackerNewsSource, Settings
 from monitor.health import FailureKind, SourceFailure
 from monitor.models import FetchResult, Post
+from monitor.query import platform_search
 
 PLATFORM = "hackernews"
 ITEM_URL = "https://news.ycombinator.com/item?id={}"
@@ -110,7 +111,8 @@ class HackerNewsConnector:
                                                        self.platform.max_bytes)
         self.clock = clock
         _, brand = settings.brand_of(source)
-        self.queries = list(dict.fromkeys(source.queries or default_queries(brand.names + brand.aliases + brand.domains)))
+        self.queries = list(dict.fromkeys(source.queries or platform_search(PLATFORM, brand, source)
+                                          or default_queries(brand.names + brand.aliases + brand.domains)))
         self.team = frozenset(u.casefold() for u in brand.team.hackernews)
         self.late = int(self.platform.late_window.total_seconds())
 

@@ -31,6 +31,7 @@ from monitor.config import Brand, RedditPlatform, RedditSource, Settings
 from monitor.health import FailureKind, SourceFailure
 from connectors.team_replies import ReplyLog, SeenReply, match
 from monitor.models import FetchResult, Gap, Post, TeamReply
+from monitor.query import platform_search
 
 PLATFORM = "reddit"
 SITE = "https://www.reddit.com"
@@ -82,7 +83,8 @@ def plan_listings(source: RedditSource, brand: Brand) -> list[Listing]:
     if source.what == "comments":
         return [Listing(f"r/{s}/comments", f"/r/{s}/comments", f"r/{s} new comments", s) for s in source.subreddits]
     out = []
-    for query in [source.query] if source.query else search_queries(brand):
+    translated = platform_search(PLATFORM, brand, source, QUERY_LIMIT)
+    for query in [source.query or translated] if source.query or translated else search_queries(brand):
         params = {"q": query, "sort": "new", "t": "all"}
         if not source.subreddits:
             out.append(Listing(f"search:{query}", "/search", "Reddit search", None, True, params))

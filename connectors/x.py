@@ -35,6 +35,7 @@ from monitor.config import Brand, Settings, XPlatform, XSource
 from monitor.health import MAX_RETRY_AFTER, MIN_RETRY_AFTER, FailureKind, SourceFailure
 from connectors.team_replies import ReplyLog, SeenReply, match
 from monitor.models import FetchResult, Gap, MalformedItem, Post, TeamReply
+from monitor.query import platform_search
 
 PLATFORM = "x"
 TWITTER_HOST = "https://api.twitter.com"
@@ -314,7 +315,7 @@ class XConnector:
         self.store = store
         self.brand_id, self.brand = settings.brand_of(source)
         self.source_id = f"{self.brand_id}/{source.name}"
-        self.query = source.query or default_query(self.brand)
+        self.query = source.query or platform_search(PLATFORM, self.brand, source, QUERY_LIMIT) or default_query(self.brand)
         self.team = team_handles(self.brand)
         self.clock: Callable[[], datetime] = _utcnow
         self.session = ApiSession(self.platform.base_url, (self.platform.connect_timeout.total_seconds(),

@@ -428,5 +428,16 @@ def report_responses(config: str = ConfigOption, brand: Optional[str] = BrandOpt
     Console(width=max(Console().width, 120)).print(response_table(stats))
 
 
+def _query_commands() -> None:
+    """`match` and `route-test` live in monitor/query_cli.py."""
+    from monitor.query_cli import match_command, route_test_command
+
+    app.command("match")(match_command)
+    app.command("route-test")(route_test_command)
+
+
+_query_commands()
+
+
 def main() -> None:
     app()

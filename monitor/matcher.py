@@ -258,8 +258,8 @@ class Matcher:
             for clause in clauses:
                 if q.evaluate(clause, spans, facts, post.word_at) != q.FALSE:
                     verdict.clause = q.unparse(clause)
-                    verdict.terms = post.shown(b, q.true_terms(clause, spans), spans)
                     break
+            verdict.terms = post.shown(b, q.true_terms(b.include, spans), spans)
             verdict.negated = [b.display.get(t, q.unparse(t)) for t, neg in q.terms_in(b.include) if neg and spans(t)]
             verdict.excluded_by = [t.text for t in b.exclude if spans(t)]
             if not isinstance(value, q.Const):

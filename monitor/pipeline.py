@@ -26,6 +26,7 @@ from monitor.config import Settings
 from monitor.backfill import Backfill
 from monitor.health import FailureKind, SourceFailure, SourceHealth, after_failure, after_success
 from monitor.matcher import Matcher
+from monitor.query import facts_of, kept_after_labels
 from monitor.models import Match, Post, TeamReply
 from monitor.store import Crosspost, NewAlert, Store
 from monitor.trends import Trends
@@ -124,12 +125,14 @@ class Pipeline:
                                    self.settings.daemon.backfill_after, now)
         found = []
         for post in result.posts:
-            match, reason = self.matcher.match(post.searchable)
+            match, reason = self.matcher.match(post.searchable, facts_of(post, source_id))
             if match is None and reason == "no_match" and not source.require_match:
                 match = Match({brand_id: []})
             if match is None:
                 outcome.dropped[reason] += 1
                 continue
+            if match.after_labels:  # decided once labelled (route_pending); kept with the mention
+                post = replace(post, extra={**post.extra, "after_labels": match.after_labels})
             if backfill is not None and post.created_at is not None and post.created_at < backfill:
                 post = replace(post, extra={**post.extra, "backfill": True})
             found.append((post, match))
@@ -224,6 +227,10 @@ class Pipeline:
         pending = self.store.unrouted(500)
         if not pending:
             return 0
+        routed_ids = [m.id for m, _ in pending]
+        # A brand whose query fails once labelled (intent:, sentiment:, needs_reply:) is not alerted; the
+        # mention stays stored and labelled, its `after_labels` saying why.
+        pending = [(kept, labels) for m, labels in pending if (kept := kept_after_labels(m, labels)).matched]
         now = self.clock()
         silences = self.store.active_silences(now)
         spikes = self.store.active_spike_alerts()
@@ -261,7 +268,7 @@ class Pipeline:
                                                            mention.created_at or mention.fetched_at))
             notifications += routed
             notifications += kudos_notifications(mention, labels, self.settings, silences, now)
-        self.store.commit_routed([m.id for m, _ in pending], notifications, [], now, hashes, twins, updates)
+        self.store.commit_routed(routed_ids, notifications, [], now, hashes, twins, updates)
         return len(pending)
 
     def flush_groups(self, force: bool = False) -> int:

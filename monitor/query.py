@@ -823,3 +823,15 @@ def query_warnings(settings) -> list[tuple[tuple, str, str]]:
             out.append((path, repr(text), "this query matches every post (it names nothing a post must "
                         "contain): every post of every source would be a mention"))
     return out
+
+
+def kept_after_labels(mention, labels):
+    """The stored mention with only the brands whose query still holds now that it is labelled (the
+    `after_labels` residuals its poll stored in `extra`); the mention itself when nothing was pending."""
+    pending = (mention.extra or {}).get("after_labels")
+    if not pending:
+        return mention
+    facts = with_labels(Facts(post_known=True, lang=(mention.extra or {}).get("lang"), reach=mention.reach), labels)
+    kept = {brand: terms for brand, terms in mention.matched.items()
+            if brand not in pending or evaluate(parse(pending[brand]), lambda t: [], facts) != FALSE}
+    return mention if kept == mention.matched else replace(mention, matched=kept)
