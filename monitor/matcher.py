@@ -134,7 +134,7 @@ class Matcher:
             fold = bool(kinds.get("fold_accents", True))
             for term, _ in list(q.terms_in(include)) + [(t, True) for t in exclude]:
                 self._register(term, fold)
-            anchor_keys = q.anchors(include, self._key_of)
+            anchor_keys = q.anchors(include, self._anchor_keys)
             brand = _Brand(brand_id, include, exclude, fold, display, anchor_keys)
             self._brands[brand_id] = brand
             if anchor_keys is None:
@@ -156,6 +156,9 @@ class Matcher:
     @staticmethod
     def _key_of(term: q.Term) -> str:
         return normalise(term.text)
+
+    def _anchor_keys(self, term: q.Term) -> list[str]:
+        return [self._key_of(term)] + ([normalise(term.text[1:])] if term.bare_handle else [])
 
     def _register(self, term: q.Term, fold: bool) -> None:
         keys = [(self._key_of(term), "word" if term.kind == "word" else term.kind)]

@@ -337,19 +337,19 @@ def fields_in(node: Node) -> Iterable[Field]:
         yield from fields_in(node.item)
 
 
-def anchors(node: Node, key: Callable[[Term], str]) -> frozenset[str] | None:
+def anchors(node: Node, keys: Callable[[Term], Iterable[str]]) -> frozenset[str] | None:
     """Keys one of which must occur in the text for `node` to hold, or None when it can hold without
     any (a NOT, a field alone): the matcher's prefilter. Of an AND it takes the child with the most
     specific (longest) terms, so a brand name, not a common context word, gates the evaluation."""
     if isinstance(node, Term):
-        return frozenset([key(node)])
+        return frozenset(keys(node))
     if isinstance(node, Near):
-        return anchors(And((node.left, node.right)), key)
+        return anchors(And((node.left, node.right)), keys)
     if isinstance(node, Or):
-        parts = [anchors(i, key) for i in node.items]
+        parts = [anchors(i, keys) for i in node.items]
         return None if any(p is None for p in parts) else frozenset().union(*parts)
     if isinstance(node, And):
-        parts = [p for p in (anchors(i, key) for i in node.items) if p is not None]
+        parts = [p for p in (anchors(i, keys) for i in node.items) if p is not None]
         return max(parts, key=lambda p: (min(map(len, p)), -len(p))) if parts else None
     if isinstance(node, Const) and not node.value:
         return frozenset()
@@ -513,11 +513,9 @@ def near_spans(node: Node, spans: Callable[[Term], Spans], word_at: Callable[[in
     out = []
     for a in left:
         for b in right:
-            if node.ordered:
-                ok = b[0] > a[1] and word_at(b[0]) - word_at(a[1]) <= node.distance
-            else:
-                first, second = (a, b) if a[0] <= b[0] else (b, a)
-                ok = second[0] > first[1] and word_at(second[0]) - word_at(first[1]) <= node.distance
+            first, second = (a, b) if node.ordered or a[0] <= b[0] else (b, a)
+            # at most `distance` words between them
+            ok = second[0] > first[1] and word_at(second[0]) - word_at(first[1]) - 1 <= node.distance
             if ok:
                 out.append((min(a[0], b[0]), max(a[1], b[1])))
     return out
@@ -674,6 +672,8 @@ def _translate(node: Node, platform: str) -> _Out | None:
 
 
 def _paren(text: str) -> str:
+    if re.fullmatch(r'-(?:"[^"]*"|[^\s()"]+)', text):
+        return text
     return f"({text})" if (" OR " in text or " AND " in text or " " in text.replace('" ', '"').strip('"')) \
         and not (text.startswith("(") and text.endswith(")")) and not re.fullmatch(r'"[^"]*"', text) else text
 
@@ -695,7 +695,9 @@ def to_hackernews(node: Node, limit: int = 20) -> list[str] | None:
     clauses = _dnf(node)
     if clauses is None or not clauses or len(clauses) > limit or any(not c for c in clauses):
         return None
-    return list(dict.fromkeys(" ".join(dict.fromkeys(c)) for c in clauses))
+    sets = [frozenset(c) for c in clauses]
+    kept = [c for c, words in zip(clauses, sets) if not any(other < words for other in sets)]  # A OR (A AND B) is A
+    return list(dict.fromkeys(" ".join(dict.fromkeys(c)) for c in kept))
 
 
 def _dnf(node: Node) -> list[list[str]] | None:
