@@ -32,8 +32,8 @@ _HYPHEN_BREAK = re.compile(r"(?<=\w)[-\u2010\u2011]\s*[\n\r\u2028\u2029]\s*(?=\w
 _MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 
 
-@lru_cache(maxsize=1)
-def confusables_table() -> dict[int, str]:
+@lru_cache(maxsize=2)
+def confusables_table(lower: bool = False) -> dict[int, str]:
     """Non-ASCII letters and digits that look like one ASCII letter or digit (Unicode's confusables.txt
     as shipped by `confusable-homoglyphs`). Letters with accents are left to accent folding, which a
     brand can switch off."""
@@ -45,7 +45,7 @@ def confusables_table() -> dict[int, str]:
         for entry in entries:
             target = entry.get("c", "")
             if len(target) == 1 and target.isascii() and target.isalnum():
-                table[ord(char)] = target
+                table[ord(char)] = target.lower() if lower else target
                 break
     return table
 
@@ -67,11 +67,12 @@ def normalise(text: str, *, fold_accents: bool = True, keep_case: bool = False) 
             text = text.lower()
         return _SPACE.sub(" ", text).strip()
     text = _HYPHEN_BREAK.sub("", text.translate(_INVISIBLE))
-    text = unicodedata.normalize("NFKC", text).translate(confusables_table())
+    text = unicodedata.normalize("NFKC", text)
     if not keep_case:
-        text = unicodedata.normalize("NFKC", text.casefold()).translate(confusables_table())
+        text = unicodedata.normalize("NFKC", text.casefold())
     if fold_accents:
         text = unicodedata.normalize("NFC", _MARKS.sub("", unicodedata.normalize("NFD", text)))
+    text = text.translate(confusables_table(lower=not keep_case))
     text = _DEFANGED_DOT.sub(".", text)
     return _SPACE.sub(" ", text).strip()
 
