@@ -24,6 +24,7 @@ from monitor.normalize import is_cjk, normalise as _normalise, prepare
 
 _NOT_CJK_WORD = r"[^\W\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]"
 _WORDS = re.compile(r"\w+")
+_NOTHING_KNOWN = q.Facts()
 
 
 def normalise(text: str) -> str:
@@ -127,14 +128,19 @@ class Matcher:
         self._by_anchor: dict[int, list[str]] = {}
         self._always: list[str] = []
         self._exact: dict[tuple[q.Term, bool], re.Pattern] = {}
+        parsed = {brand_id: q.brand_node(kinds) for brand_id, kinds in brands.items()}
+        shared: dict[str, int] = {}  # how many brands' queries use a key: common words gate nothing
+        for include, _, _ in parsed.values():
+            for key in {k for term, _ in q.terms_in(include) for k in self._anchor_keys(term)}:
+                shared[key] = shared.get(key, 0) + 1
         for brand_id, kinds in brands.items():
-            include, exclude, display = q.brand_node(kinds)
+            include, exclude, display = parsed[brand_id]
             if include == q.Or(()):
                 continue
             fold = bool(kinds.get("fold_accents", True))
             for term, _ in list(q.terms_in(include)) + [(t, True) for t in exclude]:
                 self._register(term, fold)
-            anchor_keys = q.anchors(include, self._anchor_keys)
+            anchor_keys = q.anchors(include, self._anchor_keys, lambda key: shared.get(key, 1))
             brand = _Brand(brand_id, include, exclude, fold, display, anchor_keys)
             self._brands[brand_id] = brand
             if anchor_keys is None:
@@ -184,21 +190,23 @@ class Matcher:
     # --- one post ----------------------------------------------------------------------------------
 
     def _scan(self, text: str) -> "_Post":
+        """The one Aho-Corasick pass: every key of every query found in the normalised text."""
         prepared = prepare(text)
         norm = normalise(prepared)
-        post = _Post(self, prepared, norm)
-        if not self._keys:
-            return post
-        for end, (key_id, length) in self._automaton.iter(norm):
-            start = end - length + 1
-            key = self._key_text[key_id]
-            for kind in self._kinds[key_id]:
-                span = _span(kind, norm, start, end, key)
-                if span is not None:
-                    post.hits.setdefault((key_id, kind), []).append(span)
-        return post
+        hits: dict[tuple[int, str], list[tuple[int, int]]] = {}
+        if self._keys:
+            for end, (key_id, length) in self._automaton.iter(norm):
+                start = end - length + 1
+                key = self._key_text[key_id]
+                for kind in self._kinds[key_id]:
+                    span = _span(kind, norm, start, end, key)
+                    if span is not None:
+                        hits.setdefault((key_id, kind), []).append(span)
+        return _Post(self, prepared, norm, hits)
 
     def _candidates(self, post: "_Post") -> list[str]:
+        if not post.hits:
+            return self._always
         found = dict.fromkeys(self._always)
         for key_id, _kind in post.hits:
             for brand_id in self._by_anchor.get(key_id, ()):
@@ -210,7 +218,7 @@ class Matcher:
         `filtered` by the source's filter). `facts` are the post's fields (default: none known)."""
         if not self._brands:
             return None, "no_match"
-        facts = facts or q.Facts()
+        facts = facts or _NOTHING_KNOWN
         post = self._scan(text)
         candidates = self._candidates(post)
         if not candidates:
@@ -276,9 +284,10 @@ class Matcher:
 class _Post:
     """One post's scan: the spans of every key found, and lazily what only some terms need."""
 
-    def __init__(self, matcher: Matcher, prepared: str, norm: str):
-        self.matcher, self.prepared, self.norm = matcher, prepared, norm
-        self.hits: dict[tuple[int, str], list[tuple[int, int]]] = {}
+    __slots__ = ("matcher", "prepared", "norm", "hits", "_exact_text", "_starts", "_cache")
+
+    def __init__(self, matcher: Matcher, prepared: str, norm: str, hits: dict):
+        self.matcher, self.prepared, self.norm, self.hits = matcher, prepared, norm, hits
         self._exact_text: dict[tuple[bool, bool], str] = {}
         self._starts: list[int] | None = None
         self._cache: dict[tuple[q.Term, bool], list] = {}

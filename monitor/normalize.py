@@ -65,7 +65,7 @@ def normalise(text: str, *, fold_accents: bool = True, keep_case: bool = False) 
             text = _DEFANGED_DOT.sub(".", text if keep_case else text.lower())
         elif not keep_case:
             text = text.lower()
-        return _SPACE.sub(" ", text).strip()
+        return " ".join(text.split())
     text = _HYPHEN_BREAK.sub("", text.translate(_INVISIBLE))
     text = unicodedata.normalize("NFKC", text)
     if not keep_case:

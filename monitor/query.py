@@ -337,20 +337,22 @@ def fields_in(node: Node) -> Iterable[Field]:
         yield from fields_in(node.item)
 
 
-def anchors(node: Node, keys: Callable[[Term], Iterable[str]]) -> frozenset[str] | None:
+def anchors(node: Node, keys: Callable[[Term], Iterable[str]],
+            shared: Callable[[str], int] = lambda key: 1) -> frozenset[str] | None:
     """Keys one of which must occur in the text for `node` to hold, or None when it can hold without
-    any (a NOT, a field alone): the matcher's prefilter. Of an AND it takes the child with the most
-    specific (longest) terms, so a brand name, not a common context word, gates the evaluation."""
+    any (a NOT, a field alone): the matcher's prefilter. Of an AND it takes the child whose keys the
+    fewest queries share (`shared`), then the longest: a brand name, not a common context word such as
+    `outage` that many queries use, gates the evaluation."""
     if isinstance(node, Term):
         return frozenset(keys(node))
     if isinstance(node, Near):
-        return anchors(And((node.left, node.right)), keys)
+        return anchors(And((node.left, node.right)), keys, shared)
     if isinstance(node, Or):
-        parts = [anchors(i, keys) for i in node.items]
+        parts = [anchors(i, keys, shared) for i in node.items]
         return None if any(p is None for p in parts) else frozenset().union(*parts)
     if isinstance(node, And):
-        parts = [p for p in (anchors(i, keys) for i in node.items) if p is not None]
-        return max(parts, key=lambda p: (min(map(len, p)), -len(p))) if parts else None
+        parts = [p for p in (anchors(i, keys, shared) for i in node.items) if p is not None]
+        return min(parts, key=lambda p: (sum(map(shared, p)), -min(map(len, p), default=0))) if parts else None
     if isinstance(node, Const) and not node.value:
         return frozenset()
     return None
