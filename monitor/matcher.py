@@ -190,28 +190,29 @@ class Matcher:
     # --- one post ----------------------------------------------------------------------------------
 
     def _scan(self, text: str) -> "_Post":
-        """The one Aho-Corasick pass: every key of every query found in the normalised text."""
+        """The one Aho-Corasick pass: where every key of every query occurs in the normalised text
+        (checked for word boundaries only when a term asks, so common context words cost little)."""
         prepared = prepare(text)
         norm = normalise(prepared)
-        hits: dict[tuple[int, str], list[tuple[int, int]]] = {}
+        raw: dict[int, list[tuple[int, int]]] = {}
         if self._keys:
             for end, (key_id, length) in self._automaton.iter(norm):
-                start = end - length + 1
-                key = self._key_text[key_id]
-                for kind in self._kinds[key_id]:
-                    span = _span(kind, norm, start, end, key)
-                    if span is not None:
-                        hits.setdefault((key_id, kind), []).append(span)
-        return _Post(self, prepared, norm, hits)
+                found = raw.get(key_id)
+                if found is None:
+                    raw[key_id] = [(end - length + 1, end)]
+                else:
+                    found.append((end - length + 1, end))
+        return _Post(self, prepared, norm, raw)
 
     def _candidates(self, post: "_Post") -> list[str]:
-        if not post.hits:
-            return self._always
-        found = dict.fromkeys(self._always)
-        for key_id, _kind in post.hits:
-            for brand_id in self._by_anchor.get(key_id, ()):
-                found[brand_id] = None
-        return list(found)
+        """The brands to evaluate: those with an anchor term in the post, and those without anchors."""
+        found = None
+        for key_id in post.raw:
+            brands = self._by_anchor.get(key_id)
+            if brands and any(post.hits(key_id, kind) for kind in self._kinds[key_id]):
+                found = found or dict.fromkeys(self._always)
+                found.update(dict.fromkeys(brands))
+        return self._always if found is None else list(found)
 
     def match(self, text: str, facts: q.Facts | None = None) -> tuple[Match | None, str | None]:
         """The brands this text is about, or None and the reason it was dropped (`no_match`, `excluded`,
@@ -284,13 +285,24 @@ class Matcher:
 class _Post:
     """One post's scan: the spans of every key found, and lazily what only some terms need."""
 
-    __slots__ = ("matcher", "prepared", "norm", "hits", "_exact_text", "_starts", "_cache")
+    __slots__ = ("matcher", "prepared", "norm", "raw", "_hits", "_exact_text", "_starts", "_cache")
 
-    def __init__(self, matcher: Matcher, prepared: str, norm: str, hits: dict):
-        self.matcher, self.prepared, self.norm, self.hits = matcher, prepared, norm, hits
+    def __init__(self, matcher: Matcher, prepared: str, norm: str, raw: dict):
+        self.matcher, self.prepared, self.norm, self.raw = matcher, prepared, norm, raw
+        self._hits: dict[tuple[int | None, str], list[tuple[int, int]]] = {}
         self._exact_text: dict[tuple[bool, bool], str] = {}
         self._starts: list[int] | None = None
         self._cache: dict[tuple[q.Term, bool], list] = {}
+
+    def hits(self, key_id: int | None, kind: str) -> list[tuple[int, int]]:
+        """Spans where the key occurs as a term of this kind (whole word, handle, domain, …)."""
+        found = self._hits.get((key_id, kind))
+        if found is None:
+            key = self.matcher._key_text[key_id] if key_id is not None else ""
+            found = [span for start, end in self.raw.get(key_id, ())
+                     if (span := _span(kind, self.norm, start, end, key)) is not None]
+            self._hits[(key_id, kind)] = found
+        return found
 
     def word_at(self, offset: int) -> int:
         """The index of the word at a character offset (for NEAR/n)."""
@@ -322,9 +334,9 @@ class _Post:
             return [(0, 0)] if pattern.search(title) else []
         key_id = m._keys.get(m._key_of(term))
         kind = "word" if term.kind == "word" else term.kind
-        found = list(m_hits) if (m_hits := self.hits.get((key_id, kind))) else []
+        found = list(self.hits(key_id, kind))
         if term.bare_handle:
-            found += self.hits.get((m._keys.get(normalise(term.text[1:])), "bare"), [])
+            found += self.hits(m._keys.get(normalise(term.text[1:])), "bare")
         if found and (term, fold) in m._exact:
             if not m._exact[(term, fold)].search(self._exact(fold, term.case)):
                 return []
