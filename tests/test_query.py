@@ -422,3 +422,26 @@ def test_the_prefilter_never_loses_a_match(query, text):
     verdict = matcher.explain(text, Facts())[0]
     match, _ = matcher.match(text, Facts())
     assert (match is not None) == (verdict.matched is not False)
+
+
+def test_a_mention_whose_labels_fail_the_query_is_stored_but_not_alerted(tmp_path, slack):
+    from collections import Counter
+
+    from monitor.models import Match
+    from tests.routing_support import NOW, labels, mention_ids, routed_pipeline
+
+    pipeline, store, _ = routed_pipeline(tmp_path, slack, {"group_wait": "0s", "group_by": ["mention"]},
+                                         query='"Acme Cloud" AND (intent:complaint OR intent:question)')
+    ids = {}
+    for external_id, lab in (("c1", labels("negative", "complaint")), ("p1", labels("positive", "praise", True))):
+        post = Post("reddit", external_id, f"Acme Cloud {external_id}", url=f"https://example.com/{external_id}",
+                    created_at=NOW)
+        match, _ = pipeline.matcher.match(post.searchable, facts_of(post, "acme/posts"))
+        assert match.after_labels == {"acme": "intent:complaint OR intent:question"}
+        post = Post(**{**post.__dict__, "extra": {"after_labels": match.after_labels}})
+        (ids[external_id],) = store.commit_poll("acme/posts", [(post, Match(match.brands))], None, Counter(), NOW)
+        store.save_labels([(ids[external_id], lab)], NOW)
+    pipeline.process(flush_all=True)
+    alerted = [i for m in slack.posted() for i in mention_ids(m)]
+    assert ids["c1"] in alerted and ids["p1"] not in alerted
+    assert {row["id"] for row in store.export_rows(None)} >= set(ids.values())
