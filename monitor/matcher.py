@@ -214,22 +214,26 @@ class Matcher:
                 found.update(dict.fromkeys(brands))
         return self._always if found is None else list(found)
 
-    def match(self, text: str, facts: q.Facts | None = None) -> tuple[Match | None, str | None]:
+    def match(self, text: str, facts: q.Facts | None = None,
+              default_brand: str | None = None) -> tuple[Match | None, str | None]:
         """The brands this text is about, or None and the reason it was dropped (`no_match`, `excluded`,
-        `filtered` by the source's filter). `facts` are the post's fields (default: none known)."""
-        if not self._brands:
-            return None, "no_match"
+        `filtered` by the source's filter). `facts` are the post's fields (default: none known);
+        `default_brand` owns a post no brand matches (a source with `require_match: false`)."""
         facts = facts or _NOTHING_KNOWN
-        post = self._scan(text)
-        candidates = self._candidates(post)
-        if not candidates:
-            return None, "no_match"
-        residual_filter = q.TRUE
         source_filter = self._filters.get(facts.source_id) if facts.source_id else None
+        if not self._brands and source_filter is None:
+            return (Match({default_brand: []}), None) if default_brand else (None, "no_match")
+        post = self._scan(text)
+        residual_filter = q.TRUE
         if source_filter is not None:
             residual_filter = q.evaluate(source_filter, post.spans_for(True, facts), facts, post.word_at)
             if residual_filter == q.FALSE:
                 return None, "filtered"
+        pending_filter = {} if residual_filter == q.TRUE else {default_brand: q.unparse(residual_filter)}
+        candidates = self._candidates(post)
+        if not candidates:
+            return (Match({default_brand: []}, after_labels=pending_filter), None) if default_brand \
+                else (None, "no_match")
         hits: dict[str, list[str]] = {}
         pending: dict[str, str] = {}
         excluded = False
@@ -247,6 +251,8 @@ class Matcher:
             if rest:
                 pending[brand_id] = q.unparse(rest[0] if len(rest) == 1 else q.And(tuple(rest)))
         if not hits:
+            if default_brand and not excluded:
+                return Match({default_brand: []}, after_labels=pending_filter), None
             return None, "excluded" if excluded else "no_match"
         return Match(hits, after_labels=pending), None
 

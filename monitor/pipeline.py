@@ -27,7 +27,7 @@ from monitor.backfill import Backfill
 from monitor.health import FailureKind, SourceFailure, SourceHealth, after_failure, after_success
 from monitor.matcher import Matcher
 from monitor.query import facts_of, kept_after_labels
-from monitor.models import Match, Post, TeamReply
+from monitor.models import Post, TeamReply
 from monitor.store import Crosspost, NewAlert, Store
 from monitor.trends import Trends
 from monitor.tracker import UnansweredTracker
@@ -125,9 +125,8 @@ class Pipeline:
                                    self.settings.daemon.backfill_after, now)
         found = []
         for post in result.posts:
-            match, reason = self.matcher.match(post.searchable, facts_of(post, source_id))
-            if match is None and reason == "no_match" and not source.require_match:
-                match = Match({brand_id: []})
+            match, reason = self.matcher.match(post.searchable, facts_of(post, source_id),
+                                               None if source.require_match else brand_id)
             if match is None:
                 outcome.dropped[reason] += 1
                 continue

@@ -730,18 +730,17 @@ def _dnf(node: Node) -> list[list[str]] | None:
 # --- config: brands and sources as queries, and where a bad query is in the file -------------------
 
 def brand_node(kinds: dict) -> tuple[Node, tuple[Term, ...], dict[Term, str]]:
-    """A brand as a query: its `query`, or its names, aliases, handles, hashtags and domains ORed (a
-    name in braces, `{Corona}`, is case-sensitive); its exclusion phrases; and each term's display."""
+    """A brand as a query: its `query`, or its names, aliases, handles, hashtags and domains ORed; its
+    exclusion phrases; and each term's display."""
     display: dict[Term, str] = {}
     terms = []
     for kind, values in kinds.items():
         if kind in ("query", "exclude", "fold_accents"):
             continue
         for text in values:
-            if not normalise(text.strip("{}")):
+            if not normalise(text):
                 continue
-            cased = kind == "name" and len(text) > 2 and text.startswith("{") and text.endswith("}")
-            term = term_of(text[1:-1] if cased else text, {"name": "word"}.get(kind, kind), case=cased)
+            term = term_of(text, {"name": "word"}.get(kind, kind))
             display.setdefault(term, text)
             terms.append(term)
     include = parse(kinds["query"]) if kinds.get("query") else Or(tuple(dict.fromkeys(terms)))
@@ -767,8 +766,7 @@ def effective(brand, source=None) -> Node:
 
 def _customised(brand, source) -> bool:
     """Whether the platform's default search from names and aliases would not express this brand."""
-    return bool(brand.query or getattr(source, "filter", None)
-                or any(n.startswith("{") and n.endswith("}") for n in brand.names + brand.aliases))
+    return bool(brand.query or getattr(source, "filter", None))
 
 
 def platform_search(platform: str, brand, source, limit: int = 512) -> str | list[str] | None:

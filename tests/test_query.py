@@ -16,7 +16,7 @@ from classifiers.base import Labels
 from monitor.cli import app
 from monitor.config import ConfigError, load_settings
 from monitor.matcher import Matcher
-from monitor.models import Post
+from monitor.models import Match, Post
 from monitor.normalize import normalise, prepare
 from monitor.query import (Facts, QueryError, facts_of, kept_after_labels, never_or_always, parse, to_hackernews,
                            to_reddit, to_x, unparse)
@@ -27,7 +27,7 @@ PROPERTY = settings(max_examples=200, deadline=None, database=None)
 BRANDS = {
     "acme": {"name": ["Acme Cloud"], "handle": ["@acme_support", "@acmecloud"], "domain": ["acme.io"]},
     "salt": {"name": ["Salt & Pine"]},
-    "corona": {"name": ["{Corona}"]},
+    "corona": {"name": ["Corona"], "query": "{Corona}"},
     "cafe": {"name": ["Café Luna"], "fold_accents": False},
     "jet": {"name": ["Jetpack"]},
 }
@@ -203,6 +203,17 @@ def test_source_filter_drops_what_it_does_not_keep():
     assert matcher.match(REDDIT_COMMENT.text, facts_of(REDDIT_COMMENT, "acme/other"))[0] is not None
 
 
+def test_a_source_that_needs_no_match_still_applies_its_filter():
+    """`require_match: false` (a brand's own feed or app): every post is the brand's, within its filter."""
+    matcher = Matcher({"acme": {"name": ["Acme"]}}, filters={"acme/reviews": "rating:<=2 OR intent:question"})
+    low = facts_of(REVIEW, "acme/reviews")
+    high = facts_of(Post(**{**REVIEW.__dict__, "extra": {"rating": 5}}), "acme/reviews")
+    assert matcher.match("crashes on launch", low, "acme")[0].brands == {"acme": []}
+    assert matcher.match("lovely", high, "acme") == (
+        Match({"acme": []}, after_labels={"acme": "intent:question"}), None)
+    assert Matcher({}, filters={"acme/reviews": "rating:<=2"}).match("ok", high, "acme") == (None, "filtered")
+
+
 def test_explain_names_clause_terms_and_exclusion():
     matcher = Matcher({"apple": {"name": ["Apple"], "exclude": ["apple pie"]},
                        "acme": {"query": "(acme NEAR/3 down) OR @acmecloud"}})
@@ -313,7 +324,7 @@ brands:
     slack_channel: "#acme"
     kudos_channel: "#acme-kudos"
   corona:
-    names: ["{Corona}"]
+    names: [Corona]
     query: "{Corona} NOT virus (beer OR lime OR intent:complaint)"
     slack_channel: "#corona"
 """
@@ -372,8 +383,8 @@ word = st.text(alphabet=string.ascii_lowercase, min_size=3, max_size=8)
        right=st.text(alphabet=LETTERS, min_size=1, max_size=3), cased=st.booleans(), accents=st.booleans())
 def test_no_term_matches_inside_a_longer_word(name, left, right, cased, accents):
     """Neither at the start nor at the end of a longer word; a plural `s`/`es` is the only suffix allowed."""
-    term = "{" + name.capitalize() + "}" if cased else name
-    matcher = Matcher({"b": {"name": [term], "fold_accents": accents}})
+    brand = {"query": "{" + name.capitalize() + "}"} if cased else {"name": [name]}
+    matcher = Matcher({"b": {**brand, "fold_accents": accents}})
     shown = name.capitalize()
     assert matcher.match(f"x {left}{shown} y")[0] is None
     if right.lower() not in ("s", "es"):
@@ -427,7 +438,6 @@ def test_the_prefilter_never_loses_a_match(query, text):
 def test_a_mention_whose_labels_fail_the_query_is_stored_but_not_alerted(tmp_path, slack):
     from collections import Counter
 
-    from monitor.models import Match
     from tests.routing_support import NOW, labels, mention_ids, routed_pipeline
 
     pipeline, store, _ = routed_pipeline(tmp_path, slack, {"group_wait": "0s", "group_by": ["mention"]},
