@@ -817,6 +817,16 @@ def query_warnings(settings) -> list[tuple[tuple, str, str]]:
     places = [(("brands", bid, "query"), b.query) for bid, b in settings.brands.items() if b.query]
     places += [(("brands", bid, "sources", i, "filter"), s.filter) for bid, b in settings.brands.items()
                for i, s in enumerate(b.sources) if s.filter]
+    for bid, b in settings.brands.items():
+        for i, s in enumerate(b.sources):
+            verbatim = getattr(s, "query", None) or getattr(s, "queries", None)
+            if s.type in ("x", "reddit") and getattr(s, "what", "search") == "search" and getattr(s, "search", True) \
+                    and not verbatim and _customised(b, s) and platform_search(s.type, b, s) is None:
+                out.append((("brands", bid, "sources", i), s.name,
+                            f"{s.type} search cannot express this brand's query and filter (nothing it can "
+                            "search for, or over 512 characters): it searches for the brand's names and "
+                            "aliases instead and the query is applied locally; set the source's query: to "
+                            "search for less"))
     for path, text in places:
         verdict = never_or_always(parse(text))
         if verdict == "never":
@@ -824,6 +834,10 @@ def query_warnings(settings) -> list[tuple[tuple, str, str]]:
         elif verdict == "always":
             out.append((path, repr(text), "this query matches every post (it names nothing a post must "
                         "contain): every post of every source would be a mention"))
+        elif path[-1] == "query" and anchors(parse(text), lambda t: [t.text]) is None:
+            out.append((path, repr(text), "this query can hold without any of its words in the post: every "
+                        "post of every source is checked against it and may become this brand's mention; "
+                        "AND it with the brand's names"))
     return out
 
 

@@ -269,6 +269,17 @@ def test_queries_that_never_or_always_match_are_warnings(tmp_path):
     assert any(":10: warning: brands.beta.query" in t and "matches every post" in t for t in texts)
 
 
+def test_a_query_platforms_cannot_search_for_is_a_warning(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("slack: {token: xoxb-1}\nx: {bearer_token: t}\nbrands:\n  acme:\n    names: [Acme]\n"
+                    "    slack_channel: '#acme'\n    query: 'sentiment:negative'\n    sources:\n"
+                    "      - {type: x, name: x}\n", encoding="utf-8")
+    _, warnings = load_settings(path, env={}, check_environment=False)
+    texts = [str(w) for w in warnings]
+    assert any(":7: warning: brands.acme.query" in t and "without any of its words" in t for t in texts)
+    assert any(":9: warning: brands.acme.sources.0" in t and "x search cannot express" in t for t in texts)
+
+
 @pytest.mark.parametrize(("query", "verdict"), [("a AND NOT a", "never"), ("rating:<=2 rating:>=4 a", "never"),
                                                 ("type:post type:comment", "never"), ("a OR NOT a", "always"),
                                                 ("a NEAR/2 b", None), ("a AND NOT b", None)])
