@@ -16,13 +16,13 @@ that were expected there), checked (prefix wildcards need 3 letters, NEAR joins 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import product
 from typing import Callable, Iterable, Union
 from urllib.parse import urlsplit
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from monitor.normalize import normalise
@@ -327,16 +327,6 @@ def terms_in(node: Node, negated: bool = False) -> Iterable[tuple[Term, bool]]:
         yield from terms_in(node.right, negated)
 
 
-def fields_in(node: Node) -> Iterable[Field]:
-    if isinstance(node, Field):
-        yield node
-    elif isinstance(node, (And, Or)):
-        for item in node.items:
-            yield from fields_in(item)
-    elif isinstance(node, Not):
-        yield from fields_in(node.item)
-
-
 def anchors(node: Node, keys: Callable[[Term], Iterable[str]],
             shared: Callable[[str], int] = lambda key: 1) -> frozenset[str] | None:
     """Keys one of which must occur in the text for `node` to hold, or None when it can hold without
@@ -467,15 +457,6 @@ def field_value(f: Field, facts: Facts) -> bool | None:
 Spans = list[tuple[int, int]]
 
 
-@dataclass
-class Evaluation:
-    """One query evaluated on one post: the value (True, False, or a residual tree still to decide),
-    and which terms decided it."""
-
-    value: object
-    hits: list[Term] = field(default_factory=list)
-
-
 def evaluate(node: Node, spans: Callable[[Term], Spans], facts: Facts,
              word_at: Callable[[int], int] | None = None) -> Node:
     """`node` with everything known decided: TRUE, FALSE, or the residual (unknown fields only)."""
@@ -530,7 +511,7 @@ def true_terms(node: Node, spans: Callable[[Term], Spans]) -> list[Term]:
 
 # --- analysis for `validate` -----------------------------------------------------------------------
 
-MAX_ATOMS = 14
+MAX_ATOMS = 12
 
 
 def _atoms(node: Node) -> list:
