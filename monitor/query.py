@@ -187,14 +187,14 @@ class _Build(Transformer):
     def phrase(self, items):
         token = items[0]
         text = token[1:-1].strip()
-        if not text:
+        if not normalise(text):
             self._fail(token, 'an empty "phrase"')
         return Term("word", text)
 
     def cased(self, items):
         token = items[0]
         text = token[1:-1].strip()
-        if not text or "*" in text:
+        if not normalise(text) or "*" in text:
             self._fail(token, "a {Case-sensitive} term needs a word or phrase inside the braces (no *)")
         return Term("word", text, case=True)
 
@@ -205,6 +205,8 @@ class _Build(Transformer):
             self._fail(token, f"unknown field {unknown.group(1)}: (fields: {', '.join(f + ':' for f in FIELDS)})")
         if token.startswith("-") and len(token) > 1:  # Lucene's -word
             return Not(self.word([Token("WORD", token[1:], line=token.line, column=token.column + 1)]))
+        if not normalise(token.rstrip("*")):
+            self._fail(token, "a term with nothing visible in it")
         if "*" in token[:-1] or (token.endswith("*") and len(re.sub(r"\W", "", token[:-1])) < 3):
             self._fail(token, "a prefix wildcard needs at least 3 letters before a final * (acm*)")
         return term_of(str(token))
