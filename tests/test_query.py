@@ -234,6 +234,7 @@ ERRORS = [
     ("type:blog", 1, 6, "type: is one of post, comment, review"),
     ("(acme AND beta) NEAR/3 down", 1, 17, "NEAR/3 joins terms"),
     ('acme ""', 1, 6, "empty"),
+    ("acme \u200b", 1, 6, "nothing visible"),
 ]
 
 
@@ -401,6 +402,18 @@ def test_no_term_matches_inside_a_longer_word(name, left, right, cased, accents)
     if right.lower() not in ("s", "es"):
         assert matcher.match(f"x {shown}{right} y")[0] is None
     assert matcher.match(f"x {shown} y")[0] is not None
+
+
+@PROPERTY
+@given(handle=st.tuples(word, st.sampled_from(["_", "1", "_hq"])).map("".join), left=st.sampled_from(LETTERS + "_"),
+       right=st.sampled_from(LETTERS + "_0"), kind=st.sampled_from(["handle", "hashtag", "domain"]))
+def test_handles_hashtags_and_domains_never_match_inside_a_longer_word(handle, left, right, kind):
+    term = {"handle": "@" + handle, "hashtag": "#" + handle, "domain": handle.replace("_", "-") + ".io"}[kind]
+    bare = term.lstrip("@#")
+    matcher = Matcher({"b": {kind: [term]}})
+    for text in (f"x {left}{bare} y", f"x {bare}{right} y", f"x {left}{term} y", f"x {term}{right} y"):
+        assert matcher.match(text)[0] is None, text
+    assert matcher.match(f"x {term}. y")[0] is not None
 
 
 @PROPERTY
