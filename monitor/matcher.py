@@ -96,7 +96,6 @@ class _Brand:
     exclude: tuple[q.Term, ...]
     fold_accents: bool
     display: dict[q.Term, str]
-    anchors: frozenset[str] | None
 
 
 @dataclass
@@ -141,7 +140,7 @@ class Matcher:
             for term, _ in list(q.terms_in(include)) + [(t, True) for t in exclude]:
                 self._register(term, fold)
             anchor_keys = q.anchors(include, self._anchor_keys, lambda key: shared.get(key, 1))
-            brand = _Brand(brand_id, include, exclude, fold, display, anchor_keys)
+            brand = _Brand(brand_id, include, exclude, fold, display)
             self._brands[brand_id] = brand
             if anchor_keys is None:
                 self._always.append(brand_id)
@@ -177,9 +176,9 @@ class Matcher:
                 self._kinds.append(set())
             self._kinds[self._keys[key]].add(kind)
         exact = _normalise(term.text, fold_accents=fold, keep_case=term.case)
-        if term.case or exact != keys[0][0]:
-            body = re.escape(exact) + ("" if term.kind == "prefix" else "(?:e?s)?")
-            self._exact[(term, fold)] = re.compile(rf"(?<!{_NOT_CJK_WORD}){body}(?!{_NOT_CJK_WORD})")
+        if term.case or exact != keys[0][0]:  # {Cased}, or accents that count for this brand
+            end = "" if term.kind == "prefix" else f"(?:e?s)?(?!{_NOT_CJK_WORD})"
+            self._exact[(term, fold)] = re.compile(rf"(?<!{_NOT_CJK_WORD}){re.escape(exact)}{end}")
 
     @classmethod
     def from_settings(cls, settings) -> "Matcher":
@@ -343,7 +342,7 @@ class _Post:
         found = list(self.hits(key_id, kind))
         if term.bare_handle:
             found += self.hits(m._keys.get(normalise(term.text[1:])), "bare")
-        if found and (term, fold) in m._exact:
+        if found and (term, fold) in m._exact:  # and in its exact form somewhere in the post
             if not m._exact[(term, fold)].search(self._exact(fold, term.case)):
                 return []
         return sorted(found)
