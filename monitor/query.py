@@ -630,9 +630,7 @@ def _translate(node: Node, platform: str) -> _Out | None:
             return _Out(None, True)
         if inner.text is None or not inner.exact:
             return _Out(None, False)
-        if platform == "x":
-            return _Out(f"-{inner.text}", True)
-        return _Out(f"NOT {inner.text}", True)
+        return _Out(f"-{_paren(inner.text)}" if platform == "x" else f"NOT {_paren(inner.text)}", True)
     if isinstance(node, Near):  # no platform has proximity: both operands, anywhere
         both = _translate(And((node.left, node.right)), platform)
         return both and replace(both, exact=False)
@@ -656,11 +654,26 @@ def _translate(node: Node, platform: str) -> _Out | None:
                 all(p.exact for p in parts))
 
 
+def _enclosed(text: str) -> bool:
+    """Whether the whole text is one parenthesised group (not `(a) AND (b)`)."""
+    if not text.startswith("("):
+        return False
+    depth, quoted = 0, False
+    for i, ch in enumerate(text):
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch in "()":
+            depth += 1 if ch == "(" else -1
+            if depth == 0:
+                return i == len(text) - 1
+    return False
+
+
 def _paren(text: str) -> str:
-    if re.fullmatch(r'-(?:"[^"]*"|[^\s()"]+)', text):
+    """The text as one operand: a lone term, "phrase" or -term as is, anything else in parentheses."""
+    if re.fullmatch(r'-?(?:"[^"]*"|[^\s()"]+)+', text) or _enclosed(text):
         return text
-    return f"({text})" if (" OR " in text or " AND " in text or " " in text.replace('" ', '"').strip('"')) \
-        and not (text.startswith("(") and text.endswith(")")) and not re.fullmatch(r'"[^"]*"', text) else text
+    return f"({text})"
 
 
 def to_x(node: Node) -> str | None:

@@ -479,3 +479,23 @@ def test_a_mention_whose_labels_fail_the_query_is_stored_but_not_alerted(tmp_pat
     alerted = [i for m in slack.posted() for i in mention_ids(m)]
     assert ids["c1"] in alerted and ids["p1"] not in alerted
     assert {row["id"] for row in store.export_rows(None)} >= set(ids.values())
+
+
+text_atoms = st.one_of(st.sampled_from(["acme", "cloud", "down"]), st.just('"acme cloud"'), st.just("clou*"),
+                       st.just("{Acme}"))
+text_queries = st.recursive(text_atoms, lambda inner: st.one_of(
+    st.tuples(inner, inner).map(lambda p: f"({p[0]} OR {p[1]})"),
+    st.tuples(inner, inner).map(lambda p: f"({p[0]} AND {p[1]})"),
+    st.tuples(text_atoms, text_atoms).map(lambda p: f"({p[0]} NEAR/1 {p[1]})"),
+    inner.map(lambda q: f"NOT {q}")), max_leaves=5)
+
+
+@PROPERTY
+@given(query=text_queries, text=st.lists(st.sampled_from(["acme", "Acme", "cloud", "clouds", "down", "x"]),
+                                         max_size=6).map(" ".join))
+def test_the_platform_query_is_never_narrower_than_the_query(query, text):
+    """What the query keeps, the translated search finds too (Reddit's syntax is ours minus fields)."""
+    node = parse(query)
+    translated = to_reddit(node)
+    if Matcher({"b": {"query": query}}).match(text)[0] is not None and translated is not None:
+        assert Matcher({"b": {"query": translated}}).match(text)[0] is not None, translated
