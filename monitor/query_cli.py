@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Optional
 
@@ -48,7 +49,7 @@ def _facts(settings, item: dict, brand: Optional[str]) -> Facts:
     post = Post(source=platform or "feed", external_id="-", text=item.get("text", ""), url=item.get("url"),
                 author=item.get("author"), title=item.get("title"), reach=item.get("reach"), extra=extra)
     facts = facts_of(post, source_id)
-    return facts if item.get("type") != "review" else Facts(**{**facts.__dict__, "kind": "review"})
+    return replace(facts, kind=item["type"]) if item.get("type") else facts
 
 
 def _show(verdict) -> str:
@@ -180,7 +181,7 @@ def route_test_command(brand: str = typer.Option(..., "--brand"),
         typer.echo("the digest and reports only")
         return
     for route in resolve_routes(settings.routes, brand, b, mention, labels):
-        node, own = settings.routes, set()
+        node = settings.routes
         for part in route.path.split(".")[1:]:
             node = node.routes[int(part)]
         own = {k for k in ("channel", "group_by", "group_wait", "group_interval", "repeat_interval",
