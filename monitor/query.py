@@ -845,5 +845,14 @@ def kept_after_labels(mention, labels):
         return mention
     facts = with_labels(Facts(post_known=True, lang=(mention.extra or {}).get("lang"), reach=mention.reach), labels)
     kept = {brand: terms for brand, terms in mention.matched.items()
-            if brand not in pending or evaluate(parse(pending[brand]), lambda t: [], facts) != FALSE}
+            if brand not in pending or _still_holds(pending[brand], facts)}
     return mention if kept == mention.matched else replace(mention, matched=kept)
+
+
+def _still_holds(residual: str, facts: Facts) -> bool:
+    """A stored residual against the labels; one that no longer parses keeps the mention (better an
+    alert too many than a complaint nobody sees)."""
+    try:
+        return evaluate(parse(residual), lambda term: [], facts) != FALSE
+    except QueryError:
+        return True
