@@ -513,7 +513,7 @@ def true_terms(node: Node, spans: Callable[[Term], Spans]) -> list[Term]:
 
 # --- analysis for `validate` -----------------------------------------------------------------------
 
-MAX_ATOMS = 12
+MAX_ATOMS = 10
 
 
 def _atoms(node: Node) -> list:
@@ -567,8 +567,8 @@ def never_or_always(node: Node) -> str | None:
     """'never' when no post can satisfy the query, 'always' when every post does, else None (checked
     over every consistent truth assignment of its terms and fields; large queries are not checked)."""
     atoms = list(dict.fromkeys(_atoms(node)))
-    if len(atoms) > MAX_ATOMS:
-        return None
+    if len(atoms) > MAX_ATOMS or not any(isinstance(a, Field) for a in atoms) and "NOT " not in unparse(node):
+        return None  # too large to check, or monotone in its terms: some post matches, and not every one
     seen_true = seen_false = False
     for values in product((False, True), repeat=len(atoms)):
         world = dict(zip(atoms, values))

@@ -375,7 +375,7 @@ def test_route_test_shows_route_channel_and_inherited_settings(config):
     assert result.exit_code == 0, result.output
     assert "attention: alert (Complaint), reply clock: yes" in result.output
     assert "route root.0" in result.output and "channel: #acme-urgent\n" in result.output
-    assert "group_wait: 0:01:00 (inherited)" in result.output and "urgent: True\n" in result.output
+    assert "group_wait: 1m (inherited)" in result.output and "urgent: True\n" in result.output
     praise = CliRunner().invoke(app, ["route-test", "-c", config, "--brand", "acme", "--source", "x",
                                       "--intent", "praise", "--sentiment", "positive"])
     assert "channel: #acme-kudos" in praise.output
