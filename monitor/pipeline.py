@@ -26,8 +26,8 @@ from monitor.config import Settings
 from monitor.backfill import Backfill
 from monitor.health import FailureKind, SourceFailure, SourceHealth, after_failure, after_success
 from monitor.matcher import Matcher
-from monitor.query import facts_of, kept_after_labels
 from monitor.models import Post, TeamReply
+from monitor.query import facts_of, kept_after_labels
 from monitor.store import Crosspost, NewAlert, Store
 from monitor.trends import Trends
 from monitor.tracker import UnansweredTracker
@@ -268,7 +268,7 @@ class Pipeline:
             notifications += routed
             notifications += kudos_notifications(mention, labels, self.settings, silences, now)
         self.store.commit_routed(routed_ids, notifications, [], now, hashes, twins, updates)
-        return len(pending)
+        return len(routed_ids)
 
     def flush_groups(self, force: bool = False) -> int:
         """Turn each group that is due into its message(s): a new top-level message, or, within its
