@@ -37,8 +37,9 @@ def _is_word(ch: str) -> bool:
 
 
 def _boundary(ch: str, edge: str) -> bool:
-    """`ch` next to a term whose first/last character is `edge` ends the word there."""
-    return not _is_word(ch) or (is_cjk(ch) and not is_cjk(edge))
+    """`ch` next to a term whose first/last character is `edge` ends the word there. Chinese, Japanese
+    and Korean text has no spaces between words: next to it, or inside it, any character is a boundary."""
+    return not _is_word(ch) or is_cjk(ch) or is_cjk(edge)
 
 
 def _continues_host(norm: str, end: int) -> bool:

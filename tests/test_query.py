@@ -30,6 +30,7 @@ BRANDS = {
     "corona": {"name": ["Corona"], "query": "{Corona}"},
     "cafe": {"name": ["Café Luna"], "fold_accents": False},
     "jet": {"name": ["Jetpack"]},
+    "bmw": {"name": ["宝马"]},
 }
 MATCHER = Matcher(BRANDS)
 
@@ -54,6 +55,7 @@ NORMALISATION = [
     ("ask acme_support about it", "acme"),               # and without (it holds an underscore)
     ("我喜欢Acme Cloud的服务", "acme"),                   # touching CJK text
     ("Acme Cloudの障害", "acme"),
+    ("我喜欢宝马汽车", "bmw"),                             # a CJK name inside CJK text
     ("see eu.status.acme.io", "acme"),                   # subdomains of the brand's domain
     ("https://app.acme.io/login failed", "acme"),
     ("Corona with lime", "corona"),                      # case-sensitive name
