@@ -27,6 +27,7 @@ from monitor.configbase import ApiPlatform, Duration, FIRST_POLL_LOOKBACK, Inter
 from monitor.core.clock import Clock, utcnow
 from monitor.core.failures import FailureKind, SourceFailure
 from monitor.core.records import FetchResult, Post
+from monitor.query import platform_search
 
 PLATFORM = "hackernews"
 ITEM_URL = "https://news.ycombinator.com/item?id={}"
@@ -144,7 +145,8 @@ class HackerNewsConnector:
                                                        self.platform.max_bytes)
         self.clock = clock
         _, brand = settings.brand_of(source)
-        self.queries = list(dict.fromkeys(source.queries or default_queries(brand.names + brand.aliases + brand.domains)))
+        self.queries = list(dict.fromkeys(source.queries or platform_search(PLATFORM, brand, source)
+                                          or default_queries(brand.names + brand.aliases + brand.domains)))
         self.team = frozenset(u.casefold() for u in brand.team.hackernews)
         self.late = int(self.platform.late_window.total_seconds())
 

@@ -18,25 +18,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from classifiers.cli import app as classifier_app
-from monitor.config import EX_CONFIG, ConfigError, ConfigProblem, load_settings, parse_duration
+from monitor.cli_config import DEFAULT_CONFIG, load_or_exit as _load
+from monitor.config import EX_CONFIG, ConfigProblem, parse_duration
 from monitor.health import CLASSIFIER_HEALTH_ID
+from monitor.query_cli import match_command, route_test_command
 
 app = typer.Typer(help="Watch the web for your brand and bring what needs a human into Slack.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-DEFAULT_CONFIG = os.environ.get("MENTIONWATCH_CONFIG", "config.yaml")
 ConfigOption = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="Config file (env MENTIONWATCH_CONFIG)")
-
-
-def _load(path: str):
-    try:
-        settings, warnings = load_settings(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            typer.echo(str(problem), err=True)
-        raise typer.Exit(EX_CONFIG) from None
-    for warning in warnings:
-        typer.echo(str(warning), err=True)
-    return settings
 
 
 @contextmanager
@@ -439,6 +428,10 @@ def report_responses(config: str = ConfigOption, brand: Optional[str] = BrandOpt
         stats = response_stats(store, settings, brand=_brand(settings, brand), since=_since(since),
                                now=datetime.now(timezone.utc))
     Console(width=max(Console().width, 120)).print(response_table(stats))
+
+
+app.command("match")(match_command)  # `match` and `route-test` live in monitor/query_cli.py
+app.command("route-test")(route_test_command)
 
 
 def main() -> None:

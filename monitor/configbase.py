@@ -11,6 +11,8 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
 
+from monitor.query import valid_query
+
 FIRST_POLL_LOOKBACK = timedelta(hours=24)
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 _DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
@@ -53,6 +55,13 @@ class Owned(Strict):
     identical blocks under two brands are two sources (they compare unequal) with each brand's terms."""
 
     _brand: str | None = PrivateAttr(None)
+    filter: str | None = Field(None, description="A query (see the README's Queries) this source's posts must "
+                               "also satisfy; translated into the platform's search where it has one")
+
+    @field_validator("filter")
+    @classmethod
+    def _filter_query(cls, text: str | None) -> str | None:
+        return valid_query(text)
 
     @property
     def brand_id(self) -> str | None:
@@ -119,6 +128,8 @@ class BrandTerms(Protocol):
     hashtags: list[str]
     domains: list[str]
     exclude: list[str]
+    query: str | None
+    fold_accents: bool
     team: Any
 
 
@@ -130,7 +141,11 @@ class ConfigProblem:
     value: str
     expected: str
     warning: bool = False
+    column: int | None = None
+    caret: str | None = None  # the file's line with a caret under the problem
 
     def __str__(self) -> str:
         prefix = "warning: " if self.warning else ""
-        return f"{self.file}:{self.line}: {prefix}{self.path or '(top)'}: {self.value}: {self.expected}"
+        where = f"{self.file}:{self.line}" + (f":{self.column}" if self.column else "")
+        text = f"{where}: {prefix}{self.path or '(top)'}: {self.value}: {self.expected}"
+        return text + ("\n" + self.caret if self.caret else "")

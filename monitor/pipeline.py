@@ -28,8 +28,8 @@ from monitor.core.clock import Clock, utcnow
 from monitor.core.failures import FailureKind, SourceFailure
 from monitor.health import SourceHealth, after_failure, after_success
 from monitor.matcher import Matcher
-from monitor.core.records import Match, Post, TeamReply
-from monitor.core.records import Crosspost, NewAlert
+from monitor.core.records import Crosspost, NewAlert, Post, TeamReply
+from monitor.query import facts_of, kept_after_labels
 from monitor.store import Store
 from monitor.trends import Trends
 from monitor.tracker import UnansweredTracker
@@ -154,12 +154,13 @@ class Pipeline:
                                    self.settings.daemon.backfill_after, now)
         found = []
         for post in result.posts:
-            match, reason = self.matcher.match(post.searchable)
-            if match is None and reason == "no_match" and not source.require_match:
-                match = Match({brand_id: []})
+            match, reason = self.matcher.match(post.searchable, facts_of(post, source_id),
+                                               None if source.require_match else brand_id)
             if match is None:
                 outcome.dropped[reason] += 1
                 continue
+            if match.after_labels:  # decided once labelled (route_pending); kept with the mention
+                post = replace(post, extra={**post.extra, "after_labels": match.after_labels})
             if backfill is not None and post.created_at is not None and post.created_at < backfill:
                 post = replace(post, extra={**post.extra, "backfill": True})
             found.append((post, match))
@@ -254,6 +255,10 @@ class Pipeline:
         pending = self.store.unrouted(500)
         if not pending:
             return 0
+        routed_ids = [m.id for m, _ in pending]
+        # A brand whose query fails once labelled (intent:, sentiment:, needs_reply:) is not alerted; the
+        # mention stays stored and labelled, its `after_labels` saying why.
+        pending = [(kept, labels) for m, labels in pending if (kept := kept_after_labels(m, labels)).matched]
         now = self.clock()
         silences = self.store.active_silences(now)
         spikes = self.store.active_spike_alerts()
@@ -291,8 +296,8 @@ class Pipeline:
                                                            mention.created_at or mention.fetched_at))
             notifications += routed
             notifications += kudos_notifications(mention, labels, self.settings, silences, now)
-        self.store.commit_routed([m.id for m, _ in pending], notifications, [], now, hashes, twins, updates)
-        return len(pending)
+        self.store.commit_routed(routed_ids, notifications, [], now, hashes, twins, updates)
+        return len(routed_ids)
 
     def flush_groups(self, force: bool = False) -> int:
         """Turn each group that is due into its message(s): a new top-level message, or, within its

@@ -37,6 +37,9 @@ class LoadedYaml:
     from_env: set[Path] = field(default_factory=set)
     # The values taken from the environment: all treated as secrets wherever they end up (URLs too).
     env_values: set[str] = field(default_factory=set)
+    # Each scalar's start (line, 1-based column) and YAML style, and the text: to point into a value.
+    scalars: dict[Path, tuple[int, int, str | None]] = field(default_factory=dict)
+    text: str = ""
 
 
 def expand(value: str, env: Mapping[str, str], used: set[str] | None = None) -> tuple[str, list[str]]:
@@ -66,7 +69,7 @@ def expand(value: str, env: Mapping[str, str], used: set[str] | None = None) -> 
 
 def load_yaml(text: str, env: Mapping[str, str] | None = None) -> LoadedYaml:
     env = os.environ if env is None else env
-    result = LoadedYaml(data=None)
+    result = LoadedYaml(data=None, text=text)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -105,6 +108,7 @@ def _build(node: yaml.Node, path: Path, constructor: yaml.SafeLoader, env, out: 
         return mapping
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, path + (i,), constructor, env, out) for i, item in enumerate(node.value)]
+    out.scalars[path] = (node.start_mark.line + 1, node.start_mark.column + 1, node.style)
     try:
         value = constructor.construct_object(node)
     except yaml.YAMLError as exc:  # e.g. a `!!python/object` tag: safe loading refuses it

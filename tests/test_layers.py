@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("monitor", "alerts", "connectors", "classifiers")
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core: records, labels, failures, clock, logs", ("monitor.core",)),
+    ("query language and text normalisation", ("monitor.normalize", "monitor.query")),
     ("config base types", ("monitor.configbase", "monitor.yamlsource")),
     ("platforms and classifiers", ("connectors", "classifiers")),
     ("config", ("monitor.config",)),

@@ -30,13 +30,15 @@ from connectors.http import deadline_for, network_failure
 from connectors.team_replies import ReplyLog, match
 from connectors.transport import BoundedSession
 from connectors.x.config import XPlatform, XSource
-from connectors.x.posts import (EXPANSIONS, MIN_RESULTS, PLATFORM, SEARCH_WINDOW, TWEET_FIELDS, TWITTER_HOST,
-                                USER_FIELDS, WINDOW_MARGIN, default_query, next_period, parse_time, seen_reply,
-                                snowflake_time, stamp, team_handles, team_reply_queries, to_posts, valid_id)
+from connectors.x.posts import (EXPANSIONS, MIN_RESULTS, PLATFORM, QUERY_LIMIT, SEARCH_WINDOW, TWEET_FIELDS,
+                                TWITTER_HOST, USER_FIELDS, WINDOW_MARGIN, default_query, next_period, parse_time,
+                                seen_reply, snowflake_time, stamp, team_handles, team_reply_queries, to_posts,
+                                valid_id)
 from monitor.core.clock import Clock, utcnow
 from monitor.core.failures import MAX_RETRY_AFTER, MIN_RETRY_AFTER, FailureKind, SourceFailure
 from monitor.core.logs import get_logger
 from monitor.core.records import FetchResult, Gap, Post, TeamReply
+from monitor.query import platform_search
 
 log = get_logger(__name__)
 
@@ -158,7 +160,8 @@ class XConnector:
         self.store = store
         self.brand_id, self.brand = settings.brand_of(source)
         self.source_id = f"{self.brand_id}/{source.name}"
-        self.query = source.query or default_query(self.brand)
+        self.query = (source.query or platform_search(PLATFORM, self.brand, source, QUERY_LIMIT)
+                      or default_query(self.brand))
         self.team = team_handles(self.brand)
         self.clock = clock
         self.session = ApiSession(self.platform.base_url, (self.platform.connect_timeout.total_seconds(),

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, create_model, field
 
 from connectors.registry import platforms
 from monitor.configbase import Channel, Duration, Strict, parse_duration, prefixed
+from monitor.query import valid_query
 
 # Each platform's source model, picked by the `type` key.
 Source = Annotated[Union[tuple(p.source for p in platforms())], Field(discriminator="type")]
@@ -105,6 +106,9 @@ class Brand(Strict):
     hashtags: list[str] = []
     domains: list[str] = []
     exclude: list[str] = Field([], description="Phrases that make a match not about this brand")
+    query: str | None = Field(None, description="A query (see the README's Queries) that replaces the names, "
+                              "aliases, handles, hashtags and domains in deciding what is a mention")
+    fold_accents: bool = Field(True, description="Acmé, Äcme and Acme are the same name (false: accents count)")
     slack_channel: Channel
     reply_within: Promise = Field(timedelta(hours=4), description="The reply time the team promises")
     reply_within_by_intent: dict[Intent, Promise] = Field({}, description="Per-intent promise, e.g. question: 1h")
@@ -129,6 +133,11 @@ class Brand(Strict):
         if hours is not None and hours.start == hours.end:
             raise ValueError("business_hours start and end are equal: leave business_hours out to count every hour")
         return hours
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, text: str | None) -> str | None:
+        return valid_query(text)
 
     @field_validator("handles")
     @classmethod

@@ -1,5 +1,6 @@
 """Loading a config file, and the checks behind `mentionwatch validate`: every problem at once, each as
-`file:line: key.path: bad value: what is expected`; warnings for likely mistakes."""
+`file:line: key.path: bad value: what is expected` (a query's mistake also with its column and a caret under
+it); warnings for likely mistakes."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from monitor.config.routes import Route, RouteMatch
 from monitor.config.settings import SECRET_FIELDS, SOURCE_TYPES, Settings
 from monitor.configbase import ConfigProblem
 from monitor.core.logs import REDACTOR
+from monitor.query import QueryError, query_problem_at, query_warnings
 from monitor.yamlsource import LoadedYaml, Path, load_yaml
 
 EX_CONFIG = 78
@@ -66,6 +68,11 @@ def _problems_from_validation(exc: ValidationError, loaded: LoadedYaml, file: st
         else:
             value = _show(err.get("input"), secret)
             expected = err["msg"].removeprefix("Value error, ")
+        error = (err.get("ctx") or {}).get("error")
+        if isinstance(error, QueryError):
+            line, column, caret = query_problem_at(error, loaded.scalars.get(path), loaded.text)
+            problems.append(ConfigProblem(file, line, dotted, value, error.reason, column=column, caret=caret))
+            continue
         problems.append(ConfigProblem(file, line, dotted, value, expected))
     return problems
 
@@ -88,6 +95,8 @@ def _warnings(settings: Settings, loaded: LoadedYaml, file: str) -> list[ConfigP
                                              f"also a term of brand {owner[key]}: posts will match both",
                                              warning=True))
                 owner.setdefault(key, brand_id)
+    out += [ConfigProblem(file, loaded.lines.get(path, 1), ".".join(map(str, path)), text, expected, warning=True)
+            for path, text, expected in query_warnings(settings)]
     for p in platforms():
         if p.warnings is not None:
             out += p.warnings(settings, loaded, file)

@@ -89,9 +89,11 @@ class Post:
 
 @dataclass(frozen=True)
 class Match:
-    """Which brands a post is about, and by which terms."""
+    """Which brands a post is about, and by which terms; `after_labels`: per brand, the part of its
+    query still to decide once the post is labelled (monitor/query.py)."""
 
     brands: dict[str, list[str]]
+    after_labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def brand(self) -> str:
