@@ -97,6 +97,18 @@ def test_recorded_comments_become_mentions_with_thread_and_parent(reddit):
     assert ours.url == "https://www.reddit.com" + reply["permalink"] and ours.parent_id == post["name"]
 
 
+def test_reddit_entities_are_unescaped_where_text_enters(reddit):
+    # Reddit's JSON carries titles and markdown bodies with &, < and > escaped, as sent here.
+    post = reddit.add_post("acme", "Acme Cloud &amp; Salt &amp; Pine: 5 &lt; 6", "billing &gt; support &amp;amp; co", "kim")
+    comment = reddit.add_comment(post["name"], "AT&amp;T and Acme Cloud &lt;3", "lee")
+    posts = {p.external_id: p for p in connector(reddit, posts_source()).fetch(None).posts}
+    comments = {p.external_id: p for p in connector(reddit, posts_source(what="comments")).fetch(None).posts}
+
+    assert posts[post["name"]].title == "Acme Cloud & Salt & Pine: 5 < 6"
+    assert posts[post["name"]].text == "billing > support &amp; co"  # unescaped once, as written
+    assert comments[comment["name"]].text == "AT&T and Acme Cloud <3"
+
+
 def test_search_uses_brand_terms_and_a_post_in_two_listings_is_stored_once(tmp_path, reddit, slack):
     reddit.add_post("acme", "Acme Cloud outage again?", "502s everywhere", "ann")
     reddit.add_post("selfhosted", "Leaving acme.io", "Moving my homelab backups off acme.io", "bo")

@@ -12,6 +12,7 @@ Listings are read with `Reddit.request` as raw JSON: no lazy attribute fetches, 
 from __future__ import annotations
 
 import hashlib
+import html
 import math
 import re
 import threading
@@ -249,8 +250,9 @@ def to_post(item: dict, team: frozenset[str]) -> Post | None:
     extra.update(thread_id=thread_id, parent_id=parent_id)
     if author and author.casefold() in team:
         extra["by_team"] = True
-    return Post(source=PLATFORM, external_id=item["name"], text=text, url=SITE + permalink, author=author,
-                title=title, created_at=_when(item["created_utc"]), thread_id=thread_id, parent_id=parent_id,
+    # Reddit's JSON escapes &, < and > in titles and markdown bodies; the text we store is what people wrote.
+    return Post(source=PLATFORM, external_id=item["name"], text=html.unescape(text), url=SITE + permalink,
+                author=author, title=html.unescape(title) if title else None, created_at=_when(item["created_utc"]), thread_id=thread_id, parent_id=parent_id,
                 extra=extra)
 
 
