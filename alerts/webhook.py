@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import random
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -155,7 +156,7 @@ class WebhookSender:
         else:
             wait = min(FIRST_BACKOFF * 2 ** (health.failures - 1), cfg.max_backoff) * self.rng.uniform(0.8, 1.2)
         self.paused_until[name] = now + wait
-        self.store.save_health(health)
+        self.store.save_health(replace(health, retry_at=now + wait))
         if transition:
             log.error("webhook %s failing: %s; its alerts stay queued and go out in order on recovery",
                       name, failure.message)
