@@ -76,11 +76,14 @@ class WebhookSender:
         self.rng = rng or random.Random()
         self.paused_until: dict[str, datetime] = {}
         self._sessions: dict[str, BoundedSession] = {}
+        # Without receivers no new row can appear: rows left by a removed one are failed on the first drain.
+        self._idle = False
 
     def deliver(self, limit: int = 200) -> DeliveryReport:
         report = DeliveryReport()
-        if not self.receivers and not self.store.outbox(1, slack=False):
+        if self._idle:
             return report
+        self._idle = not self.receivers
         done: set[str] = set()  # receivers whose turn in this drain is over (paused or failing)
         for row in self.store.outbox(limit, slack=False):
             name = row.receiver
