@@ -38,6 +38,7 @@ class WebhookEmulator(Emulator):
         self.requests: list[Received] = []
         self.delivered: dict[str, dict] = {}  # key -> body: what the receiver acted on, once per key
         self.faults: deque = deque()
+        self.latency = 0.0  # seconds between recording a request and answering it: a window for crashes
 
     @property
     def hook_url(self) -> str:
@@ -71,4 +72,6 @@ class WebhookEmulator(Emulator):
             self.requests.append(Received(key, ok, body, 0 if fault == DELIVER_THEN_DROP else status))
         if fault == DELIVER_THEN_DROP:
             return Reply(drop=True)
-        return Reply.json({"ok": ok}, status)
+        reply = Reply.json({"ok": ok}, status)
+        reply.stall = self.latency
+        return reply

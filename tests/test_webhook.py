@@ -176,6 +176,36 @@ def test_thread_replies_and_updates_are_never_sent_to_a_webhook_message(tmp_path
     assert len(outbox_rows(store)) == len(rows) and slack.posted() == [] and len(hook.requests) == 2
 
 
+def test_reminders_and_escalations_of_a_webhook_alert_stay_out_of_slack(tmp_path, slack, hook, monkeypatch):
+    pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch)
+    mention = add(store, "c1", labels())
+    pipeline.process()
+    rows = outbox_rows(store)
+    for hours in (3, 5, 30):  # past the reminder, the deadline and a repeat
+        clock[0] = NOW + timedelta(hours=hours)
+        pipeline.process()
+    with store.engine.connect() as conn:
+        reminded = conn.execute(select(schema.reply_clock.c.reminders_sent, schema.reply_clock.c.escalated_at)
+                                .where(schema.reply_clock.c.mention_id == mention)).one()
+    assert reminded.escalated_at is not None  # the clock ran its course ...
+    assert outbox_rows(store) == rows and slack.posted() == [] and len(hook.requests) == 1  # ... sending nothing
+
+
+def test_rows_of_a_receiver_no_longer_configured_fail_and_say_why(tmp_path, slack, hook, monkeypatch):
+    pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch)
+    add(store, "c1", labels())
+    hook.fail(error(503, "60"))
+    pipeline.process()
+    store.close()
+    config = config_dict(tmp_path, slack.api_url, [])
+    restarted, store, _ = pipeline_with_clock(tmp_path, config, NOW + timedelta(minutes=5))
+    restarted.process()
+    a = schema.alerts.c
+    with store.engine.connect() as conn:
+        (row,) = conn.execute(select(a.state, a.last_error)).all()
+    assert row.state == "failed" and "ops-hook" in row.last_error and len(hook.requests) == 1
+
+
 def test_validate_names_an_unknown_receiver_with_its_line(tmp_path):
     config = config_dict(tmp_path, "http://127.0.0.1:9/api/", [])
     config["routes"] = {"routes": [{"match": {"intent": ["question"]}, "receiver": "pager"}]}
