@@ -8,7 +8,7 @@ from datetime import datetime
 from alerts.attention import attention_of
 from alerts.grouping import MAX_PER_MESSAGE, GroupState, chunks
 from alerts.messages import (PLATFORMS, KudosItem, MessageItem, group_header, group_message, kudos_message,
-                             source_health_message)
+                             render_group, source_health_message)
 from alerts.neutral import alert_message
 from alerts.reply_clock import promise_for
 from alerts.routes import group_key, resolve_routes
@@ -126,8 +126,9 @@ def group_messages(group: GroupState, items: list[WaitingItem], settings: Settin
                    receiver: str = SLACK) -> list[tuple[NewAlert, list[int]]]:
     """A flushed group as outbox rows of up to 10 mentions each (the first top-level, the rest for its
     thread), each with the notifications it carries. Keys are deterministic: a retry cannot double-post.
-    For Slack the rows hold Block Kit; for another receiver, the neutral `Message` it renders when it
-    sends (one message per part, no threads)."""
+    Each part is a neutral `Message`: Slack rows hold its Block Kit, rendered now (what follows a Slack
+    message edits that Block Kit); another receiver's rows hold the Message itself, which that receiver
+    renders when it sends (one message per part, no threads)."""
     if not items:
         return []
     if group.route == KUDOS_ROUTE:
@@ -146,11 +147,11 @@ def group_messages(group: GroupState, items: list[WaitingItem], settings: Settin
     for n, part in enumerate(parts):
         note = _part_note(n, part, len(items), len(parts))
         first = part[0][0]
-        shown = [b for _, b in part]
+        message = alert_message([b for _, b in part], header, group.brand, group.route, note)
         if receiver == SLACK:
-            payload, fmt = group_message(shown, header, note), "slack"
+            payload, fmt = render_group(message), "slack"
         else:
-            payload, fmt = alert_message(shown, header, group.brand, group.route, note).to_json(), "neutral"
+            payload, fmt = message.to_json(), "neutral"
         alert = NewAlert(dedupe_key=f"group:{first.notification_id}:{group.group_key}"[:300], kind="mention",
                          mention_id=first.mention.id, brand=group.brand, channel=group.channel,
                          payload=payload, receiver=receiver, format=fmt)

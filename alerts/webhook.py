@@ -22,6 +22,7 @@ from typing import Callable
 
 import requests
 
+from alerts.neutral import webhook_json
 from alerts.slack import DeliveryReport
 from connectors.http import retry_after_seconds
 from connectors.transport import BoundedSession
@@ -52,7 +53,7 @@ def body_of(row: AlertRow, receiver: str) -> bytes:
     bytes on every attempt, so a retry carries the same signature."""
     message = Message.from_json(row.payload)
     envelope = {"id": idempotency_key(row), "receiver": receiver, "created_at": row.created_at.isoformat(),
-                "message": message.to_json()}
+                "message": webhook_json(message)}
     return json.dumps(envelope, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 

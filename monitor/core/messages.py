@@ -1,12 +1,13 @@
 """The neutral message routing produces for a receiver: what to say (summary, items, actions), not how.
 
-Slack renders it as Block Kit; a webhook receiver sends it as JSON (`to_json`). Plain data, so the
-outbox stores it as is and a receiver renders it at send time.
+Slack renders it as Block Kit (`alerts.messages.render_group`); a webhook receiver as JSON
+(`alerts.neutral.webhook_json`), at send time from the outbox row that stores `to_json()`.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 FORMAT_VERSION = 1
@@ -14,11 +15,12 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class MessageEntry:
-    """One mention as a receiver gets it. Text is the stranger's own (cleaned of control characters,
-    cut to a few hundred characters), for the receiver to escape for wherever it shows it."""
+    """One mention as a receiver gets it. Texts are the stranger's own, raw: each receiver cleans, cuts
+    and escapes them for wherever it shows them."""
 
     mention_id: int
     brand: str
+    brand_name: str
     source: str
     reason: str
     url: str | None
@@ -27,10 +29,12 @@ class MessageEntry:
     author: str | None
     reach: int | None
     sentiment: str
+    sentiment_confidence: float
     intent: str
+    intent_confidence: float
     needs_reply: bool
     low_confidence: bool
-    reply_by: str | None = None  # ISO 8601 UTC, where a reply is owed
+    reply_by: datetime | None = None  # where a reply is owed
     held_by: str | None = None
     also: tuple[tuple[str, str | None], ...] = ()  # cross-posts of the same text: (source id, url)
 
@@ -50,10 +54,15 @@ class Message:
     version: int = field(default=FORMAT_VERSION)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for item in data["items"]:
+            item["reply_by"] = item["reply_by"].isoformat() if item["reply_by"] is not None else None
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Message":
-        items = tuple(MessageEntry(**{**item, "also": tuple(tuple(a) for a in item.get("also", ()))})
+        items = tuple(MessageEntry(**{**item, "also": tuple(tuple(a) for a in item.get("also", ())),
+                                      "reply_by": datetime.fromisoformat(item["reply_by"]) if item.get("reply_by")
+                                      else None})
                       for item in data["items"])
         return cls(**{**data, "items": items, "actions": tuple(data.get("actions", ()))})
