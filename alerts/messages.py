@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from connectors.registry import display_names, platforms
 from monitor.core.labels import Labels
 from monitor.core.logs import redact
+from monitor.core.messages import Message, MessageEntry
 
 EXCERPT_CHARS = 600
 FALLBACK_CHARS = 300
@@ -94,8 +95,8 @@ def _posted_by(author: str | None, source: str) -> str:
     return f"{author} on {source.split('/')[-1]}" if author else f"post on {source}"
 
 
-def _percent(scores: dict[str, float], label: str) -> str:
-    return f"{round(100 * scores.get(label, 0.0))}%"
+def _percent(confidence: float) -> str:
+    return f"{round(100 * confidence)}%"
 
 
 @dataclass(frozen=True)
@@ -121,16 +122,28 @@ _PLURALS = {"Complaint": "complaints", "Question": "questions", "Negative mentio
             "Suggestion": "suggestions", "Negative news": "negative news items", "Needs action": "mentions needing action"}
 
 
-def _item_blocks(item: MessageItem) -> list[dict]:
+def entry_of(item: MessageItem, brand_id: str = "") -> MessageEntry:
+    """An alert item as the neutral message carries it (everything any receiver shows)."""
+    labels = item.labels
+    return MessageEntry(
+        mention_id=item.mention_id, brand=brand_id, brand_name=item.brand_name, source=item.source,
+        reason=item.reason, url=item.url, title=item.title, text=item.text, author=item.author, reach=item.reach,
+        sentiment=labels.sentiment, sentiment_confidence=labels.sentiment_scores.get(labels.sentiment, 0.0),
+        intent=labels.intent, intent_confidence=labels.intent_scores.get(labels.intent, 0.0),
+        needs_reply=labels.needs_reply, low_confidence=labels.low_confidence, reply_by=item.reply_by,
+        held_by=item.held_by, also=tuple(item.also))
+
+
+def _item_blocks(item: MessageEntry) -> list[dict]:
     """Section `mention:<id>` (link), the excerpt, the facts, then the actions: the shared block-id convention."""
     excerpt = shown(item.text or item.title or "", EXCERPT_CHARS)
     who = shown(item.author, 80) if item.author else "unknown author"
     facts = [
         f"*{escape(item.source)}* · {who}" + (f" · reach {item.reach:,}" if item.reach is not None else "")
         + f" · {escape(item.brand_name)}",
-        f"sentiment *{item.labels.sentiment}* {_percent(item.labels.sentiment_scores, item.labels.sentiment)} · "
-        f"intent *{item.labels.intent}* {_percent(item.labels.intent_scores, item.labels.intent)}"
-        + (" · low confidence" if item.labels.low_confidence else ""),
+        f"sentiment *{item.sentiment}* {_percent(item.sentiment_confidence)} · "
+        f"intent *{item.intent}* {_percent(item.intent_confidence)}"
+        + (" · low confidence" if item.low_confidence else ""),
     ]
     if item.reply_by is not None:
         facts.append(f"reply by {item.reply_by:%Y-%m-%d %H:%M} UTC")
@@ -189,15 +202,23 @@ def group_header(items: list[MessageItem], total: int | None = None) -> str:
     return truncate(f"{total} mentions of {brands} need a look", HEADER_LIMIT)
 
 
-def group_message(items: list[MessageItem], header: str, note: str | None = None) -> dict:
-    """Up to MAX_PER_MESSAGE mentions in one message: a header, then each mention's blocks."""
+def render_group(message: Message) -> dict:
+    """The Slack receiver's rendering of a group's message (up to MAX_PER_MESSAGE mentions): a header,
+    the part note, then each mention's blocks, buttons included."""
+    header, note = message.summary, message.part
     blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}]
     if note:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text": fit(note)}]})
-    for item in items:
+    for item in message.items:
         blocks += _item_blocks(item)
-    excerpts = " · ".join(shown(i.text or i.title or "", FALLBACK_CHARS) for i in items)
+    excerpts = " · ".join(shown(i.text or i.title or "", FALLBACK_CHARS) for i in message.items)
     return {"text": fit(f"{escape(header)}: {excerpts}", TEXT_LIMIT), "blocks": blocks}
+
+
+def group_message(items: list[MessageItem], header: str, note: str | None = None) -> dict:
+    """`render_group` of these items, for callers without a route (a single mention's message)."""
+    return render_group(Message(kind="alert", brand="", route="", summary=header,
+                                items=tuple(entry_of(i) for i in items), actions=tuple(ACTIONS), part=note))
 
 
 @dataclass(frozen=True)

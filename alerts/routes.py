@@ -2,7 +2,8 @@
 
 Matching walks the children depth-first; the first matching child wins unless it says
 `continue: true`; a node none of whose children match handles the mention itself. Children inherit
-every setting they leave unset; the root's channel defaults to the brand's `slack_channel`.
+every setting they leave unset; the root's channel defaults to the brand's `slack_channel`, its
+receiver to `slack`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class ResolvedRoute:
     urgent: bool
     escalation_channel: str
     escalate_to: tuple[str, ...]
+    receiver: str = "slack"
 
 
 def _inherit(parent: ResolvedRoute, route: Route, path: str) -> ResolvedRoute:
@@ -51,6 +53,7 @@ def _inherit(parent: ResolvedRoute, route: Route, path: str) -> ResolvedRoute:
         urgent=pick("urgent", route.urgent),
         escalation_channel=pick("escalation_channel", route.escalation_channel),
         escalate_to=pick("escalate_to", tuple(route.escalate_to) if route.escalate_to is not None else None),
+        receiver=pick("receiver", route.receiver),
     )
 
 

@@ -8,12 +8,14 @@ from datetime import datetime
 from alerts.attention import attention_of
 from alerts.grouping import MAX_PER_MESSAGE, GroupState, chunks
 from alerts.messages import (PLATFORMS, KudosItem, MessageItem, group_header, group_message, kudos_message,
-                             source_health_message)
+                             render_group, source_health_message)
+from alerts.neutral import alert_message
 from alerts.reply_clock import promise_for
 from alerts.routes import group_key, resolve_routes
 from alerts.silences import Silence, silencing
 from monitor.core.labels import Labels
 from monitor.config import Brand, Settings
+from monitor.config.receivers import SLACK
 from monitor.core.records import KUDOS_ROUTE, NewAlert, NewNotification, StoredMention, WaitingItem
 
 
@@ -71,9 +73,9 @@ def route_mention(mention: StoredMention, labels: Labels, settings: Settings, si
             silence = silencing(silences, brand_id, mention, labels, route.channel, now)
             if silence is not None:
                 out.append(NewNotification(**common, state="silenced", silence_id=silence.id))
-            elif fold is not None:
+            elif fold is not None and route.receiver == SLACK:
                 out.append(NewNotification(**common, state="folded", alert=fold))
-            elif route.path in carriers:
+            elif route.path in carriers and route.receiver == SLACK:
                 reply = NewAlert(dedupe_key=f"thread:{mention.id}:{route.path}", kind="mention",
                                  mention_id=mention.id, brand=brand_id, channel=route.channel,
                                  payload=_single(mention, labels, brand_id, settings), thread_of=carriers[route.path])
@@ -120,9 +122,13 @@ def kudos_item(item: WaitingItem, settings: Settings) -> KudosItem:
                      reply_by=item.deadline)
 
 
-def group_messages(group: GroupState, items: list[WaitingItem], settings: Settings) -> list[tuple[NewAlert, list[int]]]:
+def group_messages(group: GroupState, items: list[WaitingItem], settings: Settings,
+                   receiver: str = SLACK) -> list[tuple[NewAlert, list[int]]]:
     """A flushed group as outbox rows of up to 10 mentions each (the first top-level, the rest for its
-    thread), each with the notifications it carries. Keys are deterministic: a retry cannot double-post."""
+    thread), each with the notifications it carries. Keys are deterministic: a retry cannot double-post.
+    Each part is a neutral `Message`: Slack rows hold its Block Kit, rendered now (what follows a Slack
+    message edits that Block Kit); another receiver's rows hold the Message itself, which that receiver
+    renders when it sends (one message per part, no threads)."""
     if not items:
         return []
     if group.route == KUDOS_ROUTE:
@@ -141,9 +147,14 @@ def group_messages(group: GroupState, items: list[WaitingItem], settings: Settin
     for n, part in enumerate(parts):
         note = _part_note(n, part, len(items), len(parts))
         first = part[0][0]
+        message = alert_message([b for _, b in part], header, group.brand, group.route, note)
+        if receiver == SLACK:
+            payload, fmt = render_group(message), "slack"
+        else:
+            payload, fmt = message.to_json(), "neutral"
         alert = NewAlert(dedupe_key=f"group:{first.notification_id}:{group.group_key}"[:300], kind="mention",
                          mention_id=first.mention.id, brand=group.brand, channel=group.channel,
-                         payload=group_message([b for _, b in part], header, note))
+                         payload=payload, receiver=receiver, format=fmt)
         out.append((alert, [i.notification_id for i, _ in part]))
     return out
 

@@ -165,7 +165,7 @@ def status(config: str = ConfigOption) -> None:
         outbox = store.alert_counts()
     table = Table("source", "state", "since", "last success", "retry at", "dropped", "problem")
     now = datetime.now(timezone.utc)
-    for source_id in list(settings.sources()) + ["slack"]:
+    for source_id in list(settings.sources()) + ["slack"] + [f"receiver:{name}" for name in settings.receivers]:
         h = health.get(source_id)
         if h is None:
             table.add_row(source_id, "never polled", "", "", "", "", "")

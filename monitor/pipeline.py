@@ -18,11 +18,13 @@ from alerts.routes import route_at
 from alerts.rules import group_messages, kudos_notifications, needs_human, route_mention, source_health_alert
 from alerts.silences import silencing
 from alerts.slack import DeliveryReport, SlackSender
+from alerts.webhook import WebhookSender
 from classifiers.base import Classifier
 from monitor.core.labels import Labels
 from classifiers.lexicon import LexiconClassifier
 from connectors.registry import make_connector
 from monitor.config import Settings
+from monitor.config.receivers import SLACK
 from monitor.backfill import Backfill
 from monitor.core.clock import Clock, utcnow
 from monitor.core.failures import FailureKind, SourceFailure
@@ -93,6 +95,7 @@ class Pipeline:
         self.store = store
         self.classifier = classifier
         self.sender = sender
+        self.webhooks = WebhookSender(settings.receivers, store, lambda: self.clock())
         self.clock = clock
         self.matcher = Matcher.from_settings(settings)
         self.sources = settings.sources()
@@ -311,12 +314,13 @@ class Pipeline:
         queued = 0
         for group in self.store.waiting_groups():
             brand = self.settings.brands.get(group.brand)
-            mode = "message"
+            mode, receiver = "message", SLACK
             if brand is not None:
                 route = route_at(self.settings.routes, group.route, brand)
+                receiver = route.receiver if route.receiver in self.settings.receiver_names else SLACK
                 mode = flush_mode(group, route.group_wait, route.group_interval, route.quiet_hours, now, force)
-                if mode is None:
-                    continue
+                if mode is None or (mode == "thread" and receiver != SLACK):
+                    continue  # a receiver without threads hears from a group once per group_interval
             items, closed = [], []
             for item in self.store.group_items(group.group_key):
                 if item.closed:  # answered (e.g. on Reddit) or dismissed while it waited: nothing to announce
@@ -329,7 +333,7 @@ class Pipeline:
                 else:
                     items.append(item)
             self.store.drop_notifications(closed)
-            messages = group_messages(group, items, self.settings)
+            messages = group_messages(group, items, self.settings, receiver)
             if messages:
                 self.store.commit_flush(group.group_key, group.channel, messages, now,
                                         thread_of=group.last_alert_id if mode == "thread" else None)
@@ -337,7 +341,14 @@ class Pipeline:
         return queued
 
     def deliver(self) -> DeliveryReport:
-        return self.sender.deliver()
+        """Slack's rows, then every webhook's: each sender reads only its own rows, so neither holds up
+        the other; whether Slack stopped is what the report's `stopped` says."""
+        report = self.sender.deliver()
+        hooks = self.webhooks.deliver()
+        report.sent += hooks.sent
+        report.failed += hooks.failed
+        report.held += hooks.held
+        return report
 
     def process(self, flush_all: bool = False) -> DeliveryReport:
         """Batch by batch: label one classifier batch, then summarise a brand's backlog (first run, long

@@ -15,6 +15,7 @@ import yaml
 
 from emulators.feeds import render_rss
 from emulators.server import wait_until
+from emulators.webhook import WebhookEmulator
 from tests.support.daemon import start
 from tests.support.config import TOKEN, config_dict, feed_source, write_config
 
@@ -145,3 +146,31 @@ def test_sigterm_during_a_stalled_fetch_still_exits_quickly(tmp_path, feeds, sla
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_sigkill_during_a_webhook_post_resends_it_with_the_same_key(tmp_path, feeds, slack, monkeypatch):
+    """Killed after the receiver got the POST and before the answer: the next run sends it again with
+    the same Idempotency-Key, so the receiver acts on every alert once."""
+    secret = "daemon-hook-secret-81f3"
+    monkeypatch.setenv("HOOK_SECRET", secret)
+    publish(feeds, "alpha", 0, 3)
+    config = config_dict(tmp_path, slack.api_url, [feed_source("alpha", feeds.url_for("alpha"))])
+    with WebhookEmulator(secret) as hook:
+        config["receivers"] = {"ops": {"type": "webhook", "url": hook.hook_url, "secret": "${HOOK_SECRET}"}}
+        config["routes"]["receiver"] = "ops"
+        path = write_config(tmp_path, config)
+        hook.latency = 30.0  # the first answer never comes before the kill
+        proc = start(path)
+        assert wait_until(lambda: len(hook.requests) >= 1, timeout=60), "the daemon never posted"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        first_key = hook.requests[0].key
+        assert db_rows(tmp_path, "SELECT count(*) FROM alerts WHERE state = 'sending'")[0][0] == 1
+        hook.latency = 0.0
+        done = start(path, "--once")
+        assert done.wait(60) == 0, done.stderr.read()
+        keys = [r.key for r in hook.requests]
+    rows = db_rows(tmp_path, "SELECT receiver, state FROM alerts")
+    assert rows and set(rows) == {("ops", "sent")}
+    assert keys.count(first_key) == 2 and all(r.signature_ok for r in hook.requests)
+    assert len(hook.delivered) == len(rows) == 3 and slack.posted() == []

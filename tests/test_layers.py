@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("config", ("monitor.config",)),
     ("pure decisions", ("alerts", "monitor.health", "monitor.matcher")),
     ("storage", ("monitor.store",)),
-    ("delivery", ("alerts.slack",)),
+    ("delivery: the outbox loop and receivers", ("alerts.slack", "alerts.webhook")),
     ("application", ("monitor", "alerts.socket_mode")),
 ]
 

@@ -189,6 +189,29 @@ def _environment(settings: Settings, loaded: LoadedYaml, file: str) -> list[Conf
     return []
 
 
+def _receiver_problems(loaded: LoadedYaml, file: str) -> list[ConfigProblem]:
+    """Each route's `receiver` that names no receiver, at its own line (checked on the raw file, so the
+    line is exact)."""
+    receivers = loaded.data.get("receivers")
+    known = {"slack", *(receivers if isinstance(receivers, dict) else {})}
+    out: list[ConfigProblem] = []
+
+    def walk(route: Any, path: Path) -> None:
+        if not isinstance(route, dict):
+            return
+        name = route.get("receiver")
+        if isinstance(name, str) and name not in known:
+            out.append(ConfigProblem(file, loaded.lines.get(path + ("receiver",), loaded.lines.get(path, 1)),
+                                     ".".join(map(str, path + ("receiver",))), repr(name),
+                                     f"unknown receiver: one of {', '.join(sorted(known))}"))
+        children = route.get("routes")
+        for i, child in enumerate(children if isinstance(children, list) else []):
+            walk(child, path + ("routes", i))
+
+    walk(loaded.data.get("routes"), ("routes",))
+    return out
+
+
 def load_settings(path: str | os.PathLike, env: Mapping[str, str] | None = None,
                   check_environment: bool = True) -> tuple[Settings, list[ConfigProblem]]:
     """Load and check a config file; raises ConfigError with every problem; returns warnings."""
@@ -211,10 +234,15 @@ def load_settings(path: str | os.PathLike, env: Mapping[str, str] | None = None,
     if not isinstance(loaded.data, dict):
         problems.append(ConfigProblem(file, 1, "", "(not a mapping)", "a mapping of settings at the top level"))
         raise ConfigError(problems)
+    unknown_receivers = _receiver_problems(loaded, file)
+    problems += unknown_receivers
     try:
         settings = Settings.model_validate(loaded.data)
     except ValidationError as exc:
-        problems += _problems_from_validation(exc, loaded, file)
+        found = _problems_from_validation(exc, loaded, file)
+        if unknown_receivers:  # each is reported at its own line above, not again for the whole file
+            found = [p for p in found if not (p.path == "" and p.expected.startswith("unknown receiver"))]
+        problems += found
         raise ConfigError(sorted(problems, key=lambda p: p.line)) from None
     if check_environment:
         problems += _environment(settings, loaded, file)

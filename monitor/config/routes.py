@@ -32,6 +32,8 @@ class Route(Strict):
     match: RouteMatch = RouteMatch()
     continue_: bool = Field(False, alias="continue")
     channel: Channel | None = Field(None, description="Default at the root: the brand's slack_channel")
+    receiver: str | None = Field(None, description="A name under `receivers:`, or `slack` (the default at the "
+                                 "root); inherited like channel")
     group_by: list[GroupLabel] | None = Field(None, description="Labels whose values split a route's mentions "
                                               "into messages (default: brand); `mention`: one message each")
     group_wait: Duration | None = None

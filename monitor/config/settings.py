@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, ValidationInfo, create_model, field_valid
 
 from connectors.registry import platforms
 from monitor.config.brand import Brand, Source
+from monitor.config.receivers import RECEIVER_NAME, SLACK, WebhookReceiver
 from monitor.config.routes import Route
 from monitor.configbase import SLUG, Channel, Duration, Strict
 from monitor.core.logs import REDACTOR, secrets_of
@@ -86,6 +87,8 @@ class Settings(PlatformSections):
     slack: SlackConfig
     classifier: ClassifierConfig = ClassifierConfig()
     daemon: DaemonConfig = DaemonConfig()
+    receivers: dict[Annotated[str, Field(pattern=RECEIVER_NAME)], WebhookReceiver] = Field(
+        {}, description="Named receivers a route may name besides `slack` (always there)")
     routes: Route = Field(Route(), description="The alert route tree; its root matches every mention")
     brands: dict[Annotated[str, Field(pattern=SLUG)], Brand] = Field(min_length=1)
 
@@ -103,6 +106,26 @@ class Settings(PlatformSections):
             raise ValueError("the root route matches every mention: move `match`/`continue` into a child "
                              "under routes.routes")
         return root
+
+    @field_validator("receivers")
+    @classmethod
+    def _slack_is_builtin(cls, receivers: dict[str, WebhookReceiver]) -> dict[str, WebhookReceiver]:
+        if SLACK in receivers:
+            raise ValueError("`slack` is the built-in Slack receiver: name this one differently")
+        return receivers
+
+    @model_validator(mode="after")
+    def _known_receivers(self) -> "Settings":
+        """A route naming no receiver would lose its alerts (load_settings reports each with its line)."""
+        unknown = [f"{path}: {name!r}" for path, name in receiver_names(self.routes) if name not in self.receiver_names]
+        if unknown:
+            raise ValueError(f"unknown receiver ({', '.join(unknown)}); expected one of "
+                             f"{', '.join(sorted(self.receiver_names))}")
+        return self
+
+    @property
+    def receiver_names(self) -> set[str]:
+        return {SLACK, *self.receivers}
 
     @field_validator("brands")
     @classmethod
@@ -134,8 +157,22 @@ class Settings(PlatformSections):
         return {f"{brand}/{src.name}": (brand, src) for brand, b in self.brands.items() for src in b.sources}
 
 
+def receiver_names(root: Route) -> list[tuple[str, str]]:
+    """Every `receiver` the route tree names, with its key path (routes.routes.0.receiver)."""
+    out: list[tuple[str, str]] = []
+
+    def walk(route: Route, path: str) -> None:
+        if route.receiver is not None:
+            out.append((f"{path}.receiver", route.receiver))
+        for i, child in enumerate(route.routes):
+            walk(child, f"{path}.routes.{i}")
+
+    walk(root, "routes")
+    return out
+
+
 SECRET_FIELDS = frozenset(
-    name for model in (SlackConfig, StorageConfig, *(p.settings_model for p in platforms() if p.settings_model))
+    name for model in (SlackConfig, StorageConfig, WebhookReceiver, *(p.settings_model for p in platforms() if p.settings_model))
     for name, f in model.model_fields.items()
     if f.annotation is SecretStr
 )

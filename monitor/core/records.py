@@ -191,6 +191,8 @@ class AlertRow:
     op: str = "post"
     thread_of: int | None = None
     updates: int | None = None
+    receiver: str = "slack"
+    format: str = "slack"  # slack: a rendered Block Kit payload; neutral: a Message for the receiver to render
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,8 @@ class NewAlert:
     op: str = "post"
     thread_of: int | None = None
     updates: int | None = None
+    receiver: str = "slack"  # who sends it: `slack` or a webhook receiver's name
+    format: str = "slack"  # slack: Block Kit, rendered when queued; neutral: a Message, rendered at send time
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from monitor.core.labels import Labels
-from monitor.core.logs import REDACTOR
+from monitor.core.logs import REDACTOR, get_logger
 from monitor.core.records import NewAlert, StatusUpdate, StoredMention
 from monitor.store import schema as t
 
+log = get_logger(__name__)
 
 if TYPE_CHECKING:
     from alerts.silences import Silence
@@ -55,18 +56,34 @@ class Repository:
         return stmt.on_conflict_do_update(index_elements=list(keys), set_=changes)
 
     def _queue(self, conn, alerts: Sequence[NewAlert], now: datetime) -> None:
-        """Every outbox row passes here: its payload is redacted (no `${VAR}` value or token is ever sent)."""
+        """Every outbox row passes here: its payload is redacted (no `${VAR}` value or token is ever sent).
+
+        A follow-up (thread reply, update, link) of a message another receiver than Slack sent is not
+        queued: threads, updates and reminders exist only in Slack (README, Receivers)."""
+        alerts = self._slack_follow_ups_only(conn, alerts)
         if alerts:
             conn.execute(self._insert_ignore(t.alerts, ["dedupe_key"]),
                          [{**asdict(a), "payload": _redacted(a.payload), "state": "pending", "attempts": 0,
                            "created_at": now} for a in alerts])
 
+    def _slack_follow_ups_only(self, conn, alerts: Sequence[NewAlert]) -> list[NewAlert]:
+        refs = {ref for a in alerts for ref in (a.thread_of, a.updates, a.payload.get("link_of")) if ref is not None}
+        if not refs:
+            return list(alerts)
+        c = t.alerts.c
+        elsewhere = set(conn.execute(select(c.id).where(c.id.in_(sorted(refs)), c.receiver != "slack")).scalars())
+        kept = [a for a in alerts if not {a.thread_of, a.updates, a.payload.get("link_of")} & elsewhere]
+        if len(kept) < len(alerts):
+            log.debug("%d follow-up(s) of a message sent by a non-Slack receiver not queued", len(alerts) - len(kept))
+        return kept
+
     def _queue_status(self, conn, status: StatusUpdate, now: datetime) -> None:
         """An `update` row for the message `status.message_id` posted, from its newest payload (the last
         update queued, else the message's own), so successive updates compose."""
         a = t.alerts.c
-        message = conn.execute(select(a.channel, a.brand, a.payload).where(a.id == status.message_id)).first()
-        if message is None:
+        message = conn.execute(select(a.channel, a.brand, a.payload, a.receiver)
+                               .where(a.id == status.message_id)).first()
+        if message is None or message.receiver != "slack":
             return
         newest = conn.execute(select(a.payload).where(a.op == "update", a.updates == status.message_id)
                               .order_by(a.id.desc()).limit(1)).scalar()

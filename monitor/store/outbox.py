@@ -15,12 +15,15 @@ from monitor.store.base import Repository
 class OutboxRepository(Repository):
     """The outbox the sender claims and settles, channel ids and Slack event keys."""
 
-    def outbox(self, limit: int) -> list[AlertRow]:
+    def outbox(self, limit: int, slack: bool = True) -> list[AlertRow]:
+        """Unsent rows in order: Slack's (`slack`), or every other receiver's; neither waits on the other."""
         a = t.alerts.c
+        mine = a.receiver == "slack" if slack else a.receiver != "slack"
         with self.engine.connect() as conn:
             rows = conn.execute(select(a.id, a.dedupe_key, a.kind, a.mention_id, a.channel, a.payload, a.state,
-                                       a.attempts, a.created_at, a.sending_at, a.op, a.thread_of, a.updates)
-                                .where(a.state.in_(("pending", "sending"))).order_by(a.id).limit(limit)).all()
+                                       a.attempts, a.created_at, a.sending_at, a.op, a.thread_of, a.updates,
+                                       a.receiver, a.format)
+                                .where(a.state.in_(("pending", "sending")), mine).order_by(a.id).limit(limit)).all()
         return [AlertRow(**r._mapping) for r in rows]
 
     def fold_bursts(self, per_minute: int, now: datetime, fold: Callable[[dict], dict]) -> int:
@@ -29,7 +32,7 @@ class OutboxRepository(Repository):
         it there), its payload restyled by `fold`. One transaction, before anything is claimed, so what
         is sent and what reconciliation looks for agree. Returns how many were folded."""
         a = t.alerts.c
-        top = and_(a.op == "post", a.thread_of.is_(None))
+        top = and_(a.op == "post", a.thread_of.is_(None), a.receiver == "slack")
         folded = 0
         with self.engine.begin() as conn:
             pending = conn.execute(select(a.id, a.channel, a.payload).where(a.state == "pending", top)
@@ -68,6 +71,11 @@ class OutboxRepository(Repository):
                     state="sent", sent_at=now, slack_channel_id=channel_id, slack_ts=ts, last_error=None))
             for alert_id, error in unsent:
                 conn.execute(update(t.alerts).where(t.alerts.c.id == alert_id).values(state="pending", last_error=error))
+
+    def settle_one(self, alert_id: int, sent: bool, error: str | None, now: datetime) -> None:
+        """One row's outcome (a receiver without batches): sent, or known not sent and pending again."""
+        values = dict(state="sent", sent_at=now, last_error=None) if sent else dict(state="pending", last_error=error)
+        self._set_alert(alert_id, **values)
 
     def mark_failed(self, alert_id: int, error: str) -> None:
         self._set_alert(alert_id, state="failed", last_error=error)

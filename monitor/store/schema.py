@@ -144,6 +144,9 @@ alerts = Table(
     Column("op", String(16), nullable=False, default="post", server_default="post"),
     Column("thread_of", Integer),
     Column("updates", Integer),
+    # v4: which receiver sends the row, and whether its payload is rendered Slack or a neutral Message
+    Column("receiver", String(64), nullable=False, default="slack", server_default="slack"),
+    Column("format", String(16), nullable=False, default="slack", server_default="slack"),
     Index("ix_alerts_state_id", "state", "id"),
 )
 
@@ -320,11 +323,18 @@ def _v3(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_mentions_crosspost_of ON mentions (crosspost_of)")
 
 
+def _v4(conn: Connection) -> None:
+    """Receivers: every existing row (pending ones included) is a rendered Slack row, sent as before."""
+    conn.exec_driver_sql("ALTER TABLE alerts ADD COLUMN receiver VARCHAR(64) NOT NULL DEFAULT 'slack'")
+    conn.exec_driver_sql("ALTER TABLE alerts ADD COLUMN format VARCHAR(16) NOT NULL DEFAULT 'slack'")
+
+
 # Step N brings a database from version N-1 to N. Version 1 is the first released schema.
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", lambda conn: None),
     (2, "routing, reply clock, Slack actions, digests, spikes", _v2),
     (3, "cross-posts: mentions.text_hash and mentions.crosspost_of", _v3),
+    (4, "receivers: alerts.receiver and alerts.format", _v4),
 ]
 LATEST = MIGRATIONS[-1][0]
 
