@@ -1,6 +1,6 @@
 """Decide which brands a post is about, for every brand at once, in one pass over the text.
 
-Each brand is a query (monitor/query.py): its `query:`, or its names, aliases, handles, hashtags and
+Each brand is a query (monitor/query/): its `query:`, or its names, aliases, handles, hashtags and
 domains ORed, with its exclusion phrases ANDed NOT. Every term of every query lives in one
 Aho-Corasick automaton over normalised text (monitor/normalize.py); a query is evaluated only for
 posts where one of its anchor terms occurs (plus the few queries that can hold without any), so the

@@ -90,7 +90,7 @@ class Post:
 @dataclass(frozen=True)
 class Match:
     """Which brands a post is about, and by which terms; `after_labels`: per brand, the part of its
-    query still to decide once the post is labelled (monitor/query.py)."""
+    query still to decide once the post is labelled (monitor/query/evaluate.py)."""
 
     brands: dict[str, list[str]]
     after_labels: dict[str, str] = field(default_factory=dict)
