@@ -342,21 +342,24 @@ class BlueskyConnector:
                             "Bluesky: down for longer than Jetstream's replay window"))
             start = oldest
         events, covered, ready, untimed = self.hub.drain(self.source_id, start)
-        posts, skipped = [], [f"message without time_us #{i + 1}" for i in range(untimed)]
+        posts, skipped, deleted = [], [f"message without time_us #{i + 1}" for i in range(untimed)], []
         for time_us, event in events:
             if event is None:
                 skipped.append(f"event {time_us}: not a post commit")
                 continue
             commit = event["commit"]
+            if commit.get("operation") == "delete" and isinstance(commit.get("rkey"), str):
+                deleted.append(f"{event.get('did')}/{commit['rkey']}")
+                continue
             if commit.get("operation") != "create":
-                continue  # an edit was judged in its first version; a delete is not recorded (README)
+                continue  # an edit: the post was judged in its first version
             try:
                 posts.append(event_to_post(event, self.team))
             except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
                 skipped.append(f"event {time_us}: {type(exc).__name__}")
         if not ready:
             log.debug("source %s: Jetstream is replaying from its cursor %d", self.source_id, start)
-        return FetchResult(posts, {"time_us": covered}, gaps=gaps, skipped=skipped)
+        return FetchResult(posts, {"time_us": covered}, gaps=gaps, skipped=skipped, deleted=deleted)
 
 
 def account(name: str) -> str:

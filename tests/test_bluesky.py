@@ -147,6 +147,26 @@ def test_a_hostile_post_is_escaped_in_slack(tmp_path, jet, slack):
     assert "<!channel>" not in body and "&lt;!channel&gt;" in body and "<https://evil|click>" not in body
 
 
+def test_a_delete_marks_the_stored_mention_and_its_alert_is_not_sent_again(tmp_path, jet, slack):
+    pipeline, store, clock = pipeline_for(tmp_path, jet, slack)
+    start(pipeline, jet)
+    jet.send(post_event(T0 + 1, DID, "x1", "Acme Cloud is broken, support ignores me"))
+    poll_until(pipeline, 1)
+    pipeline.process(flush_all=True)
+    assert len(slack.posted("#acme-alerts")) == 1
+    [row] = store.export_rows(None)
+    assert store.mention_with_labels(row["id"])[0].extra.get("deleted_at") is None
+    jet.send(delete_event(T0 + 2, DID, "x1"))
+    jet.send(post_event(T0 + 3, DID, "x2", "unrelated"))
+    deadline = time.monotonic() + 15
+    while store.get_cursor("acme/sky")["time_us"] < T0 + 3 and time.monotonic() < deadline:
+        pipeline.poll("acme/sky")
+        time.sleep(0.05)
+    assert store.mention_with_labels(row["id"])[0].extra["deleted_at"] == NOW.isoformat()
+    pipeline.process(flush_all=True)
+    assert len(slack.posted("#acme-alerts")) == 1
+
+
 def test_a_cursor_older_than_the_replay_window_is_a_gap(jet):
     settings = Settings(slack={"token": "xoxb-x"}, bluesky={"jetstream_url": jet.url, "replay_window": "1h"},
                         brands={"acme": {"names": ["Acme"], "slack_channel": "#a",
