@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.sync.server import ServerConnection, serve
@@ -132,3 +134,34 @@ class JetstreamEmulator:
             except Exception:  # noqa: BLE001 - the client went away
                 return
         ws.close()
+
+
+def serve_demo(emulator: JetstreamEmulator, data: dict, now) -> dict:
+    """Stream the demo's posts once a client connects (with send times after its cursor); returns the
+    platform settings, the source, and `settled(store)`: whether the source's cursor covers them all."""
+    sent: list[int] = []
+
+    def stream() -> None:
+        deadline = time.monotonic() + 120
+        while not emulator.connects and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for post in data["posts"]:
+            facets = [link_facet(post["link"])] if post.get("link") else []
+            facets += [{"index": {"byteStart": 0, "byteEnd": 1},
+                        "features": [{"$type": "app.bsky.richtext.facet#tag", "tag": post["tag"]}]}] \
+                if post.get("tag") else []
+            event = post_event(max(time.time_ns() // 1000, (sent[-1] + 1) if sent else 0), post["did"], post["rkey"],
+                               post["text"], facets=facets or None)
+            created = now - timedelta(minutes=post["age"])
+            event["commit"]["record"]["createdAt"] = created.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            emulator.send(event)
+            sent.append(event["time_us"])
+
+    threading.Thread(target=stream, name="jetstream-demo", daemon=True).start()
+
+    def settled(store) -> bool:
+        cursor = store.get_cursor("acme/bluesky") or {}
+        return len(sent) == len(data["posts"]) and cursor.get("time_us", 0) >= sent[-1]
+
+    return {"platform": {"jetstream_url": emulator.url},
+            "sources": [{"type": "bluesky", "name": "bluesky", "interval": "2s"}], "settled": settled}
