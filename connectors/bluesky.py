@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import threading
 from collections import deque
 from datetime import datetime, timedelta, timezone
@@ -29,7 +30,7 @@ from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
 from connectors.registry import Platform
-from monitor.configbase import Duration, Interval, Owned, SLUG, Strict
+from monitor.configbase import ConfigProblem, Duration, Interval, Owned, SLUG, Strict
 from monitor.core.clock import Clock, utcnow
 from monitor.core.logs import get_logger
 from monitor.core.records import FetchResult, Gap, Post
@@ -362,6 +363,37 @@ class BlueskyConnector:
         return FetchResult(posts, {"time_us": covered}, gaps=gaps, skipped=skipped, deleted=deleted)
 
 
+_HANDLE = re.compile(r"^@?[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?)+$", re.I)
+_DID = re.compile(r"^did:(plc|web):[a-zA-Z0-9._:%-]{1,2048}$")
+
+
+def config_warnings(settings: Any, loaded: Any, file: str) -> list[ConfigProblem]:
+    """`validate`: team entries Jetstream cannot match (it names authors by DID), handles that are not
+    domain names, and more than one Bluesky source (each drains the whole network; one finds every brand)."""
+    out = []
+    sources = []
+    for brand_id, brand in settings.brands.items():
+        line = loaded.lines.get(("brands", brand_id), 1)
+        sources += [f"{brand_id}/{s.name}" for s in brand.sources if s.type == PLATFORM]
+        for entry in brand.team.bluesky:
+            if _DID.match(entry):
+                continue
+            expected = ("a handle: write the account's DID (did:plc:…) so its posts are known as the team's"
+                        if _HANDLE.match(entry) else "a DID (did:plc:…) of the team's Bluesky account")
+            out.append(ConfigProblem(file, line, f"brands.{brand_id}.team.bluesky", repr(entry), expected,
+                                     warning=True))
+        for handle in brand.handles:
+            if "." in handle.lstrip("@") and not _HANDLE.match(handle):
+                out.append(ConfigProblem(file, line, f"brands.{brand_id}.handles", repr(handle),
+                                         "a Bluesky handle is a domain name (@acme.bsky.social, @acme.com)",
+                                         warning=True))
+    if len(sources) > 1:
+        out.append(ConfigProblem(file, 1, "brands.*.sources", ", ".join(sources),
+                                 "one `type: bluesky` source: each reads the whole network and matches every "
+                                 "brand, so more only repeat the work", warning=True))
+    return out
+
+
 def account(name: str) -> str:
     """A handle as Bluesky writes it (`@acme.bsky.social`), or a DID as it is."""
     return name if name.startswith(("@", "did:")) else "@" + name
@@ -370,4 +402,4 @@ def account(name: str) -> str:
 PLUGIN = Platform(type=PLATFORM, display="Bluesky", source=BlueskySource, connector=BlueskyConnector,
                   settings_key="bluesky", settings_model=BlueskyPlatform,
                   team="Bluesky DIDs (did:plc:…) of the team's accounts; handles are shown, not matched",
-                  account=account, order=60)
+                  account=account, warnings=config_warnings, order=60)

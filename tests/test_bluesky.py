@@ -12,7 +12,8 @@ from connectors import bluesky
 from connectors.bluesky import BlueskyConnector, event_to_post
 from emulators.jetstream import JetstreamEmulator, delete_event, link_facet, post_event, repost_event
 from monitor.config import Settings
-from tests.support.config import config_dict, pipeline_with_clock
+from monitor.config import load_settings
+from tests.support.config import config_dict, pipeline_with_clock, write_config
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 T0 = int(NOW.timestamp() * 1_000_000)
@@ -195,3 +196,25 @@ def test_an_event_becomes_a_post_with_its_links_tags_and_thread():
     assert post.thread_id.endswith("/root") and post.parent_id.endswith("/par")
     assert post.extra["by_team"] is True and post.reach is None
     assert post.created_at == datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+
+
+def test_validate_warns_about_team_handles_bad_handles_and_a_second_source(tmp_path):
+    config = config_dict(tmp_path, "http://127.0.0.1:1", [{"type": "bluesky", "name": "sky"}],
+                         bluesky={"jetstream_url": "ws://127.0.0.1:1/subscribe"})
+    acme = config["brands"]["acme"]
+    acme["handles"] = ["@acmecloud", "@acme_cloud.bsky.social"]
+    acme["team"] = {"bluesky": ["did:plc:acmeteam", "acme.bsky.social", "not a handle"]}
+    config["brands"]["beta"] = {"names": ["Beta"], "slack_channel": "#b",
+                                "sources": [{"type": "bluesky", "name": "sky2"}]}
+    _, warnings = load_settings(write_config(tmp_path, config))
+    found = {(w.path, w.value): w.expected for w in warnings}
+    assert "write the account's DID" in found[("brands.acme.team.bluesky", "'acme.bsky.social'")]
+    assert "a DID" in found[("brands.acme.team.bluesky", "'not a handle'")]
+    assert ("brands.acme.team.bluesky", "'did:plc:acmeteam'") not in found
+    assert "domain name" in found[("brands.acme.handles", "'@acme_cloud.bsky.social'")]
+    assert "one `type: bluesky` source" in found[("brands.*.sources", "acme/sky, beta/sky2")]
+
+
+def test_a_jetstream_url_must_be_a_websocket():
+    with pytest.raises(ValueError, match="ws:// or wss://"):
+        Settings(slack={"token": "xoxb-x"}, bluesky={"jetstream_url": "https://jetstream.example"}, brands={})
