@@ -20,6 +20,7 @@ import logging
 import random
 import re
 import threading
+import time
 from collections import deque
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -33,6 +34,7 @@ from connectors.registry import Platform
 from monitor.configbase import ConfigProblem, Duration, Interval, Owned, SLUG, Strict
 from monitor.core.clock import Clock, utcnow
 from monitor.core.logs import get_logger
+from monitor.core.failures import FailureKind, SourceFailure
 from monitor.core.records import FetchResult, Gap, Post
 
 PLATFORM = "bluesky"
@@ -159,6 +161,7 @@ class Jetstream:
         self._readers: dict[str, int] = {}  # source id -> its cursor, to trim what all have drained
         self._malformed_untimed = 0
         self._state: str | None = None
+        self._down_since: float | None = None  # monotonic time the socket was lost (None while connected)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._ws = None
@@ -166,6 +169,11 @@ class Jetstream:
         self.connections = 0
 
     # --- the polls' side ---
+
+    def down_for(self) -> float:
+        """Seconds since the stream was lost (0 while connected or not yet tried)."""
+        since = self._down_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def drain(self, source_id: str, cursor: int) -> tuple[list[tuple[int, dict | None]], int, bool, int]:
         """Events after `cursor` (at most max_events_per_poll), the cursor that covers them, whether the
@@ -225,6 +233,10 @@ class Jetstream:
 
     def _set_state(self, state: str, detail: str = "") -> None:
         """Logged once per change: a flapping stream's repeated failures of one kind are one line."""
+        if state == "connected":
+            self._down_since = None
+        elif self._down_since is None:
+            self._down_since = time.monotonic()
         if state == self._state:
             return
         self._state = state
@@ -343,6 +355,10 @@ class BlueskyConnector:
                             "Bluesky: down for longer than Jetstream's replay window"))
             start = oldest
         events, covered, ready, untimed = self.hub.drain(self.source_id, start)
+        down = self.hub.down_for()
+        if not events and down > self.platform.stall_timeout.total_seconds():
+            # health shows it (failing, one Slack message); the cursor stays where it was
+            raise SourceFailure(FailureKind.UNAVAILABLE, f"Jetstream unreachable for {down:.0f} s")
         posts, skipped, deleted = [], [f"message without time_us #{i + 1}" for i in range(untimed)], []
         for time_us, event in events:
             if event is None:

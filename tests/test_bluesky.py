@@ -218,3 +218,21 @@ def test_validate_warns_about_team_handles_bad_handles_and_a_second_source(tmp_p
 def test_a_jetstream_url_must_be_a_websocket():
     with pytest.raises(ValueError, match="ws:// or wss://"):
         Settings(slack={"token": "xoxb-x"}, bluesky={"jetstream_url": "https://jetstream.example"}, brands={})
+
+
+def test_a_stream_down_for_longer_than_the_stall_timeout_fails_the_poll(jet):
+    from monitor.core.failures import FailureKind, SourceFailure
+
+    settings = Settings(slack={"token": "xoxb-x"},
+                        bluesky={"jetstream_url": "ws://127.0.0.1:9/subscribe", "stall_timeout": "1s",
+                                 "connect_timeout": "1s", "reconnect_min": "1s"},
+                        brands={"acme": {"names": ["Acme"], "slack_channel": "#a",
+                                         "sources": [{"type": "bluesky", "name": "sky"}]}})
+    connector = BlueskyConnector(settings.brands["acme"].sources[0], settings, clock=lambda: NOW)
+    assert connector.fetch({"time_us": T0}).cursor == {"time_us": T0}
+    deadline = time.monotonic() + 10
+    while connector.hub.down_for() <= 1.0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with pytest.raises(SourceFailure) as failure:
+        connector.fetch({"time_us": T0})
+    assert failure.value.kind == FailureKind.UNAVAILABLE and "unreachable" in str(failure.value)
