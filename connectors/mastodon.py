@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 from pydantic import Field, field_validator
@@ -103,8 +103,9 @@ def status_to_post(status: dict, instance: str, team: frozenset[str]) -> Post:
     if not isinstance(uri, str) or not isinstance(content, str) or not isinstance(account, dict):
         raise TypeError("uri, content or account of the wrong type")
     acct = account.get("acct") if isinstance(account.get("acct"), str) else None
-    if acct and "@" not in acct:
-        acct = f"{acct}@{instance.split('://', 1)[1]}"
+    if acct and "@" not in acct:  # a local account: its home is the account's URL's host, else this instance
+        home = account.get("url") if isinstance(account.get("url"), str) else instance
+        acct = f"{acct}@{urlsplit(home).netloc or urlsplit(instance).netloc}"
     author = f"@{acct}" if acct else None
     created = datetime.fromisoformat(str(status["created_at"]).replace("Z", "+00:00"))
     followers = account.get("followers_count")

@@ -83,7 +83,7 @@ def serve_demo(emulator: MastodonEmulator, data: dict, now: datetime) -> dict:
         if item.get("boost_of"):
             original = next(s for s in data["statuses"] if s["id"] == item["boost_of"])
             reblog = status(original["id"], original["html"], acct=original["acct"],
-                            created=now - timedelta(minutes=original["age"]))
+                            followers=original.get("followers", 10), created=now - timedelta(minutes=original["age"]))
             made = {**made, "content": "", "reblog": reblog}
         for tag in item.get("tags", []) or ["acmecloud"]:
             emulator.add(tag, made)

@@ -20,6 +20,7 @@ from emulators.app_store import AppStoreEmulator, serve_demo as serve_app_store_
 from emulators.feeds import FeedsEmulator, render_atom, render_rss
 from emulators.hackernews import HackerNewsEmulator, serve_demo as serve_hackernews_demo
 from emulators.jetstream import JetstreamEmulator, serve_demo as serve_bluesky_demo
+from emulators.mastodon import MastodonEmulator, serve_demo as serve_mastodon_demo
 from emulators.reddit import RedditEmulator, serve_demo as serve_reddit_demo
 from emulators.slack import SlackEmulator, channel_id_for
 from emulators.server import wait_until
@@ -94,7 +95,7 @@ def _run(console: Console, workdir: Path, classifier: str, timeout: float) -> in
     started = time.monotonic()
     with (FeedsEmulator() as feeds, SlackEmulator() as slack, AppStoreEmulator() as app_store,
           HackerNewsEmulator() as hackernews, XEmulator() as x_api, RedditEmulator() as reddit_api,
-          JetstreamEmulator() as jetstream):
+          JetstreamEmulator() as jetstream, MastodonEmulator() as mastodon):
         now = datetime.now(timezone.utc)
         urls = serve_demo_feeds(feeds, data, now)
         streams = []  # live sources: done once their cursor covers what was streamed
@@ -102,7 +103,8 @@ def _run(console: Console, workdir: Path, classifier: str, timeout: float) -> in
         for name, emulator, serve in (("app_store", app_store, serve_app_store_demo),
                                       ("hackernews", hackernews, serve_hackernews_demo),
                                       ("x", x_api, serve_x_demo), ("reddit", reddit_api, serve_reddit_demo),
-                                      ("bluesky", jetstream, serve_bluesky_demo)):
+                                      ("bluesky", jetstream, serve_bluesky_demo),
+                                      ("mastodon", mastodon, serve_mastodon_demo)):
             served = serve(emulator, demo_posts(f"{name}.yaml"), now)
             if "settled" in served:
                 streams.append(served["settled"])
