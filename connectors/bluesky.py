@@ -297,9 +297,11 @@ class Jetstream:
             if not isinstance(event, dict) or event.get("kind") != "commit":
                 return  # identity and account events: nothing to read
             commit = event.get("commit")
-            if not isinstance(commit, dict) or commit.get("collection") != COLLECTION:
-                self._events.append((time_us, None))
+            if not isinstance(commit, dict):
+                self._events.append((time_us, None))  # counted as malformed by the poll that drains it
                 return
+            if commit.get("collection") != COLLECTION:
+                return  # another collection (a server ignoring wantedCollections): not ours to judge
             self._events.append((time_us, event))
             if len(self._events) > self.platform.buffer_events:
                 self._from = self._events.popleft()[0]
@@ -362,7 +364,7 @@ class BlueskyConnector:
         posts, skipped, deleted = [], [f"message without time_us #{i + 1}" for i in range(untimed)], []
         for time_us, event in events:
             if event is None:
-                skipped.append(f"event {time_us}: not a post commit")
+                skipped.append(f"event {time_us}: commit is not an object")
                 continue
             commit = event["commit"]
             if commit.get("operation") == "delete" and isinstance(commit.get("rkey"), str):

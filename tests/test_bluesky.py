@@ -116,6 +116,8 @@ def test_the_reader_reconnects_from_where_it_was(tmp_path, jet, slack, trouble):
         "did": DID, "time_us": T0 + 1, "kind": "commit",
         "commit": {"operation": "create", "collection": "app.bsky.feed.post", "rkey": "x", "record": {}}}), T0 + 1)],
      [], 1),
+    ("a commit that is not an object", [lambda j: j.send_raw(json.dumps({
+        "did": DID, "time_us": T0 + 1, "kind": "commit", "commit": "x"}), T0 + 1)], [], 1),
     ("a repost of a stored post", [lambda j: j.send(post_event(T0 + 1, DID, "p1", "Acme Cloud rocks")),
                                    lambda j: j.send(repost_event(T0 + 2, "did:plc:bob", "rp", f"at://{DID}/p1"))],
      [f"{DID}/p1"], 0),
