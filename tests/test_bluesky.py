@@ -24,7 +24,7 @@ DID = "did:plc:alice"
 def jet():
     with JetstreamEmulator() as emulator:
         yield emulator
-    bluesky.close_all()
+        bluesky.close_all()
 
 
 def pipeline_for(tmp_path, jet, slack, **platform):
@@ -107,7 +107,7 @@ def test_the_reader_reconnects_from_where_it_was(tmp_path, jet, slack, trouble):
     jet.send(post_event(T0 + 2, DID, "d2", "Acme Cloud after"))
     poll_until(pipeline, 2)
     assert stored(store) == [f"{DID}/d1", f"{DID}/d2"]
-    assert len(jet.connects) >= 2 and f"cursor={T0 + 1}" in jet.connects[-1]
+    assert any(f"cursor={T0 + 1}" in query for query in jet.connects[1:])
 
 
 @pytest.mark.parametrize("name, events, want, malformed", [
