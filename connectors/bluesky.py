@@ -249,6 +249,7 @@ class Jetstream:
     def _run(self) -> None:
         delay = self.platform.reconnect_min.total_seconds()
         while not self._stop.is_set():
+            self._wake.clear()  # a rewind or stop from here on cuts the wait below short
             with self._cond:
                 generation, cursor = self._generation, self._high
             received = False
@@ -275,7 +276,8 @@ class Jetstream:
                 continue
             if received:
                 delay = self.platform.reconnect_min.total_seconds()
-            self._wake.clear()
+            if self._stop.is_set():
+                break
             self._wake.wait(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, self.platform.reconnect_max.total_seconds())
 
