@@ -16,7 +16,6 @@ None and `team:` entries are matched on DIDs.
 from __future__ import annotations
 
 import json
-import logging
 import random
 import re
 import threading

@@ -192,21 +192,22 @@ class MastodonConnector:
         state = dict((cursor or {}).get("timelines", {}))
         posts: dict[str, Post] = {}
         skipped: list[str] = []
-        first = cursor is None
+        gaps = []
         for instance in self.source.instances:
             for tag in self.hashtags:
                 key = f"{instance}#{tag}"
                 if self.budgets.paused_until(instance, self.platform.reserve, now):
                     continue
+                new_timeline = state.get(key) is None
                 found, state[key], bad = self._timeline(instance, tag, state.get(key), now)
                 skipped += bad
+                if new_timeline:  # first read (a new source, instance or hashtag): recent posts only
+                    found, gap = within_lookback(found, now - self.source.first_poll_lookback,
+                                                 f"Mastodon {instance} #{tag}")
+                    gaps += [gap] if gap else []
                 for post in found:
                     posts.setdefault(post.external_id, post)
         ordered = sorted(posts.values(), key=lambda p: p.created_at or now)
-        gaps = []
-        if first:
-            ordered, gap = within_lookback(ordered, now - self.source.first_poll_lookback, "Mastodon")
-            gaps = [gap] if gap else []
         return FetchResult(ordered, {"timelines": state}, gaps=gaps, skipped=skipped)
 
     def _timeline(self, instance: str, tag: str, min_id: str | None, now: datetime) -> tuple[list[Post], str | None, list[str]]:

@@ -142,3 +142,12 @@ def test_first_poll_keeps_only_the_lookback(instance):
                  status(2, "<p>Acme Cloud new</p>", created=NOW - timedelta(hours=1)))
     result = connector([instance.url]).fetch(None)
     assert ids(result) == ["2"] and len(result.gaps) == 1
+
+
+def test_an_instance_added_later_starts_with_recent_posts_only(instance, other):
+    instance.add("acmecloud", status(1, "<p>Acme Cloud one</p>", created=NOW - timedelta(hours=1)))
+    first = connector([instance.url]).fetch(None)
+    other.add("acmecloud", status(2, "<p>Acme Cloud old</p>", created=NOW - timedelta(days=5)),
+              status(3, "<p>Acme Cloud new</p>", created=NOW - timedelta(minutes=5)))
+    later = connector([instance.url, other.url]).fetch(first.cursor)
+    assert ids(later) == ["3"] and len(later.gaps) == 1 and other.url in later.gaps[0].reason
