@@ -38,6 +38,7 @@ from monitor.core.records import FetchResult, Gap, Post
 
 PLATFORM = "bluesky"
 COLLECTION = "app.bsky.feed.post"
+READER_STALE = 600.0  # seconds without a drain after which a source no longer holds the buffer
 POST_URL = "https://bsky.app/profile/{}/post/{}"
 log = get_logger(__name__)
 
@@ -50,8 +51,8 @@ class BlueskyPlatform(Strict):
     jetstream_url: str = "wss://jetstream2.us-east.bsky.network/subscribe"
     replay_window: Duration = Field(timedelta(hours=36), description="How far back Jetstream replays; an older "
                                     "cursor is recorded as a gap")
-    buffer_events: int = Field(200_000, ge=100, description="Events held for sources still to drain them; a "
-                               "source left behind makes the reader replay from its cursor")
+    buffer_events: int = Field(20_000, ge=100, description="Events held for sources still to drain them; when "
+                               "full, the reader pauses and replays from where it stopped once they are drained")
     max_events_per_poll: int = Field(50_000, ge=1)
     stall_timeout: Duration = Field(timedelta(seconds=30), description="No message for this long: reconnect")
     connect_timeout: Duration = timedelta(seconds=10)
@@ -148,7 +149,9 @@ class Jetstream:
 
     The buffer holds every event after `self._from` up to `self._high` (both `time_us`), complete: a
     dropped or stalled socket reconnects with `cursor=_high` and skips what it already has. A source
-    whose cursor is older than `_from` makes the reader start over from that cursor."""
+    whose cursor is older than `_from` makes the reader start over from that cursor. A full buffer
+    (sources slower than the stream) closes the socket until the polls drain it, then reconnects
+    from `_high`: backpressure through replay, never a dropped event."""
 
     def __init__(self, platform: BlueskyPlatform):
         self.platform = platform
@@ -157,7 +160,8 @@ class Jetstream:
         self._from: int | None = None      # buffer complete after this time_us
         self._high: int | None = None      # newest time_us received
         self._generation = 0               # bumped on a rewind: messages of an older connection are discarded
-        self._readers: dict[str, int] = {}  # source id -> its cursor, to trim what all have drained
+        self._readers: dict[str, tuple[int, float]] = {}  # source id -> (its cursor, when it drained)
+        self._full = False
         self._malformed_untimed = 0
         self._state: str | None = None
         self._down_since: float | None = None  # monotonic time the socket was lost (None while connected)
@@ -179,7 +183,7 @@ class Jetstream:
         buffer covers `cursor` at all (False: a replay from it was asked for), and malformed messages
         without a time."""
         with self._cond:
-            self._readers[source_id] = cursor
+            self._readers[source_id] = (cursor, time.monotonic())
             if self._from is None or cursor < self._from:
                 self._rewind(cursor)
                 return [], cursor, False, 0
@@ -190,8 +194,11 @@ class Jetstream:
                 covered = out[-1][0]
             else:
                 covered = max(cursor, self._high or cursor)
-            self._readers[source_id] = covered
+            self._readers[source_id] = (covered, time.monotonic())
             self._trim()
+            if self._full and len(self._events) < self.platform.buffer_events:
+                self._full = False
+                self._wake.set()
             untimed, self._malformed_untimed = self._malformed_untimed, 0
             return out, covered, True, untimed
 
@@ -199,6 +206,7 @@ class Jetstream:
         self._generation += 1
         self._events.clear()
         self._from = self._high = cursor
+        self._full = False
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._run, name="jetstream", daemon=True)
             self._thread.start()
@@ -207,10 +215,12 @@ class Jetstream:
         self._wake.set()
 
     def _trim(self) -> None:
-        """Drop what every source has drained, and the oldest events beyond the buffer's size."""
-        done = min(self._readers.values()) if self._readers else None
-        while self._events and ((done is not None and self._events[0][0] <= done)
-                                or len(self._events) > self.platform.buffer_events):
+        """Drop what every source has drained. A source silent for READER_STALE (removed by a reload,
+        or failing) no longer holds the buffer: it replays from its cursor when it comes back."""
+        recent = time.monotonic() - READER_STALE
+        cursors = [c for c, at in self._readers.values() if at >= recent]
+        done = min(cursors) if cursors else None
+        while self._events and done is not None and self._events[0][0] <= done:
             self._from = self._events.popleft()[0]
 
     def stop(self) -> None:
@@ -232,7 +242,7 @@ class Jetstream:
 
     def _set_state(self, state: str, detail: str = "") -> None:
         """Logged once per change: a flapping stream's repeated failures of one kind are one line."""
-        if state == "connected":
+        if state in ("connected", "paused"):
             self._down_since = None
         elif self._down_since is None:
             self._down_since = time.monotonic()
@@ -262,7 +272,8 @@ class Jetstream:
                     while not self._stop.is_set() and generation == self._generation:
                         message = ws.recv(timeout=self.platform.stall_timeout.total_seconds())
                         received = True
-                        self._accept(message, generation)
+                        if not self._accept(message, generation):
+                            break  # buffer full: close, and come back from _high once it is drained
             except TimeoutError:
                 self._set_state("stalled", f"no event for {self.platform.stall_timeout}; reconnecting")
             except (OSError, WebSocketException) as exc:
@@ -275,12 +286,19 @@ class Jetstream:
                 continue
             if received:
                 delay = self.platform.reconnect_min.total_seconds()
+            if self._full:
+                self._set_state("paused", "buffer full until the sources drain it")
+                while self._full and not self._stop.is_set() and generation == self._generation:
+                    self._wake.wait(1.0)
+                    self._wake.clear()
+                continue
             if self._stop.is_set():
                 break
             self._wake.wait(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, self.platform.reconnect_max.total_seconds())
 
-    def _accept(self, message: str | bytes, generation: int) -> None:
+    def _accept(self, message: str | bytes, generation: int) -> bool:
+        """Buffer one message; False when the buffer is full (the message is left for the replay)."""
         try:
             event = json.loads(message)
         except (ValueError, UnicodeDecodeError, RecursionError):
@@ -288,24 +306,24 @@ class Jetstream:
         time_us = _time_us(event)
         with self._cond:
             if generation != self._generation:
-                return
+                return True
             if time_us is None:
                 self._malformed_untimed += 1
-                return
+                return True
             if self._high is not None and time_us <= self._high:
-                return  # replayed after a reconnect: already buffered
+                return True  # replayed after a reconnect: already buffered
+            if len(self._events) >= self.platform.buffer_events:
+                self._full = True
+                return False
             self._high = time_us
             if not isinstance(event, dict) or event.get("kind") != "commit":
-                return  # identity and account events: nothing to read
+                return True  # identity and account events: nothing to read
             commit = event.get("commit")
             if not isinstance(commit, dict):
                 self._events.append((time_us, None))  # counted as malformed by the poll that drains it
-                return
-            if commit.get("collection") != COLLECTION:
-                return  # another collection (a server ignoring wantedCollections): not ours to judge
-            self._events.append((time_us, event))
-            if len(self._events) > self.platform.buffer_events:
-                self._from = self._events.popleft()[0]
+            elif commit.get("collection") == COLLECTION:  # another collection: a server ignoring the filter
+                self._events.append((time_us, event))
+            return True
 
 
 _HUBS: dict[str, Jetstream] = {}

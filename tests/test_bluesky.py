@@ -238,3 +238,17 @@ def test_a_stream_down_for_longer_than_the_stall_timeout_fails_the_poll(jet):
     with pytest.raises(SourceFailure) as failure:
         connector.fetch({"time_us": T0})
     assert failure.value.kind == FailureKind.UNAVAILABLE and "unreachable" in str(failure.value)
+
+
+def test_a_full_buffer_pauses_the_reader_until_drained_then_it_resumes_without_loss(tmp_path, jet, slack):
+    pipeline, store, _ = pipeline_for(tmp_path, jet, slack, buffer_events=100)
+    start(pipeline, jet)
+    for i in range(1, 151):  # more than the buffer holds arrive before the next poll
+        jet.send(post_event(T0 + i, DID, f"b{i:03d}", f"Acme Cloud note {i}"))
+    deadline = time.monotonic() + 10
+    while len(jet.connects) < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)  # the reader takes 100, then closes the socket and waits
+    poll_until(pipeline, 150)
+    assert stored(store) == [f"{DID}/b{i:03d}" for i in range(1, 151)]
+    assert any(f"cursor={T0 + 100}" in query for query in jet.connects[1:])  # resumed after what it held
