@@ -75,7 +75,7 @@ def _server(conn, count: int, rate: int, seconds: float) -> None:
 
 def connector_for(url: str) -> bluesky.BlueskyConnector:
     settings = Settings(slack={"token": "xoxb-x"},
-                        bluesky={"jetstream_url": url, "buffer_events": 1_000_000, "max_events_per_poll": 20_000},
+                        bluesky={"jetstream_url": url},  # the defaults: a 20,000-event buffer
                         brands={"acme": {"names": ["Acme"], "slack_channel": "#a",
                                          "sources": [{"type": "bluesky", "name": "sky"}]}})
     return bluesky.BlueskyConnector(settings.brands["acme"].sources[0], settings)
