@@ -19,6 +19,8 @@ from rich.table import Table
 from emulators.app_store import AppStoreEmulator, serve_demo as serve_app_store_demo
 from emulators.feeds import FeedsEmulator, render_atom, render_rss
 from emulators.hackernews import HackerNewsEmulator, serve_demo as serve_hackernews_demo
+from emulators.jetstream import JetstreamEmulator, serve_demo as serve_bluesky_demo
+from emulators.mastodon import MastodonEmulator, serve_demo as serve_mastodon_demo
 from emulators.reddit import RedditEmulator, serve_demo as serve_reddit_demo
 from emulators.slack import SlackEmulator, channel_id_for
 from emulators.server import wait_until
@@ -92,14 +94,20 @@ def _run(console: Console, workdir: Path, classifier: str, timeout: float) -> in
     total_posts = sum(len(f["posts"]) for f in data["feeds"].values())
     started = time.monotonic()
     with (FeedsEmulator() as feeds, SlackEmulator() as slack, AppStoreEmulator() as app_store,
-          HackerNewsEmulator() as hackernews, XEmulator() as x_api, RedditEmulator() as reddit_api):
+          HackerNewsEmulator() as hackernews, XEmulator() as x_api, RedditEmulator() as reddit_api,
+          JetstreamEmulator() as jetstream, MastodonEmulator() as mastodon):
         now = datetime.now(timezone.utc)
         urls = serve_demo_feeds(feeds, data, now)
+        streams = []  # live sources: done once their cursor covers what was streamed
         config = demo_config(data, urls, slack.api_url, workdir / "demo.db", classifier)
         for name, emulator, serve in (("app_store", app_store, serve_app_store_demo),
                                       ("hackernews", hackernews, serve_hackernews_demo),
-                                      ("x", x_api, serve_x_demo), ("reddit", reddit_api, serve_reddit_demo)):
+                                      ("x", x_api, serve_x_demo), ("reddit", reddit_api, serve_reddit_demo),
+                                      ("bluesky", jetstream, serve_bluesky_demo),
+                                      ("mastodon", mastodon, serve_mastodon_demo)):
             served = serve(emulator, demo_posts(f"{name}.yaml"), now)
+            if "settled" in served:
+                streams.append(served["settled"])
             config[name] = served["platform"]
             config["brands"]["acme"]["sources"] += served["sources"]
             config["brands"]["acme"].setdefault("team", {}).update(served.get("team", {}))
@@ -118,7 +126,7 @@ def _run(console: Console, workdir: Path, classifier: str, timeout: float) -> in
         def settled() -> bool:
             counts = daemon.store.alert_counts()
             polled = all(daemon.store.get_health(sid).last_success_at for sid in daemon.pipeline.sources)
-            return polled and not daemon.store.unclassified(1) and not counts.get("pending") \
+            return polled and all(done(daemon.store) for done in streams) and not daemon.store.unclassified(1) and not counts.get("pending") \
                 and not counts.get("sending") and not daemon.store.unrouted(1) \
                 and not daemon.store.notification_counts().get("waiting")
 

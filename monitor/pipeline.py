@@ -174,10 +174,10 @@ class Pipeline:
             replies = self._team_replies(source_id, [post for post, _ in found], now)
         except Exception as exc:  # noqa: BLE001 - classified like the poll itself
             outcome.new_ids = self.store.commit_poll(source_id, found, result.cursor, outcome.dropped, now,
-                                                     result.gaps)
+                                                     result.gaps, deleted=[(source.type, d) for d in result.deleted])
             return self._failed(outcome, brand_id, source, health, classify_exception(exc, source_id), now)
         outcome.new_ids = self.store.commit_poll(source_id, found, result.cursor, outcome.dropped, now, result.gaps,
-                                                 replies)
+                                                 replies, [(source.type, d) for d in result.deleted])
         for reply in replies:
             log.info("%s mention %s answered by %s", reply.source, reply.external_id, reply.responder)
         new_health, transition = after_success(health, now)

@@ -134,11 +134,13 @@ class FetchResult:
     warnings: list[str] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "id: why" of each malformed item left out
+    deleted: list[str] = field(default_factory=list)  # external ids the platform says were deleted
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cursor", clean(self.cursor) if self.cursor is not None else None)
         object.__setattr__(self, "warnings", [clean_text(str(w)) for w in self.warnings])
         object.__setattr__(self, "skipped", [clean_text(str(s)) for s in self.skipped])
+        object.__setattr__(self, "deleted", [clean_text(str(d)) for d in self.deleted])
 
 
 def within_lookback(posts: list[Post], since: datetime, what: str) -> tuple[list[Post], Gap | None]:

@@ -25,8 +25,11 @@ class PollRepository(Repository):
 
     def commit_poll(self, source_id: str, found: Sequence[tuple[Post, Match]], cursor: dict | None,
                     drops: Counter, now: datetime, gaps: Sequence[Gap] = (),
-                    replies: Sequence[TeamReply] = ()) -> list[int]:
+                    replies: Sequence[TeamReply] = (), deleted: Sequence[tuple[str, str]] = ()) -> list[int]:
         """Store new mentions and advance the cursor atomically; returns ids of mentions new to us.
+
+        `deleted` ((platform, external id) the platform reported deleted) marks stored mentions
+        `extra.deleted_at` in the same transaction; ids never stored are ignored.
 
         `replies` (team answers found before the commit) are recorded in the same transaction, so a
         mention answered before it was stored is never seen unanswered by routing."""
@@ -44,6 +47,13 @@ class PollRepository(Repository):
             if cursor is not None:
                 conn.execute(self._upsert(t.cursors, ["source_id"],
                                           {"source_id": source_id, "value": cursor, "updated_at": now}))
+            for platform, external_id in deleted:
+                m = t.mentions.c
+                found = conn.execute(select(m.id, m.extra).where(m.source == platform,
+                                                                 m.external_id == external_id)).first()
+                if found is not None and "deleted_at" not in (found.extra or {}):
+                    conn.execute(t.mentions.update().where(m.id == found.id).values(
+                        extra={**(found.extra or {}), "deleted_at": now.isoformat()}))
             for gap in gaps:
                 conn.execute(t.gaps.insert().values(source_id=source_id, window_start=gap.window_start,
                                                     window_end=gap.window_end, estimated_count=gap.estimated_count,

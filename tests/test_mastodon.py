@@ -1,0 +1,153 @@
+"""Mastodon hashtag timelines through real requests against instance emulators, and the pipeline."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from connectors.mastodon import Budgets, MastodonConnector, instance_url
+from emulators.mastodon import MastodonEmulator, status
+from monitor.config import Settings, load_settings
+from tests.support.config import config_dict, pipeline_with_clock, write_config
+
+NOW = datetime(2026, 11, 20, 13, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def instance():
+    with MastodonEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def other():
+    with MastodonEmulator() as emulator:
+        yield emulator
+
+
+def connector(instances: list[str], budgets: Budgets | None = None, **platform) -> MastodonConnector:
+    settings = Settings(slack={"token": "xoxb-x"}, mastodon={"connect_timeout": 1, "read_timeout": 1, **platform},
+                        brands={"acme": {"names": ["Acme Cloud"], "hashtags": ["#acmecloud"], "slack_channel": "#a",
+                                         "team": {"mastodon": ["@support@acme.social"]},
+                                         "sources": [{"type": "mastodon", "name": "m", "instances": instances}]}})
+    return MastodonConnector(settings.brands["acme"].sources[0], settings, clock=lambda: NOW,
+                             budgets=budgets or Budgets())
+
+
+def ids(result) -> list[str]:
+    return [p.extra["id"] for p in result.posts]
+
+
+def test_new_statuses_page_forward_from_the_cursor_and_html_becomes_text(instance):
+    instance.add("acmecloud", *(status(i, f"<p>Acme Cloud note {i} &amp; more</p>", tags=("acmecloud",))
+                                for i in range(1, 4)))
+    mc = connector([instance.url])
+    first = mc.fetch(None)
+    assert ids(first) == ["1", "2", "3"] and first.posts[0].text == "Acme Cloud note 1 & more"
+    assert first.posts[0].author == "@alice@mastodon.example" and first.posts[0].reach == 10
+    instance.add("acmecloud", *(status(i, f"<p>Acme Cloud later {i}</p>") for i in range(4, 50)))
+    second = mc.fetch(first.cursor)
+    assert ids(second) == [str(i) for i in range(4, 50)]          # two pages of 40, forward, none skipped
+    assert [r.get("min_id") for r in instance.requests[1:]] == ["3", "43"]
+    assert mc.fetch(second.cursor).posts == []
+
+
+def test_a_boost_and_the_same_post_on_two_instances_are_stored_once(instance, other, tmp_path, slack):
+    original = status(7, "<p>Acme Cloud is down for us</p>", acct="bob@far.example", host="far.example")
+    instance.add("acmecloud", original, {**status(8, "", acct="carol"), "reblog": original})
+    other.add("acmecloud", {**status(900, "<p>Acme Cloud is down for us</p>", acct="bob@far.example",
+                                     host="far.example"), "uri": original["uri"]})
+    config = config_dict(tmp_path, slack.api_url, [{"type": "mastodon", "name": "m", "interval": "1m",
+                                                    "instances": [instance.url, other.url]}],
+                         mastodon={"connect_timeout": "1s", "read_timeout": "1s"})
+    config["brands"]["acme"]["hashtags"] = ["#acmecloud"]
+    pipeline, store, _ = pipeline_with_clock(tmp_path, config, NOW)
+    outcome = pipeline.poll("acme/m")
+    assert outcome.failure is None
+    assert [r["external_id"] for r in store.export_rows(None)] == [original["uri"]]
+
+
+def test_rate_limit_headers_pause_only_that_instance(instance, other):
+    instance.remaining = 11          # reserve 10: one more request, then it waits for its reset
+    instance.add("acmecloud", status(1, "<p>Acme Cloud one</p>"))
+    other.add("acmecloud", status(2, "<p>Acme Cloud two</p>"))
+    budgets = Budgets()
+    mc = connector([instance.url, other.url], budgets)
+    first = mc.fetch(None)
+    assert sorted(ids(first)) == ["1", "2"]
+    instance.add("acmecloud", status(3, "<p>Acme Cloud three</p>"))
+    other.add("acmecloud", status(4, "<p>Acme Cloud four</p>"))
+    second = mc.fetch(first.cursor)
+    assert ids(second) == ["4"] and len(instance.requests) == 1   # not called again before its reset
+    assert second.cursor["timelines"][f"{instance.url}#acmecloud"] == "1"   # picked up after the reset
+
+
+def test_a_429_pauses_the_instance_without_failing_the_poll(instance, other):
+    instance.remaining = 0
+    other.add("acmecloud", status(2, "<p>Acme Cloud two</p>"))
+    mc = connector([instance.url, other.url])
+    result = mc.fetch(None)
+    assert ids(result) == ["2"] and result.cursor["timelines"][f"{instance.url}#acmecloud"] is None
+    mc.fetch(result.cursor)
+    assert len(instance.requests) == 1
+
+
+def test_malformed_statuses_are_judged_alone_and_team_posts_marked(instance):
+    instance.add("acmecloud", {"id": "x"}, {**status(5, "<p>Acme Cloud</p>"), "content": None},
+                 status(6, "<p>We are on it, Acme Cloud support</p>", acct="support@acme.social"))
+    result = connector([instance.url]).fetch(None)
+    assert ids(result) == ["6"] and len(result.skipped) == 2 and result.posts[0].extra["by_team"] is True
+
+
+def test_a_hostile_status_is_plain_text_and_escaped_in_slack(instance, tmp_path, slack):
+    instance.add("acmecloud", status(9, '<p>&lt;!channel&gt; Acme Cloud is broken, support ignores me '
+                                        '<a href="https://evil">&lt;https://evil|click&gt;</a></p>'))
+    config = config_dict(tmp_path, slack.api_url, [{"type": "mastodon", "name": "m", "interval": "1m",
+                                                    "instances": [instance.url], "hashtags": ["acmecloud"]}],
+                         mastodon={"connect_timeout": "1s", "read_timeout": "1s"})
+    pipeline, store, _ = pipeline_with_clock(tmp_path, config, NOW)
+    pipeline.poll("acme/m")
+    [row] = store.export_rows(None)
+    assert row["text"].startswith("<!channel> Acme Cloud is broken")
+    pipeline.process(flush_all=True)
+    body = json.dumps(slack.posted("#acme-alerts"))
+    assert "Acme Cloud is broken" in body and "<!channel>" not in body and "<https://evil|click>" not in body
+
+
+@pytest.mark.parametrize("value, expected", [("mastodon.social", "https://mastodon.social"),
+                                             ("https://fosstodon.org/", "https://fosstodon.org")])
+def test_instances_are_written_as_hosts_or_urls(value, expected):
+    assert instance_url(value) == expected
+
+
+def test_validate_names_a_bad_instance_a_source_without_hashtags_and_a_team_account_without_instance(tmp_path):
+    config = config_dict(tmp_path, "http://127.0.0.1:1", [{"type": "mastodon", "name": "m",
+                                                           "instances": ["not an instance"]}])
+    with pytest.raises(Exception, match="instance host name"):
+        load_settings(write_config(tmp_path, config))
+    config = config_dict(tmp_path, "http://127.0.0.1:1", [{"type": "mastodon", "name": "m",
+                                                           "instances": ["mastodon.social"]}])
+    with pytest.raises(Exception, match="no hashtags to read"):
+        load_settings(write_config(tmp_path, config))
+    config["brands"]["acme"]["hashtags"] = ["#acmecloud"]
+    config["brands"]["acme"]["team"] = {"mastodon": ["@support"]}
+    _, warnings = load_settings(write_config(tmp_path, config))
+    assert any(w.path == "brands.acme.team.mastodon" and "@user@instance" in w.expected for w in warnings)
+
+
+def test_first_poll_keeps_only_the_lookback(instance):
+    instance.add("acmecloud", status(1, "<p>Acme Cloud old</p>", created=NOW - timedelta(days=3)),
+                 status(2, "<p>Acme Cloud new</p>", created=NOW - timedelta(hours=1)))
+    result = connector([instance.url]).fetch(None)
+    assert ids(result) == ["2"] and len(result.gaps) == 1
+
+
+def test_an_instance_added_later_starts_with_recent_posts_only(instance, other):
+    instance.add("acmecloud", status(1, "<p>Acme Cloud one</p>", created=NOW - timedelta(hours=1)))
+    first = connector([instance.url]).fetch(None)
+    other.add("acmecloud", status(2, "<p>Acme Cloud old</p>", created=NOW - timedelta(days=5)),
+              status(3, "<p>Acme Cloud new</p>", created=NOW - timedelta(minutes=5)))
+    later = connector([instance.url, other.url]).fetch(first.cursor)
+    assert ids(later) == ["3"] and len(later.gaps) == 1 and other.url in later.gaps[0].reason
