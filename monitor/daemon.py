@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -31,6 +32,23 @@ from monitor.core.logs import get_logger
 log = get_logger(__name__)
 PROCESS_JOB = "process"
 EXIT_OK, EXIT_SOURCE_FAILED, EXIT_DELIVERY_STOPPED = 0, 1, 2  # `run --once`, documented in the README
+
+
+@dataclass
+class OnceSummary:
+    """What one `run --once` did, as the line it prints for cron mail and CI logs."""
+
+    sources: int = 0
+    new_mentions: int = 0
+    sent: int = 0
+    failed_sources: int = 0
+    failed_messages: int = 0
+    stopped: str | None = None
+
+    def line(self) -> str:
+        text = (f"polled {self.sources} source(s): {self.new_mentions} new mention(s), {self.sent} Slack "
+                f"message(s) sent, {self.failed_sources} source(s) failed, {self.failed_messages} message(s) failed")
+        return text + (f"; delivery stopped: {self.stopped}" if self.stopped else "")
 
 
 def build_pipeline(settings: Settings, store: Store, classifier=None, clock: Clock = utcnow) -> Pipeline:
@@ -53,6 +71,7 @@ class Daemon:
         self._running = 0
         self._running_lock = threading.Lock()
         self.socket_mode = None
+        self.summary: OnceSummary | None = None  # set by run_once
 
     @property
     def settings(self) -> Settings:
@@ -64,9 +83,10 @@ class Daemon:
         still waiting to retry; the others were still polled and what they found sent) or EXIT_DELIVERY_STOPPED (Slack delivery
         stopped with alerts still queued; they go out on the next run)."""
         failed = []
+        self.summary = summary = OnceSummary(sources=len(self.pipeline.sources))
         for source_id in self.pipeline.sources:
             try:
-                self.pipeline.poll(source_id)
+                summary.new_mentions += len(self.pipeline.poll(source_id).new_ids)
             except Exception:  # noqa: BLE001 - e.g. the store refused: the next source is still polled
                 log.exception("source %s: poll failed", source_id)
                 failed.append(source_id)
@@ -74,6 +94,8 @@ class Daemon:
             if self.store.get_health(source_id).state != "ok":  # failed now, or still waiting to retry
                 failed.append(source_id)
         report = self.pipeline.process(flush_all=True)
+        summary.sent, summary.failed_messages = report.sent, report.failed
+        summary.failed_sources, summary.stopped = len(failed), report.stopped
         if report.stopped:
             log.warning("Slack delivery stopped early (%s); %s", report.stopped, self.store.alert_counts())
             return EXIT_DELIVERY_STOPPED
