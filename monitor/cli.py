@@ -103,20 +103,57 @@ def run(ctx: typer.Context, config: str = ConfigOption,
     raise typer.Exit(daemon.run())
 
 
+class ValidateFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
 @app.command()
 def validate(path: str = typer.Argument(DEFAULT_CONFIG, help="Config file to check"),
              check_slack: bool = typer.Option(False, "--check-slack",
-                                              help="Also ask Slack whether every configured channel exists")) -> None:
-    """Check a config file: schema, references, routes and environment. Exits 0 when valid, 78 when not."""
-    settings = _load(path)
-    if check_slack:
-        problems = _missing_channels(path, settings)
-        for problem in problems:
+                                              help="Also ask Slack whether every configured channel exists"),
+             strict: bool = typer.Option(False, "--strict", help="Warnings fail too (exit 78)"),
+             fmt: ValidateFormat = typer.Option(ValidateFormat.text, "--format"),
+             no_environment: bool = typer.Option(False, "--no-environment",
+                                                 help="Check the structure without the secrets (for CI): an unset "
+                                                      "${VAR} is fine and the database directory is not checked")
+             ) -> None:
+    """Check a config file: schema, references, routes and environment. Exits 0 when valid, 78 when not
+    (or, with --strict, when there is a warning)."""
+    from dataclasses import asdict
+
+    from monitor.config import ConfigError, load_settings
+    from monitor.yamlsource import UnresolvedEnvironment
+    from monitor.core.logs import get_logger
+
+    settings, warnings, problems = None, [], []
+    env = UnresolvedEnvironment(os.environ) if no_environment else None
+    try:
+        settings, warnings = load_settings(path, env, check_environment=not no_environment)
+    except ConfigError as exc:
+        problems = list(exc.problems)
+    except Exception as exc:  # noqa: BLE001 - validate answers 0 or 78 for every input, never a traceback
+        get_logger(__name__).debug("validate: unexpected error", exc_info=True)
+        problems = [ConfigProblem(path, 1, "", type(exc).__name__, "a config mentionwatch can read "
+                                  "(this input hit a bug in the checks: please report it)")]
+    if settings is not None and check_slack:
+        problems += _missing_channels(path, settings)
+    failed = bool(problems) or (strict and bool(warnings))
+    sources = sum(len(b.sources) for b in settings.brands.values()) if settings is not None else 0
+    if fmt is ValidateFormat.json:
+        typer.echo(json.dumps({"file": path, "valid": not failed, "errors": [asdict(p) for p in problems],
+                               "warnings": [asdict(w) for w in warnings],
+                               "brands": len(settings.brands) if settings is not None else 0, "sources": sources},
+                              ensure_ascii=False, indent=2))
+    else:
+        for problem in problems + warnings:
             typer.echo(str(problem), err=True)
-        if problems:
-            raise typer.Exit(EX_CONFIG)
-    sources = sum(len(b.sources) for b in settings.brands.values())
-    typer.echo(f"{path}: OK ({len(settings.brands)} brands, {sources} sources)")
+        if not failed:
+            typer.echo(f"{path}: OK ({len(settings.brands)} brands, {sources} sources)")
+        elif not problems:
+            typer.echo(f"{path}: {len(warnings)} warning(s), failing because of --strict", err=True)
+    if failed:
+        raise typer.Exit(EX_CONFIG)
 
 
 def _missing_channels(path: str, settings) -> list[ConfigProblem]:
