@@ -72,6 +72,8 @@ class Daemon:
         self._running_lock = threading.Lock()
         self.socket_mode = None
         self.summary: OnceSummary | None = None  # set by run_once
+        self.metrics = None  # Metrics, when `http.listen` is set (run only)
+        self.http = None
 
     @property
     def settings(self) -> Settings:
@@ -124,11 +126,14 @@ class Daemon:
             signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
             signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
             signal.signal(signal.SIGHUP, lambda *_: self.reload_event.set())
+        self._start_http()
         self.scheduler.start()
         self._start_socket_mode()
         log.info("mentionwatch running: %d sources, %d brands, classifier %s", len(self.pipeline.sources),
                  len(self.settings.brands), self.pipeline.classifier.version)
         while not self.stop_event.wait(0.2):
+            if self.metrics is not None:
+                self.metrics.tick()
             if self.reload_event.is_set():
                 self.reload_event.clear()
                 self.reload()
@@ -139,6 +144,8 @@ class Daemon:
         self.scheduler.shutdown(wait=False)
         if self.socket_mode is not None:
             self.socket_mode.stop()
+        if self.http is not None:
+            self.http.stop()
         grace = self.settings.daemon.shutdown_grace.total_seconds()
         deadline = time.monotonic() + grace
         while self._running and time.monotonic() < deadline:
@@ -169,6 +176,15 @@ class Daemon:
             if job.id.startswith("poll:") and job.id not in wanted:
                 job.remove()
 
+    def _start_http(self) -> None:
+        """/metrics, /healthz and /readyz, when the config asks for them (a reload does not move them)."""
+        if self.settings.http.listen is None:
+            return
+        from monitor.metrics import HttpServer, Metrics
+
+        self.metrics = Metrics(lambda: self.store, lambda: list(self.pipeline.sources), self.pipeline.clock)
+        self.http = HttpServer(self.metrics, self.settings.http.listen).start()
+
     def _start_socket_mode(self) -> None:
         """Slack actions arrive over Socket Mode when an app token is configured; else the CLI does them."""
         if self.settings.slack.app_token is None:
@@ -197,7 +213,10 @@ class Daemon:
                 self._running -= 1
 
     def _poll_job(self, source_id: str) -> None:
+        started = time.monotonic()
         outcome = self._guard(self.pipeline.poll, source_id)
+        if outcome is not None and self.metrics is not None:
+            self.metrics.record_poll(outcome, time.monotonic() - started)
         if outcome is None or self.stop_event.is_set():
             return
         job = self.scheduler.get_job(f"poll:{source_id}")
@@ -207,7 +226,9 @@ class Daemon:
             self.scheduler.modify_job(PROCESS_JOB, next_run_time=datetime.now(timezone.utc))
 
     def _process_job(self) -> None:
-        self._guard(self.pipeline.process)
+        report = self._guard(self.pipeline.process)
+        if report is not None and self.metrics is not None:
+            self.metrics.record_delivery(report)
 
     def reload(self) -> None:
         try:
