@@ -104,3 +104,21 @@ def test_status_verdict_disabled_and_stuck_are_critical():
         STATUS_CRITICAL, ["a disabled", "b failing"])
     assert status_verdict({"a": "ok"}, now - timedelta(minutes=40), now, stuck) == (
         STATUS_CRITICAL, ["Slack outbox stuck for 40 min"])
+
+
+def test_train_needs_data_and_never_overwrites_the_shipped_model_without_force(tmp_path):
+    from classifiers.cli import training_output
+    from classifiers.tokens import MODEL_DIR
+
+    missing = mw("train")
+    assert missing.returncode == 2 and "Missing option '--data'" in missing.stderr
+    before = {p.name: p.stat().st_mtime_ns for p in MODEL_DIR.iterdir()}
+    refused = mw("train", "--data", str(tmp_path), "--out", str(MODEL_DIR))
+    assert refused.returncode == 2 and "--force" in refused.stderr and "shipped model" in " ".join(refused.stderr.split())
+    assert {p.name: p.stat().st_mtime_ns for p in MODEL_DIR.iterdir()} == before
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "weights.bin").write_bytes(b"x")
+    assert mw("train", "--data", str(tmp_path), "--out", str(tmp_path / "old")).returncode == 2
+    default = training_output(None, False, now=0)
+    assert default.name.startswith("mentionwatch-model-") and not default.exists()
+    assert training_output(MODEL_DIR, True) == MODEL_DIR
