@@ -160,3 +160,20 @@ def test_status_lines_touch_only_their_mention_in_a_group_message():
     assert ids == [None, "mention:1", None, "label:1", "status:1", "mention:2", None, "status:2"]
     assert closed["blocks"][-1]["elements"][0]["text"] == "handled too"
     assert group["blocks"][3]["block_id"] == "actions:1"  # the stored payload itself is never mutated
+
+
+def test_a_double_click_on_snooze_snoozes_once_and_the_current_label_is_not_a_correction(world):
+    pipeline, store, slack, at = world
+    mention_id = complaint_id(store)
+    settings = pipeline.settings
+    assert actions.snooze(store, settings, mention_id, "U0SAM123", "slack", NOW + H).ok
+    queued = outbox_size(store)
+    again = actions.snooze(store, settings, mention_id, "U0SAM123", "slack", NOW + H + timedelta(seconds=2))
+    assert not again.ok and "was just snoozed until" in again.message
+    assert outbox_size(store) == queued and store.reply_clock(mention_id).snoozed_until == NOW + 2 * H
+    later = actions.snooze(store, settings, mention_id, "U0SAM123", "slack", NOW + H + timedelta(minutes=5))
+    assert later.ok  # a deliberate second snooze, minutes later, still extends it
+    same = actions.wrong_label(store, settings, mention_id, "U0SAM123", "slack", NOW + H, intent="complaint")
+    assert not same.ok and "already labelled intent complaint" in same.message
+    assert list(store.label_feedback()) == []
+    assert actions.wrong_label(store, settings, mention_id, "U0SAM123", "slack", NOW + H, intent="question").ok
