@@ -76,7 +76,9 @@ def test_updates_compose_snooze_label_then_handled(world):
     assert actions.mark_handled(store, pipeline.settings, mention_id, "U0SAM123", "slack", NOW + 2 * H).ok
     at(NOW + 2 * H)
     snoozed, labelled, handled = update_blocks(slack)
-    assert "snoozed until 10:00 UTC by <@U0SAM123>" in snoozed and f"actions:{mention_id}" in snoozed
+    until = NOW + 2 * H
+    assert f"snoozed until <!date^{int(until.timestamp())}^{{time}}|10:00 UTC> by <@U0SAM123>" in snoozed
+    assert f"actions:{mention_id}" in snoozed
     assert "label corrected by <@U0SAM123>: complaint → question" in labelled and "snoozed until" in labelled
     assert "handled by <@U0SAM123> after 2 h" in handled and "label corrected" in handled
     assert "snoozed until" not in handled and f"actions:{mention_id}" not in handled
