@@ -50,9 +50,9 @@ CASES = {
     "5,000-digit number": (lambda p: _replace(p, "shutdown_grace: 2s", "workers: " + "9" * 5000),
                            r":\d+: daemon\.workers: ", "a plain value"),
     "huge duration": (lambda p: _replace(p, "shutdown_grace: 2s", "shutdown_grace: 99999999999999999999999d"),
-                      r":\d+: daemon\.shutdown_grace: ", "at most 3650d"),
+                      r":\d+: daemon\.shutdown_grace: ", "at most 36525d"),
     "infinite seconds": (lambda p: _replace(p, "shutdown_grace: 2s", "shutdown_grace: .inf"),
-                         r":\d+: daemon\.shutdown_grace: ", "at most 3650d"),
+                         r":\d+: daemon\.shutdown_grace: ", "at most 36525d"),
     "unclosed ${": (lambda p: _replace(p, "token: xoxb-test", "token: ${SLACK_BOT_TOKEN"), r":\d+: slack\.token: ",
                     "an unclosed ${"),
 }
