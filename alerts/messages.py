@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from connectors.registry import display_names, platforms
 from monitor.core.labels import Labels
@@ -23,6 +23,15 @@ URL_LIMIT = 2000         # a longer URL is shown as its label only, so a link al
 # zero-width characters (not the joiner, which emoji sequences need). Removed from strangers' text.
 _INVISIBLE = re.compile("[\u061c\u180e\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def slack_date(moment: datetime, with_date: bool = True) -> str:
+    """A time each reader sees in their own time zone (Slack's `<!date>`), with a UTC fallback for
+    clients that cannot: our own markup, never built from a stranger's text."""
+    utc = moment.astimezone(timezone.utc)
+    token, fallback = ("{date_short_pretty} {time}", f"{utc:%Y-%m-%d %H:%M} UTC") if with_date else (
+        "{time}", f"{utc:%H:%M} UTC")
+    return f"<!date^{int(utc.timestamp())}^{token}|{fallback}>"
 
 
 def neutralise(text: str) -> str:
@@ -116,6 +125,20 @@ class MessageItem:
     reply_by: datetime | None
     held_by: str | None = None  # "silence #3 (“launch day”)" once released
     also: tuple[tuple[str, str | None], ...] = ()  # cross-posts of the same text: (source id, url)
+    urgent: str | None = None  # why it is urgent ("reach 15.4k"), on an urgent route only
+
+
+def compact(number: int) -> str:
+    """15400 -> 15.4k, 2000000 -> 2M: a reach read at a glance."""
+    for size, suffix in ((1_000_000_000, "B"), (1_000_000, "M"), (1_000, "k")):
+        if abs(number) >= size:
+            return f"{number / size:.1f}".removesuffix(".0") + suffix
+    return str(number)
+
+
+def urgent_reason(item: MessageItem) -> str:
+    """What makes an item on an urgent route urgent: its reach when it has one, else the route itself."""
+    return f"reach {compact(item.reach)}" if item.reach else "urgent route"
 
 
 _PLURALS = {"Complaint": "complaints", "Question": "questions", "Negative mention": "negative mentions",
@@ -131,7 +154,7 @@ def entry_of(item: MessageItem, brand_id: str = "") -> MessageEntry:
         sentiment=labels.sentiment, sentiment_confidence=labels.sentiment_scores.get(labels.sentiment, 0.0),
         intent=labels.intent, intent_confidence=labels.intent_scores.get(labels.intent, 0.0),
         needs_reply=labels.needs_reply, low_confidence=labels.low_confidence, reply_by=item.reply_by,
-        held_by=item.held_by, also=tuple(item.also))
+        held_by=item.held_by, also=tuple(item.also), urgent=item.urgent)
 
 
 def _item_blocks(item: MessageEntry) -> list[dict]:
@@ -140,13 +163,15 @@ def _item_blocks(item: MessageEntry) -> list[dict]:
     who = shown(item.author, 80) if item.author else "unknown author"
     facts = [
         f"*{escape(item.source)}* · {who}" + (f" · reach {item.reach:,}" if item.reach is not None else "")
-        + f" · {escape(item.brand_name)}",
+        + f" · {escape(item.brand_name)} · id `{item.mention_id}`",
         f"sentiment *{item.sentiment}* {_percent(item.sentiment_confidence)} · "
         f"intent *{item.intent}* {_percent(item.intent_confidence)}"
         + (" · low confidence" if item.low_confidence else ""),
     ]
+    if item.urgent:
+        facts.insert(0, f":rotating_light: *urgent*: {escape(item.urgent)}")
     if item.reply_by is not None:
-        facts.append(f"reply by {item.reply_by:%Y-%m-%d %H:%M} UTC")
+        facts.append(f"reply by {slack_date(item.reply_by)}")
     if item.held_by:
         facts.append(f"held by {escape(item.held_by)}")
     link = safe_link(item.url, item.title or _posted_by(item.author, item.source))
@@ -265,7 +290,8 @@ def kudos_message(items: list[KudosItem], note: str | None = None, total: int | 
         ]
         if item.reply_by is not None:
             blocks += [{"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True,
-                                                         "text": f"reply by {item.reply_by:%Y-%m-%d %H:%M} UTC"}]},
+                                                         "text": f"reply by {slack_date(item.reply_by)} · "
+                                                                 f"id `{item.mention_id}`"}]},
                        actions_block(item.mention_id)]
     excerpts = " · ".join(shown(i.text or i.title or "", FALLBACK_CHARS) for i in items)
     return {"text": fit(f"{escape(header)}: {excerpts}", TEXT_LIMIT), "blocks": blocks}
@@ -364,8 +390,7 @@ def handled_status(by: str, via: str, after) -> str:
 
 
 def snoozed_status(by: str, until: datetime, now: datetime) -> str:
-    when = f"{until:%H:%M} UTC" if until.date() == now.date() else f"{until:%a %d %b %H:%M} UTC"
-    return f":zzz: snoozed until {when} by {actor(by)}"
+    return f":zzz: snoozed until {slack_date(until, with_date=until.date() != now.date())} by {actor(by)}"
 
 
 def not_relevant_status(by: str) -> str:
@@ -430,15 +455,16 @@ def reminder_message(*, mention_id: int, brand_name: str, source: str, url: str 
                      text: str, author: str | None, deadline: datetime, now: datetime, in_thread: bool,
                      after_snooze: bool = False) -> dict:
     """A nudge into the alert's thread (or, without one, a top-level message that says what it is about)."""
-    if now < deadline:
-        due = f"reply due by {deadline:%Y-%m-%d %H:%M} UTC (in {format_age(deadline - now)})"
-    else:
-        due = f"{format_age(now - deadline)} past its reply time ({deadline:%Y-%m-%d %H:%M} UTC)"
+    def due(when: str) -> str:
+        if now < deadline:
+            return f"reply due by {when} (in {format_age(deadline - now)})"
+        return f"{format_age(now - deadline)} past its reply time ({when})"
+
     lead = "Snooze over: still unanswered" if after_snooze else "Still unanswered"
-    line = f":alarm_clock: {lead}, {due}."
+    line = f":alarm_clock: {lead}, {due(slack_date(deadline))}."
     if not in_thread:
         line += f"\n{escape(brand_name)}: " + _summary(source, author, url, title, text)
-    return {"text": fit(f"{lead} ({escape(brand_name)}), {due}", TEXT_LIMIT),
+    return {"text": fit(f"{lead} ({escape(brand_name)}), {due(f'{deadline:%Y-%m-%d %H:%M} UTC')}", TEXT_LIMIT),
             "blocks": [{"type": "section", "block_id": f"reminder:{mention_id}",
                         "text": {"type": "mrkdwn", "verbatim": True, "text": fit(line)}}]}
 
@@ -454,7 +480,7 @@ def escalation_message(*, mention_id: int, brand_name: str, source: str, url: st
     pings = " ".join(f"<!subteam^{who}>" if who.startswith("S") else f"<@{who}>" for who in escalate_to)
     late = f", {format_age(now - deadline)} ago" if now - deadline >= timedelta(minutes=1) else ""
     line = (f":rotating_light: {pings + ' ' if pings else ''}Unanswered past the {format_age(promise)} promise "
-            f"(due {deadline:%Y-%m-%d %H:%M} UTC{late}): {escape(brand_name)}\n"
+            f"(due {slack_date(deadline)}{late}): {escape(brand_name)}\n"
             + (f"Escalating {alert_link}\n" if alert_link else "")
             + _summary(source, author, url, title, text))
     return {"text": fit(f"{pings + ' ' if pings else ''}Unanswered past its reply time: {escape(brand_name)}",

@@ -3,12 +3,13 @@ config, what the store knows (silences, spikes, earlier messages of the thread) 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from alerts.attention import attention_of
 from alerts.grouping import MAX_PER_MESSAGE, GroupState, chunks
 from alerts.messages import (PLATFORMS, KudosItem, MessageItem, group_header, group_message, kudos_message,
-                             render_group, source_health_message)
+                             render_group, source_health_message, urgent_reason)
 from alerts.neutral import alert_message
 from alerts.reply_clock import promise_for
 from alerts.routes import group_key, resolve_routes
@@ -141,6 +142,8 @@ def group_messages(group: GroupState, items: list[WaitingItem], settings: Settin
     built = [message_item(i.mention, i.labels, i.brand, settings, i.deadline,
                           f"silence #{i.silence_id}" + (f" (“{i.silence_reason}”)" if i.silence_reason else "")
                           if i.silence_id else None, i.also) for i in items]
+    if group.urgent:
+        built = [replace(b, urgent=urgent_reason(b)) for b in built]
     header = group_header(built)
     out = []
     parts = chunks(list(zip(items, built)))

@@ -18,7 +18,6 @@ from typing import Iterable, Iterator, Optional
 import typer
 
 from classifiers.base import Classifier, Labels
-from classifiers.data import DEFAULT_DATA_DIR
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -182,15 +181,36 @@ def evaluate_command(
         typer.echo(format_groups(by_platform, task.value))
 
 
+def training_output(out: Path | None, force: bool, now: float | None = None) -> Path:
+    """Where `train` writes: a new timestamped folder by default. An existing non-empty folder, and the
+    shipped model above all (what the daemon loads), is only overwritten with --force."""
+    from classifiers.tokens import MODEL_DIR
+
+    if out is None:
+        return Path(time.strftime("mentionwatch-model-%Y%m%d-%H%M%S", time.localtime(now)))
+    if out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"{out} is a file; expected a folder", param_hint="--out")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        what = "the shipped model the daemon loads" if out.resolve() == MODEL_DIR.resolve() else "a non-empty folder"
+        raise typer.BadParameter(f"{out} is {what}; pass --force to overwrite it, or choose a new folder",
+                                 param_hint="--out")
+    return out
+
+
 @app.command()
 def train(
-    data: Path = typer.Option(DEFAULT_DATA_DIR, help="Shared labelled data folder."),
-    out: Path = typer.Option(Path(__file__).resolve().parent / "model", help="Where the trained artifacts go."),
+    data: Path = typer.Option(..., "--data", exists=True, file_okay=False,
+                              help="The labelled data folder (tweet_eval and the complaints set; see the README)."),
+    out: Optional[Path] = typer.Option(None, help="Where the trained artifacts go (default: a new folder "
+                                                  "mentionwatch-model-<time> here)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite a non-empty --out, the shipped model included."),
     feedback: Optional[list[Path]] = typer.Option(None, help="Corrected-label JSONL files to mix in (repeatable)."),
     epochs: int = typer.Option(2, min=1),
     threads: int = typer.Option(2, min=1),
 ) -> None:
     """Fine-tune the transformer model (about 25 minutes on 2 idle cores) and write metrics.json beside it."""
+    out = training_output(out, force)
     from classifiers.train import Settings, run
 
+    typer.echo(f"training into {out}", err=True)
     run(data, out, list(feedback or []), settings=Settings(epochs=epochs), threads=threads, log=typer.echo)

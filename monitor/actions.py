@@ -98,15 +98,24 @@ def not_relevant(store: Store, settings: Settings, mention_id: int, by: str, via
     return _close(store, settings, mention_id, by, via, now, "not_relevant")
 
 
+# A second snooze of the same length this soon after the first is the same intent (a double click,
+# a retried command): refused, so the clock is not pushed out twice.
+SNOOZE_REPEAT_WINDOW = timedelta(seconds=30)
+
+
 def snooze(store: Store, settings: Settings, mention_id: int, by: str, via: str, now: datetime,
            duration: timedelta = timedelta(hours=1)) -> ActionResult:
     """No reminders or escalation until `now + duration`; then the clock comes back (buttons stay)."""
     if duration <= timedelta(0):
         return ActionResult(False, "a snooze needs a positive duration, such as 30m or 1h")
     mention_id = store.item_of(mention_id)
-    _, _, create, refused = _lookup(store, settings, mention_id, now)
+    _, clock, create, refused = _lookup(store, settings, mention_id, now)
     if refused is not None:
         return refused
+    if (clock is not None and clock.state == "snoozed" and clock.snoozed_until is not None
+            and clock.snoozed_until > now and now - (clock.snoozed_until - duration) < SNOOZE_REPEAT_WINDOW):
+        return ActionResult(False, f"mention {mention_id} was just snoozed until "
+                                   f"{clock.snoozed_until:%Y-%m-%d %H:%M} UTC; not snoozed again")
     until = now + duration
     status = messages.snoozed_status(by, until, now)
     done = store.transition_clock(
@@ -133,6 +142,10 @@ def wrong_label(store: Store, settings: Settings, mention_id: int, by: str, via:
     if found is None:
         return ActionResult(False, f"no mention with id {mention_id}")
     mention, labels = found
+    if labels is not None and all(getattr(labels, name) == value
+                                  for name, value in (("sentiment", sentiment), ("intent", intent)) if value is not None):
+        given = ", ".join(f"{name} {value}" for name, value in (("sentiment", sentiment), ("intent", intent)) if value)
+        return ActionResult(False, f"mention {mention_id} is already labelled {given}: nothing to correct")
     changes = [(getattr(labels, name) if labels else "?", value)
                for name, value in (("sentiment", sentiment), ("intent", intent)) if value is not None]
     note = messages.label_status(by, changes)

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from pathlib import Path
 from typing import Iterator, Optional
@@ -28,6 +28,49 @@ app = typer.Typer(help="Watch the web for your brand and bring what needs a huma
 ConfigOption = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="Config file (env MENTIONWATCH_CONFIG)")
 
 
+class LogLevel(str, Enum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+class LogFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mentionwatch")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mentionwatch {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(ctx: typer.Context,
+                 version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                              help="Print the version and exit"),
+                 log_level: LogLevel = typer.Option(LogLevel.info, "--log-level", case_sensitive=False,
+                                                    help="Least severe level logged"),
+                 log_format: LogFormat = typer.Option(LogFormat.text, "--log-format", case_sensitive=False,
+                                                      help="text lines, or JSON lines (time, level, logger, "
+                                                           "message, source_id, mention_id) for a log shipper")) -> None:
+    """Logging for every command, to stderr (secrets redacted in either format)."""
+    from monitor.core.logs import setup_logging
+
+    setup_logging(log_level.value, log_format.value)
+    ctx.obj = {"log_format": log_format.value}
+
+
 @contextmanager
 def _opened(settings) -> Iterator:
     """The configured store, closed however the command ends."""
@@ -41,34 +84,76 @@ def _opened(settings) -> Iterator:
 
 
 @app.command()
-def run(config: str = ConfigOption, once: bool = typer.Option(False, "--once", help="Run every job once and exit"),
-        log_level: str = typer.Option("INFO", "--log-level")) -> None:
+def run(ctx: typer.Context, config: str = ConfigOption,
+        once: bool = typer.Option(False, "--once", help="Run every job once, print a summary line and exit"),
+        log_level: Optional[LogLevel] = typer.Option(None, "--log-level", case_sensitive=False,
+                                                     help="Same as the global --log-level")) -> None:
     """Run the monitor: poll every source on its interval, classify, and alert in Slack."""
     from monitor.daemon import Daemon
     from monitor.core.logs import setup_logging
 
-    setup_logging(log_level)
+    if log_level is not None:
+        setup_logging(log_level.value, (ctx.obj or {}).get("log_format", "text"))
     settings = _load(config)
     daemon = Daemon(config, settings)
     if once:
-        raise typer.Exit(daemon.run_once())
+        code = daemon.run_once()
+        typer.echo(daemon.summary.line())
+        raise typer.Exit(code)
     raise typer.Exit(daemon.run())
+
+
+class ValidateFormat(str, Enum):
+    text = "text"
+    json = "json"
 
 
 @app.command()
 def validate(path: str = typer.Argument(DEFAULT_CONFIG, help="Config file to check"),
              check_slack: bool = typer.Option(False, "--check-slack",
-                                              help="Also ask Slack whether every configured channel exists")) -> None:
-    """Check a config file: schema, references, routes and environment. Exits 0 when valid, 78 when not."""
-    settings = _load(path)
-    if check_slack:
-        problems = _missing_channels(path, settings)
-        for problem in problems:
+                                              help="Also ask Slack whether every configured channel exists"),
+             strict: bool = typer.Option(False, "--strict", help="Warnings fail too (exit 78)"),
+             fmt: ValidateFormat = typer.Option(ValidateFormat.text, "--format"),
+             no_environment: bool = typer.Option(False, "--no-environment",
+                                                 help="Check the structure without the secrets (for CI): an unset "
+                                                      "${VAR} is fine and the database directory is not checked")
+             ) -> None:
+    """Check a config file: schema, references, routes and environment. Exits 0 when valid, 78 when not
+    (or, with --strict, when there is a warning)."""
+    from dataclasses import asdict
+
+    from monitor.config import ConfigError, load_settings
+    from monitor.yamlsource import UnresolvedEnvironment
+    from monitor.core.logs import get_logger
+
+    settings, warnings, problems = None, [], []
+    env = UnresolvedEnvironment(os.environ) if no_environment else None
+    try:
+        settings, warnings = load_settings(path, env, check_environment=not no_environment)
+    except ConfigError as exc:
+        problems = list(exc.problems)
+    except Exception as exc:  # noqa: BLE001 - validate answers 0 or 78 for every input, never a traceback
+        get_logger(__name__).debug("validate: unexpected error", exc_info=True)
+        problems = [ConfigProblem(path, 1, "", type(exc).__name__, "a config mentionwatch can read "
+                                  "(this input hit a bug in the checks: please report it)")]
+    if settings is not None and check_slack:
+        problems += _missing_channels(path, settings)
+    failed = bool(problems) or (strict and bool(warnings))
+    sources = sum(len(b.sources) for b in settings.brands.values()) if settings is not None else 0
+    if fmt is ValidateFormat.json:
+        typer.echo(json.dumps({"file": path, "valid": not failed, "errors": [asdict(p) for p in problems],
+                               "warnings": [asdict(w) for w in warnings],
+                               "brands": len(settings.brands) if settings is not None else 0, "sources": sources},
+                              ensure_ascii=False, indent=2))
+    else:
+        for problem in problems + warnings:
             typer.echo(str(problem), err=True)
-        if problems:
-            raise typer.Exit(EX_CONFIG)
-    sources = sum(len(b.sources) for b in settings.brands.values())
-    typer.echo(f"{path}: OK ({len(settings.brands)} brands, {sources} sources)")
+        if not failed:
+            typer.echo(f"{path}: OK ({len(settings.brands)} brands, {sources} sources)")
+        elif not problems:
+            typer.echo(f"{path}: {len(warnings)} warning(s), failing because of --strict", err=True)
+    if failed:
+        raise typer.Exit(EX_CONFIG)
 
 
 def _missing_channels(path: str, settings) -> list[ConfigProblem]:
@@ -152,41 +237,110 @@ def export(config: str = ConfigOption, since: Optional[str] = typer.Option(None,
             out.close()
 
 
+class StatusFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+# `status` exit codes, as a Nagios/Icinga check reads them (documented in the README).
+STATUS_OK, STATUS_WARNING, STATUS_CRITICAL = 0, 1, 2
+
+
+def status_verdict(states: dict[str, str], oldest_waiting: datetime | None, now: datetime,
+                   stuck_after: timedelta) -> tuple[int, list[str]]:
+    """The check's exit code and its reasons: a failing source warns; a disabled source (its
+    credentials were refused: it stays off until a reload) or an outbox whose oldest unsent message
+    waited longer than `stuck_after` is critical."""
+    reasons = [f"{sid} disabled" for sid, state in states.items() if state == "disabled"]
+    if oldest_waiting is not None and now - oldest_waiting > stuck_after:
+        reasons.append(f"Slack outbox stuck for {int((now - oldest_waiting).total_seconds() // 60)} min")
+    critical = bool(reasons)
+    reasons += [f"{sid} failing" for sid, state in states.items() if state == "failing"]
+    return (STATUS_CRITICAL if critical else STATUS_WARNING if reasons else STATUS_OK), reasons
+
+
+def _ago(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "never"
+    minutes = int((now - moment).total_seconds() // 60)
+    return f"{minutes} min ago" if minutes < 120 else f"{minutes // 60} h ago" if minutes < 2880 else f"{minutes // 1440} d ago"
+
+
 @app.command()
-def status(config: str = ConfigOption) -> None:
-    """Each source's health, last success and dropped posts, and the Slack outbox."""
+def status(config: str = ConfigOption, fmt: StatusFormat = typer.Option(StatusFormat.table, "--format"),
+           stuck_after: str = typer.Option("15m", "--stuck-after",
+                                           help="An unsent Slack message older than this makes the outbox stuck")
+           ) -> None:
+    """Each source's health, last success and dropped posts, and the Slack outbox. Exits 0 when all is
+    well, 1 when a source is failing, 2 when a source is disabled or the outbox is stuck."""
     from monitor.core.logs import redact
 
+    try:
+        stuck = parse_duration(stuck_after)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{stuck_after!r}: {exc}", param_hint="--stuck-after") from None
     settings = _load(config)
     with _opened(settings) as store:
         health = {h.source_id: h for h in store.all_health()}
         drops = store.drop_counts()
         gaps = store.gaps()
         outbox = store.alert_counts()
-    table = Table("source", "state", "since", "last success", "retry at", "dropped", "problem")
+        backlog = store.outbox_backlog()
     now = datetime.now(timezone.utc)
-    for source_id in list(settings.sources()) + ["slack"] + [f"receiver:{name}" for name in settings.receivers]:
-        h = health.get(source_id)
+    ids = list(settings.sources()) + ["slack"] + [f"receiver:{name}" for name in settings.receivers]
+    states = {sid: health[sid].state if sid in health else "never polled" for sid in ids}
+    code, reasons = status_verdict(states, backlog.oldest, now, stuck)
+    verdict = ("OK", "WARNING", "CRITICAL")[code]
+    if fmt is StatusFormat.json:
+        def when(moment: datetime | None) -> str | None:
+            return moment.isoformat() if moment else None
+
+        sources = [{"id": sid, "state": states[sid], "kind": h.kind if h else None,
+                    "since": when(h.since) if h else None, "last_success_at": when(h.last_success_at) if h else None,
+                    "retry_at": when(h.retry_at) if h else None, "dropped": drops.get(sid, {}),
+                    "problem": redact(h.message or "") if h else ""}
+                   for sid in ids for h in [health.get(sid)]]
+        typer.echo(json.dumps({
+            "status": verdict.lower(), "exit_code": code, "reasons": reasons, "sources": sources,
+            "gaps": [{"source_id": g["source_id"], "from": when(g["window_start"]), "to": when(g["window_end"]),
+                      "estimated_count": g["estimated_count"], "reason": redact(g["reason"])} for g in gaps],
+            "outbox": {"states": outbox, "waiting": backlog.waiting, "oldest_waiting_at": when(backlog.oldest)},
+            "classifier": health[CLASSIFIER_HEALTH_ID].message if CLASSIFIER_HEALTH_ID in health else None,
+        }, ensure_ascii=False, indent=2))
+        raise typer.Exit(code)
+    # Every column may wrap (overflow=fold): at 80 columns a long source id breaks onto a second line
+    # instead of being cut to "fernweh/re…".
+    table = Table("source", "state", "last success", "dropped", "problem")
+    for column in table.columns:
+        column.overflow = "fold"
+    for sid in ids:
+        h = health.get(sid)
         if h is None:
-            table.add_row(source_id, "never polled", "", "", "", "", "")
+            table.add_row(sid, "never polled", "", "", "")
             continue
-        lag = f" ({int((now - h.last_success_at).total_seconds() // 60)} min ago)" if h.last_success_at else ""
-        table.add_row(source_id, h.state if h.state == "ok" else f"[red]{h.state}: {h.kind}[/red]",
-                      f"{h.since:%Y-%m-%d %H:%M}" if h.since else "",
-                      (f"{h.last_success_at:%Y-%m-%d %H:%M}" + lag) if h.last_success_at else "never",
-                      f"{h.retry_at:%H:%M:%S}" if h.retry_at else "",
-                      ", ".join(f"{k} {v}" for k, v in drops.get(source_id, {}).items()), redact(h.message or ""))
+        state = h.state if h.state == "ok" else f"[red]{h.state}: {h.kind}[/red]"
+        if h.state != "ok" and h.since:
+            state += f" since {h.since:%m-%d %H:%M}"
+        if h.retry_at:
+            state += f", retry {h.retry_at:%H:%M:%S}"
+        table.add_row(sid, state, _ago(h.last_success_at, now),
+                      ", ".join(f"{k} {v}" for k, v in drops.get(sid, {}).items()), escape(redact(h.message or "")))
     console = Console()
     console.print(table)
     if gaps:
         gap_table = Table("source", "from", "to", "≈ items", "why", title="Coverage gaps (items that could not be fetched)")
+        for column in gap_table.columns:
+            column.overflow = "fold"
         for gap in gaps:
             gap_table.add_row(gap["source_id"], f"{gap['window_start']:%Y-%m-%d %H:%M}" if gap["window_start"] else "?",
                               f"{gap['window_end']:%Y-%m-%d %H:%M}" if gap["window_end"] else "?",
-                              str(gap["estimated_count"] or "?"), redact(gap["reason"]))
+                              str(gap["estimated_count"] or "?"), escape(redact(gap["reason"])))
         console.print(gap_table)
-    console.print(f"Slack outbox: {outbox or 'empty'}")
+    oldest = f", oldest unsent queued {_ago(backlog.oldest, now)}" if backlog.oldest else ""
+    console.print(f"Slack outbox: {outbox or 'empty'}{oldest}")
     console.print(classifier_line(health.get(CLASSIFIER_HEALTH_ID)))
+    console.print(f"{verdict}" + (f": {'; '.join(reasons)}" if reasons else ""), markup=False)
+    raise typer.Exit(code)
 
 
 def classifier_line(health) -> str:

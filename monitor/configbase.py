@@ -18,8 +18,24 @@ SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 _DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
 
 
+MAX_DURATION = timedelta(days=36525)  # a century: far enough for "everything", far from overflowing a date
+
+
 def parse_duration(value: Any) -> timedelta:
-    """`90`, `30s`, `10m`, `4h`, `1d`, `1h30m` -> timedelta; plain numbers are seconds."""
+    """`90`, `30s`, `10m`, `4h`, `1d`, `1h30m` -> timedelta; plain numbers are seconds. At most a century:
+    a longer one is a typo, and a huge one would overflow date arithmetic far from the config."""
+    try:
+        duration = _parse_duration(value)
+    except (OverflowError, ValueError) as exc:
+        if isinstance(exc, OverflowError) or "too large" in str(exc) or "exceeds" in str(exc):
+            raise ValueError(f"expected a duration of at most {MAX_DURATION.days}d") from None
+        raise
+    if duration > MAX_DURATION:
+        raise ValueError(f"expected a duration of at most {MAX_DURATION.days}d")
+    return duration
+
+
+def _parse_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:

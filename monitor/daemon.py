@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -31,6 +32,23 @@ from monitor.core.logs import get_logger
 log = get_logger(__name__)
 PROCESS_JOB = "process"
 EXIT_OK, EXIT_SOURCE_FAILED, EXIT_DELIVERY_STOPPED = 0, 1, 2  # `run --once`, documented in the README
+
+
+@dataclass
+class OnceSummary:
+    """What one `run --once` did, as the line it prints for cron mail and CI logs."""
+
+    sources: int = 0
+    new_mentions: int = 0
+    sent: int = 0
+    failed_sources: int = 0
+    failed_messages: int = 0
+    stopped: str | None = None
+
+    def line(self) -> str:
+        text = (f"polled {self.sources} source(s): {self.new_mentions} new mention(s), {self.sent} Slack "
+                f"message(s) sent, {self.failed_sources} source(s) failed, {self.failed_messages} message(s) failed")
+        return text + (f"; delivery stopped: {self.stopped}" if self.stopped else "")
 
 
 def build_pipeline(settings: Settings, store: Store, classifier=None, clock: Clock = utcnow) -> Pipeline:
@@ -53,6 +71,9 @@ class Daemon:
         self._running = 0
         self._running_lock = threading.Lock()
         self.socket_mode = None
+        self.summary: OnceSummary | None = None  # set by run_once
+        self.metrics = None  # Metrics, when `http.listen` is set (run only)
+        self.http = None
 
     @property
     def settings(self) -> Settings:
@@ -64,9 +85,10 @@ class Daemon:
         still waiting to retry; the others were still polled and what they found sent) or EXIT_DELIVERY_STOPPED (Slack delivery
         stopped with alerts still queued; they go out on the next run)."""
         failed = []
+        self.summary = summary = OnceSummary(sources=len(self.pipeline.sources))
         for source_id in self.pipeline.sources:
             try:
-                self.pipeline.poll(source_id)
+                summary.new_mentions += len(self.pipeline.poll(source_id).new_ids)
             except Exception:  # noqa: BLE001 - e.g. the store refused: the next source is still polled
                 log.exception("source %s: poll failed", source_id)
                 failed.append(source_id)
@@ -74,6 +96,8 @@ class Daemon:
             if self.store.get_health(source_id).state != "ok":  # failed now, or still waiting to retry
                 failed.append(source_id)
         report = self.pipeline.process(flush_all=True)
+        summary.sent, summary.failed_messages = report.sent, report.failed
+        summary.failed_sources, summary.stopped = len(failed), report.stopped
         if report.stopped:
             log.warning("Slack delivery stopped early (%s); %s", report.stopped, self.store.alert_counts())
             return EXIT_DELIVERY_STOPPED
@@ -102,11 +126,14 @@ class Daemon:
             signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
             signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
             signal.signal(signal.SIGHUP, lambda *_: self.reload_event.set())
+        self._start_http()
         self.scheduler.start()
         self._start_socket_mode()
         log.info("mentionwatch running: %d sources, %d brands, classifier %s", len(self.pipeline.sources),
                  len(self.settings.brands), self.pipeline.classifier.version)
         while not self.stop_event.wait(0.2):
+            if self.metrics is not None:
+                self.metrics.tick()
             if self.reload_event.is_set():
                 self.reload_event.clear()
                 self.reload()
@@ -117,6 +144,8 @@ class Daemon:
         self.scheduler.shutdown(wait=False)
         if self.socket_mode is not None:
             self.socket_mode.stop()
+        if self.http is not None:
+            self.http.stop()
         grace = self.settings.daemon.shutdown_grace.total_seconds()
         deadline = time.monotonic() + grace
         while self._running and time.monotonic() < deadline:
@@ -147,6 +176,15 @@ class Daemon:
             if job.id.startswith("poll:") and job.id not in wanted:
                 job.remove()
 
+    def _start_http(self) -> None:
+        """/metrics, /healthz and /readyz, when the config asks for them (a reload does not move them)."""
+        if self.settings.http.listen is None:
+            return
+        from monitor.metrics import HttpServer, Metrics
+
+        self.metrics = Metrics(lambda: self.store, lambda: list(self.pipeline.sources), self.pipeline.clock)
+        self.http = HttpServer(self.metrics, self.settings.http.listen).start()
+
     def _start_socket_mode(self) -> None:
         """Slack actions arrive over Socket Mode when an app token is configured; else the CLI does them."""
         if self.settings.slack.app_token is None:
@@ -175,7 +213,10 @@ class Daemon:
                 self._running -= 1
 
     def _poll_job(self, source_id: str) -> None:
+        started = time.monotonic()
         outcome = self._guard(self.pipeline.poll, source_id)
+        if outcome is not None and self.metrics is not None:
+            self.metrics.record_poll(outcome, time.monotonic() - started)
         if outcome is None or self.stop_event.is_set():
             return
         job = self.scheduler.get_job(f"poll:{source_id}")
@@ -185,7 +226,9 @@ class Daemon:
             self.scheduler.modify_job(PROCESS_JOB, next_run_time=datetime.now(timezone.utc))
 
     def _process_job(self) -> None:
-        self._guard(self.pipeline.process)
+        report = self._guard(self.pipeline.process)
+        if report is not None and self.metrics is not None:
+            self.metrics.record_delivery(report)
 
     def reload(self) -> None:
         try:

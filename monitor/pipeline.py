@@ -35,7 +35,7 @@ from monitor.query import facts_of, kept_after_labels
 from monitor.store import Store
 from monitor.trends import Trends
 from monitor.tracker import UnansweredTracker
-from monitor.core.logs import get_logger
+from monitor.core.logs import get_logger, log_context
 
 log = get_logger(__name__)
 REPLY_LOOKBACK = timedelta(days=7)  # stored mentions older than this are no longer checked for team replies
@@ -133,6 +133,10 @@ class Pipeline:
     # --- poll ----------------------------------------------------------------------------------
 
     def poll(self, source_id: str) -> PollOutcome:
+        with log_context(source_id=source_id):
+            return self._poll(source_id)
+
+    def _poll(self, source_id: str) -> PollOutcome:
         brand_id, source = self.sources[source_id]
         outcome = PollOutcome(source_id)
         now = self.clock()

@@ -16,6 +16,10 @@ import yaml
 Path = tuple[str | int, ...]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:-|:\?)([^}]*))?\}|\$\$")
+# A config is a few hundred values a few levels deep: these bounds stop an alias bomb ("billion laughs"),
+# a recursive anchor or a 5,000-level nesting with one clear error instead of memory, time or a traceback.
+MAX_VALUES = 100_000
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,12 @@ class LoadedYaml:
     text: str = ""
 
 
+class UnresolvedEnvironment(dict):
+    """The environment for `validate --no-environment` (CI without the secrets): a variable that is not
+    set and has no `:-` default reads as `unset-NAME`, so the structure is checked and nothing is
+    reported missing."""
+
+
 def expand(value: str, env: Mapping[str, str], used: set[str] | None = None) -> tuple[str, list[str]]:
     """Expand ${VAR}, ${VAR:-default} and ${VAR:?message}; `$$` is a literal `$`. Each value taken
     from `env` is added to `used`."""
@@ -58,13 +68,18 @@ def expand(value: str, env: Mapping[str, str], used: set[str] | None = None) -> 
             return current
         if op == ":-":
             return arg or ""
+        if isinstance(env, UnresolvedEnvironment):
+            return f"unset-{name}"
         if op == ":?":
             problems.append(f"environment variable {name} is not set: {arg or 'required'}")
         elif current is None:
             problems.append(f"environment variable {name} is not set")
         return ""
 
-    return _VAR.sub(one, value), problems
+    expanded = _VAR.sub(one, value)
+    if "${" in _VAR.sub("", value):
+        problems.append("an unclosed ${ : write ${VAR}, or $$ for a literal $")
+    return expanded, problems
 
 
 def load_yaml(text: str, env: Mapping[str, str] | None = None) -> LoadedYaml:
@@ -72,9 +87,13 @@ def load_yaml(text: str, env: Mapping[str, str] | None = None) -> LoadedYaml:
     result = LoadedYaml(data=None, text=text)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        result.errors.append(SourceError(1, (), "", f"YAML nested at most {MAX_DEPTH} levels deep"))
+        return result
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
+        position = getattr(exc, "position", None)  # a ReaderError (a control character) has no mark
+        line = mark.line + 1 if mark else text[:position].count("\n") + 1 if isinstance(position, int) else 1
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line per problem
         result.errors.append(SourceError(line, (), "", f"valid YAML ({problem})"))
         return result
@@ -82,11 +101,44 @@ def load_yaml(text: str, env: Mapping[str, str] | None = None) -> LoadedYaml:
         result.data = {}
         return result
     constructor = yaml.SafeLoader("")
-    result.data = _build(node, (), constructor, env, result)
+    result.data = _Builder(constructor, env, result).build(node, (), frozenset())
     return result
 
 
-def _build(node: yaml.Node, path: Path, constructor: yaml.SafeLoader, env, out: LoadedYaml) -> Any:
+class _Builder:
+    """Builds values from the node graph, where an alias is the same node reached again: counting every
+    value built (aliases expanded) and refusing a node inside itself."""
+
+    def __init__(self, constructor: yaml.SafeLoader, env: Mapping[str, str], out: LoadedYaml):
+        self.constructor, self.env, self.out = constructor, env, out
+        self.built = 0
+        self.stopped = False
+
+    def build(self, node: yaml.Node, path: Path, active: frozenset[int]) -> Any:
+        out = self.out
+        line = node.start_mark.line + 1
+        if self.stopped:
+            return None
+        self.built += 1
+        if self.built > MAX_VALUES:
+            self.stopped = True
+            out.errors.append(SourceError(line, path, "", f"at most {MAX_VALUES:,} values with aliases expanded "
+                                                          "(an anchor used over and over, a \"billion laughs\")"))
+            return None
+        if id(node) in active:
+            out.errors.append(SourceError(line, path, str(node.tag), "no recursive alias (an anchor used inside itself)"))
+            return None
+        if len(path) > MAX_DEPTH:
+            self.stopped = True
+            out.errors.append(SourceError(line, path[:4] + ("…",), "", f"nesting at most {MAX_DEPTH} levels deep"))
+            return None
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            active = active | {id(node)}
+        return _build(node, path, self, active)
+
+
+def _build(node: yaml.Node, path: Path, builder: _Builder, active: frozenset[int]) -> Any:
+    constructor, env, out = builder.constructor, builder.env, builder.out
     out.lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         mapping: dict[Any, Any] = {}
@@ -94,7 +146,7 @@ def _build(node: yaml.Node, path: Path, constructor: yaml.SafeLoader, env, out: 
             try:
                 key = constructor.construct_object(key_node)
                 hash(key)
-            except (yaml.YAMLError, TypeError):  # a tagged key, or a list or mapping as a key
+            except (yaml.YAMLError, TypeError, ValueError, RecursionError):  # a tagged key, a list or mapping as a key
                 out.errors.append(SourceError(key_node.start_mark.line + 1, path, str(key_node.tag),
                                               "a plain text key"))
                 continue
@@ -103,15 +155,15 @@ def _build(node: yaml.Node, path: Path, constructor: yaml.SafeLoader, env, out: 
                                               "each key only once in a mapping (duplicate key)"))
                 continue
             child = path + (key,)
-            mapping[key] = _build(value_node, child, constructor, env, out)
+            mapping[key] = builder.build(value_node, child, active)
             out.lines[child] = key_node.start_mark.line + 1
         return mapping
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, path + (i,), constructor, env, out) for i, item in enumerate(node.value)]
+        return [builder.build(item, path + (i,), active) for i, item in enumerate(node.value)]
     out.scalars[path] = (node.start_mark.line + 1, node.start_mark.column + 1, node.style)
     try:
         value = constructor.construct_object(node)
-    except yaml.YAMLError as exc:  # e.g. a `!!python/object` tag: safe loading refuses it
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:  # a `!!python/object` tag, a 5,000-digit number
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
         out.errors.append(SourceError(node.start_mark.line + 1, path, str(node.tag), f"a plain value ({problem})"))
         return None

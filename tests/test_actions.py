@@ -76,7 +76,9 @@ def test_updates_compose_snooze_label_then_handled(world):
     assert actions.mark_handled(store, pipeline.settings, mention_id, "U0SAM123", "slack", NOW + 2 * H).ok
     at(NOW + 2 * H)
     snoozed, labelled, handled = update_blocks(slack)
-    assert "snoozed until 10:00 UTC by <@U0SAM123>" in snoozed and f"actions:{mention_id}" in snoozed
+    until = NOW + 2 * H
+    assert f"snoozed until <!date^{int(until.timestamp())}^{{time}}|10:00 UTC> by <@U0SAM123>" in snoozed
+    assert f"actions:{mention_id}" in snoozed
     assert "label corrected by <@U0SAM123>: complaint → question" in labelled and "snoozed until" in labelled
     assert "handled by <@U0SAM123> after 2 h" in handled and "label corrected" in handled
     assert "snoozed until" not in handled and f"actions:{mention_id}" not in handled
@@ -160,3 +162,20 @@ def test_status_lines_touch_only_their_mention_in_a_group_message():
     assert ids == [None, "mention:1", None, "label:1", "status:1", "mention:2", None, "status:2"]
     assert closed["blocks"][-1]["elements"][0]["text"] == "handled too"
     assert group["blocks"][3]["block_id"] == "actions:1"  # the stored payload itself is never mutated
+
+
+def test_a_double_click_on_snooze_snoozes_once_and_the_current_label_is_not_a_correction(world):
+    pipeline, store, slack, at = world
+    mention_id = complaint_id(store)
+    settings = pipeline.settings
+    assert actions.snooze(store, settings, mention_id, "U0SAM123", "slack", NOW + H).ok
+    queued = outbox_size(store)
+    again = actions.snooze(store, settings, mention_id, "U0SAM123", "slack", NOW + H + timedelta(seconds=2))
+    assert not again.ok and "was just snoozed until" in again.message
+    assert outbox_size(store) == queued and store.reply_clock(mention_id).snoozed_until == NOW + 2 * H
+    later = actions.snooze(store, settings, mention_id, "U0SAM123", "slack", NOW + H + timedelta(minutes=5))
+    assert later.ok  # a deliberate second snooze, minutes later, still extends it
+    same = actions.wrong_label(store, settings, mention_id, "U0SAM123", "slack", NOW + H, intent="complaint")
+    assert not same.ok and "already labelled intent complaint" in same.message
+    assert list(store.label_feedback()) == []
+    assert actions.wrong_label(store, settings, mention_id, "U0SAM123", "slack", NOW + H, intent="question").ok

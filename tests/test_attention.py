@@ -108,7 +108,9 @@ def test_praise_owed_a_reply_reaches_the_brand_channel_without_a_kudos_channel(t
     [message] = slack.posted()
     assert slack.posted("#acme-alerts") == [message] and mention_ids(message) == [thanks]
     rendered = str(message["blocks"])
-    assert "Suggested reply" in rendered and f"reply by {NOW + timedelta(hours=2):%Y-%m-%d %H:%M} UTC" in rendered
+    due = NOW + timedelta(hours=2)  # shown in each reader's time zone, UTC as the fallback
+    assert "Suggested reply" in rendered
+    assert f"reply by <!date^{int(due.timestamp())}^{{date_short_pretty}} {{time}}|{due:%Y-%m-%d %H:%M} UTC>" in rendered
     assert f"actions:{thanks}" in rendered, "Handled closes its clock like any alert's"
     assert store.reply_clock(thanks).deadline == NOW + timedelta(hours=2)
     assert store.message_of(thanks) is not None, "its reminders go into the kudos message's thread"

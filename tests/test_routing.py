@@ -105,9 +105,10 @@ def test_what_needs_a_human_reaches_its_route_grouped_and_escaped(tmp_path, slac
     q = elsewhere["Question: Acme Cloud"]
     assert mention_ids(q) == [question]
     facts = " ".join(e["text"] for e in q["blocks"][3]["elements"])
-    assert "*acme/x* · kim · reach 1,234 · Acme Cloud" in facts
+    assert f"*acme/x* · kim · reach 1,234 · Acme Cloud · id `{question}`" in facts  # the id `handled ID` takes
     assert "sentiment *neutral* 80%" in facts and "intent *question* 60%" in facts
-    assert f"reply by {NOW + timedelta(hours=4):%Y-%m-%d %H:%M} UTC" in facts
+    due = NOW + timedelta(hours=4)  # shown in each reader's time zone, UTC as the fallback
+    assert f"reply by <!date^{int(due.timestamp())}^{{date_short_pretty}} {{time}}|{due:%Y-%m-%d %H:%M} UTC>" in facts
     assert [b["type"] for b in q["blocks"]] == ["header", "section", "section", "context", "actions"]
     assert mention_ids(elsewhere["1-star review: Acme Cloud"]) == [hinted]
     assert len(slack.posted()) == 3
@@ -284,3 +285,21 @@ def test_validate_check_slack_reports_channels_slack_does_not_have(tmp_path, sla
                      "the bot to a private one)"]
     assert any(call[0] == "conversations.list" for call in slack.calls)
     assert TOKEN not in result.output
+
+
+def test_an_urgent_item_says_why_and_every_item_its_id(tmp_path, slack):
+    from alerts.messages import compact
+
+    assert [compact(n) for n in (999, 1000, 15_400, 2_000_000, 1_250_000_000)] == ["999", "1k", "15.4k", "2M", "1.2B"]
+    routes = {"group_wait": "0s", "group_by": ["mention"], "routes": [
+        {"match": {"reach_at_least": 10000}, "channel": "#acme-urgent", "urgent": True},
+        {"match": {"intent": ["complaint"]}, "channel": "#acme-complaints"}]}
+    pipeline, store, _clock = routed_pipeline(tmp_path, slack, routes)
+    loud = add(store, "loud", labels(), reach=15_400)
+    quiet = add(store, "quiet", labels(), reach=12)
+    pipeline.process()
+    [urgent] = slack.posted("#acme-urgent")
+    [calm] = slack.posted("#acme-complaints")
+    assert mention_ids(urgent) == [loud] and mention_ids(calm) == [quiet]
+    assert ":rotating_light: *urgent*: reach 15.4k" in str(urgent["blocks"])
+    assert "urgent" not in str(calm["blocks"]) and f"id `{quiet}`" in str(calm["blocks"])

@@ -4,11 +4,15 @@ it); warnings for likely mistakes."""
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
+import types
+import typing
 from pathlib import Path as FsPath
 from typing import Any, Mapping
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from connectors.registry import platforms
 from monitor.config.routes import Route, RouteMatch
@@ -16,7 +20,7 @@ from monitor.config.settings import SECRET_FIELDS, SOURCE_TYPES, Settings
 from monitor.configbase import ConfigProblem
 from monitor.core.logs import REDACTOR
 from monitor.query import QueryError, query_problem_at, query_warnings
-from monitor.yamlsource import LoadedYaml, Path, load_yaml
+from monitor.yamlsource import LoadedYaml, Path, UnresolvedEnvironment, load_yaml
 
 EX_CONFIG = 78
 
@@ -54,20 +58,91 @@ def _locate(loc: tuple, loaded: LoadedYaml) -> tuple[Path, int]:
     return path, loaded.lines.get(path, 1)
 
 
+def _models_at(annotation: Any, parts: tuple) -> list[type[BaseModel]]:
+    """The pydantic models a location inside `annotation` can be (several for a union), following field
+    names, dict values, list items and the tag pydantic adds for a member of a tagged union."""
+    current = [annotation]
+    for part in parts:
+        models, containers = _expand(current)
+        nxt: list[Any] = []
+        for model in models:
+            field = model.model_fields.get(part) if isinstance(part, str) else None
+            field = field or next((f for f in model.model_fields.values() if f.alias == part), None)
+            if field is not None:
+                nxt.append(field.annotation)
+        tagged = [m for m in models if isinstance(part, str) and _tag_of(m) == part]
+        nxt += tagged
+        nxt += [args[-1] for origin, args in containers]
+        if not nxt:
+            return []
+        current = nxt
+    return _expand(current)[0]
+
+
+def _expand(annotations: list[Any]) -> tuple[list[type[BaseModel]], list[tuple[Any, tuple]]]:
+    models, containers, todo = [], [], list(annotations)
+    while todo:
+        a = todo.pop()
+        origin, args = typing.get_origin(a), typing.get_args(a)
+        if origin is typing.Annotated:
+            todo.append(args[0])
+        elif origin in (typing.Union, types.UnionType):
+            todo += list(args)
+        elif origin in (dict, list, tuple, set, frozenset) and args:
+            containers.append((origin, args))
+        elif isinstance(a, type) and issubclass(a, BaseModel):
+            models.append(a)
+    return models, containers
+
+
+def _tag_of(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("type")
+    args = typing.get_args(field.annotation) if field is not None else ()
+    return args[0] if len(args) == 1 and isinstance(args[0], str) else None
+
+
+def _did_you_mean(word: Any, choices: list[str]) -> str:
+    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+_COMMENT_VALUE = re.compile(r":\s+#")
+
+
+def _comment_hint(line: int, text: str) -> str:
+    """An unquoted `#channel` is a YAML comment, so the key reads as empty: say so where it happens."""
+    lines = text.splitlines()
+    if 0 < line <= len(lines) and _COMMENT_VALUE.search(lines[line - 1]):
+        return " (an unquoted # starts a YAML comment: quote the channel, e.g. \"#alerts\")"
+    return ""
+
+
 def _problems_from_validation(exc: ValidationError, loaded: LoadedYaml, file: str) -> list[ConfigProblem]:
     problems = []
+    loader_paths = {e.path for e in loaded.errors}
     for err in exc.errors(include_url=False):
         path, line = _locate(err["loc"], loaded)
+        if path in loader_paths:
+            continue  # already reported by the loader (a value it could not read becomes None here)
         secret = bool(path) and (path[-1] in SECRET_FIELDS or path == ("storage", "url")
                                  or any(p[:len(path)] == path for p in loaded.from_env))
         dotted = ".".join(str(p) for p in path)
         if err["type"] == "missing":
             value, expected = "missing", "a value is required"
         elif err["type"] == "extra_forbidden":
-            value, expected = _show(path[-1], False), "unknown key (check spelling; see config.yaml for the keys)"
+            keys = sorted({k for m in _models_at(Settings, tuple(err["loc"][:-1])) for k in m.model_fields})
+            value = _show(path[-1], False)
+            expected = "unknown key" + (_did_you_mean(path[-1], keys) or " (check spelling; see config.yaml for the keys)")
         else:
             value = _show(err.get("input"), secret)
             expected = err["msg"].removeprefix("Value error, ")
+            ctx = err.get("ctx") or {}
+            choices = re.findall(r"'([^']*)'", str(ctx.get("expected", ctx.get("expected_tags", ""))))
+            word = ctx.get("tag", err.get("input"))
+            if choices and isinstance(word, str) and not secret:
+                expected += _did_you_mean(word, choices)
+            if err.get("input") is None:
+                expected += _comment_hint(line, loaded.text)
         error = (err.get("ctx") or {}).get("error")
         if isinstance(error, QueryError):
             line, column, caret = query_problem_at(error, loaded.scalars.get(path), loaded.text)

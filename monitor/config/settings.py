@@ -82,6 +82,22 @@ PlatformSections = create_model("PlatformSections", __base__=Strict, __module__=
                                 **{p.settings_key: _section(p) for p in platforms() if p.settings_model})
 
 
+class HttpConfig(Strict):
+    """The opt-in HTTP endpoints: /metrics (Prometheus), /healthz and /readyz. Off unless `listen` is set."""
+
+    listen: str | None = Field(None, description="host:port, e.g. 127.0.0.1:9464 (0.0.0.0:9464 in a container)")
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, listen: str | None) -> str | None:
+        if listen is None:
+            return None
+        host, sep, port = listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("expected host:port, e.g. 127.0.0.1:9464")
+        return listen
+
+
 class Settings(PlatformSections):
     storage: StorageConfig = StorageConfig()
     slack: SlackConfig
@@ -89,6 +105,7 @@ class Settings(PlatformSections):
     daemon: DaemonConfig = DaemonConfig()
     receivers: dict[Annotated[str, Field(pattern=RECEIVER_NAME)], WebhookReceiver] = Field(
         {}, description="Named receivers a route may name besides `slack` (always there)")
+    http: HttpConfig = HttpConfig()
     routes: Route = Field(Route(), description="The alert route tree; its root matches every mention")
     brands: dict[Annotated[str, Field(pattern=SLUG)], Brand] = Field(min_length=1)
 

@@ -6,10 +6,14 @@ import logging
 import re
 import sys
 import threading
-from typing import Any, Iterable
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime, timezone
+from typing import Any, Iterable, Iterator
 from urllib.parse import quote, quote_plus
 
 from pydantic import BaseModel, SecretStr
+from pythonjsonlogger.json import JsonFormatter
 
 
 _BEARER = re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}")
@@ -82,13 +86,83 @@ def redact(text: str) -> str:
     return REDACTOR.redact(text)
 
 
-def setup_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+_CONTEXT: ContextVar[dict[str, Any]] = ContextVar("mentionwatch_log_context", default={})
+
+
+@contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Fields (`source_id`, `mention_id`) added to every record logged inside the block, in this thread
+    or task: JSON lines carry them without each call site repeating them."""
+    token = _CONTEXT.set({**_CONTEXT.get(), **fields})
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+class ContextFields(logging.Filter):
+    """Copies the current `log_context` onto a record (an explicit `extra=` wins)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _CONTEXT.get().items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
+class JsonLines(JsonFormatter):
+    """One JSON object per line: time (UTC, ISO 8601), level, logger, message, then any context fields
+    (source_id, mention_id) and the exception; every string value passes the redactor, so a secret in
+    an `extra=` field or a traceback is blanked as in text logs."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s %(message)s",
+                         rename_fields={"levelname": "level", "name": "logger"}, json_ensure_ascii=False)
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        log_data["time"] = datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+        super().add_fields(log_data, record, message_dict)
+        log_data["level"] = str(log_data.get("level", "")).lower()
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        return REDACTOR.redact_value(log_data)
+
+
+class _Stderr(logging.StreamHandler):
+    """A stream handler on whatever `sys.stderr` is at each write (a replaced stream is followed)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def check_level(level: str) -> str:
+    """`level` as logging spells it, or ValueError naming the accepted ones."""
+    if level.lower() not in LOG_LEVELS:
+        raise ValueError(f"{level!r} is not a log level; expected one of {', '.join(LOG_LEVELS)}")
+    return level.upper()
+
+
+def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """Stderr logging for the whole process: text lines or JSON lines, redacted either way. Replaces a
+    handler an earlier call installed (and nothing else), so calling it again changes level or format."""
+    if fmt not in LOG_FORMATS:
+        raise ValueError(f"{fmt!r} is not a log format; expected one of {', '.join(LOG_FORMATS)}")
+    handler = _Stderr()
+    handler.set_name("mentionwatch")
+    handler.setFormatter(JsonLines() if fmt == "json"
+                         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(ContextFields())
     handler.addFilter(REDACTOR)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != "mentionwatch"] + [handler]
+    root.setLevel(check_level(level))
     # APScheduler logs two INFO lines per run and a WARNING per skipped overlap: repetition, not change.
     for noisy in ("apscheduler", "urllib3", "slack_sdk", "prawcore", "tweepy"):
         logging.getLogger(noisy).setLevel(logging.ERROR)

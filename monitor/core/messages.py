@@ -37,6 +37,7 @@ class MessageEntry:
     reply_by: datetime | None = None  # where a reply is owed
     held_by: str | None = None
     also: tuple[tuple[str, str | None], ...] = ()  # cross-posts of the same text: (source id, url)
+    urgent: str | None = None  # why it is urgent ("reach 15.4k"), on an urgent route only
 
 
 @dataclass(frozen=True)

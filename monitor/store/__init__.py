@@ -12,6 +12,7 @@ from __future__ import annotations
 from monitor.store.clocks import ClockRepository
 from monitor.store.groups import GroupRepository
 from monitor.store.mentions import MentionRepository
+from monitor.store.ops import OpsRepository
 from monitor.store.outbox import OutboxRepository
 from monitor.store.polls import PollRepository
 from monitor.store.reports import ReportRepository
@@ -23,5 +24,5 @@ __all__ = ["Store"]
 
 
 class Store(PollRepository, MentionRepository, RoutingRepository, GroupRepository, OutboxRepository,
-            TrendRepository, ClockRepository, ReportRepository):
+            TrendRepository, ClockRepository, ReportRepository, OpsRepository):
     """The store a component is handed: every repository over one engine (`Store(url)` migrates it)."""

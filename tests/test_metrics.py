@@ -1,0 +1,136 @@
+"""/metrics, /healthz and /readyz of a real `mentionwatch run`, scraped over loopback: the figures a
+Prometheus server and a container orchestrator read, and no secret in them."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from emulators.feeds import render_rss
+from emulators.server import Reply
+from tests.support.config import TOKEN, config_dict, feed_source, write_config
+from tests.support.daemon import start
+
+ITEMS = [
+    {"id": "1", "title": "Acme Cloud lost my data", "link": "https://x.example.com/1",
+     "description": "Terrible, Acme Cloud deleted my backups.", "author": "kim"},
+    {"id": "2", "title": "Unrelated", "link": "https://x.example.com/2", "description": "Nothing here."},
+]
+FEED_SECRET = "feedtoken-93c1e7"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def samples(text: str) -> dict[tuple, float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def wait_for(fetch, check, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = fetch()
+            if check(value):
+                return value
+        except requests.ConnectionError:
+            value = None
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached in {timeout}s: {value!r}")
+        time.sleep(0.2)
+
+
+def test_a_running_daemon_serves_metrics_and_health(tmp_path, feeds, slack, monkeypatch):
+    monkeypatch.setenv("FEED_TOKEN", FEED_SECRET)
+    feeds.set_feed("blog", render_rss("Blog", "https://x.example.com/", ITEMS))
+    feeds.fail("gone", Reply(500, b"down"), times=100)
+    port = free_port()
+    config = write_config(tmp_path, config_dict(
+        tmp_path, slack.api_url,
+        [feed_source("blog", feeds.url_for("blog") + "?token=${FEED_TOKEN}"),
+         feed_source("gone", feeds.url_for("gone"), interval="1h")],
+        http={"listen": f"127.0.0.1:{port}"}))
+    base = f"http://127.0.0.1:{port}"
+    daemon = start(config)
+    try:
+        metrics = wait_for(lambda: requests.get(f"{base}/metrics", timeout=5).text,
+                           lambda text: 'mentionwatch_posts_stored_total{source="acme/blog"} 1.0' in text
+                           and "mentionwatch_classifier_queue_depth 0.0" in text
+                           and "mentionwatch_outbox_pending 0.0" in text and len(slack.posted()) == 2)
+        got = samples(metrics)
+        assert got[("mentionwatch_posts_fetched_total", (("source", "acme/blog"),))] == 2
+        assert got[("mentionwatch_posts_dropped_total", (("reason", "no_match"), ("source", "acme/blog")))] == 1
+        assert got[("mentionwatch_poll_duration_seconds_count", (("source", "acme/blog"),))] >= 1
+        assert got[("mentionwatch_source_health_state", (("source", "acme/blog"), ("state", "ok")))] == 1
+        assert got[("mentionwatch_slack_messages_sent_total", ())] == 2  # the complaint, the broken source
+        assert got[("mentionwatch_outbox_oldest_age_seconds", ())] == 0
+        assert got[("mentionwatch_process_resident_memory_bytes", ())] > 1_000_000
+        assert FEED_SECRET not in metrics and TOKEN not in metrics and "token=" not in metrics
+        assert all(name.startswith("mentionwatch_") for name, _ in got)
+
+        health = requests.get(f"{base}/healthz", timeout=5)
+        assert health.status_code == 200 and health.json()["alive"] is True and health.json()["ticks"] > 0
+        ready = requests.get(f"{base}/readyz", timeout=5)  # a failing source retries: still ready
+        assert ready.status_code == 200 and ready.json() == {"ready": True, "database": "ok", "disabled_sources": []}
+        assert got[("mentionwatch_source_health_state", (("source", "acme/gone"), ("state", "failing")))] == 1
+        assert requests.get(f"{base}/nothing", timeout=5).status_code == 404
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err
+    assert FEED_SECRET not in out + err
+
+
+def test_readyz_fails_while_a_source_is_disabled_or_the_database_is_gone(tmp_path):
+    from datetime import datetime, timezone
+
+    from monitor.health import SourceHealth
+    from monitor.metrics import HttpServer, Metrics
+    from monitor.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'mw.db'}")
+    now = datetime.now(timezone.utc)
+    store.save_health(SourceHealth("acme/reddit", state="disabled", kind="auth", message="refused", since=now))
+    store.save_health(SourceHealth("old/gone", state="disabled", kind="auth", since=now))  # no longer configured
+    store.save_health(SourceHealth("acme/blog", state="failing", kind="rate_limited", since=now,
+                                   retry_at=datetime(2030, 1, 1, tzinfo=timezone.utc)))
+    metrics = Metrics(lambda: store, lambda: ["acme/blog", "acme/reddit"])
+    server = HttpServer(metrics, "127.0.0.1:0").start()
+    try:
+        ready = requests.get(f"http://{server.address}/readyz", timeout=5)
+        assert ready.status_code == 503
+        assert ready.json() == {"ready": False, "database": "ok", "disabled_sources": ["acme/reddit"]}
+        scraped = samples(requests.get(f"http://{server.address}/metrics", timeout=5).text)
+        assert scraped[("mentionwatch_source_health_state", (("source", "acme/reddit"), ("state", "disabled")))] == 1
+        assert scraped[("mentionwatch_source_health_state", (("source", "acme/blog"), ("state", "failing")))] == 1
+        assert scraped[("mentionwatch_source_next_retry_timestamp_seconds", (("source", "acme/blog"),))] == (
+            datetime(2030, 1, 1, tzinfo=timezone.utc).timestamp())
+        store.engine.dispose()
+        (tmp_path / "mw.db").unlink()
+        (tmp_path / "mw.db").mkdir()  # the database file is gone and cannot be recreated
+        gone = requests.get(f"http://{server.address}/readyz", timeout=5)
+        assert gone.status_code == 503 and gone.json()["ready"] is False and "unreachable" in gone.json()["database"]
+    finally:
+        server.stop()
+        store.close()
+
+
+def test_metrics_are_off_unless_configured_and_a_bad_address_is_a_config_error(tmp_path, slack):
+    from typer.testing import CliRunner
+
+    from monitor import cli
+
+    config = config_dict(tmp_path, slack.api_url, [feed_source("blog", "http://127.0.0.1:9/feed")])
+    path = write_config(tmp_path, config)
+    assert CliRunner().invoke(cli.app, ["validate", str(path)]).exit_code == 0
+    config["http"] = {"listen": "9464"}
+    result = CliRunner().invoke(cli.app, ["validate", str(write_config(tmp_path, config))])
+    assert result.exit_code == 78 and "http.listen: '9464': expected host:port" in result.stderr
