@@ -49,19 +49,6 @@ def in_hours(hours: WeeklyHours, now: datetime) -> bool:
     return (day in hours.days and clock >= hours.start) or (yesterday in hours.days and clock < hours.end)
 
 
-def should_flush(group: GroupState, group_wait: timedelta, group_interval: timedelta,
-                 quiet_hours: WeeklyHours | None, now: datetime, force: bool = False) -> bool:
-    """Send this group's waiting notifications now? `force` skips the waits (a single `run --once`),
-    never quiet hours."""
-    if quiet_hours is not None and not group.urgent and in_hours(quiet_hours, now):
-        return False
-    if force:
-        return True
-    if group.last_sent_at is None:
-        return now - group.oldest_waiting >= group_wait
-    return now - group.last_sent_at >= group_interval
-
-
 def flush_mode(group: GroupState, group_wait: timedelta, group_interval: timedelta,
                quiet_hours: WeeklyHours | None, now: datetime, force: bool = False) -> Literal["message", "thread"] | None:
     """How this group's waiting notifications go out now: a new top-level `message` (never sent, or

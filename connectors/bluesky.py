@@ -169,7 +169,6 @@ class Jetstream:
         self._wake = threading.Event()
         self._ws = None
         self._thread: threading.Thread | None = None
-        self.connections = 0
 
     # --- the polls' side ---
 
@@ -267,7 +266,6 @@ class Jetstream:
                              close_timeout=1, max_size=self.platform.max_bytes, proxy=None,
                              compression=None) as ws:
                     self._ws = ws
-                    self.connections += 1
                     self._set_state("connected")
                     while not self._stop.is_set() and generation == self._generation:
                         message = ws.recv(timeout=self.platform.stall_timeout.total_seconds())
