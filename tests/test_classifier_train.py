@@ -114,3 +114,18 @@ def test_shipped_own_set_trains_every_head_on_every_row():
     assert all(e.intents and e.sentiment and e.needs_reply is not None for e in examples)
     praise = [e for e in examples if e.intents == {"praise"}]
     assert {e.needs_reply for e in praise} == {True, False}, "praise needs a reply only when it speaks to the brand"
+
+
+def test_training_module_needs_out_and_never_overwrites_the_shipped_model_without_force(tmp_path):
+    import subprocess
+    import sys
+
+    from classifiers.tokens import MODEL_DIR
+
+    before = {p.name: p.stat().st_mtime_ns for p in MODEL_DIR.iterdir()}
+    command = [sys.executable, "-m", "classifiers.train", "--data", str(tmp_path)]
+    missing = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "--out" in missing.stderr
+    refused = subprocess.run(command + ["--out", str(MODEL_DIR)], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "shipped model" in refused.stderr and "--force" in refused.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in MODEL_DIR.iterdir()} == before
