@@ -129,3 +129,20 @@ def test_training_module_needs_out_and_never_overwrites_the_shipped_model_withou
     refused = subprocess.run(command + ["--out", str(MODEL_DIR)], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "shipped model" in refused.stderr and "--force" in refused.stderr
     assert {p.name: p.stat().st_mtime_ns for p in MODEL_DIR.iterdir()} == before
+
+
+def test_sentiment_bias_recovers_an_under_called_class():
+    import math
+
+    from classifiers.train import choose_sentiment_bias, sentiment_macro_recall
+
+    # Negatives whose negative log-probability trails neutral by 0.3-0.5: unbiased, every one reads neutral.
+    negatives = [[math.log(0.35 - 0.01 * (i % 5)), math.log(0.55), math.log(0.1 + 0.01 * (i % 5))] for i in range(40)]
+    neutrals = [[math.log(0.1), math.log(0.85), math.log(0.05)] for _ in range(40)]
+    positives = [[math.log(0.05), math.log(0.15), math.log(0.8)] for _ in range(40)]
+    log_probs, gold = negatives + neutrals + positives, ["negative"] * 40 + ["neutral"] * 40 + ["positive"] * 40
+    assert sentiment_macro_recall(log_probs, gold, 0.0, 0.0) < 0.7
+    bias, recall = choose_sentiment_bias(log_probs, gold)
+    assert bias["negative"] > 0.4 and recall > 0.95
+    assert sentiment_macro_recall(log_probs, gold, bias["negative"], bias["positive"]) == 1.0
+    assert choose_sentiment_bias(neutrals + positives, gold[40:])[0] == {"negative": 0.0, "positive": 0.0}
