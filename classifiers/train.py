@@ -100,16 +100,19 @@ def held_out(text: str, share: float) -> bool:
     return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:8], 16) < share * 16**8
 
 
+def split_held_out(examples: list[data.Example], share: float) -> tuple[list[data.Example], list[data.Example]]:
+    """(trained on, held out): the held-out part is `share` of the texts, chosen by `held_out`."""
+    return ([e for e in examples if not held_out(e.text, share)], [e for e in examples if held_out(e.text, share)])
+
+
 def complaints_split(data_dir: Path, share: float) -> tuple[list[data.Example], list[data.Example]]:
     """The complaints train split as (trained on, held out for choosing the weights and the complaint bias)."""
-    examples = data.complaints(data_dir, "train")
-    return ([e for e in examples if not held_out(e.text, share)], [e for e in examples if held_out(e.text, share)])
+    return split_held_out(data.complaints(data_dir, "train"), share)
 
 
 def tweeteval_split(data_dir: Path, share: float) -> tuple[list[data.Example], list[data.Example]]:
     """The TweetEval train split as (trained on, held out for choosing the weights and the sentiment biases)."""
-    examples = data.tweeteval(data_dir, "train")
-    return ([e for e in examples if not held_out(e.text, share)], [e for e in examples if held_out(e.text, share)])
+    return split_held_out(data.tweeteval(data_dir, "train"), share)
 
 
 def length_bucketed_batches(examples: list[data.Example], batch_size: int, rng: random.Random) -> list[list[data.Example]]:
