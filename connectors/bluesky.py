@@ -26,7 +26,7 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 from pydantic import Field, field_validator
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosedOK, WebSocketException
 from websockets.sync.client import connect
 
 from connectors.registry import Platform
@@ -240,7 +240,8 @@ class Jetstream:
     # --- the reader thread ---
 
     def _set_state(self, state: str, detail: str = "") -> None:
-        """Logged once per change: a flapping stream's repeated failures of one kind are one line."""
+        """Logged once per change: a flapping stream's repeated failures of one kind are one line. A normal
+        close (the server restarting or shutting down, our own shutdown) is news, not a warning."""
         if state in ("connected", "paused"):
             self._down_since = None
         elif self._down_since is None:
@@ -248,7 +249,8 @@ class Jetstream:
         if state == self._state:
             return
         self._state = state
-        (log.info if state == "connected" else log.warning)("Jetstream %s%s", state, f": {detail}" if detail else "")
+        (log.info if state in ("connected", "closed") else log.warning)("Jetstream %s%s", state,
+                                                                        f": {detail}" if detail else "")
 
     def _url(self, cursor: int | None) -> str:
         params = [("wantedCollections", COLLECTION)] + ([("cursor", str(cursor))] if cursor is not None else [])
@@ -274,6 +276,9 @@ class Jetstream:
                             break  # buffer full: close, and come back from _high once it is drained
             except TimeoutError:
                 self._set_state("stalled", f"no event for {self.platform.stall_timeout}; reconnecting")
+            except ConnectionClosedOK:
+                if generation == self._generation and not self._stop.is_set():
+                    self._set_state("closed", "by the server; reconnecting")
             except (OSError, WebSocketException) as exc:
                 if generation == self._generation and not self._stop.is_set():
                     self._set_state("disconnected", type(exc).__name__)
