@@ -30,7 +30,7 @@ from monitor.core.clock import Clock, utcnow
 from monitor.core.failures import FailureKind, SourceFailure
 from monitor.health import SourceHealth, after_failure, after_success
 from monitor.matcher import Matcher
-from monitor.core.records import Crosspost, NewAlert, Post, TeamReply
+from monitor.core.records import Crosspost, Match, NewAlert, Post, TeamReply
 from monitor.query import facts_of, kept_after_labels
 from monitor.store import Store
 from monitor.trends import Trends
@@ -172,6 +172,7 @@ class Pipeline:
                 post = replace(post, extra={**post.extra, "backfill": True})
             found.append((post, match))
         outcome.fetched = len(result.posts)
+        found = self._enrich(source_id, found)
         # The team-reply check runs before the commit: what routing finds stored was checked already,
         # and a mention the team answered before we saw it is stored answered.
         try:
@@ -211,6 +212,13 @@ class Pipeline:
             log.error("source %s is failing (%s): %s", outcome.source_id, failure.kind.value, failure.message)
         outcome.deferred_until = new_health.retry_at
         return outcome
+
+    def _enrich(self, source_id: str, found: list[tuple[Post, Match]]) -> list[tuple[Post, Match]]:
+        """What a connector only looks up for posts that matched (Bluesky: the author's handle and reach)."""
+        enrich = getattr(self._connectors[source_id], "enrich", None)
+        if enrich is None or not found:
+            return found
+        return list(zip(enrich([post for post, _ in found]), (match for _, match in found)))
 
     def _team_replies(self, source_id: str, posts: list[Post], now: datetime) -> list[TeamReply]:
         """Team answers to this poll's posts and to the source's stored mentions still waiting for one:
