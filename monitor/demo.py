@@ -7,6 +7,7 @@ import tempfile
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from emulators.app_store import AppStoreEmulator, serve_demo as serve_app_store_demo
+from emulators.bsky_appview import AppViewEmulator
 from emulators.feeds import FeedsEmulator, render_atom, render_rss
 from emulators.hackernews import HackerNewsEmulator, serve_demo as serve_hackernews_demo
 from emulators.jetstream import JetstreamEmulator, serve_demo as serve_bluesky_demo
@@ -95,7 +97,7 @@ def _run(console: Console, workdir: Path, classifier: str, timeout: float) -> in
     started = time.monotonic()
     with (FeedsEmulator() as feeds, SlackEmulator() as slack, AppStoreEmulator() as app_store,
           HackerNewsEmulator() as hackernews, XEmulator() as x_api, RedditEmulator() as reddit_api,
-          JetstreamEmulator() as jetstream, MastodonEmulator() as mastodon):
+          JetstreamEmulator() as jetstream, AppViewEmulator() as appview, MastodonEmulator() as mastodon):
         now = datetime.now(timezone.utc)
         urls = serve_demo_feeds(feeds, data, now)
         streams = []  # live sources: done once their cursor covers what was streamed
@@ -103,7 +105,7 @@ def _run(console: Console, workdir: Path, classifier: str, timeout: float) -> in
         for name, emulator, serve in (("app_store", app_store, serve_app_store_demo),
                                       ("hackernews", hackernews, serve_hackernews_demo),
                                       ("x", x_api, serve_x_demo), ("reddit", reddit_api, serve_reddit_demo),
-                                      ("bluesky", jetstream, serve_bluesky_demo),
+                                      ("bluesky", jetstream, partial(serve_bluesky_demo, appview=appview)),
                                       ("mastodon", mastodon, serve_mastodon_demo)):
             served = serve(emulator, demo_posts(f"{name}.yaml"), now)
             if "settled" in served:
