@@ -198,6 +198,7 @@ class Budgets:
 
 
 BUDGETS = Budgets()
+_STREAMING: dict[str, str] = {}   # instance -> its streaming base URL
 
 
 # --- the connector ----------------------------------------------------------------------------------
@@ -222,6 +223,23 @@ class MastodonConnector:
         self._synced: dict[str, int] = {}      # timeline key -> stream generation its REST read covered
         self._no_search: set[str] = set()      # instances whose search answered that it does not exist
         self._checked: dict[str, datetime] = {}  # mention -> when its context was last read
+
+    def _streaming_url(self, instance: str, now: datetime) -> str:
+        """Where the instance streams (`configuration.urls.streaming` of `/api/v2/instance`, often another
+        host); its own host when it does not say. Asked once per process."""
+        known = _STREAMING.get(instance)
+        if known is None:
+            try:
+                data = self._get(instance, "/api/v2/instance", {}, now)
+            except SourceFailure as failure:
+                log.info("Mastodon %s: streaming URL not read (%s); using its host", instance, failure.message)
+                data = None
+            urls = ((data or {}).get("configuration") or {}).get("urls") if isinstance(data, dict) else None
+            found = urls.get("streaming") if isinstance(urls, dict) else None
+            default = instance.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+            known = _STREAMING[instance] = (found.rstrip("/") if isinstance(found, str)
+                                            and found.startswith(("ws://", "wss://")) else default)
+        return known
 
     def _token(self, instance: str) -> str | None:
         token = self.source.access_tokens.get(instance)
@@ -262,7 +280,7 @@ class MastodonConnector:
               now: datetime) -> tuple[list[Post], str | None, list[str], Gap | None]:
         """One timeline, search or notification list, from `min_id` on; for a streamed hashtag, the
         stream's buffer while it stayed connected since the last REST read."""
-        live = (mastodon_stream.stream(instance, what, self._token(instance),
+        live = (mastodon_stream.stream(self._streaming_url(instance, now), what, self._token(instance),
                                        self.platform.connect_timeout.total_seconds())
                 if kind == "tag" and self.source.streaming else None)
         if live is not None and min_id is not None:

@@ -34,11 +34,9 @@ def _numeric_id(status: object) -> int | None:
 class TagStream:
     """The statuses an instance pushes for one hashtag, kept in memory for the polls to take."""
 
-    def __init__(self, instance: str, tag: str, token: str | None, connect_timeout: float) -> None:
-        scheme = "wss" if instance.startswith("https://") else "ws"
-        self.url = f"{scheme}://{urlsplit(instance).netloc}/api/v1/streaming?" + urlencode(
-            {"stream": "hashtag", "tag": tag})
-        self.what = f"{urlsplit(instance).netloc} #{tag}"
+    def __init__(self, base: str, tag: str, token: str | None, connect_timeout: float) -> None:
+        self.url = f"{base}/api/v1/streaming?" + urlencode({"stream": "hashtag", "tag": tag})
+        self.what = f"{urlsplit(base).netloc} #{tag}"
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._connect_timeout = connect_timeout
         self._lock = threading.Lock()
@@ -119,13 +117,13 @@ _STREAMS: dict[tuple[str, str, str | None], TagStream] = {}
 _LOCK = threading.Lock()
 
 
-def stream(instance: str, tag: str, token: str | None, connect_timeout: float) -> TagStream:
-    """The process's one stream of `tag` on `instance` (started on first use)."""
-    key = (instance, tag.casefold(), token)
+def stream(base: str, tag: str, token: str | None, connect_timeout: float) -> TagStream:
+    """The process's one stream of `tag` from the streaming server at `base` (started on first use)."""
+    key = (base, tag.casefold(), token)
     with _LOCK:
         found = _STREAMS.get(key)
         if found is None:
-            found = _STREAMS[key] = TagStream(instance, tag, token, connect_timeout)
+            found = _STREAMS[key] = TagStream(base, tag, token, connect_timeout)
         return found
 
 
