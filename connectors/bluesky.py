@@ -569,6 +569,12 @@ def config_warnings(settings: Any, loaded: Any, file: str) -> list[ConfigProblem
     return out
 
 
+def position(source: BlueskySource, cursor: dict) -> datetime | None:
+    """The stream time (`time_us`) the source's cursor covers."""
+    value = cursor.get("time_us")
+    return datetime.fromtimestamp(value / 1e6, tz=timezone.utc) if isinstance(value, int) else None
+
+
 def account(name: str) -> str:
     """A handle as Bluesky writes it (`@acme.bsky.social`), or a DID as it is."""
     return name if name.startswith(("@", "did:")) else "@" + name
@@ -577,4 +583,4 @@ def account(name: str) -> str:
 PLUGIN = Platform(type=PLATFORM, display="Bluesky", source=BlueskySource, connector=BlueskyConnector,
                   settings_key="bluesky", settings_model=BlueskyPlatform,
                   team="Bluesky handles (acme.bsky.social) or DIDs (did:plc:…) of the team's accounts",
-                  account=account, warnings=config_warnings, order=60)
+                  account=account, warnings=config_warnings, order=60, position=position)

@@ -435,6 +435,15 @@ class MastodonConnector:
         return data
 
 
+def position(source: MastodonSource, cursor: dict) -> datetime | None:
+    """A streaming source's newest status time; None for a source that only polls."""
+    value = cursor.get("newest_at") if source.streaming else None
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def account(name: str) -> str:
     return name if name.startswith("@") else "@" + name
 
@@ -454,4 +463,4 @@ def config_warnings(settings: Any, loaded: Any, file: str) -> list[ConfigProblem
 PLUGIN = Platform(type=PLATFORM, display="Mastodon", source=MastodonSource, connector=MastodonConnector,
                   settings_key="mastodon", settings_model=MastodonPlatform,
                   team="Mastodon accounts of the team, as @user@instance", account=account,
-                  check=check_sources, warnings=config_warnings, order=65)
+                  check=check_sources, warnings=config_warnings, order=65, position=position)

@@ -22,6 +22,7 @@ from monitor.cli_config import DEFAULT_CONFIG, load_or_exit as _load
 from monitor.config import EX_CONFIG, ConfigProblem, parse_duration
 from monitor.health import CLASSIFIER_HEALTH_ID
 from monitor.query_cli import match_command, route_test_command
+from monitor.streams import seconds, stream_positions
 
 app = typer.Typer(help="Watch the web for your brand and bring what needs a human into Slack.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -286,7 +287,9 @@ def status(config: str = ConfigOption, fmt: StatusFormat = typer.Option(StatusFo
         gaps = store.gaps()
         outbox = store.alert_counts()
         backlog = store.outbox_backlog()
+        cursors = store.cursors()
     now = datetime.now(timezone.utc)
+    streams = stream_positions(settings.sources(), cursors, now)
     ids = list(settings.sources()) + ["slack"] + [f"receiver:{name}" for name in settings.receivers]
     states = {sid: health[sid].state if sid in health else "never polled" for sid in ids}
     code, reasons = status_verdict(states, backlog.oldest, now, stuck)
@@ -305,6 +308,7 @@ def status(config: str = ConfigOption, fmt: StatusFormat = typer.Option(StatusFo
             "gaps": [{"source_id": g["source_id"], "from": when(g["window_start"]), "to": when(g["window_end"]),
                       "estimated_count": g["estimated_count"], "reason": redact(g["reason"])} for g in gaps],
             "outbox": {"states": outbox, "waiting": backlog.waiting, "oldest_waiting_at": when(backlog.oldest)},
+            "streams": [s.as_json() for s in streams],
             "classifier": health[CLASSIFIER_HEALTH_ID].message if CLASSIFIER_HEALTH_ID in health else None,
         }, ensure_ascii=False, indent=2))
         raise typer.Exit(code)
@@ -336,6 +340,9 @@ def status(config: str = ConfigOption, fmt: StatusFormat = typer.Option(StatusFo
                               f"{gap['window_end']:%Y-%m-%d %H:%M}" if gap["window_end"] else "?",
                               str(gap["estimated_count"] or "?"), escape(redact(gap["reason"])))
         console.print(gap_table)
+    for s in streams:
+        console.print(f"stream {s.source_id}: cursor age {seconds(s.cursor_age_s)}, lag {seconds(s.lag_s)} at its "
+                      f"last poll ({s.committed_at:%H:%M:%S} UTC)", markup=False)
     oldest = f", oldest unsent queued {_ago(backlog.oldest, now)}" if backlog.oldest else ""
     console.print(f"Slack outbox: {outbox or 'empty'}{oldest}")
     console.print(classifier_line(health.get(CLASSIFIER_HEALTH_ID)))

@@ -415,3 +415,27 @@ def test_a_normal_close_of_the_stream_is_not_a_warning(tmp_path, slack, appview,
     jetstream = [r for r in caplog.records if r.name == "mentionwatch.connectors.bluesky"]
     assert any("closed" in r.getMessage() for r in jetstream)
     assert [r.getMessage() for r in jetstream if r.levelname == "WARNING"] == []
+
+
+def test_status_shows_the_streams_cursor_age_and_lag(tmp_path, jet, slack, pipeline_for):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pipeline, store, clock = pipeline_for(tmp_path, jet, slack)
+    start(pipeline, jet)
+    clock[0] = NOW + timedelta(seconds=90)  # a poll 90 s later finds nothing newer: 90 s behind the stream
+    pipeline.poll("acme/sky")
+    mw = str(Path(sys.executable).with_name("mentionwatch"))
+    env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "COLUMNS": "100"}
+    report = subprocess.run([mw, "status", "--config", str(tmp_path / "config.yaml"), "--format", "json"],
+                            capture_output=True, text=True, timeout=120, env=env)
+    [stream] = json.loads(report.stdout)["streams"]
+    assert stream["source_id"] == "acme/sky" and stream["position"] == NOW.isoformat()
+    assert stream["lag_seconds"] == 90.0
+    age = (datetime.now(timezone.utc) - NOW).total_seconds()
+    assert abs(stream["cursor_age_seconds"] - age) < 60
+    table = subprocess.run([mw, "status", "--config", str(tmp_path / "config.yaml")], capture_output=True, text=True,
+                           timeout=120, env=env).stdout
+    assert "stream acme/sky: cursor age" in table and "lag 90 s at its last poll" in table

@@ -257,3 +257,14 @@ def test_streamed_statuses_arrive_without_polling_and_a_dropped_stream_loses_not
     after = mc.fetch(streamed.cursor)
     assert ids(after) == ["3", "4"] and len(instance.requests) == rest_reads + 1, "a reconnect reads REST once"
     assert mc.fetch(after.cursor).posts == []
+
+
+def test_a_streaming_sources_position_is_its_newest_status_and_a_polling_source_has_none(instance):
+    from connectors.mastodon import position
+
+    streaming = connector([instance.url], source={"streaming": True})
+    polling = connector([instance.url])
+    instance.add("acmecloud", status(1, "<p>Acme Cloud one</p>", created=NOW - timedelta(minutes=3)))
+    cursor = polling.fetch(None).cursor
+    assert position(streaming.source, cursor) == NOW - timedelta(minutes=3)
+    assert position(polling.source, cursor) is None

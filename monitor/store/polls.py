@@ -23,6 +23,13 @@ class PollRepository(Repository):
         with self.engine.connect() as conn:
             return conn.execute(select(t.cursors.c.value).where(t.cursors.c.source_id == source_id)).scalar()
 
+    def cursors(self) -> dict[str, tuple[dict, datetime]]:
+        """Every source's cursor with the time it was committed."""
+        c = t.cursors.c
+        with self.engine.connect() as conn:
+            return {row.source_id: (row.value, row.updated_at) for row in conn.execute(
+                select(c.source_id, c.value, c.updated_at))}
+
     def commit_poll(self, source_id: str, found: Sequence[tuple[Post, Match]], cursor: dict | None,
                     drops: Counter, now: datetime, gaps: Sequence[Gap] = (),
                     replies: Sequence[TeamReply] = (), deleted: Sequence[tuple[str, str]] = ()) -> list[int]:
