@@ -431,8 +431,11 @@ class BlueskyConnector:
     def _catch_up(self, since: datetime, until: datetime, now: datetime) -> tuple[list[Post], Gap]:
         """Posts of the brands published while the stream could not be replayed, from searchPosts."""
         found: dict[str, Post] = {}
-        complete, problem = True, ""
+        complete, problem, first = True, "", self.api.requests
         for term in search_terms(self.settings.brands):
+            if self.api.requests - first >= self.platform.api.catchup_requests:
+                complete, problem = False, f": {self.platform.api.catchup_requests} requests made"
+                break
             try:
                 views, whole = self.api.search(term, since, until, now)
             except SourceFailure as failure:

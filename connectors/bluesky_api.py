@@ -41,6 +41,8 @@ class BlueskyApi(ApiPlatform):
     search_pages: int = Field(1, ge=1, le=50, description="searchPosts pages per term in a catch-up (logged-out "
                               "clients get the first page only)")
     search_limit: int = Field(100, ge=1, le=100)
+    catchup_requests: int = Field(300, ge=1, description="searchPosts calls one catch-up may make (many brands: "
+                                  "the rest of the window stays a partial gap)")
     reply_checks_per_poll: int = Field(10, ge=0, description="getPostThread reads per poll for waiting mentions")
     reply_recheck: Duration = Field(timedelta(minutes=10), description="A waiting mention's thread is read again "
                                     "no sooner than this")
@@ -108,6 +110,7 @@ class AppView:
         self._lock = threading.Lock()
         self._profiles: OrderedDict[str, Profile] = OrderedDict()   # by DID and by handle
         self._paused_logged: datetime | None = None
+        self.requests = 0
 
     def call(self, method: str, params: dict, now: datetime) -> dict | None:
         """One XRPC query; None when the budget is spent (the caller tries later). Failures raise."""
@@ -118,6 +121,7 @@ class AppView:
                 log.info("Bluesky AppView budget spent until %s; its reads wait", f"{until:%H:%M:%S} UTC")
             return None
         what = f"Bluesky {method}"
+        self.requests += 1
         try:
             resp = http.get(self.session, f"{self.api.base_url}/xrpc/{method}", params=params,
                             headers={"User-Agent": self.api.user_agent, "Accept": "application/json"},

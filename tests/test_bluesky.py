@@ -347,15 +347,17 @@ def test_a_team_reply_read_with_get_post_thread_closes_a_waiting_mention(tmp_pat
     assert ("uri", mention_uri) in appview.called("app.bsky.feed.getPostThread")[-1]
 
 
-@pytest.mark.parametrize("first_page_only, refused, want, complete", [
-    (False, False, 120, True),
-    (True, False, 100, False),
-    (False, True, 0, False),
+@pytest.mark.parametrize("first_page_only, refused, budget, want, complete", [
+    (False, False, 300, 120, True),
+    (True, False, 300, 100, False),
+    (False, True, 300, 0, False),
+    (False, False, 1, 120, False),   # the first term's pages, then the request budget is spent
 ])
 def test_an_outage_past_the_replay_window_is_caught_up_with_search_and_stored_once(
-        tmp_path, jet, slack, appview, first_page_only, refused, want, complete, pipeline_for):
+        tmp_path, jet, slack, appview, first_page_only, refused, budget, want, complete, pipeline_for):
     appview.search_first_page_only, appview.refuse_search = first_page_only, refused
-    pipeline, store, clock = pipeline_for(tmp_path, jet, slack, replay_window="1h", api={"search_pages": 3})
+    pipeline, store, clock = pipeline_for(tmp_path, jet, slack, replay_window="1h",
+                                          api={"search_pages": 3, "catchup_requests": budget})
     start(pipeline, jet)
     jet.send(post_event(T0 + 1, DID, "live", "Acme Cloud before the outage"))
     poll_until(pipeline, 1)
@@ -368,6 +370,8 @@ def test_an_outage_past_the_replay_window_is_caught_up_with_search_and_stored_on
     assert len(stored(store)) == 1 + want
     [gap] = store.gaps()
     assert ("caught up with searchPosts" in gap["reason"]) is complete
+    if budget == 1:
+        assert len(appview.called("app.bsky.feed.searchPosts")) == 2 and "1 requests made" in gap["reason"]
     assert [v for k, v in appview.called("app.bsky.feed.searchPosts")[0] if k == "q"] == ['"Acme Cloud"']
     new_cursor = int((NOW + timedelta(hours=4)).timestamp() * 1_000_000)
     assert store.get_cursor("acme/sky")["time_us"] == new_cursor
