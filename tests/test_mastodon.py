@@ -237,23 +237,42 @@ def test_a_waiting_mentions_context_is_read_again_only_after_the_recheck(instanc
     assert len([p for p, _ in instance.calls if p.endswith("/context")]) == 2
 
 
+def fetch_until(mc: MastodonConnector, cursor: dict, seconds: float = 10.0):
+    """Poll until something arrives (a pushed status reaches the buffer a moment after it is sent)."""
+    deadline = time.monotonic() + seconds
+    result = mc.fetch(cursor)
+    while not result.posts and time.monotonic() < deadline:
+        time.sleep(0.05)
+        result = mc.fetch(cursor)
+    return result
+
+
+def test_an_instance_without_status_search_is_skipped_without_failing(instance):
+    instance.has_search = False
+    instance.add("acmecloud", status(1, "<p>Acme Cloud one</p>"))
+    mc = connector([instance.url], source={"search": True, "access_tokens": {instance.url: TOKEN}})
+    first = mc.fetch(None)
+    assert ids(first) == ["1"]
+    mc.fetch(first.cursor)
+    assert len([p for p, _ in instance.calls if p == "/api/v2/search"]) == 1
+
+
 def test_streamed_statuses_arrive_without_polling_and_a_dropped_stream_loses_nothing(instance):
     mc = connector([instance.url], source={"streaming": True})
     instance.add("acmecloud", status(1, "<p>Acme Cloud one</p>"))
     first = mc.fetch(None)
     assert ids(first) == ["1"] and wait_until(lambda: instance.streaming() == 1)
     assert instance.stream_connects[0]["stream"] == "hashtag" and instance.stream_connects[0]["tag"] == "acmecloud"
+    assert instance.stream_connects[0]["authorization"] is None  # no token for this instance
     synced = mc.fetch(first.cursor)  # the REST read after the stream connected: from now on the stream serves
     instance.push("acmecloud", status(2, "<p>Acme Cloud two</p>"))
     rest_reads = len(instance.requests)
-    time.sleep(0.3)
-    streamed = mc.fetch(synced.cursor)
+    streamed = fetch_until(mc, synced.cursor)
     assert ids(streamed) == ["2"] and len(instance.requests) == rest_reads, "taken from the stream, no REST read"
     instance.drop_streams()
     instance.push("acmecloud", status(3, "<p>Acme Cloud three, while the stream was down</p>"))
     assert wait_until(lambda: instance.streaming() == 1, timeout=10)
     instance.push("acmecloud", status(4, "<p>Acme Cloud four</p>"))
-    time.sleep(0.3)
     after = mc.fetch(streamed.cursor)
     assert ids(after) == ["3", "4"] and len(instance.requests) == rest_reads + 1, "a reconnect reads REST once"
     assert mc.fetch(after.cursor).posts == []
