@@ -463,7 +463,7 @@ class BlueskyConnector:
         try:
             profiles = self.api.profiles(sorted(self._unresolved), now)
         except SourceFailure as failure:
-            log.info("source %s: team handles not resolved yet (%s)", self.source_id, failure.message)
+            log.debug("source %s: team handles not resolved yet (%s)", self.source_id, failure.message)
             return
         dids = {profile.did for profile in profiles.values()}
         self._unresolved -= set(profiles)
@@ -475,7 +475,7 @@ class BlueskyConnector:
         try:
             profiles = self.api.profiles([p.author for p in posts if p.author], self.clock())
         except SourceFailure as failure:
-            log.info("source %s: profiles not read (%s); reach left empty", self.source_id, failure.message)
+            log.debug("source %s: profiles not read (%s); reach left empty", self.source_id, failure.message)
             return posts
         out = []
         for post in posts:
@@ -514,7 +514,7 @@ class BlueskyConnector:
             try:
                 thread = self.api.thread(at_uri(mention.external_id), now)
             except SourceFailure as failure:
-                log.info("source %s: getPostThread not read (%s)", self.source_id, failure.message)
+                log.debug("source %s: getPostThread not read (%s)", self.source_id, failure.message)
                 break
             self._checked[mention.external_id] = now
             answer = team_answer(thread, self.team, mention.created_at) if thread else None

@@ -111,6 +111,7 @@ class AppView:
         self._profiles: OrderedDict[str, Profile] = OrderedDict()   # by DID and by handle
         self._paused_logged: datetime | None = None
         self.requests = 0
+        self._trouble: FailureKind | None = None   # logged once per change, not per failed read
 
     def call(self, method: str, params: dict, now: datetime) -> dict | None:
         """One XRPC query; None when the budget is spent (the caller tries later). Failures raise."""
@@ -130,9 +131,16 @@ class AppView:
                             what=what)
         except SourceFailure as failure:
             if failure.kind is not FailureKind.RATE_LIMITED:
+                # a 400 is one post gone, a 401/403 one refused method (search): not the AppView down
+                if failure.kind not in (self._trouble, FailureKind.AUTH) and "HTTP 400" not in failure.message:
+                    self._trouble = failure.kind
+                    log.warning("Bluesky AppView: %s; handles, reach and team replies wait", failure.message)
                 raise
             self.window.exhaust(now + timedelta(seconds=failure.retry_after or 60))
             return None
+        if self._trouble is not None:
+            self._trouble = None
+            log.info("Bluesky AppView answers again")
         self.window.update(resp.headers, now)
         try:
             data = json.loads(resp.body)

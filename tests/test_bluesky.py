@@ -443,3 +443,18 @@ def test_status_shows_the_streams_cursor_age_and_lag(tmp_path, jet, slack, pipel
     table = subprocess.run([mw, "status", "--config", str(tmp_path / "config.yaml")], capture_output=True, text=True,
                            timeout=120, env=env).stdout
     assert "stream acme/sky: cursor age" in table and "lag 90 s at its last poll" in table
+
+
+def test_an_unreachable_appview_is_logged_once_and_posts_are_stored_without_reach(
+        tmp_path, jet, slack, pipeline_for, caplog):
+    caplog.set_level(logging.INFO, logger="mentionwatch")
+    pipeline, store, _ = pipeline_for(tmp_path, jet, slack, api={"base_url": "http://127.0.0.1:9",
+                                                                 "connect_timeout": "1s"})
+    start(pipeline, jet)
+    for i in range(3):
+        jet.send(post_event(T0 + 1 + i, f"did:plc:u{i}", f"n{i}", f"Acme Cloud note {i}"))
+        poll_until(pipeline, i + 1)
+    assert all(mention(store, f"did:plc:u{i}/n{i}").reach is None for i in range(3))
+    warned = [r.getMessage() for r in caplog.records if r.name == "mentionwatch.connectors.bluesky_api"
+              and r.levelname == "WARNING"]
+    assert len(warned) == 1 and "handles, reach and team replies wait" in warned[0]
