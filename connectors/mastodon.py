@@ -393,7 +393,12 @@ class MastodonConnector:
             instance = mention.extra["instance"]
             if self.budgets.paused_until(instance, self.platform.reserve, now):
                 continue
-            context = self._get(instance, f"/api/v1/statuses/{mention.extra['id']}/context", {}, now)
+            try:
+                context = self._get(instance, f"/api/v1/statuses/{mention.extra['id']}/context", {}, now)
+            except SourceFailure as failure:
+                if failure.kind is not FailureKind.GONE:
+                    raise
+                context = None  # deleted, or no longer visible: nothing to answer there
             self._checked[mention.external_id] = now
             replies, _ = self._posts(instance, [s for s in (context or {}).get("descendants") or []
                                                 if isinstance(s, dict)], "context")

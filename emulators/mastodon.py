@@ -140,7 +140,7 @@ class MastodonEmulator(Emulator):
                 return Reply.json(_page([n for n in self.mentions if not wanted or n["type"] in wanted],
                                         request.query), headers=headers)
             context = re.fullmatch(r"/api/v1/statuses/(\d+)/context", request.path)
-            if context:
+            if context and context.group(1) in self._everything():
                 return Reply.json({"ancestors": [], "descendants": self._descendants(context.group(1))}, headers=headers)
         return Reply.json({"error": "Record not found"}, 404, headers)
 

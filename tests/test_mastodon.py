@@ -237,6 +237,14 @@ def test_a_waiting_mentions_context_is_read_again_only_after_the_recheck(instanc
     assert len([p for p, _ in instance.calls if p.endswith("/context")]) == 2
 
 
+def test_a_deleted_mentions_context_is_skipped_without_failing_the_poll(instance):
+    from connectors.mastodon import status_to_post
+
+    gone = status_to_post(status(30, "<p>Acme Cloud is down</p>", acct="carl@far.example"), instance.url, frozenset())
+    assert connector([instance.url]).find_team_replies([gone]) == []   # the instance answers 404 for it
+    assert [p for p, _ in instance.calls] == ["/api/v1/statuses/30/context"]
+
+
 def fetch_until(mc: MastodonConnector, cursor: dict, seconds: float = 10.0):
     """Poll until something arrives (a pushed status reaches the buffer a moment after it is sent)."""
     deadline = time.monotonic() + seconds
