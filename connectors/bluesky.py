@@ -24,7 +24,7 @@ import re
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -33,8 +33,8 @@ from pydantic import Field, field_validator
 from websockets.exceptions import ConnectionClosedOK, WebSocketException
 from websockets.sync.client import connect
 
-from connectors.bluesky_api import (AppView, BlueskyApi, Team, appview, at_uri, external_id, search_terms,
-                                    team_answer, view_event)
+from connectors.bluesky_api import (AppView, BlueskyApi, InThread, Team, appview, at_uri, external_id,
+                                    search_terms, team_answer, view_event)
 from connectors.registry import Platform
 from connectors.team_replies import ReplyLog, SeenReply, answer_for
 from monitor.configbase import ConfigProblem, Duration, Interval, Owned, SLUG, Strict
@@ -502,7 +502,7 @@ class BlueskyConnector:
         for mention in awaiting:
             if mention.source != PLATFORM or (mention.extra or {}).get("by_team"):
                 continue
-            seen = answer_for(_InThread.of(mention), replies, True)
+            seen = answer_for(InThread.of(mention), replies, True)
             if seen is not None:
                 found.append(TeamReply(PLATFORM, mention.external_id, seen.responder, seen.responded_at, seen.url))
             else:
@@ -523,23 +523,6 @@ class BlueskyConnector:
         waiting = {m.external_id for m in rest}
         self._checked = {k: v for k, v in self._checked.items() if k in waiting}
         return found
-
-
-@dataclass(frozen=True)
-class _InThread:
-    """A mention as the reply matching reads it: its thread is its root post's id (itself for a root)."""
-
-    source: str
-    external_id: str
-    created_at: datetime | None
-    thread_id: str | None
-    parent_id: str | None
-    extra: dict
-
-    @classmethod
-    def of(cls, mention) -> "_InThread":
-        return cls(mention.source, mention.external_id, mention.created_at,
-                   external_id(mention.thread_id) or mention.external_id, mention.parent_id, mention.extra or {})
 
 
 _HANDLE = re.compile(r"^@?[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?)+$", re.I)

@@ -306,6 +306,23 @@ class Team:
         return author.get("did") in self.dids or str(author.get("handle", "")).casefold() in self.handles
 
 
+@dataclass(frozen=True)
+class InThread:
+    """A mention as the reply matching reads it: its thread is its root post's id (itself for a root)."""
+
+    source: str
+    external_id: str
+    created_at: datetime | None
+    thread_id: str | None
+    parent_id: str | None
+    extra: dict
+
+    @classmethod
+    def of(cls, mention) -> "InThread":
+        return cls(mention.source, mention.external_id, mention.created_at,
+                   external_id(mention.thread_id) or mention.external_id, mention.parent_id, mention.extra or {})
+
+
 def team_answer(thread: dict, team: Team, since: datetime | None) -> tuple[str, datetime, str] | None:
     """The first reply by the team below a thread view (responder, when, link), not before `since`."""
     found = []
