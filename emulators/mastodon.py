@@ -107,10 +107,6 @@ class MastodonEmulator(Emulator):
         for ws, _ in sockets:
             ws.close()
 
-    def streaming(self) -> int:
-        with self._lock:
-            return len(self._sockets)
-
     # --- REST ---
 
     def handle(self, request: Request) -> Reply:

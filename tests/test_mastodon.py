@@ -269,7 +269,8 @@ def test_streamed_statuses_arrive_without_polling_and_a_dropped_stream_loses_not
     mc = connector([instance.url], source={"streaming": True})
     instance.add("acmecloud", status(1, "<p>Acme Cloud one</p>"))
     first = mc.fetch(None)
-    assert ids(first) == ["1"] and wait_until(lambda: instance.streaming() == 1)
+    socket = mastodon_stream.stream(instance.streaming_url, "acmecloud", None, 1.0)  # the one the poll started
+    assert ids(first) == ["1"] and wait_until(lambda: socket.connected)
     assert instance.stream_connects[0]["stream"] == "hashtag" and instance.stream_connects[0]["tag"] == "acmecloud"
     assert instance.stream_connects[0]["authorization"] is None  # no token for this instance
     synced = mc.fetch(first.cursor)  # the REST read after the stream connected: from now on the stream serves
@@ -279,7 +280,7 @@ def test_streamed_statuses_arrive_without_polling_and_a_dropped_stream_loses_not
     assert ids(streamed) == ["2"] and len(instance.requests) == rest_reads, "taken from the stream, no REST read"
     instance.drop_streams()
     instance.push("acmecloud", status(3, "<p>Acme Cloud three, while the stream was down</p>"))
-    assert wait_until(lambda: instance.streaming() == 1, timeout=10)
+    assert wait_until(lambda: not socket.connected) and wait_until(lambda: socket.connected, timeout=10)
     instance.push("acmecloud", status(4, "<p>Acme Cloud four</p>"))
     after = mc.fetch(streamed.cursor)
     assert ids(after) == ["3", "4"] and len(instance.requests) == rest_reads + 1, "a reconnect reads REST once"
