@@ -128,15 +128,18 @@ class AppView:
                             headers={"User-Agent": self.api.user_agent, "Accept": "application/json"},
                             connect_timeout=self.api.connect_timeout.total_seconds(),
                             read_timeout=self.api.read_timeout.total_seconds(), max_bytes=self.api.max_bytes,
-                            what=what)
+                            what=what, answers=(429,))
         except SourceFailure as failure:
-            if failure.kind is not FailureKind.RATE_LIMITED:
-                # a 400 is one post gone, a 401/403 one refused method (search): not the AppView down
-                if failure.kind not in (self._trouble, FailureKind.AUTH) and "HTTP 400" not in failure.message:
-                    self._trouble = failure.kind
-                    log.warning("Bluesky AppView: %s; handles, reach and team replies wait", failure.message)
-                raise
-            self.window.exhaust(now + timedelta(seconds=failure.retry_after or 60))
+            # a 400 is one post gone, a 401/403 one refused method (search): not the AppView down
+            if failure.kind not in (self._trouble, FailureKind.AUTH) and "HTTP 400" not in failure.message:
+                self._trouble = failure.kind
+                log.warning("Bluesky AppView: %s; handles, reach and team replies wait", failure.message)
+            raise
+        if resp.status == 429:  # wait for the window's reset it names (else Retry-After, else a minute)
+            self.window.update(resp.headers, now)
+            until = self.window.paused_until(now) or now + timedelta(
+                seconds=http.retry_after_seconds(resp.headers.get("Retry-After"), now) or 60)
+            self.window.exhaust(until)
             return None
         if self._trouble is not None:
             self._trouble = None

@@ -402,7 +402,7 @@ def test_a_429_pauses_the_appview_until_its_reset(appview):
     appview.remaining = 0
     view = AppView(BlueskyApi(base_url=appview.url))
     assert view.profiles([DID], NOW) == {}
-    assert view.window.paused_until(NOW) is not None
+    assert view.window.paused_until(NOW) == datetime.fromtimestamp(appview.reset_at, tz=timezone.utc)
     assert view.profiles([DID], NOW) == {} and len(appview.called("app.bsky.actor.getProfiles")) == 1
 
 
