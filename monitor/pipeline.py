@@ -218,7 +218,12 @@ class Pipeline:
         enrich = getattr(self._connectors[source_id], "enrich", None)
         if enrich is None or not found:
             return found
-        return list(zip(enrich([post for post, _ in found]), (match for _, match in found)))
+        try:
+            posts = enrich([post for post, _ in found])
+        except Exception:  # noqa: BLE001 - a failed lookup must not cost the poll its mentions
+            log.exception("source %s: looking up the matched posts' details failed; stored without them", source_id)
+            return found
+        return list(zip(posts, (match for _, match in found)))
 
     def _team_replies(self, source_id: str, posts: list[Post], now: datetime) -> list[TeamReply]:
         """Team answers to this poll's posts and to the source's stored mentions still waiting for one:
