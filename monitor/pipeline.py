@@ -7,6 +7,7 @@ A crash between any two stages leaves work that the next run picks up; nothing i
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -107,6 +108,7 @@ class Pipeline:
         self.trends = Trends(settings, store)
         self.backfill = Backfill(settings, store)
         self._disabled: set[str] = set()  # sources whose credentials kept failing, until reload/restart
+        self.on_classified: Callable[[int, float], None] = lambda size, seconds: None  # for /metrics
         self.stages = self._stages()
 
     def _stages(self) -> list[Stage]:
@@ -237,7 +239,9 @@ class Pipeline:
         pending = self.store.unclassified(batch * batches)
         for start in range(0, len(pending), batch):
             chunk = pending[start:start + batch]
+            started = time.monotonic()
             labels = self._classify([text for _, text in chunk])
+            self.on_classified(len(chunk), time.monotonic() - started)
             self.store.save_labels(list(zip((mid for mid, _ in chunk), labels)), self.clock())
         return len(pending)
 
