@@ -181,8 +181,8 @@ class SlackActions:
             changed |= result.ok
             if not result.ok and action.via == "slack":
                 self._tell(action, result.message)
-        log.debug("%s: %s on mention(s) %s by %s", action.via, action.name,
-                  ",".join(map(str, action.mention_ids)), action.user_id)
+        log.debug("%s: %s on mention(s) %s by %s", action.via, action.name, ",".join(map(str, action.mention_ids)),
+                  action.user_id, extra={"mention_id": action.mention_ids[0]})
         if changed:
             self.on_change()
 

@@ -240,23 +240,23 @@ class Pipeline:
         for start in range(0, len(pending), batch):
             chunk = pending[start:start + batch]
             started = time.monotonic()
-            labels = self._classify([text for _, text in chunk])
+            labels = self._classify(chunk)
             self.on_classified(len(chunk), time.monotonic() - started)
             self.store.save_labels(list(zip((mid for mid, _ in chunk), labels)), self.clock())
         return len(pending)
 
-    def _classify(self, texts: list[str]) -> list[Labels]:
+    def _classify(self, chunk: list[tuple[int, str]]) -> list[Labels]:
         """One text the model chokes on must not block its batch: fall back to the lexicon for it."""
         try:
-            return self.classifier.classify(texts)
+            return self.classifier.classify([text for _, text in chunk])
         except Exception:
-            log.exception("classifier failed on a batch of %d; labelling one by one", len(texts))
+            log.exception("classifier failed on a batch of %d; labelling one by one", len(chunk))
         out = []
-        for text in texts:
+        for mention_id, text in chunk:
             try:
                 out.extend(self.classifier.classify([text]))
             except Exception:
-                log.debug("classifier failed on %.80r; using the lexicon", text)
+                log.debug("classifier failed on %.80r; using the lexicon", text, extra={"mention_id": mention_id})
                 out.extend(self._fallback.classify([text]))
         return out
 

@@ -57,6 +57,18 @@ def test_json_log_lines_carry_the_source_and_no_secret(tmp_path, feeds, slack):
     assert SECRET not in run.stderr + run.stdout
 
 
+def test_json_log_lines_about_a_mention_carry_its_id(tmp_path, feeds, slack):
+    feeds.set_feed("blog", render_rss("Blog", "https://x.example.com/", ITEMS))
+    config = write_config(tmp_path, config_dict(tmp_path, slack.api_url, [feed_source("blog", feeds.url_for("blog"))]))
+    assert mw("run", "--once", "--config", str(config)).returncode == 0
+    for action in (["snooze", "1", "--for", "2h"], ["handled", "1"]):
+        done = mw("--log-format", "json", *action, "--config", str(config))
+        assert done.returncode == 0, done.stderr
+        lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+        about = [line for line in lines if line["message"].startswith("mention 1 ")]
+        assert about and all(line["mention_id"] == 1 for line in about), lines
+
+
 def test_run_once_prints_a_summary_line_and_keeps_its_exit_codes(tmp_path, feeds, slack):
     feeds.set_feed("blog", render_rss("Blog", "https://x.example.com/", ITEMS))
     config = write_config(tmp_path, config_dict(tmp_path, slack.api_url, [
