@@ -37,6 +37,7 @@ from monitor.store import Store
 from monitor.trends import Trends
 from monitor.tracker import UnansweredTracker
 from monitor.core.logs import get_logger, log_context
+from monitor.core.progress import Progress
 
 log = get_logger(__name__)
 REPLY_LOOKBACK = timedelta(days=7)  # stored mentions older than this are no longer checked for team replies
@@ -366,15 +367,17 @@ class Pipeline:
         batch is labelled. Once Slack stops delivery (an outage, a long 429) the rest of the backlog is
         still labelled and routed, not sent."""
         total = DeliveryReport()
-        while True:
-            labelled = self.classify_pending(batches=1)
-            for stage in self.stages:
-                if stage.off is None:
-                    stage.run(self.clock(), flush_all)
-            if not total.stopped:
-                self._drain(total)
-            if not labelled:
-                return total
+        with Progress("labelling, routing and sending stored mentions", unit="mentions", bars=False) as backlog:
+            while True:
+                labelled = self.classify_pending(batches=1)
+                for stage in self.stages:
+                    if stage.off is None:
+                        stage.run(self.clock(), flush_all)
+                if not total.stopped:
+                    self._drain(total)
+                if not labelled:
+                    return total
+                backlog.advance(labelled)  # a line every 10 s while a backlog (first run, outage) lasts
 
     def _route_all(self) -> None:
         while self.route_pending():
