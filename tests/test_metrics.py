@@ -210,3 +210,21 @@ def test_api_budgets_and_x_reads_left_come_from_what_the_platform_said(tmp_path,
         LIMITS["search"] - searches
     assert got[("mentionwatch_api_budget_reset_timestamp_seconds", (("platform", "x"), ("scope", "search")))] > \
         time.time()
+
+
+def test_reddit_rate_limit_headers_become_the_budget_metrics_show(tmp_path):
+    from prometheus_client import generate_latest
+
+    from connectors.reddit.budget import RateBudget
+    from monitor.metrics import Metrics
+    from monitor.store import Store
+
+    budget = RateBudget(100, clock=lambda: 1000.0, sleep=lambda seconds: None)
+    budget.observe(200, {"x-ratelimit-remaining": "587.0", "x-ratelimit-used": "13", "x-ratelimit-reset": "240"},
+                   None)
+    store = Store(f"sqlite:///{tmp_path / 'mw.db'}")
+    got = samples(generate_latest(Metrics(lambda: store, lambda: []).registry).decode())
+    store.close()
+    assert got[("mentionwatch_api_requests_remaining", (("platform", "reddit"), ("scope", "app")))] == 587
+    reset = got[("mentionwatch_api_budget_reset_timestamp_seconds", (("platform", "reddit"), ("scope", "app")))]
+    assert time.time() + 200 < reset < time.time() + 250
