@@ -150,8 +150,6 @@ class Pipeline:
             outcome.deferred_until = health.retry_at
             return outcome
         cursor = self.store.get_cursor(source_id)
-        if cursor is None and health.last_attempt_at is None:  # may read pages for minutes: say so up front
-            log.info("source %s: first poll, reading its recent history", source_id)
         try:
             result = self._connectors[source_id].fetch(cursor)
         except Exception as exc:  # noqa: BLE001 - every failure of a poll is classified, never "unexpected"
