@@ -286,8 +286,8 @@ def test_a_dropped_connection_is_regained_with_backoff_and_logged_once_each_way(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "no error per failed attempt"
 
 
-@pytest.mark.parametrize("failures, low, high", [(1, 0.8, 1.2), (2, 1.6, 2.4), (5, 12.8, 19.2), (9, 204.8, 307.2), (10, 240, 360),
-                                                 (10_000, 240, 360)])
+@pytest.mark.parametrize("failures, low, high", [(1, 0.8, 1.2), (2, 1.6, 2.4), (5, 12.8, 19.2), (9, 204.8, 307.2),
+                                                 (10, 240, 360), (10_000, 240, 360)])
 def test_reconnect_waits_double_with_jitter_up_to_five_minutes(failures, low, high):
     import random
 
