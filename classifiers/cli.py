@@ -47,11 +47,9 @@ def make_classifier(name: ClassifierName, model_dir: Path | None = None) -> Clas
         from classifiers.lexicon import LexiconClassifier
 
         return LexiconClassifier()
-    from classifiers.transformer import TransformerClassifier
-    from monitor.core.progress import Progress
+    from classifiers import load_transformer
 
-    with Progress("loading the classifier (the first load on a machine builds its graph: up to a minute)"):
-        return TransformerClassifier(model_dir)
+    return load_transformer(model_dir)
 
 
 def labels_to_json(labels: Labels) -> dict:
