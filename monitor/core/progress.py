@@ -18,6 +18,7 @@ from monitor.core.logs import get_logger
 
 log = get_logger(__name__)
 EVERY = 10.0  # seconds between plain progress lines (and before the first)
+DRAW_EVERY = 0.1  # seconds between updates of a bar (it redraws itself 10 times a second anyway)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Progress:
         self.done = 0
         self._bar = None
         self._lines = 0
+        self._next_draw = 0.0
 
     def __enter__(self) -> "Progress":
         self.started = self._next_line = self.monotonic()
@@ -92,7 +94,9 @@ class Progress:
         if total is not None:
             self.total = total
         if self._bar is not None:
-            self._bar.update(self._task, completed=done, description=self.what, total=self.total)
+            if what is not None or self.monotonic() >= self._next_draw:  # a million rows: not a million redraws
+                self._next_draw = self.monotonic() + DRAW_EVERY
+                self._bar.update(self._task, completed=done, description=self.what, total=self.total)
         elif not _MODE.quiet and self.monotonic() >= self._next_line:
             self._next_line = self.monotonic() + self.every
             self._lines += 1
