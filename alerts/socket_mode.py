@@ -45,6 +45,7 @@ PING_INTERVAL = 2.0
 RELABEL_SENTIMENT, RELABEL_INTENT = "relabel_sentiment", "relabel_intent"
 FIRST_BACKOFF = timedelta(seconds=1)  # the first wait after a failed (re)connect, doubled after each one
 MAX_BACKOFF = timedelta(minutes=5)
+STABLE = 30.0  # seconds a connection must last before its failures are forgotten
 
 
 @dataclass(frozen=True)
@@ -283,15 +284,23 @@ class SocketMode:
         self.client.close()
 
     def _supervise(self) -> None:
-        """Connect, watch the connection, and reconnect after each loss with backoff and jitter."""
-        failures = 0
+        """Connect, watch the connection, and reconnect after each loss with backoff and jitter. A
+        connection that drops within STABLE of opening counts as a failure too, so a flapping one backs
+        off like a refused one."""
+        failures, since = 0, None
         while not self._stopped.is_set():
             if self.client.is_connected():
-                failures = 0
+                since = since if since is not None else time.monotonic()
+                if time.monotonic() - since >= STABLE:
+                    failures = 0
                 self._stopped.wait(self.watch_interval)
                 continue
             if self.connected:
                 self._state(False, "connection lost; reconnecting")
+            if since is not None and time.monotonic() - since < STABLE:
+                failures += 1
+                self._stopped.wait(backoff(self.first_backoff, failures, self.rng, MAX_BACKOFF).total_seconds())
+            since = None
             try:
                 self.client.connect_to_new_endpoint()
             except Exception as exc:  # noqa: BLE001 - whatever failed, the answer is to wait and retry

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
@@ -296,3 +297,19 @@ def test_reconnect_waits_double_with_jitter_up_to_five_minutes(failures, low, hi
 
     waits = {backoff(FIRST_BACKOFF, failures, random.Random(seed), MAX_BACKOFF).total_seconds() for seed in range(20)}
     assert all(low <= wait <= high for wait in waits) and len(waits) > 1, "jittered, within bounds"
+
+
+def test_a_flapping_connection_backs_off_like_a_refused_one(world, slack):
+    first = 1.0  # noticing a dead socket takes about 5 pings (1 s here); the waits outgrow that
+    world.socket = SocketMode(lambda: world.settings, world.store, lambda: world.clock[0],
+                              ping_interval=0.2, first_backoff=timedelta(seconds=first)).start()
+    server = slack.socket_mode()
+    assert server.wait_connections(1)
+    for n in range(1, 4):  # each connection dies right after it opened
+        before = len(slack.calls)
+        dropped = time.monotonic()
+        server.drop()
+        assert server.wait_connections(n + 1, timeout=30)
+        (opened,) = [at for (method, _, _), at in zip(slack.calls[before:], slack.called_at[before:])
+                     if method == "apps.connections.open"]
+        assert opened - dropped >= 0.8 * first * 2 ** (n - 1), f"reconnect {n} waited its backoff"
