@@ -88,3 +88,16 @@ def test_where_stderr_is_a_log_a_terminal_gets_lines_not_bars(caplog):
     assert terminal.getvalue() == ""
     assert lines(caplog) == ["report: acme, complaint terms and replies: 1 of 2",
                              "report: acme, complaint terms and replies: done, 1 of 2 in 5 s"]
+
+
+@pytest.mark.slow
+def test_training_reports_each_step_for_its_progress_bar():
+    from classifiers.data import Example
+    from classifiers.train import Settings, train
+
+    examples = [Example(f"Acme broke my build again, day {n}", "test", "negative", frozenset({"complaint"}), True)
+                for n in range(6)]
+    steps = []
+    train(examples, Settings(epochs=2, batch_size=2, checkpoints_averaged=1), log=lambda line: None,
+          on_step=lambda step, total: steps.append((step, total)))
+    assert steps == [(n, 6) for n in range(1, 7)]
