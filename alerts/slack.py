@@ -243,7 +243,7 @@ class SlackSender:
                         self.store.mark_failed(row.id, error)
                         targets[row.id] = Target("failed")
                         log.error("alert %s (%s) to %s failed: %s (will not retry)", row.id, row.op, row.channel,
-                                  error)
+                                  error, extra={"mention_id": row.mention_id})
                         report.failed += 1
                         continue
                     unsent += [(row.id, error or f"HTTP {exc.response.status_code}")]

@@ -95,7 +95,8 @@ class WebhookSender:
             if cfg is None or row.format != "neutral":
                 why = f"receiver {name!r} is not configured" if cfg is None else f"a {row.format} row for a webhook"
                 self.store.mark_failed(row.id, why)
-                log.error("alert %s to %s failed: %s (will not retry)", row.id, name, why)
+                log.error("alert %s to %s failed: %s (will not retry)", row.id, name, why,
+                          extra={"mention_id": row.mention_id})
                 report.failed += 1
                 continue
             now = self.clock()
@@ -141,7 +142,8 @@ class WebhookSender:
             self._trouble(name, cfg, SourceFailure(kind, f"webhook {name} answered HTTP {status}", wait))
             return "retry"
         self.store.mark_failed(row.id, f"HTTP {status}")
-        log.error("alert %s to webhook %s refused with HTTP %d (will not retry)", row.id, name, status)
+        log.error("alert %s to webhook %s refused with HTTP %d (will not retry)", row.id, name, status,
+                  extra={"mention_id": row.mention_id})
         return "failed"
 
     def _session(self, name: str, cfg: WebhookReceiver) -> BoundedSession:

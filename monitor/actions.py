@@ -81,7 +81,8 @@ def _close(store: Store, settings: Settings, mention_id: int, by: str, via: str,
         response={"responder": by, "responded_at": now, "url": None, "via": via})
     if not done:  # someone else closed it between our read and our write
         return ActionResult(False, _closed_message(store.reply_clock(mention_id), now))
-    log.info("mention %s %s by %s via %s", mention_id, state.replace("_", " "), by, via)
+    log.info("mention %s %s by %s via %s", mention_id, state.replace("_", " "), by, via,
+             extra={"mention_id": mention_id})
     what = "handled" if state == "handled" else "not relevant"
     return ActionResult(True, f"mention {mention_id} marked {what} by {_who(by, via)}")
 
@@ -124,7 +125,8 @@ def snooze(store: Store, settings: Settings, mention_id: int, by: str, via: str,
         status=status_update(store, mention_id, f"snoozed:{until.isoformat()}", status, keep_actions=True))
     if not done:
         return ActionResult(False, _closed_message(store.reply_clock(mention_id), now))
-    log.info("mention %s snoozed until %s by %s via %s", mention_id, until.isoformat(), by, via)
+    log.info("mention %s snoozed until %s by %s via %s", mention_id, until.isoformat(), by, via,
+             extra={"mention_id": mention_id})
     return ActionResult(True, f"mention {mention_id} snoozed until {until:%Y-%m-%d %H:%M} UTC by {_who(by, via)}")
 
 
@@ -158,6 +160,6 @@ def wrong_label(store: Store, settings: Settings, mention_id: int, by: str, via:
                                        now, status):
         return ActionResult(False, f"{_who(by, via)} already corrected mention {mention_id} to this")
     log.info("mention %s label corrected by %s via %s: %s", mention_id, by, via,
-             ", ".join(f"{old} -> {new}" for old, new in changes))
+             ", ".join(f"{old} -> {new}" for old, new in changes), extra={"mention_id": mention_id})
     return ActionResult(True, f"label of mention {mention_id} corrected by {_who(by, via)}: "
                               + ", ".join(f"{old} → {new}" for old, new in changes))

@@ -64,11 +64,15 @@ def main_options(ctx: typer.Context,
                                                     help="Least severe level logged"),
                  log_format: LogFormat = typer.Option(LogFormat.text, "--log-format", case_sensitive=False,
                                                       help="text lines, or JSON lines (time, level, logger, "
-                                                           "message, source_id, mention_id) for a log shipper")) -> None:
-    """Logging for every command, to stderr (secrets redacted in either format)."""
+                                                           "message, source_id, mention_id) for a log shipper"),
+                 quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or progress lines")) -> None:
+    """Logging for every command, to stderr (secrets redacted in either format); progress of long work
+    as a bar on a terminal, as log lines elsewhere, never as bars in JSON logs, none with --quiet."""
+    from monitor.core import progress
     from monitor.core.logs import setup_logging
 
     setup_logging(log_level.value, log_format.value)
+    progress.configure(bars=log_format is LogFormat.text, quiet=quiet)
     ctx.obj = {"log_format": log_format.value}
 
 
@@ -90,8 +94,11 @@ def run(ctx: typer.Context, config: str = ConfigOption,
         log_level: Optional[LogLevel] = typer.Option(None, "--log-level", case_sensitive=False,
                                                      help="Same as the global --log-level")) -> None:
     """Run the monitor: poll every source on its interval, classify, and alert in Slack."""
+    from monitor.core import progress
     from monitor.daemon import Daemon
     from monitor.core.logs import setup_logging
+
+    progress.configure(bars=False, quiet=progress.quiet())  # its stderr is a log: lines, never bars
 
     if log_level is not None:
         setup_logging(log_level.value, (ctx.obj or {}).get("log_format", "text"))
@@ -217,13 +224,15 @@ def export(config: str = ConfigOption, since: Optional[str] = typer.Option(None,
            output: Optional[Path] = typer.Option(None, "--output", "-o")) -> None:
     """Write stored mentions with brand, source, url, author, time, labels and alert state."""
     from monitor.core.logs import REDACTOR
+    from monitor.core.progress import Progress
 
     settings = _load(config)
     out = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
     try:
-        with _opened(settings) as store:
+        with _opened(settings) as store, Progress("exporting mentions", unit="rows") as progress:
             writer = None
             for row in store.export_rows(_since(since)):
+                progress.advance()
                 row = {k: REDACTOR.redact_value(v.isoformat() if isinstance(v, datetime) else v)
                        for k, v in row.items()}
                 if fmt is ExportFormat.jsonl:
@@ -548,13 +557,15 @@ def report(ctx: typer.Context, config: str = ConfigOption, brand: Optional[str] 
     """Per brand: volume by source, sentiment share and net sentiment, intents, complaint terms, replies, gaps."""
     if ctx.invoked_subcommand is not None:
         return
+    from monitor.core.progress import Progress
     from monitor.report import build_report, csv_rows, report_tables
     from monitor.responses import response_table
 
     settings = _load(config)
-    with _opened(settings) as store:
+    brand = _brand(settings, brand)
+    with _opened(settings) as store, Progress("report", total=1 + (1 if brand else len(settings.brands))) as step:
         reports = build_report(store, settings, since=_since(since), now=datetime.now(timezone.utc), by=by.value,
-                               brand=_brand(settings, brand))
+                               brand=brand, progress=lambda done, what: step.update(done, what))
     if fmt is ReportFormat.json:
         typer.echo(json.dumps([r.as_dict() for r in reports], ensure_ascii=False, indent=2))
     elif fmt is ReportFormat.csv:

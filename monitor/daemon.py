@@ -63,6 +63,7 @@ class Daemon:
         self.config_path = config_path
         self.store = Store(settings.storage.url)
         self.pipeline = build_pipeline(settings, self.store)
+        self.pipeline.on_classified = self._classified
         self._record_classifier()
         log.info("pipeline: %s", self.pipeline.describe())
         self.stop_event = threading.Event()
@@ -180,9 +181,13 @@ class Daemon:
         """/metrics, /healthz and /readyz, when the config asks for them (a reload does not move them)."""
         if self.settings.http.listen is None:
             return
-        from monitor.metrics import HttpServer, Metrics
+        from monitor.metrics import HttpServer, Metrics, SlackAuth
 
-        self.metrics = Metrics(lambda: self.store, lambda: list(self.pipeline.sources), self.pipeline.clock)
+        def x_caps() -> dict[str, int]:
+            x = self.settings.x
+            return {x.app: x.monthly_read_cap} if x is not None else {}
+        self.metrics = Metrics(lambda: self.store, lambda: list(self.pipeline.sources), self.pipeline.clock,
+                               slack_auth=SlackAuth(lambda: make_client(self.settings.slack)), x_caps=x_caps)
         self.http = HttpServer(self.metrics, self.settings.http.listen).start()
 
     def _start_socket_mode(self) -> None:
@@ -225,6 +230,10 @@ class Daemon:
         if outcome.new_ids:
             self.scheduler.modify_job(PROCESS_JOB, next_run_time=datetime.now(timezone.utc))
 
+    def _classified(self, size: int, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.record_classified(size, seconds)
+
     def _process_job(self) -> None:
         report = self._guard(self.pipeline.process)
         if report is not None and self.metrics is not None:
@@ -244,6 +253,7 @@ class Daemon:
         same_model = settings.classifier.kind == self.settings.classifier.kind
         slack_changed = settings.slack != self.settings.slack  # Socket Mode's own client uses all of it
         self.pipeline = build_pipeline(settings, self.store, self.pipeline.classifier if same_model else None)
+        self.pipeline.on_classified = self._classified
         if not same_model:
             self._record_classifier()
         self._schedule_all()

@@ -7,6 +7,7 @@ A crash between any two stages leaves work that the next run picks up; nothing i
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -36,6 +37,7 @@ from monitor.store import Store
 from monitor.trends import Trends
 from monitor.tracker import UnansweredTracker
 from monitor.core.logs import get_logger, log_context
+from monitor.core.progress import Progress
 
 log = get_logger(__name__)
 REPLY_LOOKBACK = timedelta(days=7)  # stored mentions older than this are no longer checked for team replies
@@ -107,6 +109,7 @@ class Pipeline:
         self.trends = Trends(settings, store)
         self.backfill = Backfill(settings, store)
         self._disabled: set[str] = set()  # sources whose credentials kept failing, until reload/restart
+        self.on_classified: Callable[[int, float], None] = lambda size, seconds: None  # for /metrics
         self.stages = self._stages()
 
     def _stages(self) -> list[Stage]:
@@ -250,22 +253,24 @@ class Pipeline:
         pending = self.store.unclassified(batch * batches)
         for start in range(0, len(pending), batch):
             chunk = pending[start:start + batch]
-            labels = self._classify([text for _, text in chunk])
+            started = time.monotonic()
+            labels = self._classify(chunk)
+            self.on_classified(len(chunk), time.monotonic() - started)
             self.store.save_labels(list(zip((mid for mid, _ in chunk), labels)), self.clock())
         return len(pending)
 
-    def _classify(self, texts: list[str]) -> list[Labels]:
+    def _classify(self, chunk: list[tuple[int, str]]) -> list[Labels]:
         """One text the model chokes on must not block its batch: fall back to the lexicon for it."""
         try:
-            return self.classifier.classify(texts)
+            return self.classifier.classify([text for _, text in chunk])
         except Exception:
-            log.exception("classifier failed on a batch of %d; labelling one by one", len(texts))
+            log.exception("classifier failed on a batch of %d; labelling one by one", len(chunk))
         out = []
-        for text in texts:
+        for mention_id, text in chunk:
             try:
                 out.extend(self.classifier.classify([text]))
             except Exception:
-                log.debug("classifier failed on %.80r; using the lexicon", text)
+                log.debug("classifier failed on %.80r; using the lexicon", text, extra={"mention_id": mention_id})
                 out.extend(self._fallback.classify([text]))
         return out
 
@@ -375,15 +380,17 @@ class Pipeline:
         batch is labelled. Once Slack stops delivery (an outage, a long 429) the rest of the backlog is
         still labelled and routed, not sent."""
         total = DeliveryReport()
-        while True:
-            labelled = self.classify_pending(batches=1)
-            for stage in self.stages:
-                if stage.off is None:
-                    stage.run(self.clock(), flush_all)
-            if not total.stopped:
-                self._drain(total)
-            if not labelled:
-                return total
+        with Progress("labelling, routing and sending stored mentions", unit="mentions", bars=False) as backlog:
+            while True:
+                labelled = self.classify_pending(batches=1)
+                for stage in self.stages:
+                    if stage.off is None:
+                        stage.run(self.clock(), flush_all)
+                if not total.stopped:
+                    self._drain(total)
+                if not labelled:
+                    return total
+                backlog.advance(labelled)  # a line every 10 s while a backlog (first run, outage) lasts
 
     def _route_all(self) -> None:
         while self.route_pending():

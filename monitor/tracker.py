@@ -120,7 +120,7 @@ class UnansweredTracker:
             if closed:
                 report.answered += 1
                 log.info("mention %s answered on %s after %s", clock.mention_id, response["via"],
-                         messages.format_age(after))
+                         messages.format_age(after), extra={"mention_id": clock.mention_id})
 
     # --- (c) reminders and the escalation -------------------------------------------------------
 
@@ -175,7 +175,8 @@ class UnansweredTracker:
                                        changes=changes, outbox=[alert]):
             if due.kind == "escalation":
                 report.escalations += 1
-                log.info("mention %s escalated to %s: unanswered past its reply time", mention.id, alert.channel)
+                log.info("mention %s escalated to %s: unanswered past its reply time", mention.id, alert.channel,
+                         extra={"mention_id": mention.id})
             else:
                 report.reminders += 1
-                log.debug("mention %s: reminder %d", mention.id, due.n)
+                log.debug("mention %s: reminder %d", mention.id, due.n, extra={"mention_id": mention.id})

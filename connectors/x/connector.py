@@ -34,6 +34,7 @@ from connectors.x.posts import (EXPANSIONS, MIN_RESULTS, PLATFORM, QUERY_LIMIT, 
                                 TWITTER_HOST, USER_FIELDS, WINDOW_MARGIN, default_query, next_period, parse_time,
                                 seen_reply, snowflake_time, stamp, team_handles, team_reply_queries, to_posts,
                                 valid_id)
+from monitor.core.budgets import API_BUDGETS
 from monitor.core.clock import Clock, utcnow
 from monitor.core.failures import MAX_RETRY_AFTER, MIN_RETRY_AFTER, FailureKind, SourceFailure
 from monitor.core.logs import get_logger
@@ -50,6 +51,11 @@ class RateLimit:
     limit: int
     remaining: int
     reset: float   # epoch seconds
+
+
+def reads_key(app: str) -> str:
+    """Where the store counts an X app's post reads, per month (`/metrics` reads it too)."""
+    return f"x:reads:{app}"
 
 
 def endpoint_of(url: str) -> str:
@@ -94,11 +100,12 @@ class ApiSession(BoundedSession):
             else:
                 headers["x-rate-limit-reset"] = str(reset)
         try:
-            self.limits[endpoint_of(url)] = RateLimit(int(headers["x-rate-limit-limit"]),
-                                                      int(headers["x-rate-limit-remaining"]),
-                                                      float(headers["x-rate-limit-reset"]))
+            limit = RateLimit(int(headers["x-rate-limit-limit"]), int(headers["x-rate-limit-remaining"]),
+                              float(headers["x-rate-limit-reset"]))
         except (KeyError, ValueError):
-            pass
+            return response
+        self.limits[endpoint_of(url)] = limit
+        API_BUDGETS.publish("x", endpoint_of(url), limit.remaining, limit.reset)
         return response
 
 
@@ -178,7 +185,7 @@ class XConnector:
 
     @property
     def _usage_key(self) -> str:
-        return f"x:reads:{self.platform.app}"
+        return reads_key(self.platform.app)
 
     def _page_size(self, endpoint: str, now: datetime) -> int:
         """The largest page that cannot take this month's reads past the cap."""
