@@ -155,7 +155,7 @@ def test_slack_and_webhook_routes_side_by_side_each_get_the_alert_once(tmp_path,
     assert [mention_ids(m) for m in slack.posted()] == [[complaint]]
     assert [i["mention_id"] for body in hook.delivered.values() for i in body["message"]["items"]] == [complaint]
     receivers = sorted((r.receiver, r.format, r.state) for r in outbox_rows(store))
-    assert receivers == [("ops-hook", "neutral", "sent"), ("slack", "slack", "sent")]
+    assert receivers == [("ops-hook", "neutral", "sent"), ("slack", "neutral", "sent")]
 
 
 def test_thread_replies_and_updates_are_never_sent_to_a_webhook_message(tmp_path, slack, hook, monkeypatch):
