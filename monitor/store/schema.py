@@ -247,7 +247,7 @@ reply_clock = Table(
     Column("escalated_at", UtcDateTime),
     Column("closed_at", UtcDateTime),
     Column("closed_by", String(200)),
-    Column("closed_via", String(32)),  # slack, reaction, cli, reddit, x, hackernews
+    Column("closed_via", String(32)),  # slack, reaction, cli, a platform (answered there), deleted (by its author)
     Index("ix_reply_clock_state_deadline", "state", "deadline"),
 )
 

@@ -1,0 +1,129 @@
+"""Receivers render at send time: the outbox holds the neutral message and what changed since; Slack
+turns both into Block Kit when it posts or updates. Deleted posts update their alert in place."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+
+from alerts import slack_render
+from alerts.slack import SlackSender, make_client
+from monitor import actions
+from monitor.config import SlackConfig
+from monitor.core.messages import Message
+from monitor.store import Store, schema
+from tests.support.tracker import ALERTS, NOW, H, alert_message, complaint_id, make_world
+
+COMPLAINT_TEXT = "Terrible, Acme Cloud deleted my backups"
+
+
+@pytest.fixture
+def world(tmp_path, feeds, slack):
+    pipeline, store, slack, at = make_world(tmp_path, feeds, slack)
+    yield pipeline, store, slack, at
+    store.close()
+
+
+def rows(store) -> list:
+    with store.engine.connect() as conn:
+        return conn.execute(schema.alerts.select().order_by(schema.alerts.c.id)).all()
+
+
+def deleted_on_the_feed(store, mention_id: int) -> list[tuple[str, str]]:
+    """What a connector reports when its platform says this mention's post was deleted."""
+    with store.engine.connect() as conn:
+        external = conn.execute(schema.mentions.select().where(schema.mentions.c.id == mention_id)).first().external_id
+    return [("feed", external)]
+
+
+def test_the_outbox_holds_the_neutral_message_and_each_change_and_slack_shows_them_rendered(world):
+    pipeline, store, slack, at = world
+    mention_id = complaint_id(store)
+    post = next(r for r in rows(store) if r.op == "post" and r.mention_id == mention_id)
+    message = Message.from_json(post.payload)  # a neutral message, no Block Kit
+    assert post.format == "neutral" and "blocks" not in post.payload
+    assert [i.mention_id for i in message.items] == [mention_id] and COMPLAINT_TEXT in message.items[0].text
+    assert actions.snooze(store, pipeline.settings, mention_id, "U0SAM123", "slack", NOW + H).ok
+    assert actions.mark_handled(store, pipeline.settings, mention_id, "U0SAM123", "slack", NOW + 2 * H).ok
+    updates = [r for r in rows(store) if r.op == "update"]
+    assert [u.payload["change"]["kind"] for u in updates] == ["snoozed", "handled"]
+    assert all(set(u.payload) == {"change"} for u in updates)  # what happened, not how Slack shows it
+    at(NOW + 2 * H)
+    shown = alert_message(slack)
+    expected = slack_render.render(post.payload, [u.payload["change"] for u in updates])
+    assert shown["blocks"] == expected["blocks"] and shown["text"] == expected["text"]
+    assert "handled by <@U0SAM123> after 2 h" in str(shown["blocks"])
+    assert f"actions:{mention_id}" not in str(shown["blocks"])  # closed: its buttons are gone
+
+
+def test_an_update_that_reached_slack_before_a_crash_is_recorded_not_redone(world):
+    pipeline, store, slack, at = world
+    mention_id = complaint_id(store)
+    assert actions.not_relevant(store, pipeline.settings, mention_id, "U0SAM123", "slack", NOW + H).ok
+    at(NOW + H)
+    assert len(slack.updates()) == 1
+    with store.engine.begin() as conn:  # as if killed after chat.update, before the row was settled
+        conn.execute(schema.alerts.update().where(schema.alerts.c.op == "update").values(state="sending"))
+    at(NOW + 2 * H)
+    assert len(slack.updates()) == 1 and store.alert_counts().get("sending", 0) == 0
+
+
+def test_a_deleted_post_already_alerted_is_shown_deleted_once_and_its_text_never_sent_again(world):
+    pipeline, store, slack, at = world
+    mention_id = complaint_id(store)
+    assert COMPLAINT_TEXT in str(alert_message(slack))
+    for _ in range(2):  # the platform says so twice (a replay): one mark, one update
+        store.commit_poll("acme/blog", [], None, Counter(), NOW + H, deleted=deleted_on_the_feed(store, mention_id))
+    at(NOW + H)
+    at(NOW + 2 * H)
+    ((_, params),) = slack.updates()
+    shown = alert_message(slack)
+    now_shows = str([shown["text"], shown["blocks"]])
+    assert "deleted by its author" in now_shows and "deleted by its author" in str(params)
+    assert COMPLAINT_TEXT not in now_shows + str(params) and "Acme Cloud lost my data" not in now_shows
+    assert store.mention_with_labels(mention_id)[0].extra["deleted_at"] == (NOW + H).isoformat()
+    assert all(COMPLAINT_TEXT not in str(m) for m in slack.posted() if m is not shown)  # no repost elsewhere
+
+
+
+def test_a_post_deleted_before_its_alert_is_never_alerted(tmp_path, feeds, slack):
+    routes = {"group_wait": "10m"}
+    pipeline, store, slack, at = make_world(tmp_path, feeds, slack, routes=routes)
+    assert slack.posted(ALERTS) == []  # still waiting for its group
+    (waiting,) = [r["id"] for r in store.export_rows(None) if "lost my data" in (r["title"] or "")]
+    store.commit_poll("acme/blog", [], None, Counter(), NOW, deleted=deleted_on_the_feed(store, waiting))
+    at(NOW + H)
+    assert all(COMPLAINT_TEXT not in str(m) for m in slack.posted())
+    assert store.open_clocks() == []
+
+
+def test_a_version_4_outbox_migrates_and_its_pending_block_kit_goes_out_once(tmp_path, slack):
+    path = tmp_path / "v4.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript((Path(__file__).parent / "data" / "schema_v1.sql").read_text())
+        conn.execute("INSERT INTO schema_version VALUES (1)")
+    engine = create_engine(f"sqlite:///{path}")
+    for number, _, step in schema.MIGRATIONS[1:4]:  # the steps a version 4 install ran
+        with engine.begin() as conn:
+            step(conn)
+            conn.execute(schema.schema_version.update().values(version=number))
+    engine.dispose()
+    blocks = '[{"type": "section", "block_id": "mention:1", "text": {"type": "mrkdwn", "text": "old alert"}}]'
+    with sqlite3.connect(path) as conn:
+        for key, state in (("old:1", "sent"), ("old:2", "pending"), ("old:3", "sending")):
+            conn.execute("INSERT INTO alerts (dedupe_key, kind, channel, payload, state, attempts, created_at, op, "
+                         "receiver, format) VALUES (?, 'mention', '#acme-alerts', ?, ?, 0, '2026-11-20 11:00:00', "
+                         "'post', 'slack', 'slack')", (key, '{"text": "old ' + key + '", "blocks": ' + blocks + '}', state))
+    store = Store(f"sqlite:///{path}")
+    with store.engine.connect() as conn:
+        assert schema.current_version(conn) == schema.LATEST
+    assert [(r.format, r.folded) for r in store.outbox(10)] == [("slack", None)] * 2
+    sender = SlackSender(make_client(SlackConfig(token="xoxb-test", base_url=slack.api_url, timeout=2)), store,
+                         lambda: NOW)
+    assert sender.deliver().sent == 2 and sender.deliver().sent == 0
+    assert sorted(m["text"] for m in slack.posted()) == ["old old:2", "old old:3"]
+    assert [m["blocks"][0]["text"]["text"] for m in slack.posted()] == ["old alert"] * 2  # as stored, unchanged
