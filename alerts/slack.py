@@ -173,7 +173,9 @@ class SlackSender:
         self.store = store
         self.clock = clock
         self.per_minute = per_minute  # top-level messages a channel gets per minute; 0: no budget
-        self.paused_until: datetime | None = None
+        # A long 429's pause is in the stored health, so a restart does not knock on Slack before it ends.
+        health = store.get_health(HEALTH_ID)
+        self.paused_until = health.retry_at if health.kind == FailureKind.RATE_LIMITED.value else None
         self._channels: dict[str, str] = {}
         self._views: dict[int, tuple[dict, int | None, list[tuple[int, dict]]]] = {}  # this drain's updated messages
 

@@ -75,7 +75,9 @@ class WebhookSender:
         self.store = store
         self.clock = clock
         self.rng = rng or random.Random()
-        self.paused_until: dict[str, datetime] = {}
+        # Each receiver's pause (Retry-After or backoff) is its stored health's retry_at: a restart keeps it.
+        self.paused_until: dict[str, datetime] = {
+            name: retry for name in receivers if (retry := store.get_health(health_id(name)).retry_at) is not None}
         self._sessions: dict[str, BoundedSession] = {}
         # Without receivers no new row can appear: rows left by a removed one are failed on the first drain.
         self._idle = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,15 @@ from sqlalchemy import create_engine
 
 from alerts import slack_render
 from alerts.slack import SlackSender, make_client
+from emulators.slack import rate_limited
+from emulators.webhook import WebhookEmulator, error
 from monitor import actions
 from monitor.config import SlackConfig
 from monitor.core.messages import Message
+from monitor.core.records import NewAlert
 from monitor.store import Store, schema
+from tests.support.config import config_dict, pipeline_with_clock
+from tests.support.routing import add, labels
 from tests.support.tracker import ALERTS, NOW, H, alert_message, complaint_id, make_world
 
 COMPLAINT_TEXT = "Terrible, Acme Cloud deleted my backups"
@@ -127,3 +133,35 @@ def test_a_version_4_outbox_migrates_and_its_pending_block_kit_goes_out_once(tmp
     assert sender.deliver().sent == 2 and sender.deliver().sent == 0
     assert sorted(m["text"] for m in slack.posted()) == ["old old:2", "old old:3"]
     assert [m["blocks"][0]["text"]["text"] for m in slack.posted()] == ["old alert"] * 2  # as stored, unchanged
+
+
+def test_a_slack_pause_for_a_long_429_survives_a_restart(tmp_path, slack):
+    store = Store(f"sqlite:///{tmp_path / 'mw.db'}")
+    store.commit_routing([], [NewAlert("a:1", "mention", None, "acme", ALERTS, {"text": "first"})], NOW)
+    cfg = SlackConfig(token="xoxb-test", base_url=slack.api_url, timeout=2)
+    slack.fail("chat.postMessage", rate_limited(600))
+    assert SlackSender(make_client(cfg), store, lambda: NOW).deliver().stopped == "rate_limited"
+    calls = len(slack.calls)
+    restarted = SlackSender(make_client(cfg), store, lambda: NOW + timedelta(minutes=5))
+    assert restarted.deliver().stopped == "paused" and len(slack.calls) == calls  # Slack asked for 10 minutes
+    later = SlackSender(make_client(cfg), store, lambda: NOW + timedelta(minutes=11))
+    assert later.deliver().sent == 1 and [m["text"] for m in slack.posted()] == ["first"]
+
+
+def test_a_webhook_pause_survives_a_restart(tmp_path, slack, monkeypatch):
+    secret = "hook-secret-7d1c0e55a9b2"
+    monkeypatch.setenv("HOOK_SECRET", secret)
+    with WebhookEmulator(secret) as hook:
+        config = config_dict(tmp_path, slack.api_url, [])
+        config["receivers"] = {"ops-hook": {"type": "webhook", "url": hook.hook_url, "secret": "${HOOK_SECRET}"}}
+        config["routes"] = {"group_wait": "0s", "routes": [{"match": {"intent": ["complaint"]}, "receiver": "ops-hook"}]}
+        pipeline, store, _ = pipeline_with_clock(tmp_path, config, NOW)
+        add(store, "c1", labels(), NOW)
+        hook.fail(error(503, "600"))
+        pipeline.process()
+        store.close()
+        for minutes, posts in ((5, 1), (11, 2)):  # paused for the 10 minutes it asked, across the restart
+            restarted, store, _ = pipeline_with_clock(tmp_path, config, NOW + timedelta(minutes=minutes))
+            restarted.process()
+            assert len(hook.requests) == posts
+            store.close()
