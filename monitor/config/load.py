@@ -171,7 +171,7 @@ def _warnings(settings: Settings, loaded: LoadedYaml, file: str) -> list[ConfigP
                                              warning=True))
                 owner.setdefault(key, brand_id)
     out += [ConfigProblem(file, loaded.lines.get(path, 1), ".".join(map(str, path)), text, expected, warning=True)
-            for path, text, expected in query_warnings(settings)]
+            for path, text, expected in query_warnings(settings, {p.type: p.search for p in platforms() if p.search})]
     for p in platforms():
         if p.warnings is not None:
             out += p.warnings(settings, loaded, file)
