@@ -12,15 +12,17 @@ import pytest
 from sqlalchemy import create_engine
 
 from alerts import slack_render
+from alerts.receivers import receiver_types, receivers
+from alerts.receivers.webhook import WebhookReceiver
 from alerts.slack import SlackSender, make_client
 from emulators.slack import rate_limited
 from emulators.webhook import WebhookEmulator, error
 from monitor import actions
-from monitor.config import SlackConfig
+from monitor.config import ConfigError, SlackConfig, load_settings
 from monitor.core.messages import Message
 from monitor.core.records import NewAlert
 from monitor.store import Store, schema
-from tests.support.config import config_dict, pipeline_with_clock
+from tests.support.config import config_dict, pipeline_with_clock, write_config
 from tests.support.routing import add, labels
 from tests.support.tracker import ALERTS, NOW, H, alert_message, complaint_id, make_world
 
@@ -165,3 +167,21 @@ def test_a_webhook_pause_survives_a_restart(tmp_path, slack, monkeypatch):
             restarted.process()
             assert len(hook.requests) == posts
             store.close()
+
+
+def test_a_receiver_block_is_checked_by_its_plugin_at_its_own_line(tmp_path):
+    assert [(r.type, r.config) for r in receivers()] == [("webhook", WebhookReceiver)]  # found, not listed
+    config = config_dict(tmp_path, "http://127.0.0.1:9/api/", [])
+    config["receivers"] = {"ops": {"type": "webhook", "url": "ftp://hooks.example/x", "secret": "tiny-secret-1"},
+                           "pager": {"type": "pagerduty", "key": "k"}}
+    path = write_config(tmp_path, config)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, receiver_types=receiver_types())
+    lines = path.read_text().splitlines()
+    found = {p.path: p for p in caught.value.problems}
+    assert "ftp://hooks.example/x" in lines[found["receivers.ops.url"].line - 1]
+    assert "http://" in found["receivers.ops.url"].expected
+    assert "16 characters" in found["receivers.ops.secret"].expected
+    assert "tiny-secret-1" not in str(found["receivers.ops.secret"])  # a secret is never echoed
+    assert "unknown receiver type 'pagerduty'" in found["receivers.pager"].expected
+    assert "webhook" in found["receivers.pager"].expected

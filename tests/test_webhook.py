@@ -134,7 +134,8 @@ def test_a_crash_after_the_claim_resends_with_the_same_key(tmp_path, slack, hook
     hook.fail(DELIVER_THEN_DROP)
     pipeline.process()  # the POST arrived; then the process is gone before it heard back
     store.close()
-    restarted, store, _ = hooked_pipeline(tmp_path, slack, hook, monkeypatch)
+    restarted, store, later = hooked_pipeline(tmp_path, slack, hook, monkeypatch)
+    later[0] = NOW + timedelta(minutes=1)  # after the backoff the dropped POST started (stored, so it outlives a restart)
     restarted.process()
     first, second = hook.requests
     assert first.key == second.key and second.signature_ok

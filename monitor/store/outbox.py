@@ -7,24 +7,41 @@ from typing import Sequence
 
 from sqlalchemy import and_, func, or_, select, update
 
+from monitor.core.logs import get_logger
 from monitor.core.records import AlertRow
 from monitor.store import schema as t
 from monitor.store.base import Repository
+
+log = get_logger(__name__)
 
 
 class OutboxRepository(Repository):
     """The outbox the sender claims and settles, channel ids and Slack event keys."""
 
-    def outbox(self, limit: int, slack: bool = True) -> list[AlertRow]:
-        """Unsent rows in order: Slack's (`slack`), or every other receiver's; neither waits on the other."""
+    def outbox(self, limit: int, receivers: Sequence[str] = ("slack",)) -> list[AlertRow]:
+        """Unsent rows of these receivers in order (Slack's by default); no receiver waits on another."""
         a = t.alerts.c
-        mine = a.receiver == "slack" if slack else a.receiver != "slack"
         with self.engine.connect() as conn:
             rows = conn.execute(select(a.id, a.dedupe_key, a.kind, a.mention_id, a.channel, a.payload, a.state,
                                        a.attempts, a.created_at, a.sending_at, a.op, a.thread_of, a.updates,
                                        a.receiver, a.format, a.folded)
-                                .where(a.state.in_(("pending", "sending")), mine).order_by(a.id).limit(limit)).all()
+                                .where(a.state.in_(("pending", "sending")), a.receiver.in_(list(receivers)))
+                                .order_by(a.id).limit(limit)).all()
         return [AlertRow(**r._mapping) for r in rows]
+
+    def fail_unrouted(self, receivers: Sequence[str]) -> int:
+        """Unsent rows of a receiver that is no longer configured: failed, saying so. Returns how many."""
+        a = t.alerts.c
+        failed = 0
+        with self.engine.begin() as conn:
+            gone = conn.execute(select(a.receiver).distinct().where(a.state.in_(("pending", "sending")),
+                                                                    a.receiver.not_in(list(receivers)))).scalars().all()
+            for name in gone:
+                failed += conn.execute(update(t.alerts).where(a.state.in_(("pending", "sending")), a.receiver == name)
+                                       .values(state="failed", last_error=f"receiver {name!r} is not configured")
+                                       ).rowcount
+                log.error("alerts to receiver %s failed: it is not configured (will not retry)", name)
+        return failed
 
     def fold_bursts(self, per_minute: int, now: datetime) -> int:
         """Keep each channel within `per_minute` top-level messages: a pending top-level post beyond it

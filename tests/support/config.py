@@ -46,11 +46,12 @@ def feed_source(name: str, url: str, **extra) -> dict:
 
 def pipeline_with_clock(tmp_path: Path, config: dict, now):
     """A pipeline over `config` whose clock the test moves by hand: returns pipeline, store, clock."""
+    from alerts.receivers import receiver_types
     from monitor.config import load_settings
     from monitor.daemon import build_pipeline
     from monitor.store import Store
 
-    settings, _ = load_settings(write_config(tmp_path, config))
+    settings, _ = load_settings(write_config(tmp_path, config), receiver_types=receiver_types())
     clock = [now]
     pipeline = build_pipeline(settings, Store(settings.storage.url))
     pipeline.clock = lambda: clock[0]
