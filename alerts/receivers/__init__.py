@@ -18,10 +18,8 @@ from pydantic import BaseModel
 
 from alerts.slack import DeliveryReport
 from monitor.config.receivers import SLACK
-from monitor.core.logs import REDACTOR, get_logger, secrets_of
+from monitor.core.logs import REDACTOR, secrets_of
 from monitor.store import Store
-
-log = get_logger(__name__)
 
 
 class Sender(Protocol):
