@@ -8,9 +8,9 @@ from datetime import datetime
 
 from alerts.attention import attention_of
 from alerts.grouping import MAX_PER_MESSAGE, GroupState, chunks
-from alerts.messages import (PLATFORMS, KudosItem, MessageItem, group_header, kudos_message, source_health_message,
-                             urgent_reason)
+from alerts.messages import PLATFORMS, KudosItem, MessageItem, group_header, source_health_message, urgent_reason
 from alerts.neutral import alert_message
+from alerts.slack_render import kudos_json
 from alerts.reply_clock import promise_for
 from alerts.routes import group_key, resolve_routes
 from alerts.silences import Silence, silencing
@@ -138,8 +138,9 @@ def group_messages(group: GroupState, items: list[WaitingItem], settings: Settin
         parts = chunks(items)
         return [(NewAlert(dedupe_key=f"group:{part[0].notification_id}:{group.group_key}"[:300], kind="kudos",
                           mention_id=part[0].mention.id, brand=group.brand, channel=group.channel,
-                          payload=kudos_message([kudos_item(i, settings) for i in part],
-                                                _part_note(n, part, len(items), len(parts)), len(items))),
+                          payload=kudos_json([kudos_item(i, settings) for i in part],
+                                             _part_note(n, part, len(items), len(parts)), len(items)),
+                          format="neutral"),
                  [i.notification_id for i in part]) for n, part in enumerate(parts)]
     built = [message_item(i.mention, i.labels, i.brand, settings, i.deadline,
                           f"silence #{i.silence_id}" + (f" (“{i.silence_reason}”)" if i.silence_reason else "")

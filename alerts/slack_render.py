@@ -1,16 +1,17 @@
-"""The Slack receiver's rendering, done when a row is sent: a neutral message plus the changes queued
-for it since (statuses, label notes, cross-post links, deletions) and the channel-budget fold, as Block
-Kit. Pure: the same row renders the same payload on every attempt, so reconciliation can compare it
+"""The Slack receiver's rendering, done when a row is sent: a neutral message (an alert `Message`, or a
+kudos message's praise posts) plus the changes queued for it since (statuses, label notes, cross-post
+links, deletions) and the channel-budget fold, as Block Kit. Pure: the same row renders the same payload on every attempt, so reconciliation can compare it
 with what Slack shows."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Sequence
 
-from alerts.messages import (handled_status, label_status, mention_block_id, not_relevant_status, render_group,
-                             snoozed_status, with_crosspost, with_label_note, with_status)
+from alerts.messages import (KudosItem, handled_status, kudos_message, label_status, mention_block_id,
+                             not_relevant_status, render_group, snoozed_status, with_crosspost, with_label_note,
+                             with_status)
 from monitor.core.messages import Change, Message
 
 DELETED = ":wastebasket: _deleted by its author_"
@@ -62,15 +63,27 @@ def apply(payload: dict, change: Change) -> dict:
     raise ValueError(f"unknown message change {kind!r}")
 
 
+def kudos_json(items: list[KudosItem], note: str | None, total: int) -> dict:
+    """A kudos message as the outbox stores it: its praise posts and suggested replies, not Block Kit."""
+    return {"kudos": {"items": [{**asdict(i), "reply_by": i.reply_by.isoformat() if i.reply_by else None}
+                                for i in items], "note": note, "total": total}}
+
+
 def render(message: dict, changes: Sequence[Change] = (), folded: int | None = None) -> dict:
-    """A stored neutral message as Slack shows it now. A deleted mention's text and title are left out
-    before rendering, so neither the blocks nor the notification text carry them."""
-    parsed = Message.from_json(message)
+    """A stored neutral message (an alert `Message`, or a `kudos_json`) as Slack shows it now. A deleted
+    mention's text and title are left out before rendering, so neither the blocks nor the notification
+    text carry them."""
     gone = {c["mention_id"] for c in changes if c["kind"] == "deleted"}
-    if gone:
-        parsed = replace(parsed, items=tuple(replace(i, text="", title=None) if i.mention_id in gone else i
-                                             for i in parsed.items))
-    payload = render_group(parsed)
+    if "kudos" in message:
+        kudos = message["kudos"]
+        items = [KudosItem(**{**i, "reply_by": datetime.fromisoformat(i["reply_by"]) if i["reply_by"] else None})
+                 for i in kudos["items"]]
+        payload = kudos_message([replace(i, text="", title=None) if i.mention_id in gone else i for i in items],
+                                kudos["note"], kudos["total"])
+    else:
+        parsed = Message.from_json(message)
+        payload = render_group(replace(parsed, items=tuple(replace(i, text="", title=None) if i.mention_id in gone
+                                                           else i for i in parsed.items)))
     for change in changes:
         payload = apply(payload, change)
     return with_folded(payload, folded)

@@ -23,7 +23,7 @@ from monitor.core.messages import Message
 from monitor.core.records import NewAlert
 from monitor.store import Store, schema
 from tests.support.config import config_dict, pipeline_with_clock, write_config
-from tests.support.routing import add, labels
+from tests.support.routing import add, labels, routed_pipeline
 from tests.support.tracker import ALERTS, NOW, H, alert_message, complaint_id, make_world
 
 COMPLAINT_TEXT = "Terrible, Acme Cloud deleted my backups"
@@ -185,3 +185,21 @@ def test_a_receiver_block_is_checked_by_its_plugin_at_its_own_line(tmp_path):
     assert "tiny-secret-1" not in str(found["receivers.ops.secret"])  # a secret is never echoed
     assert "unknown receiver type 'pagerduty'" in found["receivers.pager"].expected
     assert "webhook" in found["receivers.pager"].expected
+
+
+def test_a_kudos_message_is_stored_as_its_praise_and_a_press_on_it_is_rendered_when_sent(tmp_path, slack):
+    pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_wait": "0s"}, kudos_channel="#acme-kudos",
+                                             now=NOW)
+    fan = add(store, "p1", labels("positive", "praise", needs_reply=True), NOW, author="fan",
+              text="Acme Cloud support is great, thanks team!")
+    pipeline.process()
+    (kudos,) = [r for r in rows(store) if r.kind == "kudos"]
+    assert kudos.format == "neutral" and "blocks" not in kudos.payload
+    assert [i["mention_id"] for i in kudos.payload["kudos"]["items"]] == [fan]
+    assert actions.mark_handled(store, pipeline.settings, fan, "U0SAM123", "slack", NOW + H).ok
+    clock[0] = NOW + H
+    pipeline.process()
+    assert len(slack.updates()) == 1
+    (shown,) = slack.posted("#acme-kudos")
+    assert "handled by <@U0SAM123> after 1 h" in str(shown["blocks"]) and "Suggested reply" in str(shown["blocks"])
+    assert f"actions:{fan}" not in str(shown["blocks"])
