@@ -253,12 +253,6 @@ def render_group(message: Message) -> dict:
     return {"text": fit(f"{escape(header)}: {excerpts}", TEXT_LIMIT), "blocks": blocks}
 
 
-def group_message(items: list[MessageItem], header: str, note: str | None = None) -> dict:
-    """`render_group` of these items, for callers without a route (a single mention's message)."""
-    return render_group(Message(kind="alert", brand="", route="", summary=header,
-                                items=tuple(entry_of(i) for i in items), actions=tuple(ACTIONS), part=note))
-
-
 @dataclass(frozen=True)
 class KudosItem:
     """One praise post as the kudos channel lists it, with a reply for a person to post."""

@@ -27,7 +27,7 @@ from monitor.configbase import ApiPlatform, Duration, FIRST_POLL_LOOKBACK, Inter
 from monitor.core.clock import Clock, utcnow
 from monitor.core.failures import FailureKind, SourceFailure
 from monitor.core.records import FetchResult, Post
-from monitor.query import platform_search
+from monitor.query import Node, platform_search, search_words
 
 PLATFORM = "hackernews"
 ITEM_URL = "https://news.ycombinator.com/item?id={}"
@@ -74,6 +74,12 @@ def default_queries(terms: list[str]) -> list[str]:
         if words[term] and not any(words[k] <= words[term] for k in kept):
             kept.append(term)
     return kept
+
+
+def to_hackernews(node: Node) -> list[str] | None:
+    """Algolia ANDs the words of a query and has no OR: the query as one search per disjunct of its
+    positive terms (the registry entry's `search`)."""
+    return search_words(node, PLATFORM)
 
 
 @dataclass
@@ -145,7 +151,7 @@ class HackerNewsConnector:
                                                        self.platform.max_bytes)
         self.clock = clock
         _, brand = settings.brand_of(source)
-        self.queries = list(dict.fromkeys(source.queries or platform_search(PLATFORM, brand, source)
+        self.queries = list(dict.fromkeys(source.queries or platform_search(to_hackernews, brand, source)
                                           or default_queries(brand.names + brand.aliases + brand.domains)))
         self.team = frozenset(u.casefold() for u in brand.team.hackernews)
         self.late = int(self.platform.late_window.total_seconds())
@@ -292,4 +298,4 @@ def _valid_hits(raw_hits: list) -> tuple[list[_Hit], int]:
 
 PLUGIN = Platform(type=PLATFORM, display="Hacker News", source=HackerNewsSource, connector=HackerNewsConnector,
                   settings_key="hackernews", settings_model=HackerNewsPlatform,
-                  team="Hacker News usernames of the team", order=30)
+                  team="Hacker News usernames of the team", order=30, search=to_hackernews)

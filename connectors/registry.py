@@ -24,7 +24,9 @@ class Platform:
     top-level section of its shared settings (`settings_model`): with a default when every field has
     one, else optional (None until configured) and `check` says which sources need it. `position` says where a
     streaming source's cursor stands in time (`status`: cursor age and lag). `team` describes
-    the `team:` list of the brand's accounts there, and `account` writes one as the platform does."""
+    the `team:` list of the brand's accounts there, and `account` writes one as the platform does.
+    `search` translates a brand's query into the platform's search (monitor.query.translate), for the
+    platforms that search: `validate` warns when it cannot express a source's query."""
 
     type: str
     display: str                                   # in alert texts: "answered on Reddit", "on the web"
@@ -39,6 +41,7 @@ class Platform:
     warnings: Callable[[Any, Any, str], list[ConfigProblem]] | None = None   # (settings, loaded yaml, file)
     order: int = 100                               # position in the source union and in messages
     position: Callable[[Any, dict], datetime | None] | None = None  # (source, cursor): a stream's place in time
+    search: Callable[[Any], Any] | None = None     # query node -> the platform's search (str, [str]) or None
 
 
 @cache

@@ -130,6 +130,7 @@ def validate(path: str = typer.Argument(DEFAULT_CONFIG, help="Config file to che
     (or, with --strict, when there is a warning)."""
     from dataclasses import asdict
 
+    from alerts.receivers import receiver_types
     from monitor.config import ConfigError, load_settings
     from monitor.yamlsource import UnresolvedEnvironment
     from monitor.core.logs import get_logger
@@ -137,7 +138,8 @@ def validate(path: str = typer.Argument(DEFAULT_CONFIG, help="Config file to che
     settings, warnings, problems = None, [], []
     env = UnresolvedEnvironment(os.environ) if no_environment else None
     try:
-        settings, warnings = load_settings(path, env, check_environment=not no_environment)
+        settings, warnings = load_settings(path, env, check_environment=not no_environment,
+                                           receiver_types=receiver_types())
     except ConfigError as exc:
         problems = list(exc.problems)
     except Exception as exc:  # noqa: BLE001 - validate answers 0 or 78 for every input, never a traceback

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from alerts.receivers import receiver_types
 from alerts.slack import SlackSender, make_client
 from classifiers import load_classifier
 from classifiers.base import describe
@@ -241,7 +242,7 @@ class Daemon:
 
     def reload(self) -> None:
         try:
-            settings, warnings = load_settings(self.config_path)
+            settings, warnings = load_settings(self.config_path, receiver_types=receiver_types())
         except ConfigError as exc:
             log.error("config reload failed; still running the previous config:\n%s", exc)
             return

@@ -86,6 +86,7 @@ def run_demo(keep: bool = False, classifier: str = "transformer", timeout: float
 
 
 def _run(console: Console, workdir: Path, classifier: str, timeout: float) -> int:
+    from alerts.receivers import receiver_types
     from classifiers.base import describe
     from monitor.config import load_settings
     from monitor.daemon import Daemon
@@ -115,7 +116,7 @@ def _run(console: Console, workdir: Path, classifier: str, timeout: float) -> in
             config["brands"]["acme"].setdefault("team", {}).update(served.get("team", {}))
         config_path = workdir / "config.yaml"
         config_path.write_text(yaml.safe_dump(config))
-        settings, _ = load_settings(config_path)
+        settings, _ = load_settings(config_path, receiver_types=receiver_types())
         console.print(f"[bold]mentionwatch demo[/bold]: {total_posts} sample posts in {len(urls)} feeds, "
                       f"Slack emulator at {slack.url}; loading the {settings.classifier.kind} classifier "
                       "(the first run on a machine builds and measures it, then it is cached)")

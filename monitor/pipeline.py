@@ -19,7 +19,7 @@ from alerts.routes import route_at
 from alerts.rules import group_messages, kudos_notifications, needs_human, route_mention, source_health_alert
 from alerts.silences import silencing
 from alerts.slack import DeliveryReport, SlackSender
-from alerts.webhook import WebhookSender
+from alerts.receivers import Receivers
 from classifiers.base import Classifier
 from monitor.core.labels import Labels
 from classifiers.lexicon import LexiconClassifier
@@ -97,7 +97,7 @@ class Pipeline:
         self.store = store
         self.classifier = classifier
         self.sender = sender
-        self.webhooks = WebhookSender(settings.receivers, store, lambda: self.clock())
+        self.receivers = Receivers(settings.receivers, store, lambda: self.clock())
         self.clock = clock
         self.matcher = Matcher.from_settings(settings)
         self.sources = settings.sources()
@@ -363,13 +363,13 @@ class Pipeline:
         return queued
 
     def deliver(self) -> DeliveryReport:
-        """Slack's rows, then every webhook's: each sender reads only its own rows, so neither holds up
-        the other; whether Slack stopped is what the report's `stopped` says."""
+        """Slack's rows, then every other receiver's: each sender reads only its own rows, so none holds
+        up another; whether Slack stopped is what the report's `stopped` says."""
         report = self.sender.deliver()
-        hooks = self.webhooks.deliver()
-        report.sent += hooks.sent
-        report.failed += hooks.failed
-        report.held += hooks.held
+        others = self.receivers.deliver()
+        report.sent += others.sent
+        report.failed += others.failed
+        report.held += others.held
         return report
 
     def process(self, flush_all: bool = False) -> DeliveryReport:

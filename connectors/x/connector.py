@@ -39,6 +39,7 @@ from monitor.core.clock import Clock, utcnow
 from monitor.core.failures import MAX_RETRY_AFTER, MIN_RETRY_AFTER, FailureKind, SourceFailure
 from monitor.core.logs import get_logger
 from monitor.core.records import FetchResult, Gap, Post, TeamReply
+from connectors.x.search import to_x
 from monitor.query import platform_search
 
 log = get_logger(__name__)
@@ -167,7 +168,7 @@ class XConnector:
         self.store = store
         self.brand_id, self.brand = settings.brand_of(source)
         self.source_id = f"{self.brand_id}/{source.name}"
-        self.query = (source.query or platform_search(PLATFORM, self.brand, source, QUERY_LIMIT)
+        self.query = (source.query or platform_search(to_x, self.brand, source, QUERY_LIMIT)
                       or default_query(self.brand))
         self.team = team_handles(self.brand)
         self.clock = clock

@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr, ValidationInfo, create_model, field_valid
 
 from connectors.registry import platforms
 from monitor.config.brand import Brand, Source
-from monitor.config.receivers import RECEIVER_NAME, SLACK, WebhookReceiver
+from monitor.config.receivers import RECEIVER_NAME, SLACK, ReceiverBlock
 from monitor.config.routes import Route
 from monitor.configbase import SLUG, Channel, Duration, Strict
 from monitor.core.logs import REDACTOR, secrets_of
@@ -103,8 +103,9 @@ class Settings(PlatformSections):
     slack: SlackConfig
     classifier: ClassifierConfig = ClassifierConfig()
     daemon: DaemonConfig = DaemonConfig()
-    receivers: dict[Annotated[str, Field(pattern=RECEIVER_NAME)], WebhookReceiver] = Field(
-        {}, description="Named receivers a route may name besides `slack` (always there)")
+    receivers: dict[Annotated[str, Field(pattern=RECEIVER_NAME)], ReceiverBlock] = Field(
+        {}, description="Named receivers a route may name besides `slack` (always there), each with a `type` "
+                        "a receiver plug-in declares (webhook)")
     http: HttpConfig = HttpConfig()
     routes: Route = Field(Route(), description="The alert route tree; its root matches every mention")
     brands: dict[Annotated[str, Field(pattern=SLUG)], Brand] = Field(min_length=1)
@@ -126,7 +127,7 @@ class Settings(PlatformSections):
 
     @field_validator("receivers")
     @classmethod
-    def _slack_is_builtin(cls, receivers: dict[str, WebhookReceiver]) -> dict[str, WebhookReceiver]:
+    def _slack_is_builtin(cls, receivers: dict[str, ReceiverBlock]) -> dict[str, ReceiverBlock]:
         if SLACK in receivers:
             raise ValueError("`slack` is the built-in Slack receiver: name this one differently")
         return receivers
@@ -189,7 +190,7 @@ def receiver_names(root: Route) -> list[tuple[str, str]]:
 
 
 SECRET_FIELDS = frozenset(
-    name for model in (SlackConfig, StorageConfig, WebhookReceiver, *(p.settings_model for p in platforms() if p.settings_model))
+    name for model in (SlackConfig, StorageConfig, *(p.settings_model for p in platforms() if p.settings_model))
     for name, f in model.model_fields.items()
     if f.annotation is SecretStr
 )

@@ -147,6 +147,8 @@ alerts = Table(
     # v4: which receiver sends the row, and whether its payload is rendered Slack or a neutral Message
     Column("receiver", String(64), nullable=False, default="slack", server_default="slack"),
     Column("format", String(16), nullable=False, default="slack", server_default="slack"),
+    # v5: the channel budget (messages a minute) that folded this post into a thread; the receiver says so
+    Column("folded", Integer),
     Index("ix_alerts_state_id", "state", "id"),
 )
 
@@ -245,7 +247,7 @@ reply_clock = Table(
     Column("escalated_at", UtcDateTime),
     Column("closed_at", UtcDateTime),
     Column("closed_by", String(200)),
-    Column("closed_via", String(32)),  # slack, reaction, cli, reddit, x, hackernews
+    Column("closed_via", String(32)),  # slack, reaction, cli, a platform (answered there), deleted (by its author)
     Index("ix_reply_clock_state_deadline", "state", "deadline"),
 )
 
@@ -329,12 +331,19 @@ def _v4(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE alerts ADD COLUMN format VARCHAR(16) NOT NULL DEFAULT 'slack'")
 
 
+def _v5(conn: Connection) -> None:
+    """Rendering at send time: a folded post records the budget that folded it. Rows folded by an older
+    version already carry the note in their Block Kit and keep NULL."""
+    conn.exec_driver_sql("ALTER TABLE alerts ADD COLUMN folded INTEGER")
+
+
 # Step N brings a database from version N-1 to N. Version 1 is the first released schema.
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", lambda conn: None),
     (2, "routing, reply clock, Slack actions, digests, spikes", _v2),
     (3, "cross-posts: mentions.text_hash and mentions.crosspost_of", _v3),
     (4, "receivers: alerts.receiver and alerts.format", _v4),
+    (5, "render at send time: alerts.folded", _v5),
 ]
 LATEST = MIGRATIONS[-1][0]
 
