@@ -22,7 +22,7 @@ class ClockRepository(Repository):
     def clock_candidates(self, routed_since: datetime, limit: int = 500) -> list[tuple[StoredMention, Labels, str]]:
         """Mentions routed since `routed_since` and notified (not silenced, dropped or attached to a
         cross-post's item) that may need a reply and have no clock yet, each with its newest labels and
-        the brand it was notified for (an alert's before kudos'). The filter is a superset of
+        the brand it was notified for (an alert's before kudos'), in routing order. The filter is a superset of
         `alerts.attention`'s reply clock, which the caller applies exactly. The time bound keeps this an
         index range, not a table scan."""
         m, lab, n, c = t.mentions.c, t.labels.c, t.notifications.c, t.reply_clock.c
@@ -35,7 +35,7 @@ class ClockRepository(Repository):
         query = (select(t.mentions, t.labels, brand.label("notified_brand"))
                  .join(t.labels, lab.mention_id == m.id)
                  .where(m.routed_at >= routed_since, brand.is_not(None), ~has_clock, maybe)
-                 .order_by(m.id, lab.created_at.desc()))
+                 .order_by(m.routed_at, m.id, lab.created_at.desc()))  # by id alone, SQLite walks every id
         out: dict[int, tuple[StoredMention, Labels, str]] = {}
         with self.engine.connect() as conn:
             for row in conn.execute(query.limit(limit * 2)).mappings():
@@ -76,7 +76,8 @@ class ClockRepository(Repository):
         """Open or snoozed clocks whose mention (or a cross-post of it) got a recorded team reply, with the
         first such reply."""
         c, r, m = t.reply_clock.c, t.responses.c, t.mentions.c
-        twins = select(m.id).where(m.crosspost_of == c.mention_id)  # an answer on a cross-post answers it too
+        # an answer on a cross-post of this clock's mention answers it too
+        twins = select(m.id).where(m.crosspost_of == c.mention_id).correlate(t.reply_clock)
         first = (select(func.min(r.id)).where(or_(r.mention_id == c.mention_id, r.mention_id.in_(twins)))
                  .correlate(t.reply_clock).scalar_subquery())
         query = (select(t.reply_clock, r.responder, r.responded_at, r.via, r.url)
