@@ -151,6 +151,7 @@ alerts = Table(
     Column("format", String(16), nullable=False, default="slack", server_default="slack"),
     Index("ix_alerts_state_id", "state", "id"),
     Index("ix_alerts_sent_at", "sent_at"),  # v5: pruning finds old sent rows by range
+    Index("ix_alerts_mention", "mention_id"),  # v5: a pruned mention's messages lose their link to it
 )
 
 responses = Table(
@@ -349,8 +350,8 @@ def _v4(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE alerts ADD COLUMN format VARCHAR(16) NOT NULL DEFAULT 'slack'")
 
 
-V5_INDEXES = ("ix_mentions_fetched_at", "ix_alerts_sent_at", "ix_notifications_alert", "ix_slack_events_received_at",
-              "ix_gaps_recorded_at", "ix_reply_clock_brand_started")
+V5_INDEXES = ("ix_mentions_fetched_at", "ix_alerts_sent_at", "ix_alerts_mention", "ix_notifications_alert",
+              "ix_slack_events_received_at", "ix_gaps_recorded_at", "ix_reply_clock_brand_started")
 
 
 def _v5(conn: Connection) -> None:
