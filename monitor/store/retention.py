@@ -42,11 +42,12 @@ def _in_use_messages() -> Select:
     pending = t.alerts.alias("pending")
     p = pending.c
     open_clock = select(c.mention_id).where(c.state.in_(OPEN_STATES))
-    return union(
+    link_of = p.payload["link_of"].as_integer()
+    return union(  # no NULL among them: `NOT IN` a set holding NULL is never true
         select(a.id).where(a.state.in_(UNSETTLED)),
         select(p.thread_of).where(p.state.in_(UNSETTLED), p.thread_of.is_not(None)),
         select(p.updates).where(p.state.in_(UNSETTLED), p.updates.is_not(None)),
-        select(p.payload["link_of"].as_integer()).where(p.state.in_(UNSETTLED)),
+        select(link_of).where(p.state.in_(UNSETTLED), link_of.is_not(None)),
         select(t.group_log.c.last_alert_id).where(t.group_log.c.last_alert_id.is_not(None)),
         select(t.spikes.c.alert_id).where(t.spikes.c.state == "active", t.spikes.c.alert_id.is_not(None)),
         select(n.alert_id).where(n.mention_id.in_(open_clock), n.alert_id.is_not(None)),
@@ -75,26 +76,30 @@ def _mentions(cut: Cutoffs) -> Select:
                                ~in_use).order_by(m.fetched_at))
 
 
-def _by_age(column, cutoff: Callable[[Cutoffs], object], *where) -> Callable[[Cutoffs], Select]:
+def _by_age(table, column, cutoff: Callable[[Cutoffs], object], *where) -> Callable[[Cutoffs], Select]:
     def candidates(cut: Cutoffs) -> Select:
-        key = list(column.table.primary_key.columns)[0]
-        return select(key).where(column < cutoff(cut), *where).order_by(column)
+        return select(_key(table)).where(column < cutoff(cut), *where).order_by(column)
     return candidates
+
+
+def _key(table):
+    """The one-column primary key pruning deletes by."""
+    return list(table.primary_key.columns)[0]
 
 
 s = t.silences.c
 KINDS = (
     Kind("outbox", t.alerts, _messages(False, lambda cut: cut.outbox)),
     Kind("digest_images", t.alerts, _messages(True, lambda cut: cut.digest_images)),
-    Kind("group_log", t.group_log, _by_age(t.group_log.c.last_sent_at, lambda cut: cut.outbox,
+    Kind("group_log", t.group_log, _by_age(t.group_log, t.group_log.c.last_sent_at, lambda cut: cut.outbox,
                                            ~exists().where(n.group_key == t.group_log.c.group_key,
                                                            n.state.in_(("waiting", "silenced"))))),
     Kind("mentions", t.mentions, _mentions),
-    Kind("slack_events", t.slack_events, _by_age(t.slack_events.c.received_at, lambda cut: cut.slack_events)),
-    Kind("gaps", t.gaps, _by_age(t.gaps.c.recorded_at, lambda cut: cut.history)),
-    Kind("silences", t.silences, _by_age(func.coalesce(s.expired_at, s.ends_at), lambda cut: cut.history,
+    Kind("slack_events", t.slack_events, _by_age(t.slack_events, t.slack_events.c.received_at, lambda cut: cut.slack_events)),
+    Kind("gaps", t.gaps, _by_age(t.gaps, t.gaps.c.recorded_at, lambda cut: cut.history)),
+    Kind("silences", t.silences, _by_age(t.silences, func.coalesce(s.expired_at, s.ends_at), lambda cut: cut.history,
                                          ~exists().where(n.silence_id == s.id, n.state == "silenced"))),
-    Kind("spikes", t.spikes, _by_age(t.spikes.c.ended_at, lambda cut: cut.history, t.spikes.c.state == "ended")),
+    Kind("spikes", t.spikes, _by_age(t.spikes, t.spikes.c.ended_at, lambda cut: cut.history, t.spikes.c.state == "ended")),
 )
 
 
@@ -109,7 +114,7 @@ class RetentionRepository(Repository):
 
     def prune_batch(self, kind: Kind, cutoffs: Cutoffs, batch: int) -> int:
         """Delete up to `batch` of the kind's oldest prunable rows in one transaction; returns how many."""
-        key = list(kind.table.primary_key.columns)[0]
+        key = _key(kind.table)
         with self.engine.begin() as conn:
             ids = list(conn.execute(kind.candidates(cutoffs).limit(batch)).scalars())
             if not ids:
