@@ -4,7 +4,8 @@ Run: `python benchmarks/retention.py idle [--sizes 1000,100000,1000000] [--datab
      `python benchmarks/retention.py report [--mentions 10000000] [--database-url URL]`
 
 Both build their history in SQL (a recursive CTE on SQLite, generate_series on PostgreSQL) through the
-real schema: mentions spread over `--days`, one label each, 1 % alerted (a sent message, a queued
+real schema: mentions spread over `--days` (`idle`: as many days as `--per-day` mentions a day make,
+so a larger size is a longer history at the same rate), one label each, 1 % alerted (a sent message, a queued
 notification and a handled reply clock), the rollup filled as the v5 migration fills it. Without
 `--database-url` each size gets a temporary SQLite file; with one, the database's mentionwatch tables
 are dropped and rebuilt (point it at a throwaway database).
@@ -51,7 +52,7 @@ def _pick(expr: str, values: tuple[str, ...]) -> str:
     return "CASE " + " ".join(f"WHEN ({expr}) % {len(values)} = {i} THEN '{v}'" for i, v in enumerate(values)) + " END"
 
 
-def build(store: Store, mentions: int, brands: int, days: int) -> float:
+def build(store: Store, mentions: int, brands: int, days: float) -> float:
     """Mentions, labels, 1 % alerted, and the rollup, in a few INSERT … SELECT statements."""
     pg = store.engine.dialect.name == "postgresql"
     now, span = NOW.timestamp(), days * 86400
@@ -122,7 +123,7 @@ def idle(args) -> None:
     with tempfile.TemporaryDirectory() as tmp, SlackEmulator() as slack:
         for size in args.sizes:
             store, url = fresh_store(args.database_url, Path(tmp), f"idle{size}")
-            built = build(store, size, args.brands, args.days)
+            built = build(store, size, args.brands, max(size / args.per_day, 1 / 24))
             pipeline = build_pipeline(settings_for(Path(tmp), url, args.brands, slack.api_url), store)
             clock = [NOW]
             pipeline.clock = lambda: clock[0]
@@ -135,7 +136,8 @@ def idle(args) -> None:
                 ticks.append((time.perf_counter() - started) * 1000)
             rows.append((size, built, statistics.median(ticks), sorted(ticks)[int(len(ticks) * 0.95) - 1], max(ticks)))
             store.close()
-    print(f"idle tick, {store.engine.dialect.name}, {args.brands} brands, {args.ticks} ticks, load average "
+    print(f"idle tick, {store.engine.dialect.name}, {args.brands} brands, {args.per_day:,} mentions a day, "
+          f"{args.ticks} ticks, load average "
           f"{os.getloadavg()[0]:.1f}")
     print(f"{'stored mentions':>16} {'build s':>8} {'median ms':>10} {'p95 ms':>8} {'max ms':>8}")
     for size, built, median, p95, worst in rows:
@@ -186,6 +188,8 @@ def main() -> None:
     parser.add_argument("--brands", type=int, default=20)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--ticks", type=int, default=60)
+    parser.add_argument("--per-day", type=int, default=3000, help="idle: mentions a day; more stored means a longer "
+                                                                  "history, not a busier one")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     idle(args) if args.what == "idle" else report(args)

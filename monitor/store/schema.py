@@ -211,6 +211,7 @@ notifications = Table(
     Index("ix_notifications_state_group", "state", "group_key"),
     Index("ix_notifications_mention", "mention_id"),
     Index("ix_notifications_alert", "alert_id"),  # v5: the mentions a message carries; pruning checks it
+    Index("ix_notifications_created", "created_at"),  # v5: reply clock candidates, notified in the lookback
 )
 
 group_log = Table(
@@ -351,7 +352,8 @@ def _v4(conn: Connection) -> None:
 
 
 V5_INDEXES = ("ix_mentions_fetched_at", "ix_alerts_sent_at", "ix_alerts_mention", "ix_notifications_alert",
-              "ix_slack_events_received_at", "ix_gaps_recorded_at", "ix_reply_clock_brand_started")
+              "ix_notifications_created", "ix_slack_events_received_at", "ix_gaps_recorded_at",
+              "ix_reply_clock_brand_started")
 
 
 def _v5(conn: Connection) -> None:
