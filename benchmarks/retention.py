@@ -15,7 +15,8 @@ is the loopback emulator, which the first, untimed tick sends the weekly digests
 the clock moving 5 s a tick so the trends stage (spikes, digest) runs once a minute as in the daemon,
 and prints the figures per size side by side. `report` times `build_report` over every mention (by
 week) next to the same counts taken the pre-rollup way, one GROUP BY over the mentions and their
-newest labels.
+newest labels; `counts (rollup)` is the part of `report` that the rollup replaces (the rest of a
+report is complaint terms from the newest 5,000 complaints per brand, response times and gaps).
 """
 
 from __future__ import annotations
@@ -63,34 +64,32 @@ def build(store: Store, mentions: int, brands: int, days: float) -> float:
     false = "false" if pg else "0"
     started = time.perf_counter()
     with store.engine.begin() as conn:
-        conn.exec_driver_sql(
-            f"INSERT INTO mentions (id, source, external_id, source_id, brand, matched, url, author, text, created_at, "
+        def run(sql: str) -> None:
+            conn.execute(text(sql))  # text(): `%` is escaped for psycopg
+
+        run(f"INSERT INTO mentions (id, source, external_id, source_id, brand, matched, url, author, text, created_at, "
             f"fetched_at, reach, extra, classified_at, routed_at) {with_seq}"
             f"SELECT i, {_pick('i', SOURCES)}, 'e' || i, 'brand' || (i % {brands}) || '/' || {_pick('i', SOURCES)}, "
             f"'brand' || (i % {brands}), '{{}}', 'https://example.com/' || i, 'user' || (i % 5000), "
             f"'a post about brand ' || i, {when}, {when}, i % 1000, '{{}}', {when}, {when} FROM {series}")
-        conn.exec_driver_sql(
-            f"INSERT INTO labels (mention_id, model, sentiment, sentiment_scores, intent, intent_scores, needs_reply, "
+        run(f"INSERT INTO labels (mention_id, model, sentiment, sentiment_scores, intent, intent_scores, needs_reply, "
             f"needs_reply_score, language, low_confidence, created_at) SELECT id, 'lexicon', "
             f"{_pick('id * 7', SENTIMENTS)}, '{{}}', {_pick('id * 3', INTENTS)}, '{{}}', {false}, 0.0, 'en', {false}, "
             f"fetched_at FROM mentions")
-        conn.exec_driver_sql(
-            "INSERT INTO alerts (id, dedupe_key, kind, mention_id, brand, channel, payload, state, attempts, created_at, "
+        run("INSERT INTO alerts (id, dedupe_key, kind, mention_id, brand, channel, payload, state, attempts, created_at, "
             "sent_at, slack_channel_id, slack_ts, op, receiver, format) SELECT id, 'm:' || id, 'mention', id, brand, "
             "'#alerts', '{\"text\": \"x\"}', 'sent', 1, fetched_at, fetched_at, 'C1', id || '.0', 'post', 'slack', "
             "'slack' FROM mentions WHERE id % 100 = 0")
-        conn.exec_driver_sql(
-            "INSERT INTO notifications (mention_id, brand, route, channel, group_key, urgent, state, alert_id, "
+        run("INSERT INTO notifications (mention_id, brand, route, channel, group_key, urgent, state, alert_id, "
             f"created_at) SELECT id, brand, 'root', '#alerts', 'root|mention=' || id, {false}, 'queued', id, fetched_at "
             "FROM mentions WHERE id % 100 = 0")
-        conn.exec_driver_sql(
-            "INSERT INTO reply_clock (mention_id, brand, intent, started_at, deadline, state, reminders_sent, closed_at) "
+        run("INSERT INTO reply_clock (mention_id, brand, intent, started_at, deadline, state, reminders_sent, closed_at) "
             "SELECT id, brand, 'complaint', fetched_at, fetched_at, 'handled', 0, fetched_at FROM mentions "
             "WHERE id % 100 = 0")
-        conn.exec_driver_sql(schema.ROLLUP_FROM_MENTIONS[store.engine.dialect.name])
+        conn.execute(text(schema.ROLLUP_FROM_MENTIONS[store.engine.dialect.name]))
         if pg:
-            conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence(t, 'id'), (SELECT max(id) FROM mentions)) "
-                                 "FROM (VALUES ('mentions'), ('alerts'), ('notifications')) AS v(t)")
+            run("SELECT setval(pg_get_serial_sequence(t, 'id'), (SELECT max(id) FROM mentions)) "
+                "FROM (VALUES ('mentions'), ('alerts'), ('notifications')) AS v(t)")
     if pg:  # as autovacuum would; mentionwatch never runs ANALYZE on SQLite, whose plans then use the indexes
         with store.engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
@@ -160,6 +159,7 @@ def report(args) -> None:
         brands = list(settings.brands)
         timed = {}
         for name, run in (("report (rollup)", lambda: build_report(store, settings, since=since, now=NOW, by="week")),
+                          ("counts (rollup)", lambda: store.daily_counts(brands, since, NOW)),
                           ("raw GROUP BY", lambda: raw_counts(store, brands, since, NOW))):
             runs = []
             for _ in range(args.runs):

@@ -84,7 +84,7 @@ class ReportRepository(Repository):
         brands = list(brands)
         first, last = whole_days(start, end)
         if first < last:
-            parts = [self._rolled_up(brands, first, last), self._counted(brands, first, last, m.classified_at.is_(None))]
+            parts = [self._rolled_up(brands, first, last), self._counted(brands, first, last, unlabelled=True)]
             parts += [self._counted(brands, a, b) for a, b in ((start, first), (last, end)) if a < b]
         else:
             parts = [self._counted(brands, start, end)]
@@ -95,14 +95,18 @@ class ReportRepository(Repository):
         with self.engine.connect() as conn:
             return [tuple(int(v) if i > 2 else v for i, v in enumerate(row)) for row in conn.execute(query)]
 
-    def _counted(self, brands: list[str], start: datetime, end: datetime, *where: ColumnElement):
-        """Counts per brand, day and source straight from the mentions (and their newest labels)."""
+    def _counted(self, brands: list[str], start: datetime, end: datetime, unlabelled: bool = False):
+        """Counts per brand, day and source straight from the mentions (and their newest labels); with
+        `unlabelled`, of those not labelled yet only, found through the classified_at index (the brand is
+        wrapped so that SQLite does not walk the window's every mention by brand and day instead)."""
         day = day_bucket(self.engine.dialect.name)
         pivot = [func.sum(case((lab.sentiment == s, 1), else_=0)).label(f"s_{s}") for s in SENTIMENTS]
         pivot += [func.sum(case((lab.intent == i, 1), else_=0)).label(f"i_{i}") for i in INTENTS]
         return (select(m.brand.label("brand"), day.label("day"), m.source.label("source"), func.count().label("volume"),
                        *pivot).select_from(newest_labels())
-                .where(m.brand.in_(brands), *in_days(day, start, end), *where).group_by(m.brand, day, m.source))
+                .where(*([func.coalesce(m.brand, "").in_(brands), m.classified_at.is_(None)] if unlabelled
+                         else [m.brand.in_(brands)]), *in_days(day, start, end))
+                .group_by(m.brand, day, m.source))
 
     @staticmethod
     def _rolled_up(brands: list[str], first: datetime, last: datetime):
