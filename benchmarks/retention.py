@@ -180,7 +180,7 @@ def report(args) -> None:
 
 
 def main() -> None:
-    logging.getLogger("mentionwatch").setLevel(logging.ERROR)  # the emulator has none of the brands' channels
+    logging.getLogger("mentionwatch").setLevel(logging.CRITICAL)  # the emulator knows none of the brands' channels
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=("idle", "report"))
     parser.add_argument("--database-url", help="postgresql+psycopg://… of a throwaway database (default: SQLite)")
