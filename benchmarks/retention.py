@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import yaml  # noqa: E402
-from sqlalchemy import select, text  # noqa: E402
+from sqlalchemy import func, select, text  # noqa: E402
 
 from emulators.slack import SlackEmulator  # noqa: E402
 from monitor.config import load_settings  # noqa: E402
@@ -152,15 +152,20 @@ def raw_counts(store: Store, brands: list[str], start: datetime, end: datetime) 
 
 def report(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        store, url = fresh_store(args.database_url, Path(tmp), "report")
-        built = build(store, args.mentions, args.brands, args.days)
+        if args.reuse and args.database_url:  # the history of an earlier run (building 10M takes minutes)
+            store, url, built = Store(args.database_url), args.database_url, 0.0
+        else:
+            store, url = fresh_store(args.database_url, Path(tmp), "report")
+            built = build(store, args.mentions, args.brands, args.days)
         settings = settings_for(Path(tmp), url, args.brands)
-        since = NOW - timedelta(days=args.days + 1)
+        with store.engine.connect() as conn:  # the history's own end (a reused one was built earlier)
+            now = conn.execute(select(func.max(schema.mentions.c.created_at))).scalar() + timedelta(seconds=1)
+        since = now - timedelta(days=args.days + 1)
         brands = list(settings.brands)
         timed = {}
-        for name, run in (("report (rollup)", lambda: build_report(store, settings, since=since, now=NOW, by="week")),
-                          ("counts (rollup)", lambda: store.daily_counts(brands, since, NOW)),
-                          ("raw GROUP BY", lambda: raw_counts(store, brands, since, NOW))):
+        for name, run in (("report (rollup)", lambda: build_report(store, settings, since=since, now=now, by="week")),
+                          ("counts (rollup)", lambda: store.daily_counts(brands, since, now)),
+                          ("raw GROUP BY", lambda: raw_counts(store, brands, since, now))):
             runs = []
             for _ in range(args.runs):
                 started = time.perf_counter()
@@ -192,6 +197,8 @@ def main() -> None:
     parser.add_argument("--per-day", type=int, default=3000, help="idle: mentions a day; more stored means a longer "
                                                                   "history, not a busier one")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--reuse", action="store_true", help="report: time the history --database-url already "
+                                                             "holds from an earlier run instead of rebuilding it")
     args = parser.parse_args()
     idle(args) if args.what == "idle" else report(args)
 

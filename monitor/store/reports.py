@@ -63,8 +63,11 @@ def whole_days(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     return (first if first == start else first + timedelta(days=1)), midnight(end)
 
 
-def in_days(day: ColumnElement, start: datetime, end: datetime) -> list[ColumnElement]:
-    """`mention_time()` in [start, end), with the day range that lets SQLite walk ix_mentions_report."""
+def in_days(dialect: str, day: ColumnElement, start: datetime, end: datetime) -> list[ColumnElement]:
+    """`mention_time()` in [start, end): on SQLite with the day range that lets it walk ix_mentions_report;
+    on PostgreSQL (no such expression index) as ranges of the (brand, created_at) index."""
+    if dialect == "postgresql":
+        return [in_window(start, end)]
     first, last = (f"{moment.astimezone(timezone.utc):%Y-%m-%d}" for moment in (start, end))
     return [day >= first, day <= last, mention_time() >= start, mention_time() < end]
 
@@ -105,7 +108,7 @@ class ReportRepository(Repository):
         return (select(m.brand.label("brand"), day.label("day"), m.source.label("source"), func.count().label("volume"),
                        *pivot).select_from(newest_labels())
                 .where(*([func.coalesce(m.brand, "").in_(brands), m.classified_at.is_(None)] if unlabelled
-                         else [m.brand.in_(brands)]), *in_days(day, start, end))
+                         else [m.brand.in_(brands)]), *in_days(self.engine.dialect.name, day, start, end))
                 .group_by(m.brand, day, m.source))
 
     @staticmethod
@@ -120,11 +123,14 @@ class ReportRepository(Repository):
                 .group_by(d.brand, d.day, d.source))
 
     def complaint_texts(self, brand: str, start: datetime, end: datetime, limit: int) -> list[str]:
-        """The newest complaints' words: newest day first, a backwards walk of the index that stops at `limit`."""
-        day = day_bucket(self.engine.dialect.name)
+        """The newest complaints' words: newest first, a backwards walk of an index that stops at `limit` (on
+        PostgreSQL (brand, created_at): undated mentions, rare, come first)."""
+        dialect = self.engine.dialect.name
+        day = day_bucket(dialect)
+        newest = m.created_at.desc().nulls_first() if dialect == "postgresql" else day.desc()
         query = (select(m.title, m.text).select_from(newest_labels())
-                 .where(m.brand == brand, *in_days(day, start, end), lab.intent == "complaint")
-                 .order_by(day.desc()).limit(limit))
+                 .where(m.brand == brand, *in_days(dialect, day, start, end), lab.intent == "complaint")
+                 .order_by(newest).limit(limit))
         with self.engine.connect() as conn:
             return ["\n".join(p for p in (r.title, r.text) if p) for r in conn.execute(query)]
 
