@@ -5,7 +5,7 @@ Run: `python benchmarks/retention.py idle [--sizes 1000,100000,1000000] [--datab
 
 Both build their history in SQL (a recursive CTE on SQLite, generate_series on PostgreSQL) through the
 real schema: mentions spread over `--days` (`idle`: as many days as `--per-day` mentions a day make,
-so a larger size is a longer history at the same rate), one label each, 1 % alerted (a sent message, a queued
+so a larger size is a longer history at the same rate), one label each (intents spread within every brand), 1 % alerted (a sent message, a queued
 notification and a handled reply clock), the rollup filled as the v5 migration fills it. Without
 `--database-url` each size gets a temporary SQLite file; with one, the database's mentionwatch tables
 are dropped and rebuilt (point it at a throwaway database).
@@ -74,18 +74,18 @@ def build(store: Store, mentions: int, brands: int, days: float) -> float:
             f"'a post about brand ' || i, {when}, {when}, i % 1000, '{{}}', {when}, {when} FROM {series}")
         run(f"INSERT INTO labels (mention_id, model, sentiment, sentiment_scores, intent, intent_scores, needs_reply, "
             f"needs_reply_score, language, low_confidence, created_at) SELECT id, 'lexicon', "
-            f"{_pick('id * 7', SENTIMENTS)}, '{{}}', {_pick('id * 3', INTENTS)}, '{{}}', {false}, 0.0, 'en', {false}, "
+            f"{_pick('id * 7', SENTIMENTS)}, '{{}}', {_pick('id / 20', INTENTS)}, '{{}}', {false}, 0.0, 'en', {false}, "
             f"fetched_at FROM mentions")
         run("INSERT INTO alerts (id, dedupe_key, kind, mention_id, brand, channel, payload, state, attempts, created_at, "
             "sent_at, slack_channel_id, slack_ts, op, receiver, format) SELECT id, 'm:' || id, 'mention', id, brand, "
             "'#alerts', '{\"text\": \"x\"}', 'sent', 1, fetched_at, fetched_at, 'C1', id || '.0', 'post', 'slack', "
-            "'slack' FROM mentions WHERE id % 100 = 0")
+            "'slack' FROM mentions WHERE id % 101 = 0")
         run("INSERT INTO notifications (mention_id, brand, route, channel, group_key, urgent, state, alert_id, "
             f"created_at) SELECT id, brand, 'root', '#alerts', 'root|mention=' || id, {false}, 'queued', id, fetched_at "
-            "FROM mentions WHERE id % 100 = 0")
+            "FROM mentions WHERE id % 101 = 0")
         run("INSERT INTO reply_clock (mention_id, brand, intent, started_at, deadline, state, reminders_sent, closed_at) "
             "SELECT id, brand, 'complaint', fetched_at, fetched_at, 'handled', 0, fetched_at FROM mentions "
-            "WHERE id % 100 = 0")
+            "WHERE id % 101 = 0")
         conn.execute(text(schema.ROLLUP_FROM_MENTIONS[store.engine.dialect.name]))
         if pg:
             run("SELECT setval(pg_get_serial_sequence(t, 'id'), (SELECT max(id) FROM mentions)) "
