@@ -273,3 +273,19 @@ def test_an_idle_tick_reads_no_growing_table_whole(tmp_path, slack, backend):
     event.remove(store.engine, "before_cursor_execute", listener)
     assert len(statements) > 10
     assert _full_scans(store, statements) == []
+
+
+def test_the_newest_complaints_are_read_from_the_last_days_the_rollup_says_hold_them(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'mw.db'}")
+    add(store, "acme", "x", NOW - timedelta(days=5), "negative", "complaint", "old login complaint")
+    add(store, "acme", "x", NOW - timedelta(days=5), "positive", "praise", "old praise")
+    for _ in range(2):
+        add(store, "acme", "x", NOW - timedelta(days=1), "negative", "complaint", "new billing complaint")
+    add(store, "acme", "x", NOW - timedelta(hours=1), "neutral", "question", "a question")
+    add(store, "globex", "x", NOW - timedelta(days=1), "positive", "praise", "globex praise")
+    week = NOW - timedelta(days=7)
+    assert store.complaint_texts("acme", week, NOW, 2) == ["new billing complaint"] * 2
+    assert sorted(store.complaint_texts("acme", week, NOW, 10)) == ["new billing complaint"] * 2 + ["old login complaint"]
+    assert store.complaint_texts("acme", NOW - timedelta(days=3), NOW, 10) == ["new billing complaint"] * 2
+    assert store.complaint_texts("globex", week, NOW, 10) == []
+    store.close()

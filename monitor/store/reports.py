@@ -123,16 +123,36 @@ class ReportRepository(Repository):
                 .group_by(d.brand, d.day, d.source))
 
     def complaint_texts(self, brand: str, start: datetime, end: datetime, limit: int) -> list[str]:
-        """The newest complaints' words: newest first, a backwards walk of an index that stops at `limit` (on
-        PostgreSQL (brand, created_at): undated mentions, rare, come first)."""
+        """The newest complaints' words: newest first, from the last days that hold `limit` complaints by the
+        rollup's count (none: no query), walking an index backwards (on PostgreSQL (brand, created_at):
+        undated mentions, rare, come first)."""
+        since = self._complaints_since(brand, start, end, limit)
+        if since is None:
+            return []
         dialect = self.engine.dialect.name
         day = day_bucket(dialect)
         newest = m.created_at.desc().nulls_first() if dialect == "postgresql" else day.desc()
         query = (select(m.title, m.text).select_from(newest_labels())
-                 .where(m.brand == brand, *in_days(dialect, day, start, end), lab.intent == "complaint")
+                 .where(m.brand == brand, *in_days(dialect, day, max(start, since), end), lab.intent == "complaint")
                  .order_by(newest).limit(limit))
         with self.engine.connect() as conn:
             return ["\n".join(p for p in (r.title, r.text) if p) for r in conn.execute(query)]
+
+    def _complaints_since(self, brand: str, start: datetime, end: datetime, limit: int) -> datetime | None:
+        """The start of the latest day from which on the window holds `limit` labelled complaints (the
+        window's start when it holds fewer; None when the rollup counts none in its days)."""
+        d = t.mention_daily.c
+        query = (select(d.day, func.sum(d.count)).where(d.brand == brand, d.intent == "complaint",
+                                                        d.day >= f"{start.astimezone(timezone.utc):%Y-%m-%d}",
+                                                        d.day <= f"{end.astimezone(timezone.utc):%Y-%m-%d}")
+                 .group_by(d.day).order_by(d.day.desc()))
+        seen = 0
+        with self.engine.connect() as conn:
+            for day, count in conn.execute(query):
+                seen += int(count)
+                if seen >= limit:
+                    return datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
+        return start if seen else None
 
     def top_mentions(self, brand: str, start: datetime, end: datetime, *, intent: str | None = None,
                      sentiment: str | None = None, limit: int) -> list[dict]:
