@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Sequence
 
-from sqlalchemy import Integer, and_, case, func, literal_column, or_, select, union_all
+from sqlalchemy import Integer, and_, case, func, literal_column, or_, select, true, union_all
 from sqlalchemy.sql import ColumnElement
 
 from alerts.spikes import HourCount
@@ -131,10 +131,16 @@ class ReportRepository(Repository):
             return []
         dialect = self.engine.dialect.name
         day = day_bucket(dialect)
-        newest = m.created_at.desc().nulls_first() if dialect == "postgresql" else day.desc()
-        query = (select(m.title, m.text).select_from(newest_labels())
-                 .where(m.brand == brand, *in_days(dialect, day, max(start, since), end), lab.intent == "complaint")
-                 .order_by(newest).limit(limit))
+        window = [m.brand == brand, *in_days(dialect, day, max(start, since), end)]
+        if dialect == "postgresql":  # each mention's newest label looked up by index, never a scan of all labels
+            label = (select(lab.intent).where(lab.mention_id == m.id)
+                     .order_by(lab.created_at.desc(), lab.model.desc()).limit(1).lateral("newest"))
+            query = (select(m.title, m.text).select_from(t.mentions.join(label, true()))
+                     .where(*window, label.c.intent == "complaint").order_by(m.created_at.desc().nulls_first()))
+        else:
+            query = (select(m.title, m.text).select_from(newest_labels())
+                     .where(*window, lab.intent == "complaint").order_by(day.desc()))
+        query = query.limit(limit)
         with self.engine.connect() as conn:
             return ["\n".join(p for p in (r.title, r.text) if p) for r in conn.execute(query)]
 
