@@ -177,7 +177,7 @@ def report(args) -> None:
         with store.engine.connect() as conn:
             cells = conn.execute(select(text("count(*)")).select_from(schema.mention_daily)).scalar()
         store.close()
-    print(f"report over {args.mentions:,} mentions ({args.brands} brands, {args.days} days, {cells:,} rollup rows) on "
+    print(f"report over {raw:,} mentions ({args.brands} brands, {args.days} days, {cells:,} rollup rows) on "
           f"{store.engine.dialect.name}; built in {built:.0f} s; load average {os.getloadavg()[0]:.1f}")
     for name, (best, runs, _) in timed.items():
         print(f"  {name:<16} best {best:7.2f} s   runs {', '.join(f'{s:.2f}' for s in runs)}")
