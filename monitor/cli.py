@@ -21,6 +21,7 @@ from classifiers.cli import app as classifier_app
 from monitor.cli_config import DEFAULT_CONFIG, load_or_exit as _load
 from monitor.config import EX_CONFIG, ConfigProblem, parse_duration
 from monitor.health import CLASSIFIER_HEALTH_ID
+from monitor.prune import prune_command
 from monitor.query_cli import match_command, route_test_command
 from monitor.streams import seconds, stream_positions
 
@@ -606,6 +607,7 @@ def report_responses(config: str = ConfigOption, brand: Optional[str] = BrandOpt
 
 app.command("match")(match_command)  # `match` and `route-test` live in monitor/query_cli.py
 app.command("route-test")(route_test_command)
+app.command("prune")(prune_command)  # retention: monitor/prune.py
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -27,11 +27,14 @@ from monitor.health import CLASSIFIER_HEALTH_ID, SourceHealth
 from monitor.core.logs import REDACTOR, secrets_of
 from monitor.core.clock import Clock, utcnow
 from monitor.pipeline import Pipeline
+from monitor.prune import prune
 from monitor.store import Store
 from monitor.core.logs import get_logger
 
 log = get_logger(__name__)
 PROCESS_JOB = "process"
+PRUNE_JOB = "prune"
+PRUNE_DELAY = timedelta(minutes=1)
 EXIT_OK, EXIT_SOURCE_FAILED, EXIT_DELIVERY_STOPPED = 0, 1, 2  # `run --once`, documented in the README
 
 
@@ -83,7 +86,8 @@ class Daemon:
 
     def run_once(self) -> int:
         """Every source once, whatever the others do, then classify, route and send everything: for
-        cron and tests. Returns the exit code: EXIT_OK, EXIT_SOURCE_FAILED (a source failed, or is
+        cron and tests. Returns the exit code: PRUNE_DELAY = timedelta(minutes=1)
+EXIT_OK, EXIT_SOURCE_FAILED (a source failed, or is
         still waiting to retry; the others were still polled and what they found sent) or EXIT_DELIVERY_STOPPED (Slack delivery
         stopped with alerts still queued; they go out on the next run)."""
         failed = []
@@ -174,6 +178,12 @@ class Daemon:
                                    next_run_time=now)
         self.scheduler.add_job(self._process_job, "interval", id=PROCESS_JOB, replace_existing=True,
                                seconds=self.settings.daemon.process_interval.total_seconds(), next_run_time=now)
+        retention = self.settings.retention
+        if retention.enabled:  # first a while after start, so a restart loop does not prune at every start
+            self.scheduler.add_job(self._prune_job, "interval", id=PRUNE_JOB, replace_existing=True,
+                                   seconds=retention.every.total_seconds(), next_run_time=now + PRUNE_DELAY)
+        elif self.scheduler.get_job(PRUNE_JOB):
+            self.scheduler.remove_job(PRUNE_JOB)
         for job in self.scheduler.get_jobs():
             if job.id.startswith("poll:") and job.id not in wanted:
                 job.remove()
@@ -239,6 +249,10 @@ class Daemon:
         report = self._guard(self.pipeline.process)
         if report is not None and self.metrics is not None:
             self.metrics.record_delivery(report)
+
+    def _prune_job(self) -> None:
+        """Short transactions in a worker thread of its own: polls and deliveries go on meanwhile."""
+        self._guard(prune, self.store, self.settings.retention, self.pipeline.clock(), self.stop_event.is_set)
 
     def reload(self) -> None:
         try:

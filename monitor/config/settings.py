@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, ValidationInfo, create_model, field_valid
 from connectors.registry import platforms
 from monitor.config.brand import Brand, Source
 from monitor.config.receivers import RECEIVER_NAME, SLACK, ReceiverBlock
+from monitor.config.retention import RetentionConfig
 from monitor.config.routes import Route
 from monitor.configbase import SLUG, Channel, Duration, Strict
 from monitor.core.logs import REDACTOR, secrets_of
@@ -107,6 +108,7 @@ class Settings(PlatformSections):
         {}, description="Named receivers a route may name besides `slack` (always there), each with a `type` "
                         "a receiver plug-in declares (webhook)")
     http: HttpConfig = HttpConfig()
+    retention: RetentionConfig = Field(RetentionConfig(), description="How long stored rows are kept (`prune`)")
     routes: Route = Field(Route(), description="The alert route tree; its root matches every mention")
     brands: dict[Annotated[str, Field(pattern=SLUG)], Brand] = Field(min_length=1)
 
@@ -139,6 +141,16 @@ class Settings(PlatformSections):
         if unknown:
             raise ValueError(f"unknown receiver ({', '.join(unknown)}); expected one of "
                              f"{', '.join(sorted(self.receiver_names))}")
+        return self
+
+    @model_validator(mode="after")
+    def _retention_keeps_spike_baselines(self) -> "Settings":
+        """Spike detection reads `baseline` of raw mentions: pruning inside it would fake a quiet past."""
+        short = [f"brands.{b}.spikes.baseline ({brand.spikes.baseline.days}d)" for b, brand in self.brands.items()
+                 if brand.spikes.enabled and brand.spikes.baseline > self.retention.mentions]
+        if short:
+            raise ValueError(f"retention.mentions ({self.retention.mentions.days}d) is shorter than "
+                             f"{', '.join(short)}: keep mentions at least as long")
         return self
 
     @property
