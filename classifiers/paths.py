@@ -148,25 +148,24 @@ def _prepare_in_child(model_dir: Path, threads: int) -> bool:
 
 
 def _load_in_process(model_dir: Path, threads: int, forced: str | None) -> tuple[Runner, Choice]:
-    """Loads the fp32 model; builds the graphs if no cache holds them; measures unless `forced`."""
-    from classifiers.torch_model import PackedEncoder, TorchRunner, load_model
-
-    _, model, _ = load_model(model_dir, packed=False)
+    """Builds the graphs if no cache holds them, then loads `forced`, or measures every path and keeps the
+    fastest. Torch and the fp32 model are loaded only for the torch path, or to measure it."""
     graphs = None
     if forced != "torch-fp32":
         key = onnx_model.artifact_key(model_dir)
         graphs = onnx_model.cached_graphs(key)
         if graphs is None:
             started = time.monotonic()
-            graphs = onnx_model.build_graphs(model, key)
+            graphs = onnx_model.build_graphs(model_dir, key)
             log.info("built the ONNX graphs for %s in %.1f s", model_dir, time.monotonic() - started)
-    model.encoder = PackedEncoder(model.encoder)
-    torch_runner = TorchRunner(model, threads)
+        if forced is not None:
+            return onnx_model.OrtRunner(forced, graphs.files[forced], threads), Choice(forced, {})
+    from classifiers.torch_model import TorchRunner, load_model
+
+    torch_runner = TorchRunner(load_model(model_dir)[1], threads)
     if forced == "torch-fp32":
         return torch_runner, Choice(forced, {})
     assert graphs is not None
-    if forced is not None:
-        return onnx_model.OrtRunner(forced, graphs.files[forced], threads), Choice(forced, {})
     runners: dict[str, Runner] = {path: onnx_model.OrtRunner(path, graphs.files[path], threads)
                                   for path in onnx_model.GRAPHS}
     runners["torch-fp32"] = torch_runner
