@@ -198,3 +198,17 @@ class OrtRunner:
             outputs = [done[i % len(shares)][i // len(shares)] for i in range(len(rows))]
         return ([out[0][0].tolist() for out in outputs], [out[1][0].tolist() for out in outputs],
                 [float(out[2][0][0]) for out in outputs])
+
+
+def main() -> None:
+    """`python -m classifiers.onnx_model MODEL_DIR`: builds MODEL_DIR's graphs into the cache unless there."""
+    import sys
+
+    model_dir = Path(sys.argv[1])
+    key = artifact_key(model_dir)
+    if cached_graphs(key) is None:
+        build_graphs(model_dir, key)
+
+
+if __name__ == "__main__":
+    main()
