@@ -1,5 +1,5 @@
-"""The ONNX Runtime path: the shipped model exported to an ONNX graph, quantised to int8 by ONNX Runtime's
-own tooling, cached on disk, and run one text per call.
+"""The ONNX Runtime path: the shipped model written as an ONNX graph (`onnx_graph`), quantised to int8 by
+ONNX Runtime's own tooling, cached on disk, and run one text per call.
 
 Why one text per call: ONNX Runtime's dynamic quantisation picks one activation scale per tensor, so a
 text batched with others would get labels that depend on its batch-mates. Run alone, a text's scales are its
