@@ -203,7 +203,7 @@ def run(args: argparse.Namespace, data_dir: Path | None) -> None:
     print(f"(best of {args.rounds} interleaved rounds; threads: {args.threads}"
           + ("; peak RSS includes the validation run)" if scored else ")"))
     if not scored:
-        print("accuracy skipped: no shared data folder (pass --data)")
+        print("accuracy skipped: --no-accuracy, or no shared data folder (pass --data)")
         return
     names = list(headline(scored[KINDS[0]]["scores"]))
     print()
