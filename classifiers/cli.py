@@ -169,6 +169,23 @@ def classify(
         report.close()
 
 
+@app.command()
+def warm(
+    model_dir: Optional[Path] = typer.Option(None, help="Transformer artifacts (default: the shipped model)."),
+    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: what the daemon uses)."),
+) -> None:
+    """Build the classifier's ONNX graphs and pick its fastest path on this machine, into the cache, so the
+    daemon's first load takes about a second. `make install` and the Docker image run it; the daemon
+    does the same on its first load when nothing is cached."""
+    from classifiers.transformer import TransformerClassifier
+
+    started = time.monotonic()
+    model = TransformerClassifier(model_dir, threads=threads)
+    rates = ", ".join(f"{path} {rate:,.0f}/s" for path, rate in model.rates.items()) or "chosen earlier"
+    typer.echo(f"classifier {model.version}: {model.runtime} ({rates}); ready in "
+               f"{time.monotonic() - started:.1f} s")
+
+
 @app.command("eval")
 def evaluate_command(
     data: Path = typer.Option(..., exists=True, dir_okay=False, help="Labelled JSONL file."),
