@@ -35,7 +35,6 @@ class Row:
     type: str
     default: str
     description: str
-    section: bool  # a block of further keys (its own keys are rows too)
 
 
 def _unwrap(annotation: Any) -> tuple[Any, bool]:
@@ -63,7 +62,7 @@ def type_name(annotation: Any) -> str:
     annotation, _ = _unwrap(annotation)
     origin, args = get_origin(annotation), get_args(annotation)
     if origin is Literal:
-        return " \\| ".join(str(a).lower() if isinstance(a, bool) else str(a) for a in args)
+        return " | ".join(str(a).lower() if isinstance(a, bool) else str(a) for a in args)
     if origin in (list, tuple, set, frozenset):
         return f"list of {type_name(args[0])}"
     if origin is dict:
@@ -81,7 +80,7 @@ def type_name(annotation: Any) -> str:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "section"
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
-        return " \\| ".join(str(m.value) for m in annotation)
+        return " | ".join(str(m.value) for m in annotation)
     return getattr(annotation, "__name__", str(annotation))
 
 
@@ -111,13 +110,13 @@ def default_text(field) -> str:
     if isinstance(value, enum.Enum):
         return str(value.value)
     if isinstance(value, (list, tuple, set, frozenset)):
-        return "[" + ", ".join(default_text_of(v) for v in value) + "]"
+        return "[" + ", ".join(_item_text(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{}" if not value else str(value)
     return str(value)
 
 
-def default_text_of(value: Any) -> str:
+def _item_text(value: Any) -> str:
     return duration_text(value) if isinstance(value, timedelta) else str(getattr(value, "value", value))
 
 
@@ -138,8 +137,7 @@ def walk(model: type[BaseModel], prefix: str, seen: tuple[type, ...] = ()) -> li
         inner, _ = _unwrap(annotation)
         origin, args = get_origin(inner), get_args(inner)
         nested = _model(annotation)
-        rows.append(Row(path, type_name(annotation), default_text(field), _description(field, nested),
-                        nested is not None or path in PLACEHOLDERS))
+        rows.append(Row(path, type_name(annotation), default_text(field), _description(field, nested)))
         if nested is not None and nested not in seen:
             rows += walk(nested, path, (*seen, model))
         elif origin is dict and _model(args[1]) is not None:
@@ -170,7 +168,7 @@ def reference() -> list[Row]:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ") if "\\|" not in text else text
+    return text.replace("|", "\\|")
 
 
 def markdown(rows: list[Row] | None = None) -> str:
@@ -178,7 +176,7 @@ def markdown(rows: list[Row] | None = None) -> str:
     lines = [START, "", "| Key | Type | Default | Description |", "|---|---|---|---|"]
     for row in rows if rows is not None else reference():
         default = f"`{_cell(row.default)}`" if row.default not in ("", "required", "none") else row.default
-        lines.append(f"| `{row.path}` | {row.type} | {default} | {_cell(row.description)} |")
+        lines.append(f"| `{row.path}` | {_cell(row.type)} | {default} | {_cell(row.description)} |")
     return "\n".join([*lines, "", END])
 
 
