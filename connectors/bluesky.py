@@ -57,16 +57,17 @@ log = get_logger(__name__)
 class BlueskyPlatform(Strict):
     """The Jetstream endpoint and how the shared reader behaves."""
 
-    jetstream_url: str = "wss://jetstream2.us-east.bsky.network/subscribe"
+    jetstream_url: str = Field("wss://jetstream2.us-east.bsky.network/subscribe", description="Jetstream websocket URL")
     replay_window: Duration = Field(timedelta(hours=36), description="How far back Jetstream replays; an older "
                                     "cursor is recorded as a gap")
     buffer_events: int = Field(20_000, ge=100, description="Events held for sources still to drain them; when "
                                "full, the reader pauses and replays from where it stopped once they are drained")
-    max_events_per_poll: int = Field(50_000, ge=1)
+    max_events_per_poll: int = Field(50_000, ge=1, description="Events a source takes from the reader per poll at most")
     stall_timeout: Duration = Field(timedelta(seconds=30), description="No message for this long: reconnect")
-    connect_timeout: Duration = timedelta(seconds=10)
-    reconnect_min: Duration = timedelta(seconds=1)
-    reconnect_max: Duration = timedelta(minutes=5)
+    connect_timeout: Duration = Field(timedelta(seconds=10), description="Longest wait for the websocket to open")
+    reconnect_min: Duration = Field(timedelta(seconds=1),
+                                    description="First wait before reconnecting; doubles per failure")
+    reconnect_max: Duration = Field(timedelta(minutes=5), description="Longest wait between reconnects")
     max_bytes: int = Field(1_000_000, gt=0, description="A bigger websocket message closes the connection")
     api: BlueskyApi = Field(BlueskyApi(), description="The AppView: handles, reach, team replies, catch-up")
 
@@ -80,8 +81,8 @@ class BlueskyPlatform(Strict):
 
 class BlueskySource(Owned):
     type: Literal["bluesky"]
-    name: str = Field(pattern=SLUG)
-    interval: Interval = timedelta(seconds=15)
+    name: str = Field(pattern=SLUG, description="Unique within the brand; the source id is brand/name")
+    interval: Interval = Field(timedelta(seconds=15), description="Time between polls of the shared reader's buffer")
     require_match: Literal[True] = Field(True, description="The firehose is every post on Bluesky: only posts "
                                          "matching a brand are stored")
 

@@ -32,15 +32,15 @@ log = get_logger(__name__)
 class BlueskyApi(ApiPlatform):
     """The AppView read for handles, reach, team replies and the catch-up after a long outage."""
 
-    base_url: str = "https://public.api.bsky.app"
-    connect_timeout: Duration = timedelta(seconds=3.05)
-    read_timeout: Duration = timedelta(seconds=10)
+    base_url: str = Field("https://public.api.bsky.app", description="AppView base URL")
+    connect_timeout: Duration = Field(timedelta(seconds=3.05), description="Longest wait for a connection")
+    read_timeout: Duration = Field(timedelta(seconds=10), description="Longest wait for the next bytes of an answer")
     reserve: int = Field(10, ge=0, description="Requests left unused in each rate-limit window")
     profile_ttl: Duration = Field(timedelta(days=1), description="How long a handle and follower count are kept")
     profile_cache: int = Field(50_000, ge=100, description="Profiles kept in memory at most")
     search_pages: int = Field(1, ge=1, le=50, description="searchPosts pages per term in a catch-up (logged-out "
                               "clients get the first page only)")
-    search_limit: int = Field(100, ge=1, le=100)
+    search_limit: int = Field(100, ge=1, le=100, description="Posts per searchPosts page")
     catchup_requests: int = Field(300, ge=1, description="searchPosts calls one catch-up may make (many brands: "
                                   "the rest of the window stays a partial gap)")
     reply_checks_per_poll: int = Field(10, ge=0, description="getPostThread reads per poll for waiting mentions")

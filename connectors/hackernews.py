@@ -39,8 +39,8 @@ _WORD = re.compile(r"\w+")
 class HackerNewsPlatform(ApiPlatform):
     """The public Algolia HN Search API (`search_by_date`, newest first)."""
 
-    base_url: str = "https://hn.algolia.com/api/v1"
-    hits_per_page: int = Field(100, ge=1, le=1000)
+    base_url: str = Field("https://hn.algolia.com/api/v1", description="Algolia HN Search API base URL")
+    hits_per_page: int = Field(100, ge=1, le=1000, description="Hits per search page")
     max_pages: int = Field(5, ge=1, le=50, description="Pages read per query per poll; the rest waits for the next poll")
     initial_pages: int = Field(1, ge=1, le=50, description="Pages read on the first poll of a query")
     late_window: Duration = Field(timedelta(minutes=10), description="Items indexed up to this long after they "
@@ -49,11 +49,11 @@ class HackerNewsPlatform(ApiPlatform):
 
 class HackerNewsSource(Owned):
     type: Literal["hackernews"]
-    name: str = Field(pattern=SLUG)
+    name: str = Field(pattern=SLUG, description="Unique within the brand; the source id is brand/name")
     queries: list[str] = Field([], description="Search queries; default: the brand's names, aliases and domains")
     comments: bool = Field(True, description="Search comments as well as stories")
-    interval: Interval = timedelta(minutes=5)
-    require_match: bool = True
+    interval: Interval = Field(timedelta(minutes=5), description="Time between polls")
+    require_match: bool = Field(True, description="false: every hit is this brand's mention")
     first_poll_lookback: Duration = Field(FIRST_POLL_LOOKBACK, description="A first poll (of a new source, or a new "
                                           "install) stores items published this long ago at most, as backfill")
 

@@ -72,11 +72,11 @@ def instance_url(value: str) -> str:
 
 class MastodonSource(Owned):
     type: Literal["mastodon"]
-    name: str = Field(pattern=SLUG)
+    name: str = Field(pattern=SLUG, description="Unique within the brand; the source id is brand/name")
     instances: list[str] = Field(min_length=1, description="Instances whose hashtag timelines are read")
     hashtags: list[str] = Field([], description="Hashtags to read (without #); default: the brand's hashtags")
-    interval: Interval = timedelta(minutes=2)
-    require_match: bool = True
+    interval: Interval = Field(timedelta(minutes=2), description="Time between polls")
+    require_match: bool = Field(True, description="false: every post read is this brand's mention")
     first_poll_lookback: Duration = Field(FIRST_POLL_LOOKBACK, description="A first poll stores posts published "
                                           "this long ago at most, as backfill")
     access_tokens: dict[str, SecretStr] = Field({}, description="The brand account's token per instance (host "
