@@ -9,7 +9,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
 
 from alerts import slack_render
 from alerts.receivers import receiver_types, receivers
@@ -25,6 +24,7 @@ from monitor.store import Store, schema
 from tests.support.config import config_dict, pipeline_with_clock, write_config
 from tests.support.routing import add, labels, routed_pipeline
 from tests.support.tracker import ALERTS, NOW, H, alert_message, complaint_id, make_world
+from tests.support.schemas import version_4_sqlite
 
 COMPLAINT_TEXT = "Terrible, Acme Cloud deleted my backups"
 
@@ -111,15 +111,7 @@ def test_a_post_deleted_before_its_alert_is_never_alerted(tmp_path, feeds, slack
 
 def test_a_version_4_outbox_migrates_and_its_pending_block_kit_goes_out_once(tmp_path, slack):
     path = tmp_path / "v4.db"
-    with sqlite3.connect(path) as conn:
-        conn.executescript((Path(__file__).parent / "data" / "schema_v1.sql").read_text())
-        conn.execute("INSERT INTO schema_version VALUES (1)")
-    engine = create_engine(f"sqlite:///{path}")
-    for number, _, step in schema.MIGRATIONS[1:4]:  # the steps a version 4 install ran
-        with engine.begin() as conn:
-            step(conn)
-            conn.execute(schema.schema_version.update().values(version=number))
-    engine.dispose()
+    version_4_sqlite(path)
     blocks = '[{"type": "section", "block_id": "mention:1", "text": {"type": "mrkdwn", "text": "old alert"}}]'
     with sqlite3.connect(path) as conn:
         for key, state in (("old:1", "sent"), ("old:2", "pending"), ("old:3", "sending")):

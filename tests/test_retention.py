@@ -23,6 +23,7 @@ from monitor.report import build_report
 from monitor.store import Store, schema
 from tests.support.config import config_dict, pipeline_with_clock, write_config
 from tests.support.histories import add, add_gap, add_many, labels
+from tests.support.schemas import version_4_sqlite
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 OLD = NOW - timedelta(days=400)
@@ -183,15 +184,7 @@ def test_prune_dry_run_lists_every_kind(tmp_path):
 
 def test_a_version_4_database_gets_the_rollup_of_its_labelled_mentions(tmp_path):
     path = tmp_path / "v4.db"
-    with sqlite3.connect(path) as conn:
-        conn.executescript((Path(__file__).parent / "data" / "schema_v1.sql").read_text())
-        conn.execute("INSERT INTO schema_version VALUES (1)")
-    engine = create_engine(f"sqlite:///{path}")
-    for number, _, step in schema.MIGRATIONS[1:4]:  # the steps a version 4 install ran
-        with engine.begin() as conn:
-            step(conn)
-            conn.execute(schema.schema_version.update().values(version=number))
-    engine.dispose()
+    version_4_sqlite(path)
     with sqlite3.connect(path) as conn:
         for i, (sentiment, intent) in enumerate([("negative", "complaint")] * 2 + [("positive", "praise")]):
             conn.execute("INSERT INTO mentions (source, external_id, source_id, brand, matched, text, created_at, "
