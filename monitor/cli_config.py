@@ -8,6 +8,7 @@ import os
 
 import typer
 
+from alerts.receivers import receiver_types
 from monitor.config import EX_CONFIG, ConfigError, Settings, load_settings
 
 DEFAULT_CONFIG = os.environ.get("MENTIONWATCH_CONFIG", "config.yaml")
@@ -15,7 +16,7 @@ DEFAULT_CONFIG = os.environ.get("MENTIONWATCH_CONFIG", "config.yaml")
 
 def load_or_exit(path: str) -> Settings:
     try:
-        settings, warnings = load_settings(path)
+        settings, warnings = load_settings(path, receiver_types=receiver_types())
     except ConfigError as exc:
         for problem in exc.problems:
             typer.echo(str(problem), err=True)

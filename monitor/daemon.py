@@ -13,11 +13,12 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from alerts.receivers import receiver_types
 from alerts.slack import SlackSender, make_client
 from classifiers import load_classifier
 from classifiers.base import describe
@@ -26,11 +27,14 @@ from monitor.health import CLASSIFIER_HEALTH_ID, SourceHealth
 from monitor.core.logs import REDACTOR, secrets_of
 from monitor.core.clock import Clock, utcnow
 from monitor.pipeline import Pipeline
+from monitor.prune import prune
 from monitor.store import Store
 from monitor.core.logs import get_logger
 
 log = get_logger(__name__)
 PROCESS_JOB = "process"
+PRUNE_JOB = "prune"
+PRUNE_DELAY = timedelta(minutes=1)
 EXIT_OK, EXIT_SOURCE_FAILED, EXIT_DELIVERY_STOPPED = 0, 1, 2  # `run --once`, documented in the README
 
 
@@ -63,6 +67,7 @@ class Daemon:
         self.config_path = config_path
         self.store = Store(settings.storage.url)
         self.pipeline = build_pipeline(settings, self.store)
+        self.pipeline.on_classified = self._classified
         self._record_classifier()
         log.info("pipeline: %s", self.pipeline.describe())
         self.stop_event = threading.Event()
@@ -81,7 +86,8 @@ class Daemon:
 
     def run_once(self) -> int:
         """Every source once, whatever the others do, then classify, route and send everything: for
-        cron and tests. Returns the exit code: EXIT_OK, EXIT_SOURCE_FAILED (a source failed, or is
+        cron and tests. Returns the exit code: PRUNE_DELAY = timedelta(minutes=1)
+EXIT_OK, EXIT_SOURCE_FAILED (a source failed, or is
         still waiting to retry; the others were still polled and what they found sent) or EXIT_DELIVERY_STOPPED (Slack delivery
         stopped with alerts still queued; they go out on the next run)."""
         failed = []
@@ -172,6 +178,12 @@ class Daemon:
                                    next_run_time=now)
         self.scheduler.add_job(self._process_job, "interval", id=PROCESS_JOB, replace_existing=True,
                                seconds=self.settings.daemon.process_interval.total_seconds(), next_run_time=now)
+        retention = self.settings.retention
+        if retention.enabled:  # first a while after start, so a restart loop does not prune at every start
+            self.scheduler.add_job(self._prune_job, "interval", id=PRUNE_JOB, replace_existing=True,
+                                   seconds=retention.every.total_seconds(), next_run_time=now + PRUNE_DELAY)
+        elif self.scheduler.get_job(PRUNE_JOB):
+            self.scheduler.remove_job(PRUNE_JOB)
         for job in self.scheduler.get_jobs():
             if job.id.startswith("poll:") and job.id not in wanted:
                 job.remove()
@@ -180,9 +192,13 @@ class Daemon:
         """/metrics, /healthz and /readyz, when the config asks for them (a reload does not move them)."""
         if self.settings.http.listen is None:
             return
-        from monitor.metrics import HttpServer, Metrics
+        from monitor.metrics import HttpServer, Metrics, SlackAuth
 
-        self.metrics = Metrics(lambda: self.store, lambda: list(self.pipeline.sources), self.pipeline.clock)
+        def x_caps() -> dict[str, int]:
+            x = self.settings.x
+            return {x.app: x.monthly_read_cap} if x is not None else {}
+        self.metrics = Metrics(lambda: self.store, lambda: list(self.pipeline.sources), self.pipeline.clock,
+                               slack_auth=SlackAuth(lambda: make_client(self.settings.slack)), x_caps=x_caps)
         self.http = HttpServer(self.metrics, self.settings.http.listen).start()
 
     def _start_socket_mode(self) -> None:
@@ -225,14 +241,22 @@ class Daemon:
         if outcome.new_ids:
             self.scheduler.modify_job(PROCESS_JOB, next_run_time=datetime.now(timezone.utc))
 
+    def _classified(self, size: int, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.record_classified(size, seconds)
+
     def _process_job(self) -> None:
         report = self._guard(self.pipeline.process)
         if report is not None and self.metrics is not None:
             self.metrics.record_delivery(report)
 
+    def _prune_job(self) -> None:
+        """Short transactions in a worker thread of its own: polls and deliveries go on meanwhile."""
+        self._guard(prune, self.store, self.settings.retention, self.pipeline.clock(), self.stop_event.is_set)
+
     def reload(self) -> None:
         try:
-            settings, warnings = load_settings(self.config_path)
+            settings, warnings = load_settings(self.config_path, receiver_types=receiver_types())
         except ConfigError as exc:
             log.error("config reload failed; still running the previous config:\n%s", exc)
             return
@@ -244,6 +268,7 @@ class Daemon:
         same_model = settings.classifier.kind == self.settings.classifier.kind
         slack_changed = settings.slack != self.settings.slack  # Socket Mode's own client uses all of it
         self.pipeline = build_pipeline(settings, self.store, self.pipeline.classifier if same_model else None)
+        self.pipeline.on_classified = self._classified
         if not same_model:
             self._record_classifier()
         self._schedule_all()

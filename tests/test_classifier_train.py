@@ -116,19 +116,31 @@ def test_shipped_own_set_trains_every_head_on_every_row():
     assert {e.needs_reply for e in praise} == {True, False}, "praise needs a reply only when it speaks to the brand"
 
 
-def test_training_module_needs_out_and_never_overwrites_the_shipped_model_without_force(tmp_path):
+def test_training_module_needs_data_and_never_overwrites_the_shipped_model_without_force(tmp_path):
+    """`python -m classifiers.train` makes the choices `mentionwatch train` makes: no default data folder a user may
+    lack, and --out (default: a new folder) refuses a non-empty folder, the shipped model above all."""
     import subprocess
     import sys
 
     from classifiers.tokens import MODEL_DIR
 
+    def train(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "classifiers.train", *args], capture_output=True, text=True,
+                              timeout=120)
+
     before = {p.name: p.stat().st_mtime_ns for p in MODEL_DIR.iterdir()}
-    command = [sys.executable, "-m", "classifiers.train", "--data", str(tmp_path)]
-    missing = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert missing.returncode == 2 and "--out" in missing.stderr
-    refused = subprocess.run(command + ["--out", str(MODEL_DIR)], capture_output=True, text=True, timeout=120)
+    missing = train("--out", str(tmp_path / "new"))
+    assert missing.returncode == 2 and "--data" in missing.stderr
+    absent = train("--data", str(tmp_path / "no-such-folder"))
+    assert absent.returncode == 2 and "no-such-folder is not a folder" in absent.stderr
+    refused = train("--data", str(tmp_path), "--out", str(MODEL_DIR))
     assert refused.returncode == 2 and "shipped model" in refused.stderr and "--force" in refused.stderr
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "weights.bin").write_bytes(b"x")
+    taken = train("--data", str(tmp_path), "--out", str(tmp_path / "old"))
+    assert taken.returncode == 2 and "non-empty folder" in taken.stderr
     assert {p.name: p.stat().st_mtime_ns for p in MODEL_DIR.iterdir()} == before
+    assert not (tmp_path / "new").exists()
 
 
 def test_sentiment_bias_recovers_an_under_called_class():

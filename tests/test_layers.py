@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("config", ("monitor.config",)),
     ("pure decisions", ("alerts", "monitor.health", "monitor.matcher")),
     ("storage", ("monitor.store",)),
-    ("delivery: the outbox loop and receivers", ("alerts.slack", "alerts.webhook")),
+    ("delivery: the outbox loop and receivers", ("alerts.slack", "alerts.receivers")),
     ("application", ("monitor", "alerts.socket_mode")),
 ]
 

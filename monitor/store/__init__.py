@@ -16,6 +16,7 @@ from monitor.store.ops import OpsRepository
 from monitor.store.outbox import OutboxRepository
 from monitor.store.polls import PollRepository
 from monitor.store.reports import ReportRepository
+from monitor.store.retention import RetentionRepository
 from monitor.store.routing import RoutingRepository
 from monitor.store.trends import TrendRepository
 
@@ -24,5 +25,5 @@ __all__ = ["Store"]
 
 
 class Store(PollRepository, MentionRepository, RoutingRepository, GroupRepository, OutboxRepository,
-            TrendRepository, ClockRepository, ReportRepository, OpsRepository):
+            TrendRepository, ClockRepository, ReportRepository, OpsRepository, RetentionRepository):
     """The store a component is handed: every repository over one engine (`Store(url)` migrates it)."""
