@@ -208,19 +208,13 @@ def evaluate_command(
 
 
 def training_output(out: Path | None, force: bool, now: float | None = None) -> Path:
-    """Where `train` writes: a new timestamped folder by default. An existing non-empty folder, and the
-    shipped model above all (what the daemon loads), is only overwritten with --force."""
-    from classifiers.tokens import MODEL_DIR
+    """Where `train` writes: a new timestamped folder by default; see `classifiers.train.output_folder`."""
+    from classifiers.train import output_folder
 
-    if out is None:
-        return Path(time.strftime("mentionwatch-model-%Y%m%d-%H%M%S", time.localtime(now)))
-    if out.exists() and not out.is_dir():
-        raise typer.BadParameter(f"{out} is a file; expected a folder", param_hint="--out")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        what = "the shipped model the daemon loads" if out.resolve() == MODEL_DIR.resolve() else "a non-empty folder"
-        raise typer.BadParameter(f"{out} is {what}; pass --force to overwrite it, or choose a new folder",
-                                 param_hint="--out")
-    return out
+    try:
+        return output_folder(out, force, now)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--out") from None
 
 
 @app.command()
@@ -234,7 +228,7 @@ def train(
     epochs: int = typer.Option(2, min=1),
     threads: int = typer.Option(2, min=1),
 ) -> None:
-    """Fine-tune the transformer model (about 25 minutes on 2 idle cores) and write metrics.json beside it."""
+    """Fine-tune the transformer model (about half an hour per epoch on one core) and write metrics.json beside it."""
     out = training_output(out, force)
     from classifiers.train import Settings, run
 

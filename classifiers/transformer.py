@@ -97,9 +97,11 @@ class TransformerClassifier:
         self.runtime = f"{self._runner.description} on {self._runner.capability()}"
         self.version = self._config["version"] + ("" if quantize else "-fp32")
         self._max_length = int(self._config.get("max_length", MAX_LENGTH))
-        # Decision biases chosen by train.py on held-out data, added to the intent logits (so to the scores too).
+        # Decision biases chosen by train.py on held-out data, added to the logits (so to the scores too).
         bias = self._config.get("intent_bias", {})
         self._intent_bias = [float(bias.get(intent, 0.0)) for intent in INTENTS]
+        bias = self._config.get("sentiment_bias", {})
+        self._sentiment_bias = [float(bias.get(sentiment, 0.0)) for sentiment in SENTIMENTS]
         self._batch_size = batch_size
         self._languages = LanguageDetector()
         self._lock = threading.Lock()
@@ -133,7 +135,8 @@ class TransformerClassifier:
         rows = [token_ids(self._tokenizer, text, self._max_length) for text in texts]
         sentiment_logits, intent_logits, reply_logits = self._runner.logits(rows)
         return [
-            self._labels(text, _softmax(sentiment), _softmax([v + b for v, b in zip(intent, self._intent_bias)]),
+            self._labels(text, _softmax([v + b for v, b in zip(sentiment, self._sentiment_bias)]),
+                         _softmax([v + b for v, b in zip(intent, self._intent_bias)]),
                          _sigmoid(reply))
             for text, sentiment, intent, reply in zip(texts, sentiment_logits, intent_logits, reply_logits)
         ]

@@ -114,3 +114,47 @@ def test_shipped_own_set_trains_every_head_on_every_row():
     assert all(e.intents and e.sentiment and e.needs_reply is not None for e in examples)
     praise = [e for e in examples if e.intents == {"praise"}]
     assert {e.needs_reply for e in praise} == {True, False}, "praise needs a reply only when it speaks to the brand"
+
+
+def test_training_module_needs_data_and_never_overwrites_the_shipped_model_without_force(tmp_path):
+    """`python -m classifiers.train` makes the choices `mentionwatch train` makes: no default data folder a user may
+    lack, and --out (default: a new folder) refuses a non-empty folder, the shipped model above all."""
+    import subprocess
+    import sys
+
+    from classifiers.tokens import MODEL_DIR
+
+    def train(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "classifiers.train", *args], capture_output=True, text=True,
+                              timeout=120)
+
+    before = {p.name: p.stat().st_mtime_ns for p in MODEL_DIR.iterdir()}
+    missing = train("--out", str(tmp_path / "new"))
+    assert missing.returncode == 2 and "--data" in missing.stderr
+    absent = train("--data", str(tmp_path / "no-such-folder"))
+    assert absent.returncode == 2 and "no-such-folder is not a folder" in absent.stderr
+    refused = train("--data", str(tmp_path), "--out", str(MODEL_DIR))
+    assert refused.returncode == 2 and "shipped model" in refused.stderr and "--force" in refused.stderr
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "weights.bin").write_bytes(b"x")
+    taken = train("--data", str(tmp_path), "--out", str(tmp_path / "old"))
+    assert taken.returncode == 2 and "non-empty folder" in taken.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in MODEL_DIR.iterdir()} == before
+    assert not (tmp_path / "new").exists()
+
+
+def test_sentiment_bias_recovers_an_under_called_class():
+    import math
+
+    from classifiers.train import choose_sentiment_bias, sentiment_macro_recall
+
+    # Negatives whose negative log-probability trails neutral by 0.3-0.5: unbiased, every one reads neutral.
+    negatives = [[math.log(0.35 - 0.01 * (i % 5)), math.log(0.55), math.log(0.1 + 0.01 * (i % 5))] for i in range(40)]
+    neutrals = [[math.log(0.1), math.log(0.85), math.log(0.05)] for _ in range(40)]
+    positives = [[math.log(0.05), math.log(0.15), math.log(0.8)] for _ in range(40)]
+    log_probs, gold = negatives + neutrals + positives, ["negative"] * 40 + ["neutral"] * 40 + ["positive"] * 40
+    assert sentiment_macro_recall(log_probs, gold, 0.0, 0.0) < 0.7
+    bias, recall = choose_sentiment_bias(log_probs, gold)
+    assert bias["negative"] > 0.4 and recall > 0.95
+    assert sentiment_macro_recall(log_probs, gold, bias["negative"], bias["positive"]) == 1.0
+    assert choose_sentiment_bias(neutrals + positives, gold[40:])[0] == {"negative": 0.0, "positive": 0.0}

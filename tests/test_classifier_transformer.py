@@ -87,6 +87,26 @@ def test_complaint_bias_from_config_shifts_the_complaint_logit(classifier, tmp_p
     assert after.needs_reply_score == pytest.approx(before.needs_reply_score)
 
 
+def test_sentiment_bias_from_config_shifts_only_the_sentiment_logits(classifier, tmp_path):
+    """train.py stores negative and positive sentiment biases chosen on held-out tweets; they move the sentiment
+    label and scores together and leave intent and needs_reply alone."""
+    config = json.loads((Path(MODEL_DIR) / "config.json").read_text())
+    shipped = config.get("sentiment_bias", {})
+    config["sentiment_bias"] = {"negative": shipped.get("negative", 0.0) - 12.0, "positive": shipped.get("positive", 0.0)}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "model.safetensors").symlink_to(Path(MODEL_DIR) / "model.safetensors")
+    before = classifier.classify([COMPLAINT])[0]
+    after = TransformerClassifier(tmp_path).classify([COMPLAINT])[0]
+    assert before.sentiment == "negative" and after.sentiment != "negative"
+
+    def odds(labels):
+        return labels.sentiment_scores["negative"] / labels.sentiment_scores["neutral"]
+
+    assert odds(after) == pytest.approx(odds(before) * math.exp(-12.0), rel=1e-3)
+    assert after.intent_scores == pytest.approx(before.intent_scores)
+    assert after.needs_reply_score == pytest.approx(before.needs_reply_score)
+
+
 def test_odd_inputs_never_break_a_batch(classifier):
     odd = [
         "",
