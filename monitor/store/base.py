@@ -14,6 +14,7 @@ from monitor.core.labels import Labels
 from monitor.core.logs import REDACTOR, get_logger
 from monitor.core.records import NewAlert, StatusUpdate, StoredMention
 from monitor.store import schema as t
+from monitor.store.migrate import migrate
 
 log = get_logger(__name__)
 
@@ -41,7 +42,7 @@ class Repository:
 
     def __init__(self, url: str):
         self.engine = make_engine(url)
-        t.migrate(self.engine)
+        migrate(self.engine)
         self._dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
 
     def close(self) -> None:

@@ -1,21 +1,16 @@
-"""Tables and versioned migrations.
+"""The tables, as a new database gets them.
 
-A new database is created from the current tables and stamped with the newest version; an
-existing one is brought forward one numbered step at a time, each step in its own transaction,
-so an upgrade never drops data. To change the schema: edit the tables here, append a step to
-MIGRATIONS that makes the same change on an old database, and add its snapshot test.
+Migrations live in monitor/store/migrations (Alembic revisions, one file per step; run by
+monitor.store.migrate): to change the schema, edit the tables here, add a revision that makes the same
+change on an old database (see the README there), and add its snapshot test.
 """
 
 from __future__ import annotations
 
-import warnings
 from datetime import datetime, timezone
-from typing import Callable
 
 from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table,
                         Text, TypeDecorator, UniqueConstraint, func, literal_column, select)
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SAWarning
 
 
 class UtcDateTime(TypeDecorator):
@@ -38,8 +33,6 @@ class UtcDateTime(TypeDecorator):
 
 
 metadata = MetaData()
-
-schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
 
 mentions = Table(
     "mentions", metadata,
@@ -292,81 +285,9 @@ spikes = Table(
     Index("ix_spikes_brand_state", "brand", "state"),
 )
 
+# The tables version 2 added; the v2 migration creates them (when a later version changes one, freeze its v2
+# definition in that migration first).
 V2_TABLES = (notifications, group_log, silences, reply_clock, slack_events, label_feedback, digests, spikes)
-
-Migration = Callable[[Connection], None]
-
-
-def _v2(conn: Connection) -> None:
-    """New columns on alerts; the v2 tables as defined above.
-
-    When a later version changes one of these tables, freeze its v2 definition here first.
-    """
-    for ddl in ("ALTER TABLE alerts ADD COLUMN op VARCHAR(16) NOT NULL DEFAULT 'post'",
-                "ALTER TABLE alerts ADD COLUMN thread_of INTEGER",
-                "ALTER TABLE alerts ADD COLUMN updates INTEGER"):
-        conn.exec_driver_sql(ddl)
-    for table in V2_TABLES:
-        table.create(conn, checkfirst=True)
-    for index in mentions.indexes | labels.indexes:
-        if index.name in ("ix_mentions_report", "ix_labels_newest", "ix_mentions_thread"):
-            with warnings.catch_warnings():  # checkfirst reflects indexes and cannot read expression ones
-                warnings.filterwarnings("ignore", "Skipped unsupported reflection", SAWarning)
-                index.create(conn, checkfirst=True)
-
-def _v3(conn: Connection) -> None:
-    """Cross-posts: the text hash and the link to the earlier mention, both indexed; old rows keep NULL
-    (they were routed on their own)."""
-    conn.exec_driver_sql("ALTER TABLE mentions ADD COLUMN text_hash VARCHAR(40)")
-    conn.exec_driver_sql("ALTER TABLE mentions ADD COLUMN crosspost_of INTEGER")
-    conn.exec_driver_sql("CREATE INDEX ix_mentions_text_hash ON mentions (text_hash)")
-    conn.exec_driver_sql("CREATE INDEX ix_mentions_crosspost_of ON mentions (crosspost_of)")
-
-
-def _v4(conn: Connection) -> None:
-    """Receivers: every existing row (pending ones included) is a rendered Slack row, sent as before."""
-    conn.exec_driver_sql("ALTER TABLE alerts ADD COLUMN receiver VARCHAR(64) NOT NULL DEFAULT 'slack'")
-    conn.exec_driver_sql("ALTER TABLE alerts ADD COLUMN format VARCHAR(16) NOT NULL DEFAULT 'slack'")
-
-
-# Step N brings a database from version N-1 to N. Version 1 is the first released schema.
-MIGRATIONS: list[tuple[int, str, Migration]] = [
-    (1, "initial schema", lambda conn: None),
-    (2, "routing, reply clock, Slack actions, digests, spikes", _v2),
-    (3, "cross-posts: mentions.text_hash and mentions.crosspost_of", _v3),
-    (4, "receivers: alerts.receiver and alerts.format", _v4),
-]
-LATEST = MIGRATIONS[-1][0]
-
-
-class SchemaTooNew(RuntimeError):
-    pass
-
-
-def current_version(conn: Connection) -> int | None:
-    if not conn.dialect.has_table(conn, "schema_version"):
-        return None
-    return conn.execute(select(schema_version.c.version)).scalar()
-
-
-def migrate(engine: Engine) -> int:
-    """Create or upgrade the schema; returns the version now in place."""
-    with engine.begin() as conn:
-        version = current_version(conn)
-        if version is None:
-            metadata.create_all(conn)
-            conn.execute(schema_version.insert().values(version=LATEST))
-            return LATEST
-    if version > LATEST:
-        raise SchemaTooNew(f"the database has schema version {version}, this mentionwatch knows up to "
-                           f"{LATEST}: upgrade mentionwatch instead of downgrading the database")
-    for number, _description, step in MIGRATIONS:
-        if number <= version:
-            continue
-        with engine.begin() as conn:
-            step(conn)
-            conn.execute(schema_version.update().values(version=number))
-    return LATEST
 
 
 SQLITE_MMAP_BYTES = 1 << 30
