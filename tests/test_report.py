@@ -5,12 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import create_engine
 from matplotlib.image import imread
 from typer.testing import CliRunner
 
@@ -21,6 +20,7 @@ from monitor.config import load_settings
 from monitor.report import build_report, top_terms
 from monitor.store import Store
 from tests.support.config import config_dict, write_config
+from tests.support.database import create_v1_database
 from tests.support.histories import add, add_gap, labels
 
 WEEK_A = datetime(2026, 10, 5, tzinfo=timezone.utc)  # a Monday
@@ -162,16 +162,18 @@ def test_chart_is_a_readable_image(history):
     assert red.sum() > 500  # the negative bars are drawn
 
 
-def test_upgrading_a_version_1_database_adds_the_report_indexes(tmp_path):
-    path = tmp_path / "v1.db"
-    with sqlite3.connect(path) as conn:
-        conn.executescript((Path(__file__).parent / "data" / "schema_v1.sql").read_text())
-        conn.execute("INSERT INTO schema_version VALUES (1)")
-    Store(f"sqlite:///{path}").close()
-    with sqlite3.connect(path) as conn:
-        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-        plan = " ".join(str(r) for r in conn.execute(
-            "EXPLAIN QUERY PLAN SELECT brand, strftime('%Y-%m-%d', coalesce(created_at, fetched_at)) AS day, source, "
-            "count(*) FROM mentions WHERE brand = 'acme' GROUP BY 1, 2, 3"))
-    assert {"ix_mentions_report", "ix_labels_newest"} <= names
-    assert "COVERING INDEX ix_mentions_report" in plan and "TEMP B-TREE" not in plan
+def test_upgrading_a_version_1_database_adds_the_report_indexes(database):
+    create_v1_database(database)
+    Store(database).close()
+    engine = create_engine(database)
+    with engine.connect() as conn:
+        names = set(conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'" if engine.dialect.name
+                                         == "sqlite" else "SELECT indexname FROM pg_indexes").scalars())
+        if engine.dialect.name == "sqlite":  # the report's covering index is SQLite's (schema.py)
+            plan = " ".join(str(r) for r in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT brand, strftime('%Y-%m-%d', coalesce(created_at, fetched_at)) AS day, "
+                "source, count(*) FROM mentions WHERE brand = 'acme' GROUP BY 1, 2, 3"))
+            assert "ix_mentions_report" in names
+            assert "COVERING INDEX ix_mentions_report" in plan and "TEMP B-TREE" not in plan
+    engine.dispose()
+    assert {"ix_labels_newest", "ix_mentions_thread"} <= names

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import sqlite3
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, text
 
 from alerts.slack import SlackSender, make_client
 from monitor import actions
@@ -18,7 +16,9 @@ from emulators.webhook import DELIVER_THEN_DROP, WebhookEmulator, error
 from monitor.config import ConfigError, SlackConfig, load_settings
 from monitor.core.records import NewAlert
 from monitor.store import Store, schema
+from monitor.store.migrate import current_revision, head, migrate
 from tests.support.config import config_dict, pipeline_with_clock, write_config
+from tests.support.database import create_v1_database
 from tests.support.routing import NOW, add, labels, mention_ids
 
 SECRET = "hook-secret-7d1c0e55a9b2"
@@ -222,26 +222,21 @@ def test_validate_names_an_unknown_receiver_with_its_line(tmp_path):
         load_settings(write_config(tmp_path, config))
 
 
-def test_a_version_3_outbox_migrates_and_its_pending_rows_go_to_slack_once(tmp_path, slack):
-    path = tmp_path / "v3.db"
-    with sqlite3.connect(path) as conn:
-        conn.executescript((Path(__file__).parent / "data" / "schema_v1.sql").read_text())
-        conn.execute("INSERT INTO schema_version VALUES (1)")
-    engine = create_engine(f"sqlite:///{path}")
-    for number, _, step in schema.MIGRATIONS[1:3]:  # the steps a version 3 install ran
-        with engine.begin() as conn:
-            step(conn)
-            conn.execute(schema.schema_version.update().values(version=number))
-    engine.dispose()
+def test_a_version_3_outbox_migrates_and_its_pending_rows_go_to_slack_once(database, slack):
+    create_v1_database(database)
+    engine = create_engine(database)
+    migrate(engine, "v3")  # the steps a version 3 install ran
     blocks = '[{"type": "section", "text": {"type": "mrkdwn", "text": "old alert"}}]'
-    with sqlite3.connect(path) as conn:
+    with engine.begin() as conn:
         for key, state in (("old:1", "pending"), ("old:2", "sending")):
-            conn.execute("INSERT INTO alerts (dedupe_key, kind, channel, payload, state, attempts, created_at, op) "
-                         "VALUES (?, 'mention', '#acme-alerts', ?, ?, 0, '2026-11-20 11:00:00', 'post')",
-                         (key, '{"text": "old alert ' + key + '", "blocks": ' + blocks + '}', state))
-    store = Store(f"sqlite:///{path}")
+            conn.execute(text("INSERT INTO alerts (dedupe_key, kind, channel, payload, state, attempts, created_at, op) "
+                              "VALUES (:key, 'mention', '#acme-alerts', :payload, :state, 0, :at, 'post')"),
+                         {"key": key, "payload": '{"text": "old alert ' + key + '", "blocks": ' + blocks + '}',
+                          "state": state, "at": NOW - timedelta(hours=1)})
+    engine.dispose()
+    store = Store(database)
     with store.engine.connect() as conn:
-        assert schema.current_version(conn) == schema.LATEST
+        assert current_revision(conn) == head()
     assert [(r.receiver, r.format) for r in outbox_rows(store)] == [("slack", "slack")] * 2
     cfg = SlackConfig(token="xoxb-test", base_url=slack.api_url, timeout=2)
     sender = SlackSender(make_client(cfg), store, lambda: NOW)
