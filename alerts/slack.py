@@ -223,7 +223,8 @@ class SlackSender:
     def _send_batch(self, batch: list[AlertRow], report: DeliveryReport, targets: dict[int, Target],
                     held: set[str]) -> None:
         """Claim, send and settle one batch; `held` collects channels whose order a waiting row keeps."""
-        self.store.claim([row.id for row in batch], self.clock())
+        owned = self.store.claim(batch, self.clock())
+        batch = [row for row in batch if row.id in owned]  # the rest another process claimed first
         sent: list[tuple[int, str, str | None]] = []
         unsent: list[tuple[int, str | None]] = []
         try:

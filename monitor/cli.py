@@ -89,13 +89,18 @@ def run(ctx: typer.Context, config: str = ConfigOption,
         log_level: Optional[LogLevel] = typer.Option(None, "--log-level", case_sensitive=False,
                                                      help="Same as the global --log-level")) -> None:
     """Run the monitor: poll every source on its interval, classify, and alert in Slack."""
-    from monitor.daemon import Daemon
+    from monitor.daemon import EXIT_DATABASE_BUSY, Daemon
     from monitor.core.logs import setup_logging
+    from monitor.store.exclusive import DatabaseBusy
 
     if log_level is not None:
         setup_logging(log_level.value, (ctx.obj or {}).get("log_format", "text"))
     settings = _load(config)
-    daemon = Daemon(config, settings)
+    try:
+        daemon = Daemon(config, settings)
+    except DatabaseBusy as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_DATABASE_BUSY)
     if once:
         code = daemon.run_once()
         typer.echo(daemon.summary.line())

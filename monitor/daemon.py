@@ -27,11 +27,13 @@ from monitor.core.logs import REDACTOR, secrets_of
 from monitor.core.clock import Clock, utcnow
 from monitor.pipeline import Pipeline
 from monitor.store import Store
+from monitor.store.exclusive import hold_database
 from monitor.core.logs import get_logger
 
 log = get_logger(__name__)
 PROCESS_JOB = "process"
 EXIT_OK, EXIT_SOURCE_FAILED, EXIT_DELIVERY_STOPPED = 0, 1, 2  # `run --once`, documented in the README
+EXIT_DATABASE_BUSY = 75  # EX_TEMPFAIL: another daemon runs on this SQLite file
 
 
 @dataclass
@@ -61,6 +63,7 @@ def build_pipeline(settings: Settings, store: Store, classifier=None, clock: Clo
 class Daemon:
     def __init__(self, config_path: str, settings: Settings):
         self.config_path = config_path
+        self._exclusive = hold_database(settings.storage.url)  # SQLite: one daemon per file (DatabaseBusy)
         self.store = Store(settings.storage.url)
         self.pipeline = build_pipeline(settings, self.store)
         self._record_classifier()
@@ -158,7 +161,13 @@ class Daemon:
             logging.shutdown()
             os._exit(0)
         self.store.close()
+        self.release()
         return 0
+
+    def release(self) -> None:
+        """Let another daemon use the SQLite file (the process's exit does the same)."""
+        if self._exclusive is not None:
+            self._exclusive.release()
 
     def _schedule_all(self) -> None:
         now = datetime.now(timezone.utc)
