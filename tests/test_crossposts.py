@@ -31,7 +31,7 @@ def test_short_texts_are_too_common_to_be_the_same_post():
     assert text_key("is Acme Cloud down?") is None and text_key("") is None
 
 
-def test_a_cross_post_joins_the_sent_alert_and_an_answer_on_either_closes_it(tmp_path, slack):
+def test_a_cross_post_joins_the_sent_alert_and_an_answer_on_either_closes_it(database, tmp_path, slack):
     pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_wait": "0s", "group_by": ["mention"]})
     first = add(store, "t3_a", labels(), source="reddit", source_id="acme/posts", text=TEXT)
     pipeline.process()
@@ -58,7 +58,7 @@ def test_a_cross_post_joins_the_sent_alert_and_an_answer_on_either_closes_it(tmp
     assert store.reply_clock(later) is None, "one item, one clock"
 
 
-def test_cross_posts_routed_together_are_one_item_listing_both_links(tmp_path, slack):
+def test_cross_posts_routed_together_are_one_item_listing_both_links(database, tmp_path, slack):
     pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_wait": "30s"})
     first = add(store, "t3_b", labels(), source="reddit", source_id="acme/posts", text=TEXT)
     add(store, "1790", labels(), source="x", source_id="acme/x", text=TEXT)
@@ -73,7 +73,7 @@ def test_cross_posts_routed_together_are_one_item_listing_both_links(tmp_path, s
     assert store.notification_counts() == {"queued": 2, "attached": 1}
 
 
-def test_the_same_text_a_day_later_is_a_new_alert(tmp_path, slack):
+def test_the_same_text_a_day_later_is_a_new_alert(database, tmp_path, slack):
     pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_wait": "0s", "group_by": ["mention"]})
     add(store, "t3_d", labels(), text=TEXT)
     pipeline.process()
@@ -84,7 +84,7 @@ def test_the_same_text_a_day_later_is_a_new_alert(tmp_path, slack):
     assert store.reply_clock(again) is not None
 
 
-def test_the_same_text_on_one_platform_is_not_a_cross_post(tmp_path, slack):
+def test_the_same_text_on_one_platform_is_not_a_cross_post(database, tmp_path, slack):
     pipeline, store, _ = routed_pipeline(tmp_path, slack, {"group_wait": "0s", "group_by": ["mention"]})
     ids = [add(store, f"f{i}", labels(), source="feed", source_id=f"acme/feed{i}", text=TEXT) for i in range(2)]
     pipeline.process()

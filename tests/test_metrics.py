@@ -48,7 +48,7 @@ def wait_for(fetch, check, timeout: float = 60.0):
         time.sleep(0.2)
 
 
-def test_a_running_daemon_serves_metrics_and_health(tmp_path, feeds, slack, monkeypatch):
+def test_a_running_daemon_serves_metrics_and_health(database, tmp_path, feeds, slack, monkeypatch):
     monkeypatch.setenv("FEED_TOKEN", FEED_SECRET)
     feeds.set_feed("blog", render_rss("Blog", "https://x.example.com/", ITEMS))
     feeds.fail("gone", Reply(500, b"down"), times=100)
@@ -123,7 +123,7 @@ def test_readyz_fails_while_a_source_is_disabled_or_the_database_is_gone(tmp_pat
         store.close()
 
 
-def test_metrics_are_off_unless_configured_and_a_bad_address_is_a_config_error(tmp_path, slack):
+def test_metrics_are_off_unless_configured_and_a_bad_address_is_a_config_error(database, tmp_path, slack):
     from typer.testing import CliRunner
 
     from monitor import cli

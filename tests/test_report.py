@@ -31,7 +31,7 @@ COMPLAINTS = ["Acme Cloud login is broken again", "login broken on @acmecloud", 
 
 
 @pytest.fixture
-def history(tmp_path):
+def history(database, tmp_path):
     """Week A: 10 mentions (reddit 6, x 4), negative 5 / neutral 2 / positive 3, complaints 5, questions 2,
     praise 3, net -0.2. Week B: 5 on feed, one unlabelled, 4 positive praise (one relabelled from
     negative), net +1.0. Globex has 2 mentions. A coverage gap on acme/reddit; two reply clocks."""
@@ -65,7 +65,7 @@ def history(tmp_path):
     store.close()
 
 
-def test_weekly_numbers_use_each_mentions_newest_label(history):
+def test_weekly_numbers_use_each_mentions_newest_label(database, history):
     settings, store, _ = history
     (report,) = build_report(store, settings, since=WEEK_A - timedelta(days=3), now=NOW, by="week", brand="acme")
     a, b = report.periods
@@ -83,7 +83,7 @@ def test_weekly_numbers_use_each_mentions_newest_label(history):
     assert stats.within_promise == pytest.approx(0.5)
 
 
-def test_daily_periods_and_the_window(history):
+def test_daily_periods_and_the_window(database, history):
     settings, store, _ = history
     (report,) = build_report(store, settings, since=WEEK_B, now=NOW, by="day", brand="acme")
     assert [(p.period, p.volume) for p in report.periods] == [("2026-10-13", 3), ("2026-10-14", 1), ("2026-10-15", 1)]
@@ -151,7 +151,7 @@ def test_report_responses_subcommand(history):
     assert "Response times" in result.output and "reddit" in result.output and "30 min" in result.output
 
 
-def test_chart_is_a_readable_image(history):
+def test_chart_is_a_readable_image(database, history):
     settings, store, _ = history
     (report,) = build_report(store, settings, since=WEEK_A - timedelta(days=14), now=NOW, by="week", brand="acme")
     image = imread(io.BytesIO(sentiment_chart(report)), format="png")

@@ -50,7 +50,7 @@ def outbox_rows(store) -> list:
         return conn.execute(select(a.id, a.receiver, a.format, a.state, a.thread_of, a.op).order_by(a.id)).all()
 
 
-def test_a_routed_alert_reaches_the_webhook_signed_with_a_stable_key(tmp_path, slack, hook, monkeypatch):
+def test_a_routed_alert_reaches_the_webhook_signed_with_a_stable_key(database, tmp_path, slack, hook, monkeypatch):
     pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch)
     complaint = add(store, "c1", labels(), text="Acme Cloud lost my data <!channel>\u202e")
     question = add(store, "q1", labels("neutral", "question"))
@@ -80,7 +80,7 @@ def test_the_signature_is_hmac_sha256_of_the_exact_body(hook):
     assert not hook.verify(body, header.replace("sha256=", "sha256=0"))
 
 
-def test_a_500_is_retried_after_a_backoff_with_the_same_key_and_body(tmp_path, slack, hook, monkeypatch):
+def test_a_500_is_retried_after_a_backoff_with_the_same_key_and_body(database, tmp_path, slack, hook, monkeypatch):
     pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch)
     add(store, "c1", labels())
     hook.fail(error(500))
@@ -98,7 +98,7 @@ def test_a_500_is_retried_after_a_backoff_with_the_same_key_and_body(tmp_path, s
     assert len(hook.requests) == 2
 
 
-def test_a_429_waits_as_long_as_retry_after_says(tmp_path, slack, hook, monkeypatch):
+def test_a_429_waits_as_long_as_retry_after_says(database, tmp_path, slack, hook, monkeypatch):
     pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch)
     add(store, "c1", labels())
     hook.fail(error(429, "120"))
@@ -112,7 +112,7 @@ def test_a_429_waits_as_long_as_retry_after_says(tmp_path, slack, hook, monkeypa
     assert hook.requests[0].key == hook.requests[1].key
 
 
-def test_an_unknown_outcome_is_sent_again_with_the_same_key(tmp_path, slack, hook, monkeypatch):
+def test_an_unknown_outcome_is_sent_again_with_the_same_key(database, tmp_path, slack, hook, monkeypatch):
     """The receiver got the POST but the answer was lost: the row stays `sending` and goes again with the
     same key, which the receiver recognises (at least once, exactly once for a receiver that keeps keys)."""
     pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch)
@@ -128,7 +128,7 @@ def test_an_unknown_outcome_is_sent_again_with_the_same_key(tmp_path, slack, hoo
     assert [r.state for r in outbox_rows(store)] == ["sent"]
 
 
-def test_a_crash_after_the_claim_resends_with_the_same_key(tmp_path, slack, hook, monkeypatch):
+def test_a_crash_after_the_claim_resends_with_the_same_key(database, tmp_path, slack, hook, monkeypatch):
     pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch)
     add(store, "c1", labels())
     hook.fail(DELIVER_THEN_DROP)
@@ -141,7 +141,7 @@ def test_a_crash_after_the_claim_resends_with_the_same_key(tmp_path, slack, hook
     assert len(hook.delivered) == 1 and [r.state for r in outbox_rows(store)] == ["sent"]
 
 
-def test_slack_and_webhook_routes_side_by_side_each_get_the_alert_once(tmp_path, slack, hook, monkeypatch):
+def test_slack_and_webhook_routes_side_by_side_each_get_the_alert_once(database, tmp_path, slack, hook, monkeypatch):
     pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch, routes=BOTH)
     complaint = add(store, "c1", labels())
     slack.outage = True  # Slack down: the webhook still gets its message
@@ -158,7 +158,7 @@ def test_slack_and_webhook_routes_side_by_side_each_get_the_alert_once(tmp_path,
     assert receivers == [("ops-hook", "neutral", "sent"), ("slack", "slack", "sent")]
 
 
-def test_thread_replies_and_updates_are_never_sent_to_a_webhook_message(tmp_path, slack, hook, monkeypatch):
+def test_thread_replies_and_updates_are_never_sent_to_a_webhook_message(database, tmp_path, slack, hook, monkeypatch):
     """A later comment in an alerted thread is its own webhook message (no thread); a status change of a
     webhook row's mention queues no update; Slack gets none of it."""
     pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch)
@@ -176,7 +176,7 @@ def test_thread_replies_and_updates_are_never_sent_to_a_webhook_message(tmp_path
     assert len(outbox_rows(store)) == len(rows) and slack.posted() == [] and len(hook.requests) == 2
 
 
-def test_reminders_and_escalations_of_a_webhook_alert_stay_out_of_slack(tmp_path, slack, hook, monkeypatch):
+def test_reminders_and_escalations_of_a_webhook_alert_stay_out_of_slack(database, tmp_path, slack, hook, monkeypatch):
     pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch)
     mention = add(store, "c1", labels())
     pipeline.process()
@@ -191,7 +191,7 @@ def test_reminders_and_escalations_of_a_webhook_alert_stay_out_of_slack(tmp_path
     assert outbox_rows(store) == rows and slack.posted() == [] and len(hook.requests) == 1  # ... sending nothing
 
 
-def test_rows_of_a_receiver_no_longer_configured_fail_and_say_why(tmp_path, slack, hook, monkeypatch):
+def test_rows_of_a_receiver_no_longer_configured_fail_and_say_why(database, tmp_path, slack, hook, monkeypatch):
     pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch)
     add(store, "c1", labels())
     hook.fail(error(503, "60"))
@@ -206,7 +206,7 @@ def test_rows_of_a_receiver_no_longer_configured_fail_and_say_why(tmp_path, slac
     assert row.state == "failed" and "ops-hook" in row.last_error and len(hook.requests) == 1
 
 
-def test_validate_names_an_unknown_receiver_with_its_line(tmp_path):
+def test_validate_names_an_unknown_receiver_with_its_line(database, tmp_path):
     config = config_dict(tmp_path, "http://127.0.0.1:9/api/", [])
     config["routes"] = {"routes": [{"match": {"intent": ["question"]}, "receiver": "pager"}]}
     path = write_config(tmp_path, config)

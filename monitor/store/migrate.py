@@ -7,6 +7,7 @@ looks again, and creates, stamps or upgrades: whoever waited finds the work done
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +25,8 @@ from monitor.core.logs import get_logger
 from monitor.store import schema
 
 log = get_logger(__name__)
+# Alembic narrates every start at INFO ("Context impl …"); what changed is logged below, once.
+logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
 
 SCRIPTS = Path(__file__).resolve().parent / "migrations"
 # Any fixed 64-bit number: the advisory lock every mentionwatch process migrating one PostgreSQL database shares.
@@ -79,7 +82,7 @@ def migrate(engine: Engine, target: str = "head") -> str:
         if revision is None and target == "head":
             schema.metadata.create_all(conn)
             command.stamp(config, "head")
-            log.info("created the database schema at revision %s", newest)
+            log.debug("created the database schema at revision %s", newest)
             return newest
         if MigrationContext.configure(conn).get_current_revision() is None and revision is not None:
             command.stamp(config, revision)  # a pre-Alembic database: where its schema_version says it is
