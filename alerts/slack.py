@@ -115,6 +115,9 @@ class Target:
     ts: str | None = None
 
 
+LOST_LEAD = "lost the lead"  # DeliveryReport.stopped: this node's process lease went to another node
+
+
 class _Stop(Exception):
     def __init__(self, failure: SourceFailure):
         self.failure = failure
@@ -182,6 +185,8 @@ class SlackSender:
         self.per_minute = per_minute  # top-level messages a channel gets per minute; 0: no budget
         self.paused_until: datetime | None = None
         self._channels: dict[str, str] = {}
+        # Renews this node's lead before each message; False: another node sends now (monitor/nodes.py).
+        self.still_leader: Callable[[], bool] = lambda: True
 
     def deliver(self, limit: int = 200) -> DeliveryReport:
         """Send pending rows in order; stop at the first failure that is not about one message."""
@@ -211,6 +216,8 @@ class SlackSender:
             todo = [row for row in rows if row.id not in found]
             held: set[str] = set()
             for start in range(0, len(todo), self.BATCH):
+                if report.stopped:
+                    break
                 self._send_batch(todo[start:start + self.BATCH], report, targets, held)
         except _Stop as stop:
             report.stopped = stop.failure.kind.value
@@ -229,6 +236,11 @@ class SlackSender:
         unsent: list[tuple[int, str | None]] = []
         try:
             for i, row in enumerate(batch):
+                if not self.still_leader():
+                    unsent += [(later.id, None) for later in batch[i:]]
+                    report.stopped = LOST_LEAD
+                    log.warning("another node took over sending; %d message(s) left to it", len(batch) - i)
+                    return
                 try:
                     if row.channel in held:
                         raise _Held()

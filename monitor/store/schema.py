@@ -285,6 +285,16 @@ spikes = Table(
     Index("ix_spikes_brand_state", "brand", "state"),
 )
 
+leases = Table(
+    # v5: who does a shared job now, when several nodes run on one PostgreSQL (polling a source, the
+    # process job). `token` grows each time the lease changes hands: a fencing token.
+    "leases", metadata,
+    Column("name", String(200), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("token", Integer, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
+
 # The tables version 2 added; the v2 migration creates them (when a later version changes one, freeze its v2
 # definition in that migration first).
 V2_TABLES = (notifications, group_log, silences, reply_clock, slack_events, label_feedback, digests, spikes)
