@@ -19,6 +19,7 @@ from rich.table import Table
 
 from classifiers.cli import app as classifier_app
 from monitor.cli_config import DEFAULT_CONFIG, load_or_exit as _load
+from monitor.db_cli import db_app
 from monitor.config import EX_CONFIG, ConfigProblem, parse_duration
 from monitor.health import CLASSIFIER_HEALTH_ID
 from monitor.query_cli import match_command, route_test_command
@@ -590,6 +591,7 @@ def report_responses(config: str = ConfigOption, brand: Optional[str] = BrandOpt
 
 
 app.command("match")(match_command)  # `match` and `route-test` live in monitor/query_cli.py
+app.add_typer(db_app, name="db")  # monitor/db_cli.py
 app.command("route-test")(route_test_command)
 
 

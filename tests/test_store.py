@@ -14,6 +14,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
 
+from typer.testing import CliRunner
+
+from monitor.cli import app
 from monitor.core.records import Match, Post
 from monitor.store import Store
 from monitor.store.migrate import SchemaTooNew, current_revision, head
@@ -91,3 +94,19 @@ def test_simultaneous_starts_on_an_old_or_empty_database_all_succeed(database):
     assert failures == []
     with Store(database).engine.connect() as conn:
         assert current_revision(conn) == head()
+
+
+def test_operators_see_and_run_the_upgrade_with_db_commands(database, tmp_path):
+    create_v1_database(database)
+    config = tmp_path / "config.yaml"
+    config.write_text(f'storage: {{url: "{database}"}}\nslack: {{token: xoxb-1}}\nbrands: {{acme: {{names: [Acme], '
+                      'slack_channel: "#a", sources: [{type: feed, name: b, url: "https://b.example/f"}]}}\n')
+    runner = CliRunner()
+    before = runner.invoke(app, ["db", "current", "--config", str(config)])
+    assert (before.exit_code, before.output.strip()) == (1, f"database: v1, newest: {head()}")
+    upgraded = runner.invoke(app, ["db", "upgrade", "--config", str(config)]).output.strip().splitlines()
+    assert f"upgraded the database schema from revision v1 to {head()}" in upgraded[0]
+    assert upgraded[-1] == f"database at revision {head()}"
+    after = runner.invoke(app, ["db", "current", "--config", str(config)])
+    assert (after.exit_code, after.output.strip()) == (0, f"database: {head()}, newest: {head()}")
+    assert "v2: Version 2: routing" in runner.invoke(app, ["db", "history"]).output

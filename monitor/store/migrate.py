@@ -26,7 +26,7 @@ from monitor.store import schema
 
 log = get_logger(__name__)
 # Alembic narrates every start at INFO ("Context impl …"); what changed is logged below, once.
-logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 SCRIPTS = Path(__file__).resolve().parent / "migrations"
 # Any fixed 64-bit number: the advisory lock every mentionwatch process migrating one PostgreSQL database shares.
@@ -54,6 +54,11 @@ def _scripts() -> ScriptDirectory:
 
 def head() -> str:
     return _scripts().get_current_head()
+
+
+def revisions() -> list[tuple[str, str]]:
+    """(revision, first line of its docstring), oldest first."""
+    return [(script.revision, script.doc) for script in reversed(list(_scripts().walk_revisions()))]
 
 
 def current_revision(conn: Connection) -> str | None:
