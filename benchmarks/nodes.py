@@ -136,6 +136,13 @@ def fresh_postgres(server: str) -> str:
     return make_url(server).set(database=name).render_as_string(hide_password=False)
 
 
+def drop_postgres(server: str, url: str) -> None:
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+    admin.dispose()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mentions", type=int, default=50_000)
@@ -151,6 +158,8 @@ def main() -> int:
         for label, nodes in (("SQLite, 1 node", 1), ("PostgreSQL, 1 node", 1), ("PostgreSQL, 3 nodes", 3)):
             url = f"sqlite:///{tmp}/bench.db" if label.startswith("SQLite") else fresh_postgres(args.postgres)
             results[label] = scenario(url, nodes, args.mentions, args.brands, Path(tmp))
+            if not label.startswith("SQLite"):
+                drop_postgres(args.postgres, url)
     print(f"{'':26}" + "".join(f"{label:>22}" for label in results))
     for key, fmt in (("mentions/s", "{:,.0f}"), ("alerts/s", "{:,.1f}"), ("p95 fetch->Slack", "{:,.1f} s"),
                      ("first fetch to last send", "{:,.1f} s"), ("wall (with start-up)", "{:,.1f} s"),

@@ -82,6 +82,7 @@ def test_a_database_from_a_newer_version_is_refused(database):
         Store(database)
 
 
+@pytest.mark.slow  # thirty processes
 def test_simultaneous_starts_on_an_old_or_empty_database_all_succeed(database):
     """Thirty processes starting at once (the issue saw 3 of 30 crash): one migrates, the others wait and agree."""
     if not database.startswith("sqlite"):
