@@ -12,6 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet torch==2.13.0
 	$(VENV)/bin/pip install --quiet -e '.[test]'
+	$(VENV)/bin/mentionwatch warm
 	touch $@
 
 install: $(VENV)/.installed

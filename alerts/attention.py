@@ -63,6 +63,9 @@ def attention(labels: Labels, *, reach: int | None = None, hint: str | None = No
 
 
 def attention_of(mention, labels: Labels) -> Attention:
-    """The rule for a stored mention (anything with `reach` and `extra`)."""
+    """The rule for a stored mention (anything with `reach` and `extra`); a post its platform says was
+    deleted needs nobody (it is gone; alerting it would repost its text)."""
     extra = mention.extra or {}
+    if extra.get("deleted_at"):
+        return NONE
     return attention(labels, reach=mention.reach, hint=extra.get("needs_reply_hint"), by_team=bool(extra.get("by_team")))

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from alerts.messages import MessageItem, format_age, group_message, slack_escape, truncate
+from alerts.messages import MessageItem, format_age, slack_escape, truncate
+from alerts.neutral import alert_message
 from monitor.core.labels import Labels
 from monitor.core.records import NewAlert, StoredMention
 
@@ -70,5 +71,6 @@ def backfill_messages(brand_id: str, brand_name: str, channel: str, total: int, 
         header = truncate(f"Backlog of {brand_name}: unanswered {n * PER_THREAD_MESSAGE + 1}–"
                           f"{n * PER_THREAD_MESSAGE + len(part)} of {len(ordered)}", 150)
         out.append((NewAlert(f"backfill:{key}:{n + 1}", "backfill", part[0].mention.id, brand_id, channel,
-                             group_message(items, header)), [i.mention.id for i in part]))
+                             alert_message(items, header, brand_id, "backfill", None).to_json(), format="neutral"),
+                    [i.mention.id for i in part]))
     return out

@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import replace
 from datetime import timedelta
 
-from alerts.messages import with_crosspost
+from monitor.core.messages import also_posted
 from monitor.core.records import Crosspost, NewNotification, StatusUpdate, StoredMention
 
 CROSSPOST_WINDOW = timedelta(days=1)
@@ -51,6 +51,6 @@ def attached(mention_id: int, origin: Crosspost) -> list[NewNotification]:
 
 
 def link_update(message_id: int, origin: Crosspost, mention: StoredMention) -> StatusUpdate:
-    """The chat.update adding a cross-post's link to the message that already carries its twin."""
+    """The update adding a cross-post's link to the message that already carries its twin."""
     return StatusUpdate(message_id, origin.mention_id, f"crosspost:{mention.id}",
-                        lambda payload: with_crosspost(payload, origin.mention_id, mention.source_id, mention.url))
+                        also_posted(origin.mention_id, mention.source_id, mention.url))

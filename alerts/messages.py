@@ -44,9 +44,22 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+# Slack has no escape for its styling marks, and invisible characters around them can even force
+# styling, so a stranger's marks are swapped for look-alikes that style nothing, in link labels too:
+# `*bold*` stays readable as `∗bold∗` but is not bold. A `*` or `_` between two letters or digits can
+# neither open nor close a style in Slack, so `some_user_name` is left as written (and copyable).
+# A `:name:` that Slack would draw as an emoji gets a ratio sign (∶) for its first colon.
+_LOOK_ALIKES = str.maketrans({"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb",
+                              "\uff0a": "\ufe61", "\uff3f": "\u2e0f", "\uff40": "\u02cb"})  # and full-width
+_LOOSE_MARK = re.compile(r"[~`\uff40]|(?<![^\W_])[*_\uff0a\uff3f]|[*_\uff0a\uff3f](?![^\W_])")
+_SHORTCODE = re.compile(r":(?=[\w+'-]+:)")
+
+
 def escape(text: str) -> str:
-    """Text for a message: neutralised (nothing invisible or reordering), then escaped."""
-    return slack_escape(neutralise(text))
+    """Text for a message: neutralised (nothing invisible or reordering), escaped, and unable to
+    format (no bold, italics, strike, code or emoji shortcodes from a stranger)."""
+    text = _SHORTCODE.sub("\u2236", slack_escape(neutralise(text)))
+    return _LOOSE_MARK.sub(lambda mark: mark.group().translate(_LOOK_ALIKES), text)
 
 
 def shown(text: str, limit: int) -> str:
@@ -238,12 +251,6 @@ def render_group(message: Message) -> dict:
         blocks += _item_blocks(item)
     excerpts = " · ".join(shown(i.text or i.title or "", FALLBACK_CHARS) for i in message.items)
     return {"text": fit(f"{escape(header)}: {excerpts}", TEXT_LIMIT), "blocks": blocks}
-
-
-def group_message(items: list[MessageItem], header: str, note: str | None = None) -> dict:
-    """`render_group` of these items, for callers without a route (a single mention's message)."""
-    return render_group(Message(kind="alert", brand="", route="", summary=header,
-                                items=tuple(entry_of(i) for i in items), actions=tuple(ACTIONS), part=note))
 
 
 @dataclass(frozen=True)

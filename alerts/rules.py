@@ -8,9 +8,9 @@ from datetime import datetime
 
 from alerts.attention import attention_of
 from alerts.grouping import MAX_PER_MESSAGE, GroupState, chunks
-from alerts.messages import (PLATFORMS, KudosItem, MessageItem, group_header, group_message, kudos_message,
-                             render_group, source_health_message, urgent_reason)
+from alerts.messages import PLATFORMS, KudosItem, MessageItem, group_header, source_health_message, urgent_reason
 from alerts.neutral import alert_message
+from alerts.slack_render import kudos_json
 from alerts.reply_clock import promise_for
 from alerts.routes import group_key, resolve_routes
 from alerts.silences import Silence, silencing
@@ -45,9 +45,10 @@ def message_item(mention: StoredMention, labels: Labels, brand_id: str, settings
                        held_by=held_by, also=also)
 
 
-def _single(mention: StoredMention, labels: Labels, brand_id: str, settings: Settings) -> dict:
+def _single(mention: StoredMention, labels: Labels, brand_id: str, settings: Settings, route: str) -> dict:
+    """One mention's neutral message (a reply in a thread), stored for the receiver to render."""
     item = message_item(mention, labels, brand_id, settings)
-    return group_message([item], group_header([item]))
+    return alert_message([item], group_header([item]), brand_id, route, None).to_json()
 
 
 def route_mention(mention: StoredMention, labels: Labels, settings: Settings, silences: list[Silence],
@@ -67,7 +68,8 @@ def route_mention(mention: StoredMention, labels: Labels, settings: Settings, si
         if spike and brand.spikes.fold_negatives and (labels.sentiment == "negative" or labels.intent == "complaint"):
             fold = NewAlert(dedupe_key=f"fold:{spike[0]}:{mention.id}:{brand_id}", kind="mention",
                             mention_id=mention.id, brand=brand_id, channel=spike[1],
-                            payload=_single(mention, labels, brand_id, settings), thread_of=spike[0])
+                            payload=_single(mention, labels, brand_id, settings, "spike"), thread_of=spike[0],
+                            format="neutral")
         for route in resolve_routes(settings.routes, brand_id, brand, mention, labels):
             common = dict(mention_id=mention.id, brand=brand_id, route=route.path, channel=route.channel,
                           group_key=group_key(route, brand_id, mention, labels), urgent=route.urgent)
@@ -79,7 +81,8 @@ def route_mention(mention: StoredMention, labels: Labels, settings: Settings, si
             elif route.path in carriers and route.receiver == SLACK:
                 reply = NewAlert(dedupe_key=f"thread:{mention.id}:{route.path}", kind="mention",
                                  mention_id=mention.id, brand=brand_id, channel=route.channel,
-                                 payload=_single(mention, labels, brand_id, settings), thread_of=carriers[route.path])
+                                 payload=_single(mention, labels, brand_id, settings, route.path),
+                                 thread_of=carriers[route.path], format="neutral")
                 out.append(NewNotification(**common, state="queued", alert=reply))
             else:
                 out.append(NewNotification(**common, state="waiting"))
@@ -127,17 +130,17 @@ def group_messages(group: GroupState, items: list[WaitingItem], settings: Settin
                    receiver: str = SLACK) -> list[tuple[NewAlert, list[int]]]:
     """A flushed group as outbox rows of up to 10 mentions each (the first top-level, the rest for its
     thread), each with the notifications it carries. Keys are deterministic: a retry cannot double-post.
-    Each part is a neutral `Message`: Slack rows hold its Block Kit, rendered now (what follows a Slack
-    message edits that Block Kit); another receiver's rows hold the Message itself, which that receiver
-    renders when it sends (one message per part, no threads)."""
+    Each part is a neutral `Message`, stored as such; its receiver renders it when it sends (Slack: Block
+    Kit with the changes queued since; another receiver: one message per part, no threads)."""
     if not items:
         return []
     if group.route == KUDOS_ROUTE:
         parts = chunks(items)
         return [(NewAlert(dedupe_key=f"group:{part[0].notification_id}:{group.group_key}"[:300], kind="kudos",
                           mention_id=part[0].mention.id, brand=group.brand, channel=group.channel,
-                          payload=kudos_message([kudos_item(i, settings) for i in part],
-                                                _part_note(n, part, len(items), len(parts)), len(items))),
+                          payload=kudos_json([kudos_item(i, settings) for i in part],
+                                             _part_note(n, part, len(items), len(parts)), len(items)),
+                          format="neutral"),
                  [i.notification_id for i in part]) for n, part in enumerate(parts)]
     built = [message_item(i.mention, i.labels, i.brand, settings, i.deadline,
                           f"silence #{i.silence_id}" + (f" (“{i.silence_reason}”)" if i.silence_reason else "")
@@ -151,13 +154,9 @@ def group_messages(group: GroupState, items: list[WaitingItem], settings: Settin
         note = _part_note(n, part, len(items), len(parts))
         first = part[0][0]
         message = alert_message([b for _, b in part], header, group.brand, group.route, note)
-        if receiver == SLACK:
-            payload, fmt = render_group(message), "slack"
-        else:
-            payload, fmt = message.to_json(), "neutral"
         alert = NewAlert(dedupe_key=f"group:{first.notification_id}:{group.group_key}"[:300], kind="mention",
                          mention_id=first.mention.id, brand=group.brand, channel=group.channel,
-                         payload=payload, receiver=receiver, format=fmt)
+                         payload=message.to_json(), receiver=receiver, format="neutral")
         out.append((alert, [i.notification_id for i, _ in part]))
     return out
 

@@ -30,6 +30,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
+from alerts import slack_render
 from alerts.messages import ALERT_LINK
 from monitor.config import SlackConfig
 from monitor.core.failures import FailureKind, SourceFailure
@@ -155,14 +156,6 @@ def with_link(text: str, blocks: list | None, target: Target) -> tuple[str, list
     return fill(text), fill(blocks)
 
 
-def folded_note(per_minute: int) -> Callable[[dict], dict]:
-    """What a message folded into another's thread says about why it is there."""
-    note = {"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text":
-            f"_In this thread because the channel got more than {per_minute} messages a minute "
-            "(slack.channel_messages_per_minute)._"}]}
-    return lambda payload: {**payload, "blocks": [*(payload.get("blocks") or []), note]}
-
-
 def upload_filename(filename: str, alert_id: int) -> str:
     """A file name unique to the alert, so a lost upload can be found in the channel history."""
     path = PurePosixPath(filename or "file")
@@ -183,10 +176,13 @@ class SlackSender:
         self.store = store
         self.clock = clock
         self.per_minute = per_minute  # top-level messages a channel gets per minute; 0: no budget
-        self.paused_until: datetime | None = None
+        # A long 429's pause is in the stored health, so a restart does not knock on Slack before it ends.
+        health = store.get_health(HEALTH_ID)
+        self.paused_until = health.retry_at if health.kind == FailureKind.RATE_LIMITED.value else None
         self._channels: dict[str, str] = {}
         # Renews this node's lead before each message; False: another node sends now (monitor/nodes.py).
         self.still_leader: Callable[[], bool] = lambda: True
+        self._views: dict[int, tuple[dict, int | None, list[tuple[int, dict]]]] = {}  # this drain's updated messages
 
     def deliver(self, limit: int = 200) -> DeliveryReport:
         """Send pending rows in order; stop at the first failure that is not about one message."""
@@ -196,11 +192,13 @@ class SlackSender:
             return report
         try:
             if self.per_minute:
-                folded = self.store.fold_bursts(self.per_minute, self.clock(), folded_note(self.per_minute))
+                folded = self.store.fold_bursts(self.per_minute, self.clock())
                 if folded:
                     log.info("%d message(s) over a channel's budget of %d a minute go into threads", folded,
                              self.per_minute)
             rows = self.store.outbox(limit)
+            self._views = self.store.message_views(sorted({row.updates for row in rows if row.op == "update"
+                                                           and row.format == "neutral"}))
             refs = {ref for row in rows for ref in (row.thread_of, row.updates, row.payload.get("link_of"))} - {None}
             targets = {i: Target(*v) for i, v in self.store.slack_targets(sorted(refs)).items()}
             unknown = [row for row in rows if row.state == "sending"]
@@ -256,7 +254,7 @@ class SlackSender:
                         self.store.mark_failed(row.id, error)
                         targets[row.id] = Target("failed")
                         log.error("alert %s (%s) to %s failed: %s (will not retry)", row.id, row.op, row.channel,
-                                  error)
+                                  error, extra={"mention_id": row.mention_id})
                         report.failed += 1
                         continue
                     unsent += [(row.id, error or f"HTTP {exc.response.status_code}")]
@@ -278,8 +276,9 @@ class SlackSender:
             target = self._target(row.updates, targets)
             if target.state != "sent":
                 raise _Failed(f"the message to update was not sent ({target.state})")
-            self.client.chat_update(channel=target.channel_id, ts=target.ts, text=row.payload["text"],
-                                    blocks=row.payload.get("blocks"))
+            content = self._content(row)
+            self.client.chat_update(channel=target.channel_id, ts=target.ts, text=content["text"],
+                                    blocks=content.get("blocks"))
             return target.channel_id, target.ts
         if row.op == "upload":
             return self._upload(row)
@@ -288,7 +287,8 @@ class SlackSender:
             parent = self._target(row.thread_of, targets)
             if parent.state == "sent":
                 channel, thread_ts = parent.channel_id, parent.ts
-        text, blocks = row.payload["text"], row.payload.get("blocks")
+        content = self._content(row)
+        text, blocks = content["text"], content.get("blocks")
         if row.payload.get("link_of") is not None:  # a message that links to another: posted after it
             text, blocks = with_link(text, blocks, self._target(row.payload["link_of"], targets))
         resp = self.client.chat_postMessage(
@@ -298,6 +298,22 @@ class SlackSender:
         if thread_ts is None:
             self._learn_channel(row.channel, resp["channel"])
         return resp["channel"], resp["ts"]
+
+    def _content(self, row: AlertRow) -> dict:
+        """What the row shows in Slack, rendered now: a neutral message (for an update, its message with
+        the changes queued up to this row), or Block Kit queued as such; either with its fold note."""
+        if row.format != "neutral":
+            return slack_render.with_folded(row.payload, row.folded)
+        try:
+            if row.op != "update":
+                return slack_render.render(row.payload, (), row.folded)
+            view = self._views.get(row.updates)
+            if view is None:
+                raise _Failed("the message to update holds no neutral message")
+            message, folded, changes = view
+            return slack_render.render(message, [change for i, change in changes if i <= row.id], folded)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _Failed(f"not a neutral message ({type(exc).__name__})") from None
 
     @staticmethod
     def _target(alert_id: int | None, targets: dict[int, Target]) -> Target:
@@ -373,8 +389,12 @@ class SlackSender:
                 resp = self.client.conversations_history(channel=target.channel_id, latest=target.ts,
                                                          oldest=target.ts, inclusive=True, limit=1)
                 shown = next((m for m in resp.get("messages", []) if m.get("ts") == target.ts), None)
-                if shown is not None and shown.get("text") == row.payload["text"] \
-                        and shown.get("blocks") == row.payload.get("blocks"):
+                try:
+                    content = self._content(row)
+                except _Failed:
+                    continue  # the send fails it, with its reason
+                if shown is not None and shown.get("text") == content["text"] \
+                        and shown.get("blocks") == content.get("blocks"):
                     found[row.id] = (target.channel_id, target.ts)
         except (SlackApiError, TimeoutError, URLError, OSError) as exc:
             raise _Stop(self._failure(exc)) from None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import threading
 import time
@@ -30,6 +31,7 @@ from alerts.messages import ACTIONS, truncate
 from alerts.slack import make_client, resolve_channel
 from monitor.core.labels import INTENTS, SENTIMENTS
 from monitor import actions
+from monitor.health import backoff
 from monitor.config import Settings
 from monitor.store import Store
 from monitor.core.logs import get_logger
@@ -41,6 +43,9 @@ MEMBERS_TTL = 300.0  # seconds a user group's or channel's member list is truste
 # The builtin client notices a silently dead connection after 5 failed pings: 10 s at this interval.
 PING_INTERVAL = 2.0
 RELABEL_SENTIMENT, RELABEL_INTENT = "relabel_sentiment", "relabel_intent"
+FIRST_BACKOFF = timedelta(seconds=1)  # the first wait after a failed (re)connect, doubled after each one
+MAX_BACKOFF = timedelta(minutes=5)
+STABLE = 30.0  # seconds a connection must last before its failures are forgotten
 
 
 @dataclass(frozen=True)
@@ -177,8 +182,8 @@ class SlackActions:
             changed |= result.ok
             if not result.ok and action.via == "slack":
                 self._tell(action, result.message)
-        log.debug("%s: %s on mention(s) %s by %s", action.via, action.name,
-                  ",".join(map(str, action.mention_ids)), action.user_id)
+        log.debug("%s: %s on mention(s) %s by %s", action.via, action.name, ",".join(map(str, action.mention_ids)),
+                  action.user_id, extra={"mention_id": action.mention_ids[0]})
         if changed:
             self.on_change()
 
@@ -241,28 +246,34 @@ class SlackActions:
 
 
 class SocketMode:
-    """The daemon's Socket Mode connection; the SDK reconnects by itself, we log each change once."""
+    """The daemon's Socket Mode connection. The SDK notices a dead socket (pings) and follows Slack's
+    `disconnect` requests; every other reconnection is ours, with exponential backoff and jitter, so a
+    failing `apps.connections.open` is asked ever more rarely instead of every ping interval. A lost
+    connection is logged once, and once when it is back."""
 
     def __init__(self, settings: Callable[[], Settings], store: Store, clock: Callable[[], datetime],
-                 on_change: Callable[[], None] = lambda: None, ping_interval: float = PING_INTERVAL):
+                 on_change: Callable[[], None] = lambda: None, ping_interval: float = PING_INTERVAL,
+                 first_backoff: timedelta = FIRST_BACKOFF, rng: random.Random | None = None):
         cfg = settings().slack
         web = make_client(cfg)
         self.handler = SlackActions(settings, store, web, clock, on_change)
         sdk_log = log.getChild("sdk")
         if not log.isEnabledFor(logging.DEBUG):
-            # The SDK logs every session start and every failed reconnect attempt; our `_state` lines
-            # say the same once per change.
+            # The SDK logs every session start and every failed attempt; our `_state` lines say the
+            # same once per change.
             sdk_log.setLevel(logging.CRITICAL)
         self.client = SocketModeClient(app_token=cfg.app_token.get_secret_value(), web_client=web,
-                                       logger=sdk_log, ping_interval=ping_interval)
+                                       logger=sdk_log, ping_interval=ping_interval, auto_reconnect_enabled=False)
         self.client.socket_mode_request_listeners.append(self.handler)
         self.client.on_message_listeners.append(self._on_message)
-        self.client.on_error_listeners.append(self._on_error)
+        self.watch_interval = min(ping_interval, 1.0)
+        self.first_backoff = first_backoff
+        self.rng = rng or random.Random()
         self.connected: bool | None = None
         self.sessions = 0
         self._state_lock = threading.Lock()
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._first_connect, name="socket-mode-connect", daemon=True)
+        self._thread = threading.Thread(target=self._supervise, name="socket-mode-connect", daemon=True)
 
     def start(self) -> "SocketMode":
         self._thread.start()
@@ -272,18 +283,36 @@ class SocketMode:
         self._stopped.set()
         self.client.close()
 
-    def _first_connect(self) -> None:
-        """The SDK reconnects a session it once had; until the first one, retrying is ours."""
-        wait = 2.0
+    def _supervise(self) -> None:
+        """Connect, watch the connection, and reconnect after each loss with backoff and jitter. A
+        connection that drops within STABLE of opening counts as a failure too, so a flapping one backs
+        off like a refused one."""
+        failures, since = 0, None
         while not self._stopped.is_set():
+            if self.client.is_connected():
+                since = since if since is not None else time.monotonic()
+                if time.monotonic() - since >= STABLE:
+                    failures = 0
+                self._stopped.wait(self.watch_interval)
+                continue
+            if self.connected:
+                self._state(False, "connection lost; reconnecting")
+            if since is not None and time.monotonic() - since < STABLE:
+                failures += 1
+                self._stopped.wait(backoff(self.first_backoff, failures, self.rng, MAX_BACKOFF).total_seconds())
+            since = None
             try:
-                self.client.connect()
-                return
-            except (SlackApiError, OSError) as exc:
+                self.client.connect_to_new_endpoint()
+            except Exception as exc:  # noqa: BLE001 - whatever failed, the answer is to wait and retry
+                if self._stopped.is_set():
+                    return
                 error = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
-                self._state(False, f"cannot connect ({error}); retrying")
-            self._stopped.wait(wait)
-            wait = min(wait * 2, 60.0)
+                failures += 1
+                wait = backoff(self.first_backoff, failures, self.rng, MAX_BACKOFF).total_seconds()
+                self._state(False, f"cannot connect ({error}); retrying with backoff, up to every "
+                                   f"{MAX_BACKOFF.total_seconds():.0f} s")
+                log.debug("Socket Mode connect attempt %d failed (%s); next in %.1f s", failures, error, wait)
+                self._stopped.wait(wait)
 
     def _on_message(self, raw: str) -> None:
         """Each session starts with a hello: the first connects, later ones follow a lost or refreshed one."""
@@ -295,12 +324,8 @@ class SocketMode:
             self.sessions += 1
             self._state(True, "connected" if self.sessions == 1 else "reconnected")
 
-    def _on_error(self, error: Exception) -> None:
-        if not self._stopped.is_set():
-            self._state(False, f"connection lost ({type(error).__name__}); reconnecting")
-
     def _state(self, connected: bool, what: str) -> None:
-        """Log changes only: a lost connection once, however many attempts the SDK makes to get it back."""
+        """Log changes only: a lost connection once, however many attempts it takes to get it back."""
         with self._state_lock:
             if self.connected is connected and what != "reconnected":
                 return

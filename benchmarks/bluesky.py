@@ -123,9 +123,9 @@ def run(count: int, rate: int, seconds: float, matcher: Matcher) -> dict:
         drained, matched = drained + more, matched + more_matched
         count = sent
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    bluesky.close_all()  # the reader stops before the emulator does: a shutdown, not a lost stream
     parent.send("done")
     server.join(10)
-    bluesky.close_all()
     lags.sort()
     pick = (lambda q: lags[min(len(lags) - 1, int(q * len(lags)))]) if lags else (lambda q: float("nan"))
     return {"events": count, "drained": drained, "matched": matched, "wall": wall, "cpu": cpu,

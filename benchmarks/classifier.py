@@ -4,8 +4,9 @@ the VADER lexicon baseline, side by side in one run.
     python benchmarks/classifier.py [--data ../shared/data] [--no-accuracy] [--threads 2]
 
 Texts are the project's own brand-directed validation posts (tweet-length, shipped in the repo), so the
-speed figures need no external data. A first child process loads the default classifier, which builds
-the cached ONNX graphs if needed and measures which path to run (its load time is the first-run cost).
+speed figures need no external data. The run uses a fresh, empty classifier cache: a first child process
+loads the default classifier, which builds the ONNX graphs and measures which path to run (its load
+time is a new machine's first load); a second loads it from the cache (every later start).
 Then every path is timed in a fresh subprocess, --rounds times in turn (path A, B, C, A, B, C, ...), and
 each path's best round is shown: on a shared machine a busy neighbour then slows one round, not one path.
 Peak RSS and scores come from one more subprocess per path that runs the validation suite (accuracy needs
@@ -25,6 +26,7 @@ import re
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -74,6 +76,7 @@ def measure(kind: str, data_dir: Path | None, threads: int) -> dict:
               "runtime": getattr(classifier, "runtime", "pure Python"), "rates": getattr(classifier, "rates", {}),
               "path": getattr(classifier, "path", kind)}
     if kind == "default":
+        result["peak_rss_mb"] = peak_rss_mb()
         return result
     if data_dir is None:
         result["batch1_per_s"] = round(throughput(classifier, texts[:150], 1), 1)
@@ -146,6 +149,10 @@ def child(kind: str, data_dir: Path | None, threads: int, data: Path) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
+def load_average() -> str:
+    return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
@@ -159,9 +166,22 @@ def main() -> None:
         print(json.dumps(measure(args.child, data_dir, args.threads)))
         return
     print(capabilities())
+    print(f"at the start: {load_average()} ({os.cpu_count()} CPUs)")
+    # Every child uses a fresh, empty classifier cache: the first load below is a new machine's (graphs built,
+    # paths measured), the second a daemon's every later start, and every figure is this code's graphs.
+    with tempfile.TemporaryDirectory(prefix="mentionwatch-bench-cache-") as cache:
+        os.environ["MENTIONWATCH_CACHE_DIR"] = cache
+        run(args, data_dir)
+    print(f"at the end: {load_average()}")
+
+
+def run(args: argparse.Namespace, data_dir: Path | None) -> None:
+    """The benchmark proper, in the parent process."""
+    first = child("default", None, args.threads, args.data)
     default = child("default", None, args.threads, args.data)
-    print(f"default classifier: {default['version']}: {default['runtime']} (loaded in {default['load_s']} s; "
-          f"paths measured at its first load on this machine, mentions/s: {default['rates'] or 'cached earlier'})")
+    print(f"default classifier: {default['version']}: {default['runtime']}; loaded in {first['load_s']} s on "
+          f"a first load (empty cache: graphs built, paths measured, mentions/s: {first['rates']}), "
+          f"{default['load_s']} s once cached; peak RSS {default['peak_rss_mb']} MB once cached")
     best: dict[str, dict] = {}
     for _ in range(args.rounds):
         for kind in KINDS:
@@ -183,7 +203,7 @@ def main() -> None:
     print(f"(best of {args.rounds} interleaved rounds; threads: {args.threads}"
           + ("; peak RSS includes the validation run)" if scored else ")"))
     if not scored:
-        print("accuracy skipped: no shared data folder (pass --data)")
+        print("accuracy skipped: --no-accuracy, or no shared data folder (pass --data)")
         return
     names = list(headline(scored[KINDS[0]]["scores"]))
     print()

@@ -18,10 +18,13 @@ from typing import Iterable, Iterator, Optional
 import typer
 
 from classifiers.base import Classifier, Labels
+from monitor.core import progress
+from monitor.core.logs import get_logger
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+log = get_logger(__name__)
 app = typer.Typer(help="Label mentions with sentiment, intent and needs_reply; score and train the model.")
 
 
@@ -44,9 +47,9 @@ def make_classifier(name: ClassifierName, model_dir: Path | None = None) -> Clas
         from classifiers.lexicon import LexiconClassifier
 
         return LexiconClassifier()
-    from classifiers.transformer import TransformerClassifier
+    from classifiers import load_transformer
 
-    return TransformerClassifier(model_dir)
+    return load_transformer(model_dir)
 
 
 def labels_to_json(labels: Labels) -> dict:
@@ -112,9 +115,9 @@ class ProgressReport:
 
     def advance(self, rows: int) -> None:
         self._done += rows
-        if self._done < self._every:
+        if self._done < self._every or progress.quiet():
             return
-        if self._stream.isatty():
+        if self._stream.isatty() and progress.bars():
             if self._live is None:
                 from rich.console import Console
                 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -129,15 +132,21 @@ class ProgressReport:
         elif self._done >= self._next_line:
             self._next_line = (self._done // self._every + 1) * self._every
             self._reported = self._done
-            self._stream.write(f"classify: {self._done:,} rows labelled ({self._rate():,.0f}/s)\n")
-            self._stream.flush()
+            self._line(f"classify: {self._done:,} rows labelled ({self._rate():,.0f}/s)")
 
     def close(self) -> None:
         if self._live is not None:
             self._live.stop()
-        if self._done >= self._every and self._done != self._reported:
-            self._stream.write(f"classify: done, {self._done:,} rows labelled ({self._rate():,.0f}/s)\n")
+        if self._done >= self._every and self._done != self._reported and not progress.quiet():
+            self._line(f"classify: done, {self._done:,} rows labelled ({self._rate():,.0f}/s)")
+
+    def _line(self, text: str) -> None:
+        """A plain line, or a log record where stderr carries JSON log lines."""
+        if progress.bars():
+            self._stream.write(text + "\n")
             self._stream.flush()
+        else:
+            log.info("%s", text)
 
 
 @app.command()
@@ -150,14 +159,31 @@ def classify(
     """Label texts: one JSON line out per input, in input order, other input fields passed through."""
     model = make_classifier(classifier, model_dir)
     rows = ({"text": text} for text in texts) if texts else read_rows(sys.stdin)
-    progress = ProgressReport()
+    report = ProgressReport()
     try:
         for batch in batched(classify_rows(model, rows, batch_size), batch_size):
             sys.stdout.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in batch))
             sys.stdout.flush()
-            progress.advance(len(batch))
+            report.advance(len(batch))
     finally:
-        progress.close()
+        report.close()
+
+
+@app.command()
+def warm(
+    model_dir: Optional[Path] = typer.Option(None, help="Transformer artifacts (default: the shipped model)."),
+    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: what the daemon uses)."),
+) -> None:
+    """Build the classifier's ONNX graphs and pick its fastest path on this machine, into the cache, so the
+    daemon's first load takes about a second. `make install` and the Docker image run it; the daemon
+    does the same on its first load when nothing is cached."""
+    from classifiers.transformer import TransformerClassifier
+
+    started = time.monotonic()
+    model = TransformerClassifier(model_dir, threads=threads)
+    rates = ", ".join(f"{path} {rate:,.0f}/s" for path, rate in model.rates.items()) or "chosen earlier"
+    typer.echo(f"classifier {model.version}: {model.runtime} ({rates}); ready in "
+               f"{time.monotonic() - started:.1f} s")
 
 
 @app.command("eval")
@@ -212,5 +238,9 @@ def train(
     out = training_output(out, force)
     from classifiers.train import Settings, run
 
+    from monitor.core.progress import Progress
+
     typer.echo(f"training into {out}", err=True)
-    run(data, out, list(feedback or []), settings=Settings(epochs=epochs), threads=threads, log=typer.echo)
+    with Progress("training", unit="steps") as steps:
+        run(data, out, list(feedback or []), settings=Settings(epochs=epochs), threads=threads, log=typer.echo,
+            on_step=lambda step, total: steps.update(step, total=total))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Sequence
 
 import torch
@@ -167,6 +168,59 @@ def load_model(model_dir: Path = MODEL_DIR, packed: bool = True):
     if packed:
         model.encoder = PackedEncoder(model.encoder)
     return tokenizer, model, config
+
+
+class _Layer(nn.Module):
+    """One BERT layer's parameters under transformers' names, which is all `PackedEncoder` reads."""
+
+    def __init__(self, hidden: int, inner: int, eps: float) -> None:
+        super().__init__()
+        self.attention = nn.Module()
+        self.attention.self = nn.Module()
+        for part in ("query", "key", "value"):
+            setattr(self.attention.self, part, nn.Linear(hidden, hidden))
+        self.attention.output = nn.Module()
+        self.attention.output.dense = nn.Linear(hidden, hidden)
+        self.attention.output.LayerNorm = nn.LayerNorm(hidden, eps=eps)
+        self.intermediate = nn.Sequential()
+        self.intermediate.dense = nn.Linear(hidden, inner)
+        self.intermediate.intermediate_act_fn = nn.GELU()
+        self.output = nn.Module()
+        self.output.dense = nn.Linear(inner, hidden)
+        self.output.LayerNorm = nn.LayerNorm(hidden, eps=eps)
+
+
+class _BareBert(nn.Module):
+    """BERT's parameters laid out as transformers lays them out, built from the config without importing
+    transformers (2 s of a first load): the unquantised inference path runs it through `PackedEncoder`."""
+
+    def __init__(self, config: dict) -> None:
+        super().__init__()
+        self.config = SimpleNamespace(**config)
+        hidden, eps = config["hidden_size"], config.get("layer_norm_eps", 1e-12)
+        self.embeddings = nn.Module()
+        self.embeddings.word_embeddings = nn.Embedding(config["vocab_size"], hidden)
+        self.embeddings.position_embeddings = nn.Embedding(config["max_position_embeddings"], hidden)
+        self.embeddings.token_type_embeddings = nn.Embedding(config["type_vocab_size"], hidden)
+        self.embeddings.LayerNorm = nn.LayerNorm(hidden, eps=eps)
+        self.encoder = nn.Module()
+        self.encoder.layer = nn.ModuleList(_Layer(hidden, config["intermediate_size"], eps)
+                                           for _ in range(config["num_hidden_layers"]))
+
+
+def load_inference_model(model_dir: Path = MODEL_DIR) -> MultiTaskModel:
+    """The shipped model for the unquantised inference path: what `load_model` returns, built without
+    transformers, from the same tensors (`onnx_graph.model_tensors`)."""
+    from classifiers.onnx_graph import model_tensors
+
+    tensors, config = model_tensors(model_dir)
+    model = MultiTaskModel(_BareBert(config))
+    state = {name: torch.from_numpy(tensor) for name, tensor in tensors.items()}
+    missing, _ = model.load_state_dict(state, strict=False)
+    if missing:
+        raise ValueError(f"{model_dir / WEIGHTS_FILE} and the base model lack tensors: {missing[:5]}")
+    model.encoder = PackedEncoder(model.encoder)
+    return model.eval()
 
 
 class TorchRunner:

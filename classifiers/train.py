@@ -28,6 +28,7 @@ from collections import Counter
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from pathlib import Path
+from typing import Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -178,9 +179,12 @@ def validate(model: MultiTaskModel, tokenizer, examples: list[data.Example]) -> 
 
 
 def train(examples: list[data.Example], settings: Settings, log=print,
-          validation: list[data.Example] | None = None) -> tuple[MultiTaskModel, dict[str, torch.Tensor]]:
+          validation: list[data.Example] | None = None,
+          on_step: Callable[[int, int], None] = lambda step, total: None,
+          ) -> tuple[MultiTaskModel, dict[str, torch.Tensor]]:
     """Returns the trained model and the average of the last epoch's final `checkpoints_averaged` checkpoints,
-    taken at equal step intervals through that epoch (the last one is the final weights)."""
+    taken at equal step intervals through that epoch (the last one is the final weights). `on_step(step,
+    total)` follows each step, for a progress bar."""
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
     tokenizer, encoder = load_base()
@@ -217,6 +221,7 @@ def train(examples: list[data.Example], settings: Settings, log=print,
             optimizer.zero_grad(set_to_none=True)
             running += loss.item()
             step += 1
+            on_step(step, total_steps)
             if step in checkpoint_steps:
                 for name, parameter in model.named_parameters():
                     if parameter.requires_grad:
@@ -340,12 +345,13 @@ def _with_yes_f1(report: Report) -> dict:
 
 
 def run(data_dir: Path, out_dir: Path, feedback_files: list[Path], own_dir: Path = data.OWN_INTENT_DIR,
-        settings: Settings = Settings(), threads: int = 2, log=print) -> dict:
+        settings: Settings = Settings(), threads: int = 2, log=print,
+        on_step: Callable[[int, int], None] = lambda step, total: None) -> dict:
     torch.set_num_threads(threads)
     examples = training_examples(data_dir, own_dir, feedback_files, settings)
     log(f"{len(examples)} training examples: {dict(Counter(e.source for e in examples))}")
     validation = data.tweeteval(data_dir, "validation") + data.own_intent("validation", own_dir)
-    model, average = train(examples, settings, log, validation)
+    model, average = train(examples, settings, log, validation, on_step)
     selection = select(model, average, complaints_split(data_dir, settings.complaints_holdout_share)[1], log)
     log(f"chose the {selection['weights']} weights, complaint bias {selection['complaint_bias']}")
     save(model, out_dir, settings, examples, selection)

@@ -36,7 +36,8 @@ _PAGE_IN_HREF = re.compile(r"/page=(\d+)/")
 class AppStorePlatform(ApiPlatform):
     """Apple's public customer-reviews feed: most recent first, 50 reviews a page, 10 pages at most."""
 
-    base_url: str = "https://itunes.apple.com"
+    base_url: str = Field("https://itunes.apple.com",
+                          description="Base URL of Apple's reviews feed (override for a proxy)")
     max_pages: int = Field(10, ge=1, le=10, description="Pages read per app and country per poll")
     initial_pages: int = Field(1, ge=1, le=10, description="Pages read on the first poll of an app and country")
     late_window: Duration = Field(timedelta(hours=2), description="Reviews published up to this long after their "
@@ -45,10 +46,10 @@ class AppStorePlatform(ApiPlatform):
 
 class AppStoreSource(Owned):
     type: Literal["app_store"]
-    name: str = Field(pattern=SLUG)
+    name: str = Field(pattern=SLUG, description="Unique within the brand; the source id is brand/name")
     apps: list[str] = Field(min_length=1, description="Numeric App Store ids (the digits after /id in the app's URL)")
     countries: list[str] = Field(["us"], min_length=1, description="Storefront country codes such as us, gb, de")
-    interval: Interval = timedelta(minutes=30)
+    interval: Interval = Field(timedelta(minutes=30), description="Time between polls")
     require_match: bool = Field(False, description="Reviews of the brand's own app are its mentions even without its name")
     first_poll_lookback: Duration = Field(FIRST_POLL_LOOKBACK, description="A first poll (of a new source, or a new "
                                           "install) stores items published this long ago at most, as backfill")

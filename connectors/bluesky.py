@@ -8,9 +8,12 @@ store in the same transaction as the mentions it covers, so a restart reconnects
 stored cursor and replays: nothing lost, and what is replayed is filtered by each cursor (nothing twice).
 
 A source behind the buffer (a restart, a buffer trimmed while it was failing) makes the hub
-reconnect from its cursor. A cursor older than the replay window is a gap: Jetstream only keeps
-about 36 hours. Jetstream events carry the author's DID, not the handle or follower count: reach is
-None and `team:` entries are matched on DIDs.
+reconnect from its cursor. Jetstream only keeps about 36 hours: what is older than that is searched
+for with the AppView's `searchPosts` (connectors/bluesky_api.py) for every brand's terms, and the
+window is recorded as a gap saying how complete that was. Jetstream events carry the author's DID
+only: matched posts get their handle and follower count (reach) from `getProfiles`, team handles
+are resolved to DIDs the same way, and team replies are seen in the stream or read with
+`getPostThread` for the mentions still waiting.
 """
 
 from __future__ import annotations
@@ -21,24 +24,30 @@ import re
 import threading
 import time
 from collections import deque
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 from urllib.parse import urlencode
 
 from pydantic import Field, field_validator
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosedOK, WebSocketException
 from websockets.sync.client import connect
 
+from connectors.bluesky_api import (AppView, BlueskyApi, InThread, Team, appview, at_uri, external_id,
+                                    search_terms, team_answer, view_event)
 from connectors.registry import Platform
+from connectors.team_replies import ReplyLog, SeenReply, answer_for
 from monitor.configbase import ConfigProblem, Duration, Interval, Owned, SLUG, Strict
 from monitor.core.clock import Clock, utcnow
 from monitor.core.logs import get_logger
 from monitor.core.failures import FailureKind, SourceFailure
-from monitor.core.records import FetchResult, Gap, Post
+from monitor.core.records import FetchResult, Gap, Post, TeamReply
 
 PLATFORM = "bluesky"
 COLLECTION = "app.bsky.feed.post"
 READER_STALE = 600.0  # seconds without a drain after which a source no longer holds the buffer
+REPLY_MEMORY = timedelta(days=7)  # team replies seen in the stream are kept this long for mentions to come
+TEAM_RETRY = timedelta(minutes=5)  # team handles the AppView did not resolve are asked again after this
 POST_URL = "https://bsky.app/profile/{}/post/{}"
 log = get_logger(__name__)
 
@@ -48,17 +57,19 @@ log = get_logger(__name__)
 class BlueskyPlatform(Strict):
     """The Jetstream endpoint and how the shared reader behaves."""
 
-    jetstream_url: str = "wss://jetstream2.us-east.bsky.network/subscribe"
+    jetstream_url: str = Field("wss://jetstream2.us-east.bsky.network/subscribe", description="Jetstream websocket URL")
     replay_window: Duration = Field(timedelta(hours=36), description="How far back Jetstream replays; an older "
                                     "cursor is recorded as a gap")
     buffer_events: int = Field(20_000, ge=100, description="Events held for sources still to drain them; when "
                                "full, the reader pauses and replays from where it stopped once they are drained")
-    max_events_per_poll: int = Field(50_000, ge=1)
+    max_events_per_poll: int = Field(50_000, ge=1, description="Events a source takes from the reader per poll at most")
     stall_timeout: Duration = Field(timedelta(seconds=30), description="No message for this long: reconnect")
-    connect_timeout: Duration = timedelta(seconds=10)
-    reconnect_min: Duration = timedelta(seconds=1)
-    reconnect_max: Duration = timedelta(minutes=5)
+    connect_timeout: Duration = Field(timedelta(seconds=10), description="Longest wait for the websocket to open")
+    reconnect_min: Duration = Field(timedelta(seconds=1),
+                                    description="First wait before reconnecting; doubles per failure")
+    reconnect_max: Duration = Field(timedelta(minutes=5), description="Longest wait between reconnects")
     max_bytes: int = Field(1_000_000, gt=0, description="A bigger websocket message closes the connection")
+    api: BlueskyApi = Field(BlueskyApi(), description="The AppView: handles, reach, team replies, catch-up")
 
     @field_validator("jetstream_url")
     @classmethod
@@ -70,8 +81,8 @@ class BlueskyPlatform(Strict):
 
 class BlueskySource(Owned):
     type: Literal["bluesky"]
-    name: str = Field(pattern=SLUG)
-    interval: Interval = timedelta(seconds=15)
+    name: str = Field(pattern=SLUG, description="Unique within the brand; the source id is brand/name")
+    interval: Interval = Field(timedelta(seconds=15), description="Time between polls of the shared reader's buffer")
     require_match: Literal[True] = Field(True, description="The firehose is every post on Bluesky: only posts "
                                          "matching a brand are stored")
 
@@ -240,7 +251,8 @@ class Jetstream:
     # --- the reader thread ---
 
     def _set_state(self, state: str, detail: str = "") -> None:
-        """Logged once per change: a flapping stream's repeated failures of one kind are one line."""
+        """Logged once per change: a flapping stream's repeated failures of one kind are one line. A normal
+        close (the server restarting or shutting down, our own shutdown) is news, not a warning."""
         if state in ("connected", "paused"):
             self._down_since = None
         elif self._down_since is None:
@@ -248,7 +260,8 @@ class Jetstream:
         if state == self._state:
             return
         self._state = state
-        (log.info if state == "connected" else log.warning)("Jetstream %s%s", state, f": {detail}" if detail else "")
+        (log.info if state in ("connected", "closed") else log.warning)("Jetstream %s%s", state,
+                                                                        f": {detail}" if detail else "")
 
     def _url(self, cursor: int | None) -> str:
         params = [("wantedCollections", COLLECTION)] + ([("cursor", str(cursor))] if cursor is not None else [])
@@ -274,6 +287,9 @@ class Jetstream:
                             break  # buffer full: close, and come back from _high once it is drained
             except TimeoutError:
                 self._set_state("stalled", f"no event for {self.platform.stall_timeout}; reconnecting")
+            except ConnectionClosedOK:
+                if generation == self._generation and not self._stop.is_set():
+                    self._set_state("closed", "by the server; reconnecting")
             except (OSError, WebSocketException) as exc:
                 if generation == self._generation and not self._stop.is_set():
                     self._set_state("disconnected", type(exc).__name__)
@@ -353,32 +369,42 @@ class BlueskyConnector:
 
     def __init__(self, source: BlueskySource, settings: Any, store=None, clock: Clock = utcnow):
         self.source = source
+        self.settings = settings
         self.platform: BlueskyPlatform = settings.bluesky
         self.clock = clock
         brand_id, brand = settings.brand_of(source)
         self.source_id = f"{brand_id}/{source.name}"
-        self.team = frozenset(a for a in brand.team.bluesky if a.startswith("did:"))
+        entries = [a.lstrip("@") for a in brand.team.bluesky]
+        self.team = Team(frozenset(a for a in entries if a.startswith("did:")),
+                         frozenset(a.casefold() for a in entries if not a.startswith("did:")))
+        self._unresolved = set(self.team.handles)
+        self._resolve_after: datetime | None = None
+        self._replies = ReplyLog()        # team replies seen in the stream
+        self._checked: dict[str, datetime] = {}  # mention -> when its thread was last read
         self.hub = hub(self.platform)
+        self.api: AppView = appview(self.platform.api)
 
     def fetch(self, cursor: dict | None) -> FetchResult:
         now = self.clock()
         now_us = int(now.timestamp() * 1_000_000)
+        self._resolve_team(now)
         gaps: list[Gap] = []
+        caught: list[Post] = []
         start = (cursor or {}).get("time_us")
         if not isinstance(start, int):
             start = now_us  # a first poll starts live: the firehose's history is not backfilled
         oldest = int((now - self.platform.replay_window).timestamp() * 1_000_000)
         if start < oldest:
-            gaps.append(Gap(datetime.fromtimestamp(start / 1e6, tz=timezone.utc),
-                            datetime.fromtimestamp(oldest / 1e6, tz=timezone.utc), None,
-                            "Bluesky: down for longer than Jetstream's replay window"))
+            since, until = (datetime.fromtimestamp(t / 1e6, tz=timezone.utc) for t in (start, oldest))
+            caught, gap = self._catch_up(since, until, now)
+            gaps.append(gap)
             start = oldest
         events, covered, ready, untimed = self.hub.drain(self.source_id, start)
         down = self.hub.down_for()
-        if not events and down > self.platform.stall_timeout.total_seconds():
+        if not events and not caught and down > self.platform.stall_timeout.total_seconds():
             # health shows it (failing, one Slack message); the cursor stays where it was
             raise SourceFailure(FailureKind.UNAVAILABLE, f"Jetstream unreachable for {down:.0f} s")
-        posts, skipped, deleted = [], [f"message without time_us #{i + 1}" for i in range(untimed)], []
+        posts, skipped, deleted = list(caught), [f"message without time_us #{i + 1}" for i in range(untimed)], []
         for time_us, event in events:
             if event is None:
                 skipped.append(f"event {time_us}: commit is not an object")
@@ -390,12 +416,114 @@ class BlueskyConnector:
             if commit.get("operation") != "create":
                 continue  # an edit: the post was judged in its first version
             try:
-                posts.append(event_to_post(event, self.team))
+                post = event_to_post(event, self.team.dids)
             except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
                 skipped.append(f"event {time_us}: {type(exc).__name__}")
+                continue
+            posts.append(post)
+            if post.extra.get("by_team") and (post.parent_id or post.thread_id):
+                self._replies.add([SeenReply(post.external_id, external_id(post.thread_id),
+                                             external_id(post.parent_id), post.author or "", post.created_at or now,
+                                             post.url)])
         if not ready:
             log.debug("source %s: Jetstream is replaying from its cursor %d", self.source_id, start)
         return FetchResult(posts, {"time_us": covered}, gaps=gaps, skipped=skipped, deleted=deleted)
+
+    def _catch_up(self, since: datetime, until: datetime, now: datetime) -> tuple[list[Post], Gap]:
+        """Posts of the brands published while the stream could not be replayed, from searchPosts."""
+        found: dict[str, Post] = {}
+        complete, problem, first = True, "", self.api.requests
+        for term in search_terms(self.settings.brands):
+            if self.api.requests - first >= self.platform.api.catchup_requests:
+                complete, problem = False, f": {self.platform.api.catchup_requests} requests made"
+                break
+            try:
+                views, whole = self.api.search(term, since, until, now)
+            except SourceFailure as failure:
+                complete, problem = False, f": {failure.message}"
+                break
+            complete = complete and whole
+            for view in views:
+                try:
+                    post = event_to_post(view_event(view), self.team.dids)
+                except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+                    continue
+                found.setdefault(post.external_id, post)
+        how = ("caught up with searchPosts for the brands' names, hashtags, domains and handles (a post "
+               "matching only otherwise may be missing)" if complete else
+               f"searchPosts read only part of it (page or rate limit{problem})")
+        log.info("source %s: %d post(s) from searchPosts for %s .. %s", self.source_id, len(found),
+                 f"{since:%Y-%m-%d %H:%M}", f"{until:%Y-%m-%d %H:%M} UTC")
+        return list(found.values()), Gap(since, until, None, f"Bluesky: older than Jetstream's replay window; {how}")
+
+    def _resolve_team(self, now: datetime) -> None:
+        """Team handles become DIDs (Jetstream names authors by DID); asked again later when not known."""
+        if not self._unresolved or (self._resolve_after is not None and now < self._resolve_after):
+            return
+        self._resolve_after = now + TEAM_RETRY
+        try:
+            profiles = self.api.profiles(sorted(self._unresolved), now)
+        except SourceFailure as failure:
+            log.debug("source %s: team handles not resolved yet (%s)", self.source_id, failure.message)
+            return
+        dids = {profile.did for profile in profiles.values()}
+        self._unresolved -= set(profiles)
+        self.team = Team(self.team.dids | dids, self.team.handles)
+
+    def enrich(self, posts: list[Post]) -> list[Post]:
+        """Matched posts with their author's handle and followers (reach), read in batches and cached;
+        posts whose profile is not readable now keep the DID and no reach."""
+        try:
+            profiles = self.api.profiles([p.author for p in posts if p.author], self.clock())
+        except SourceFailure as failure:
+            log.debug("source %s: profiles not read (%s); reach left empty", self.source_id, failure.message)
+            return posts
+        out = []
+        for post in posts:
+            profile = profiles.get(post.author or "")
+            if profile is None:
+                out.append(post)
+                continue
+            extra = {**post.extra, "handle": profile.handle}
+            if profile.handle and profile.handle.casefold() in self.team.handles:
+                extra["by_team"] = True
+            out.append(replace(post, author=f"@{profile.handle}" if profile.handle else post.author,
+                               reach=profile.followers, extra=extra))
+        return out
+
+    def find_team_replies(self, awaiting: list) -> list[TeamReply]:
+        """Which waiting mentions a team account answered: a team reply seen in the stream (to the mention
+        or later in its thread), else the mention's thread read with getPostThread, a few per poll."""
+        if not (self.team.dids or self.team.handles):
+            return []
+        now = self.clock()
+        self._replies.forget_before(now - REPLY_MEMORY)
+        replies = list(self._replies.replies.values())
+        found, rest = [], []
+        for mention in awaiting:
+            if mention.source != PLATFORM or (mention.extra or {}).get("by_team"):
+                continue
+            seen = answer_for(InThread.of(mention), replies, True)
+            if seen is not None:
+                found.append(TeamReply(PLATFORM, mention.external_id, seen.responder, seen.responded_at, seen.url))
+            else:
+                rest.append(mention)
+        due = [m for m in rest if now - self._checked.get(m.external_id, datetime.min.replace(tzinfo=timezone.utc))
+               >= self.platform.api.reply_recheck]
+        due.sort(key=lambda m: self._checked.get(m.external_id, datetime.min.replace(tzinfo=timezone.utc)))
+        for mention in due[:self.platform.api.reply_checks_per_poll]:
+            try:
+                thread = self.api.thread(at_uri(mention.external_id), now)
+            except SourceFailure as failure:
+                log.debug("source %s: getPostThread not read (%s)", self.source_id, failure.message)
+                break
+            self._checked[mention.external_id] = now
+            answer = team_answer(thread, self.team, mention.created_at) if thread else None
+            if answer is not None:
+                found.append(TeamReply(PLATFORM, mention.external_id, *answer))
+        waiting = {m.external_id for m in rest}
+        self._checked = {k: v for k, v in self._checked.items() if k in waiting}
+        return found
 
 
 _HANDLE = re.compile(r"^@?[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?)+$", re.I)
@@ -403,19 +531,18 @@ _DID = re.compile(r"^did:(plc|web):[a-zA-Z0-9._:%-]{1,2048}$")
 
 
 def config_warnings(settings: Any, loaded: Any, file: str) -> list[ConfigProblem]:
-    """`validate`: team entries Jetstream cannot match (it names authors by DID), handles that are not
-    domain names, and more than one Bluesky source (each drains the whole network; one finds every brand)."""
+    """`validate`: team entries that are neither a DID nor a handle, handles that are not domain names,
+    and more than one Bluesky source (each drains the whole network; one finds every brand)."""
     out = []
     sources = []
     for brand_id, brand in settings.brands.items():
         line = loaded.lines.get(("brands", brand_id), 1)
         sources += [f"{brand_id}/{s.name}" for s in brand.sources if s.type == PLATFORM]
         for entry in brand.team.bluesky:
-            if _DID.match(entry):
+            if _DID.match(entry) or _HANDLE.match(entry):
                 continue
-            expected = ("a handle: write the account's DID (did:plc:…) so its posts are known as the team's"
-                        if _HANDLE.match(entry) else "a DID (did:plc:…) of the team's Bluesky account")
-            out.append(ConfigProblem(file, line, f"brands.{brand_id}.team.bluesky", repr(entry), expected,
+            out.append(ConfigProblem(file, line, f"brands.{brand_id}.team.bluesky", repr(entry),
+                                     "a handle (acme.bsky.social) or DID (did:plc:…) of the team's Bluesky account",
                                      warning=True))
         for handle in brand.handles:
             if "." in handle.lstrip("@") and not _HANDLE.match(handle):
@@ -429,6 +556,12 @@ def config_warnings(settings: Any, loaded: Any, file: str) -> list[ConfigProblem
     return out
 
 
+def position(source: BlueskySource, cursor: dict) -> datetime | None:
+    """The stream time (`time_us`) the source's cursor covers."""
+    value = cursor.get("time_us")
+    return datetime.fromtimestamp(value / 1e6, tz=timezone.utc) if isinstance(value, int) else None
+
+
 def account(name: str) -> str:
     """A handle as Bluesky writes it (`@acme.bsky.social`), or a DID as it is."""
     return name if name.startswith(("@", "did:")) else "@" + name
@@ -436,5 +569,5 @@ def account(name: str) -> str:
 
 PLUGIN = Platform(type=PLATFORM, display="Bluesky", source=BlueskySource, connector=BlueskyConnector,
                   settings_key="bluesky", settings_model=BlueskyPlatform,
-                  team="Bluesky DIDs (did:plc:…) of the team's accounts; handles are shown, not matched",
-                  account=account, warnings=config_warnings, order=60)
+                  team="Bluesky handles (acme.bsky.social) or DIDs (did:plc:…) of the team's accounts",
+                  account=account, warnings=config_warnings, order=60, position=position)

@@ -33,14 +33,17 @@ PLATFORM = "feed"
 # --- config ------------------------------------------------------------------------------------
 
 class FeedsPlatform(HttpPlatform):
-    max_entries: int = Field(500, gt=0)
+    """Defaults for every RSS/Atom source."""
+
+    max_entries: int = Field(500, gt=0,
+                             description="Entries read per fetch at most (newest first as the feed lists them)")
 
 
 class FeedSource(Owned):
     type: Literal["feed"]
-    name: str = Field(pattern=SLUG)
-    url: str
-    interval: Interval = timedelta(minutes=15)
+    name: str = Field(pattern=SLUG, description="Unique within the brand; the source id is brand/name")
+    url: str = Field(description="RSS or Atom feed URL")
+    interval: Interval = Field(timedelta(minutes=15), description="Time between polls")
     require_match: bool = Field(True, description="False: every entry is this brand's mention (e.g. Google Alerts)")
     first_poll_lookback: Duration = Field(FIRST_POLL_LOOKBACK, description="A first poll (of a new source, or a new "
                                           "install) stores items published this long ago at most, as backfill")

@@ -27,7 +27,7 @@ from monitor.configbase import ApiPlatform, Duration, FIRST_POLL_LOOKBACK, Inter
 from monitor.core.clock import Clock, utcnow
 from monitor.core.failures import FailureKind, SourceFailure
 from monitor.core.records import FetchResult, Post
-from monitor.query import platform_search
+from monitor.query import Node, platform_search, search_words
 
 PLATFORM = "hackernews"
 ITEM_URL = "https://news.ycombinator.com/item?id={}"
@@ -39,8 +39,8 @@ _WORD = re.compile(r"\w+")
 class HackerNewsPlatform(ApiPlatform):
     """The public Algolia HN Search API (`search_by_date`, newest first)."""
 
-    base_url: str = "https://hn.algolia.com/api/v1"
-    hits_per_page: int = Field(100, ge=1, le=1000)
+    base_url: str = Field("https://hn.algolia.com/api/v1", description="Algolia HN Search API base URL")
+    hits_per_page: int = Field(100, ge=1, le=1000, description="Hits per search page")
     max_pages: int = Field(5, ge=1, le=50, description="Pages read per query per poll; the rest waits for the next poll")
     initial_pages: int = Field(1, ge=1, le=50, description="Pages read on the first poll of a query")
     late_window: Duration = Field(timedelta(minutes=10), description="Items indexed up to this long after they "
@@ -49,11 +49,11 @@ class HackerNewsPlatform(ApiPlatform):
 
 class HackerNewsSource(Owned):
     type: Literal["hackernews"]
-    name: str = Field(pattern=SLUG)
+    name: str = Field(pattern=SLUG, description="Unique within the brand; the source id is brand/name")
     queries: list[str] = Field([], description="Search queries; default: the brand's names, aliases and domains")
     comments: bool = Field(True, description="Search comments as well as stories")
-    interval: Interval = timedelta(minutes=5)
-    require_match: bool = True
+    interval: Interval = Field(timedelta(minutes=5), description="Time between polls")
+    require_match: bool = Field(True, description="false: every hit is this brand's mention")
     first_poll_lookback: Duration = Field(FIRST_POLL_LOOKBACK, description="A first poll (of a new source, or a new "
                                           "install) stores items published this long ago at most, as backfill")
 
@@ -74,6 +74,12 @@ def default_queries(terms: list[str]) -> list[str]:
         if words[term] and not any(words[k] <= words[term] for k in kept):
             kept.append(term)
     return kept
+
+
+def to_hackernews(node: Node) -> list[str] | None:
+    """Algolia ANDs the words of a query and has no OR: the query as one search per disjunct of its
+    positive terms (the registry entry's `search`)."""
+    return search_words(node, PLATFORM)
 
 
 @dataclass
@@ -145,7 +151,7 @@ class HackerNewsConnector:
                                                        self.platform.max_bytes)
         self.clock = clock
         _, brand = settings.brand_of(source)
-        self.queries = list(dict.fromkeys(source.queries or platform_search(PLATFORM, brand, source)
+        self.queries = list(dict.fromkeys(source.queries or platform_search(to_hackernews, brand, source)
                                           or default_queries(brand.names + brand.aliases + brand.domains)))
         self.team = frozenset(u.casefold() for u in brand.team.hackernews)
         self.late = int(self.platform.late_window.total_seconds())
@@ -292,4 +298,4 @@ def _valid_hits(raw_hits: list) -> tuple[list[_Hit], int]:
 
 PLUGIN = Platform(type=PLATFORM, display="Hacker News", source=HackerNewsSource, connector=HackerNewsConnector,
                   settings_key="hackernews", settings_model=HackerNewsPlatform,
-                  team="Hacker News usernames of the team", order=30)
+                  team="Hacker News usernames of the team", order=30, search=to_hackernews)

@@ -66,10 +66,11 @@ def bounded_session(connect_timeout: float, read_timeout: float, max_bytes: int)
 
 
 def get(session: requests.Session | None, url: str, *, headers: dict, connect_timeout: float, read_timeout: float,
-        max_bytes: int, what: str, params: dict | None = None) -> HttpResponse:
+        max_bytes: int, what: str, params: dict | None = None, answers: tuple[int, ...] = ()) -> HttpResponse:
     """GET with a connect/read timeout, a total deadline and a cap on bytes (compressed and inflated).
 
-    Every failure comes back as a classified SourceFailure; 2xx and 304 come back as responses.
+    Every failure comes back as a classified SourceFailure; 2xx, 304 and the statuses in `answers` (a 429
+    whose headers the caller reads, say) come back as responses.
     A session that is not a `BoundedSession` is replaced by one with these bounds.
     """
     if not isinstance(session, BoundedSession):
@@ -81,7 +82,7 @@ def get(session: requests.Session | None, url: str, *, headers: dict, connect_ti
         raise network_failure(exc, what) from None
     if resp.status_code == 304:
         return HttpResponse(304, b"", resp.headers, resp.url)
-    if resp.status_code >= 300:
+    if resp.status_code >= 300 and resp.status_code not in answers:
         raise failure_for_status(resp.status_code, resp.headers, what)
     return HttpResponse(resp.status_code, resp.content, resp.headers, resp.url)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -21,8 +22,11 @@ class Platform:
     `type` is the `type:` of its source blocks and the `Post.source` of what it finds. `connector` is
     called as `connector(source, settings, store=store, clock=clock)`. `settings_key` names the
     top-level section of its shared settings (`settings_model`): with a default when every field has
-    one, else optional (None until configured) and `check` says which sources need it. `team` describes
-    the `team:` list of the brand's accounts there, and `account` writes one as the platform does."""
+    one, else optional (None until configured) and `check` says which sources need it. `position` says where a
+    streaming source's cursor stands in time (`status`: cursor age and lag). `team` describes
+    the `team:` list of the brand's accounts there, and `account` writes one as the platform does.
+    `search` translates a brand's query into the platform's search (monitor.query.translate), for the
+    platforms that search: `validate` warns when it cannot express a source's query."""
 
     type: str
     display: str                                   # in alert texts: "answered on Reddit", "on the web"
@@ -36,6 +40,8 @@ class Platform:
     check: Callable[[Mapping[str, Any], Mapping[str, Any]], None] | None = None  # (brands, validated sections)
     warnings: Callable[[Any, Any, str], list[ConfigProblem]] | None = None   # (settings, loaded yaml, file)
     order: int = 100                               # position in the source union and in messages
+    position: Callable[[Any, dict], datetime | None] | None = None  # (source, cursor): a stream's place in time
+    search: Callable[[Any], Any] | None = None     # query node -> the platform's search (str, [str]) or None
 
 
 @cache

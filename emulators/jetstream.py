@@ -136,10 +136,14 @@ class JetstreamEmulator:
         ws.close()
 
 
-def serve_demo(emulator: JetstreamEmulator, data: dict, now) -> dict:
-    """Stream the demo's posts once a client connects (with send times after its cursor); returns the
-    platform settings, the source, and `settled(store)`: whether the source's cursor covers them all."""
+def serve_demo(emulator: JetstreamEmulator, data: dict, now, appview=None) -> dict:
+    """Stream the demo's posts once a client connects (with send times after its cursor), their
+    authors' profiles on `appview`; returns the platform settings, the source, and `settled(store)`:
+    whether the source's cursor covers them all."""
     sent: list[int] = []
+    for post in data["posts"]:
+        if appview is not None and post.get("handle"):
+            appview.profile(post["did"], post["handle"], post.get("followers", 0))
 
     def stream() -> None:
         deadline = time.monotonic() + 120
@@ -163,5 +167,5 @@ def serve_demo(emulator: JetstreamEmulator, data: dict, now) -> dict:
         cursor = store.get_cursor("acme/bluesky") or {}
         return len(sent) == len(data["posts"]) and cursor.get("time_us", 0) >= sent[-1]
 
-    return {"platform": {"jetstream_url": emulator.url},
+    return {"platform": {"jetstream_url": emulator.url, **({"api": {"base_url": appview.url}} if appview else {})},
             "sources": [{"type": "bluesky", "name": "bluesky", "interval": "2s"}], "settled": settled}

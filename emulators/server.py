@@ -17,6 +17,11 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    raw_query: str = ""  # repeated parameters (`actors=a&actors=b`) are only here
+
+    def all(self, name: str) -> list[str]:
+        """Every value of a repeated query parameter, in order."""
+        return parse_qs(self.raw_query).get(name, [])
 
     def form(self) -> dict:
         """Parameters from the query, a form body or a JSON body, whichever the client used."""
@@ -62,7 +67,7 @@ class Emulator:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 request = Request(self.command, split.path, {k: v[0] for k, v in parse_qs(split.query).items()},
-                                  {k.lower(): v for k, v in self.headers.items()}, body)
+                                  {k.lower(): v for k, v in self.headers.items()}, body, split.query)
                 reply = emulator.handle(request)
                 if reply.stall:
                     emulator.stopped.wait(reply.stall)

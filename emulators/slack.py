@@ -43,6 +43,7 @@ class SlackEmulator(Emulator):
         self._lock = threading.RLock()
         self.messages: list[dict] = []
         self.calls: list[tuple[str, dict, dict]] = []  # method, params, headers
+        self.called_at: list[float] = []  # time.monotonic() of each entry of `calls`
         self.faults: dict[str, deque] = defaultdict(deque)
         self.outage = False
         self.latency = 0.0  # seconds between storing a post and answering: a window for crashes
@@ -110,6 +111,7 @@ class SlackEmulator(Emulator):
         params = request.form()
         with self._lock:
             self.calls.append((method, params, request.headers))
+            self.called_at.append(time.monotonic())
             if self.outage:
                 return Reply(503, b"<html><body>Service Unavailable</body></html>", {"Content-Type": "text/html"})
             fault = self.faults[method].popleft() if self.faults[method] else None

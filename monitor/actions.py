@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from alerts import messages
 from alerts.reply_clock import CLOSED_STATES, OPEN_STATES, ClockRow
+from monitor.core import messages as message_changes
 from monitor.core.labels import INTENTS, SENTIMENTS
 from monitor.config import Settings
 from monitor.core.records import StatusUpdate, StoredMention
@@ -71,9 +72,9 @@ def _close(store: Store, settings: Settings, mention_id: int, by: str, via: str,
         return refused
     started = (clock or create).started_at
     if state == "handled":
-        status = messages.handled_status(by, via, max(now - started, timedelta(0)))
+        status = message_changes.handled(mention_id, by, via, max(now - started, timedelta(0)))
     else:
-        status = messages.not_relevant_status(by)
+        status = message_changes.not_relevant(mention_id, by)
     done = store.transition_clock(
         mention_id, states=OPEN_STATES, create=create, now=now,
         changes={"state": state, "closed_at": now, "closed_by": by, "closed_via": via},
@@ -81,7 +82,8 @@ def _close(store: Store, settings: Settings, mention_id: int, by: str, via: str,
         response={"responder": by, "responded_at": now, "url": None, "via": via})
     if not done:  # someone else closed it between our read and our write
         return ActionResult(False, _closed_message(store.reply_clock(mention_id), now))
-    log.info("mention %s %s by %s via %s", mention_id, state.replace("_", " "), by, via)
+    log.info("mention %s %s by %s via %s", mention_id, state.replace("_", " "), by, via,
+             extra={"mention_id": mention_id})
     what = "handled" if state == "handled" else "not relevant"
     return ActionResult(True, f"mention {mention_id} marked {what} by {_who(by, via)}")
 
@@ -117,14 +119,15 @@ def snooze(store: Store, settings: Settings, mention_id: int, by: str, via: str,
         return ActionResult(False, f"mention {mention_id} was just snoozed until "
                                    f"{clock.snoozed_until:%Y-%m-%d %H:%M} UTC; not snoozed again")
     until = now + duration
-    status = messages.snoozed_status(by, until, now)
+    status = message_changes.snoozed(mention_id, by, until, now)
     done = store.transition_clock(
         mention_id, states=OPEN_STATES, create=create, now=now,
         changes={"state": "snoozed", "snoozed_until": until},
-        status=status_update(store, mention_id, f"snoozed:{until.isoformat()}", status, keep_actions=True))
+        status=status_update(store, mention_id, f"snoozed:{until.isoformat()}", status))
     if not done:
         return ActionResult(False, _closed_message(store.reply_clock(mention_id), now))
-    log.info("mention %s snoozed until %s by %s via %s", mention_id, until.isoformat(), by, via)
+    log.info("mention %s snoozed until %s by %s via %s", mention_id, until.isoformat(), by, via,
+             extra={"mention_id": mention_id})
     return ActionResult(True, f"mention {mention_id} snoozed until {until:%Y-%m-%d %H:%M} UTC by {_who(by, via)}")
 
 
@@ -148,16 +151,15 @@ def wrong_label(store: Store, settings: Settings, mention_id: int, by: str, via:
         return ActionResult(False, f"mention {mention_id} is already labelled {given}: nothing to correct")
     changes = [(getattr(labels, name) if labels else "?", value)
                for name, value in (("sentiment", sentiment), ("intent", intent)) if value is not None]
-    note = messages.label_status(by, changes)
     message_id = store.message_of(mention_id)
     status = None if message_id is None else StatusUpdate(
         message_id, mention_id, f"status:{mention_id}:label:{by}:{sentiment}:{intent}",
-        lambda payload: messages.with_label_note(payload, mention_id, note))
+        message_changes.relabelled(mention_id, by, changes))
     text = "\n".join(part for part in (mention.title, mention.text) if part)
     if not store.record_label_feedback(mention_id, text, sentiment, intent, labels.model if labels else None, by,
                                        now, status):
         return ActionResult(False, f"{_who(by, via)} already corrected mention {mention_id} to this")
     log.info("mention %s label corrected by %s via %s: %s", mention_id, by, via,
-             ", ".join(f"{old} -> {new}" for old, new in changes))
+             ", ".join(f"{old} -> {new}" for old, new in changes), extra={"mention_id": mention_id})
     return ActionResult(True, f"label of mention {mention_id} corrected by {_who(by, via)}: "
                               + ", ".join(f"{old} → {new}" for old, new in changes))

@@ -6,11 +6,10 @@ import csv
 import json
 import os
 import sys
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -18,11 +17,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from classifiers.cli import app as classifier_app
-from monitor.cli_config import DEFAULT_CONFIG, load_or_exit as _load
+from monitor.cli_config import DEFAULT_CONFIG, load_or_exit as _load, opened_store as _opened
 from monitor.db_cli import db_app
 from monitor.config import EX_CONFIG, ConfigProblem, parse_duration
 from monitor.health import CLASSIFIER_HEALTH_ID
+from monitor.prune import prune_command
 from monitor.query_cli import match_command, route_test_command
+from monitor.silence_cli import silence_app
+from monitor.streams import seconds, stream_positions
 
 app = typer.Typer(help="Watch the web for your brand and bring what needs a human into Slack.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -64,24 +66,16 @@ def main_options(ctx: typer.Context,
                                                     help="Least severe level logged"),
                  log_format: LogFormat = typer.Option(LogFormat.text, "--log-format", case_sensitive=False,
                                                       help="text lines, or JSON lines (time, level, logger, "
-                                                           "message, source_id, mention_id) for a log shipper")) -> None:
-    """Logging for every command, to stderr (secrets redacted in either format)."""
+                                                           "message, source_id, mention_id) for a log shipper"),
+                 quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or progress lines")) -> None:
+    """Logging for every command, to stderr (secrets redacted in either format); progress of long work
+    as a bar on a terminal, as log lines elsewhere, never as bars in JSON logs, none with --quiet."""
+    from monitor.core import progress
     from monitor.core.logs import setup_logging
 
     setup_logging(log_level.value, log_format.value)
+    progress.configure(bars=log_format is LogFormat.text, quiet=quiet)
     ctx.obj = {"log_format": log_format.value}
-
-
-@contextmanager
-def _opened(settings) -> Iterator:
-    """The configured store, closed however the command ends."""
-    from monitor.store import Store
-
-    store = Store(settings.storage.url)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 @app.command()
@@ -90,9 +84,12 @@ def run(ctx: typer.Context, config: str = ConfigOption,
         log_level: Optional[LogLevel] = typer.Option(None, "--log-level", case_sensitive=False,
                                                      help="Same as the global --log-level")) -> None:
     """Run the monitor: poll every source on its interval, classify, and alert in Slack."""
+    from monitor.core import progress
     from monitor.daemon import EXIT_DATABASE_BUSY, Daemon
     from monitor.core.logs import setup_logging
     from monitor.store.exclusive import DatabaseBusy
+
+    progress.configure(bars=False, quiet=progress.quiet())  # its stderr is a log: lines, never bars
 
     if log_level is not None:
         setup_logging(log_level.value, (ctx.obj or {}).get("log_format", "text"))
@@ -128,6 +125,7 @@ def validate(path: str = typer.Argument(DEFAULT_CONFIG, help="Config file to che
     (or, with --strict, when there is a warning)."""
     from dataclasses import asdict
 
+    from alerts.receivers import receiver_types
     from monitor.config import ConfigError, load_settings
     from monitor.yamlsource import UnresolvedEnvironment
     from monitor.core.logs import get_logger
@@ -135,7 +133,8 @@ def validate(path: str = typer.Argument(DEFAULT_CONFIG, help="Config file to che
     settings, warnings, problems = None, [], []
     env = UnresolvedEnvironment(os.environ) if no_environment else None
     try:
-        settings, warnings = load_settings(path, env, check_environment=not no_environment)
+        settings, warnings = load_settings(path, env, check_environment=not no_environment,
+                                           receiver_types=receiver_types())
     except ConfigError as exc:
         problems = list(exc.problems)
     except Exception as exc:  # noqa: BLE001 - validate answers 0 or 78 for every input, never a traceback
@@ -222,13 +221,15 @@ def export(config: str = ConfigOption, since: Optional[str] = typer.Option(None,
            output: Optional[Path] = typer.Option(None, "--output", "-o")) -> None:
     """Write stored mentions with brand, source, url, author, time, labels and alert state."""
     from monitor.core.logs import REDACTOR
+    from monitor.core.progress import Progress
 
     settings = _load(config)
     out = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
     try:
-        with _opened(settings) as store:
+        with _opened(settings) as store, Progress("exporting mentions", unit="rows") as progress:
             writer = None
             for row in store.export_rows(_since(since)):
+                progress.advance()
                 row = {k: REDACTOR.redact_value(v.isoformat() if isinstance(v, datetime) else v)
                        for k, v in row.items()}
                 if fmt is ExportFormat.jsonl:
@@ -292,7 +293,9 @@ def status(config: str = ConfigOption, fmt: StatusFormat = typer.Option(StatusFo
         gaps = store.gaps()
         outbox = store.alert_counts()
         backlog = store.outbox_backlog()
+        cursors = store.cursors()
     now = datetime.now(timezone.utc)
+    streams = stream_positions(settings.sources(), cursors, now)
     ids = list(settings.sources()) + ["slack"] + [f"receiver:{name}" for name in settings.receivers]
     states = {sid: health[sid].state if sid in health else "never polled" for sid in ids}
     code, reasons = status_verdict(states, backlog.oldest, now, stuck)
@@ -311,6 +314,7 @@ def status(config: str = ConfigOption, fmt: StatusFormat = typer.Option(StatusFo
             "gaps": [{"source_id": g["source_id"], "from": when(g["window_start"]), "to": when(g["window_end"]),
                       "estimated_count": g["estimated_count"], "reason": redact(g["reason"])} for g in gaps],
             "outbox": {"states": outbox, "waiting": backlog.waiting, "oldest_waiting_at": when(backlog.oldest)},
+            "streams": [s.as_json() for s in streams],
             "classifier": health[CLASSIFIER_HEALTH_ID].message if CLASSIFIER_HEALTH_ID in health else None,
         }, ensure_ascii=False, indent=2))
         raise typer.Exit(code)
@@ -342,6 +346,9 @@ def status(config: str = ConfigOption, fmt: StatusFormat = typer.Option(StatusFo
                               f"{gap['window_end']:%Y-%m-%d %H:%M}" if gap["window_end"] else "?",
                               str(gap["estimated_count"] or "?"), escape(redact(gap["reason"])))
         console.print(gap_table)
+    for s in streams:
+        console.print(f"stream {s.source_id}: cursor age {seconds(s.cursor_age_s)}, lag {seconds(s.lag_s)} at its "
+                      f"last poll ({s.committed_at:%H:%M:%S} UTC)", markup=False)
     oldest = f", oldest unsent queued {_ago(backlog.oldest, now)}" if backlog.oldest else ""
     console.print(f"Slack outbox: {outbox or 'empty'}{oldest}")
     console.print(classifier_line(health.get(CLASSIFIER_HEALTH_ID)))
@@ -449,68 +456,6 @@ def feedback_export(config: str = ConfigOption, output: Optional[Path] = typer.O
 
 app.registered_commands.extend(classifier_app.registered_commands)  # classify, eval, train
 
-# --- silences ------------------------------------------------------------------------------------
-
-silence_app = typer.Typer(help="Hold matching alerts for a while (stored, sent when the silence ends).",
-                          no_args_is_help=True)
-app.add_typer(silence_app, name="silence")
-
-
-@silence_app.command("add")
-def silence_add(matchers: list[str] = typer.Argument(..., help="key=value: brand, source (id or type), intent, "
-                                                               "sentiment, channel"),
-                duration: str = typer.Option(..., "--for", help="How long, e.g. 2h or 1d"),
-                reason: Optional[str] = typer.Option(None, "--reason"), config: str = ConfigOption) -> None:
-    """Silence alerts matching every key=value given, e.g. `silence add brand=acme source=x --for 2h`."""
-    from alerts.silences import parse_matchers
-    from monitor.tracker import CLOCK_LOOKBACK
-
-    settings = _load(config)
-    try:
-        parsed = parse_matchers(matchers, settings)
-        length = parse_duration(duration)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    if length.total_seconds() <= 0:
-        raise typer.BadParameter("--for: expected a duration longer than 0, e.g. 2h")
-    if length > CLOCK_LOOKBACK:
-        # What a silence held must still get its reply clock when released.
-        raise typer.BadParameter(f"--for: expected at most {CLOCK_LOOKBACK.days}d; add a new silence when it ends")
-    now = datetime.now(timezone.utc)
-    with _opened(settings) as store:
-        silence_id = store.add_silence(parsed, reason, os.environ.get("USER"), now, now + length, now)
-    typer.echo(f"silence #{silence_id}: {' '.join(f'{k}={v}' for k, v in parsed.items())} until "
-               f"{now + length:%Y-%m-%d %H:%M} UTC" + (f" ({reason})" if reason else ""))
-
-
-@silence_app.command("list")
-def silence_list(config: str = ConfigOption,
-                 recent: str = typer.Option("1d", help="Also show silences that ended this long ago")) -> None:
-    """Active silences and those that ended recently, with how many alerts each held."""
-    settings = _load(config)
-    now = datetime.now(timezone.utc)
-    with _opened(settings) as store:
-        silences = store.silences(ended_since=now - parse_duration(recent))
-    table = Table("id", "matchers", "state", "until", "held", "reason")
-    for silence in silences:
-        state = "active" if silence.active(now) else ("pending" if silence.starts_at > now else "ended")
-        table.add_row(str(silence.id), silence.describe(), state, f"{silence.ended_at():%Y-%m-%d %H:%M} UTC",
-                      str(silence.held), silence.reason or "")
-    Console(width=160).print(table)
-
-
-@silence_app.command("expire")
-def silence_expire(silence_id: int = typer.Argument(...), config: str = ConfigOption) -> None:
-    """End a silence now: what it held is sent on the daemon's next run (unless handled meanwhile)."""
-    settings = _load(config)
-    with _opened(settings) as store:
-        expired = store.expire_silence(silence_id, datetime.now(timezone.utc))
-    if not expired:
-        typer.echo(f"silence #{silence_id}: no such active silence", err=True)
-        raise typer.Exit(1)
-    typer.echo(f"silence #{silence_id} expired; its held alerts go out on the next run")
-
-
 # --- report ---------------------------------------------------------------------------------------
 
 class ReportFormat(str, Enum):
@@ -547,13 +492,15 @@ def report(ctx: typer.Context, config: str = ConfigOption, brand: Optional[str] 
     """Per brand: volume by source, sentiment share and net sentiment, intents, complaint terms, replies, gaps."""
     if ctx.invoked_subcommand is not None:
         return
+    from monitor.core.progress import Progress
     from monitor.report import build_report, csv_rows, report_tables
     from monitor.responses import response_table
 
     settings = _load(config)
-    with _opened(settings) as store:
+    brand = _brand(settings, brand)
+    with _opened(settings) as store, Progress("report", total=1 + (1 if brand else len(settings.brands))) as step:
         reports = build_report(store, settings, since=_since(since), now=datetime.now(timezone.utc), by=by.value,
-                               brand=_brand(settings, brand))
+                               brand=brand, progress=lambda done, what: step.update(done, what))
     if fmt is ReportFormat.json:
         typer.echo(json.dumps([r.as_dict() for r in reports], ensure_ascii=False, indent=2))
     elif fmt is ReportFormat.csv:
@@ -593,6 +540,8 @@ def report_responses(config: str = ConfigOption, brand: Optional[str] = BrandOpt
 app.command("match")(match_command)  # `match` and `route-test` live in monitor/query_cli.py
 app.add_typer(db_app, name="db")  # monitor/db_cli.py
 app.command("route-test")(route_test_command)
+app.command("prune")(prune_command)  # retention: monitor/prune.py
+app.add_typer(silence_app, name="silence")  # monitor/silence_cli.py
 
 
 def main() -> None:

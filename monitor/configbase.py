@@ -107,9 +107,10 @@ def http_base_url(url: str) -> str:
 class HttpPlatform(Strict):
     """Settings every plain-HTTP platform shares: who we say we are, and how long and how much we read."""
 
-    user_agent: str = "mentionwatch/0.1 (+https://github.com/mentionwatch/mentionwatch)"
-    connect_timeout: Duration = timedelta(seconds=3.05)
-    read_timeout: Duration = timedelta(seconds=15)
+    user_agent: str = Field("mentionwatch/0.1 (+https://github.com/mentionwatch/mentionwatch)",
+                            description="User-Agent header of every request")
+    connect_timeout: Duration = Field(timedelta(seconds=3.05), description="Longest wait for a connection")
+    read_timeout: Duration = Field(timedelta(seconds=15), description="Longest wait for the next bytes of an answer")
     max_bytes: int = Field(5_000_000, gt=0, description="A bigger body is refused (gzip bombs too)")
 
 

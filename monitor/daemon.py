@@ -13,11 +13,12 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from alerts.receivers import receiver_types
 from alerts.slack import DeliveryReport, SlackSender, make_client
 from classifiers import load_classifier
 from classifiers.base import describe
@@ -27,12 +28,15 @@ from monitor.core.logs import REDACTOR, secrets_of
 from monitor.core.clock import Clock, utcnow
 from monitor.nodes import PROCESS_LEASE, NodeLeases, poll_ttl, process_ttl
 from monitor.pipeline import Pipeline
+from monitor.prune import prune
 from monitor.store import Store
 from monitor.store.exclusive import hold_database
 from monitor.core.logs import get_logger
 
 log = get_logger(__name__)
 PROCESS_JOB = "process"
+PRUNE_JOB = "prune"
+PRUNE_DELAY = timedelta(minutes=1)
 EXIT_OK, EXIT_SOURCE_FAILED, EXIT_DELIVERY_STOPPED = 0, 1, 2  # `run --once`, documented in the README
 EXIT_DATABASE_BUSY = 75  # EX_TEMPFAIL: another daemon runs on this SQLite file
 
@@ -190,6 +194,12 @@ class Daemon:
                                    next_run_time=now)
         self.scheduler.add_job(self._process_job, "interval", id=PROCESS_JOB, replace_existing=True,
                                seconds=self.settings.daemon.process_interval.total_seconds(), next_run_time=now)
+        retention = self.settings.retention
+        if retention.enabled:  # first a while after start, so a restart loop does not prune at every start
+            self.scheduler.add_job(self._prune_job, "interval", id=PRUNE_JOB, replace_existing=True,
+                                   seconds=retention.every.total_seconds(), next_run_time=now + PRUNE_DELAY)
+        elif self.scheduler.get_job(PRUNE_JOB):
+            self.scheduler.remove_job(PRUNE_JOB)
         for job in self.scheduler.get_jobs():
             if job.id.startswith("poll:") and job.id not in wanted:
                 job.remove()
@@ -198,9 +208,13 @@ class Daemon:
         """/metrics, /healthz and /readyz, when the config asks for them (a reload does not move them)."""
         if self.settings.http.listen is None:
             return
-        from monitor.metrics import HttpServer, Metrics
+        from monitor.metrics import HttpServer, Metrics, SlackAuth
 
-        self.metrics = Metrics(lambda: self.store, lambda: list(self.pipeline.sources), self.pipeline.clock)
+        def x_caps() -> dict[str, int]:
+            x = self.settings.x
+            return {x.app: x.monthly_read_cap} if x is not None else {}
+        self.metrics = Metrics(lambda: self.store, lambda: list(self.pipeline.sources), self.pipeline.clock,
+                               slack_auth=SlackAuth(lambda: make_client(self.settings.slack)), x_caps=x_caps)
         self.http = HttpServer(self.metrics, self.settings.http.listen).start()
 
     def _start_socket_mode(self) -> None:
@@ -233,6 +247,7 @@ class Daemon:
     def _build(self, settings: Settings, classifier=None) -> Pipeline:
         pipeline = build_pipeline(settings, self.store, classifier)
         pipeline.sender.still_leader = self._leads
+        pipeline.on_classified = self._classified
         return pipeline
 
     def _wait_for_leases(self) -> set[str]:
@@ -281,6 +296,10 @@ class Daemon:
         if outcome.new_ids:
             self.scheduler.modify_job(PROCESS_JOB, next_run_time=datetime.now(timezone.utc))
 
+    def _classified(self, size: int, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.record_classified(size, seconds)
+
     def _process_job(self) -> None:
         if not self._leads():
             return
@@ -288,9 +307,16 @@ class Daemon:
         if report is not None and self.metrics is not None:
             self.metrics.record_delivery(report)
 
+    def _prune_job(self) -> None:
+        """Short transactions in a worker thread of its own: polls and deliveries go on meanwhile. On
+        several nodes the one that leads prunes (two would only repeat each other's deletes)."""
+        if not self._leads():
+            return
+        self._guard(prune, self.store, self.settings.retention, self.pipeline.clock(), self.stop_event.is_set)
+
     def reload(self) -> None:
         try:
-            settings, warnings = load_settings(self.config_path)
+            settings, warnings = load_settings(self.config_path, receiver_types=receiver_types())
         except ConfigError as exc:
             log.error("config reload failed; still running the previous config:\n%s", exc)
             return

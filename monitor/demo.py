@@ -7,6 +7,7 @@ import tempfile
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from emulators.app_store import AppStoreEmulator, serve_demo as serve_app_store_demo
+from emulators.bsky_appview import AppViewEmulator
 from emulators.feeds import FeedsEmulator, render_atom, render_rss
 from emulators.hackernews import HackerNewsEmulator, serve_demo as serve_hackernews_demo
 from emulators.jetstream import JetstreamEmulator, serve_demo as serve_bluesky_demo
@@ -84,6 +86,7 @@ def run_demo(keep: bool = False, classifier: str = "transformer", timeout: float
 
 
 def _run(console: Console, workdir: Path, classifier: str, timeout: float) -> int:
+    from alerts.receivers import receiver_types
     from classifiers.base import describe
     from monitor.config import load_settings
     from monitor.daemon import Daemon
@@ -95,7 +98,7 @@ def _run(console: Console, workdir: Path, classifier: str, timeout: float) -> in
     started = time.monotonic()
     with (FeedsEmulator() as feeds, SlackEmulator() as slack, AppStoreEmulator() as app_store,
           HackerNewsEmulator() as hackernews, XEmulator() as x_api, RedditEmulator() as reddit_api,
-          JetstreamEmulator() as jetstream, MastodonEmulator() as mastodon):
+          JetstreamEmulator() as jetstream, AppViewEmulator() as appview, MastodonEmulator() as mastodon):
         now = datetime.now(timezone.utc)
         urls = serve_demo_feeds(feeds, data, now)
         streams = []  # live sources: done once their cursor covers what was streamed
@@ -103,7 +106,7 @@ def _run(console: Console, workdir: Path, classifier: str, timeout: float) -> in
         for name, emulator, serve in (("app_store", app_store, serve_app_store_demo),
                                       ("hackernews", hackernews, serve_hackernews_demo),
                                       ("x", x_api, serve_x_demo), ("reddit", reddit_api, serve_reddit_demo),
-                                      ("bluesky", jetstream, serve_bluesky_demo),
+                                      ("bluesky", jetstream, partial(serve_bluesky_demo, appview=appview)),
                                       ("mastodon", mastodon, serve_mastodon_demo)):
             served = serve(emulator, demo_posts(f"{name}.yaml"), now)
             if "settled" in served:
@@ -113,7 +116,7 @@ def _run(console: Console, workdir: Path, classifier: str, timeout: float) -> in
             config["brands"]["acme"].setdefault("team", {}).update(served.get("team", {}))
         config_path = workdir / "config.yaml"
         config_path.write_text(yaml.safe_dump(config))
-        settings, _ = load_settings(config_path)
+        settings, _ = load_settings(config_path, receiver_types=receiver_types())
         console.print(f"[bold]mentionwatch demo[/bold]: {total_posts} sample posts in {len(urls)} feeds, "
                       f"Slack emulator at {slack.url}; loading the {settings.classifier.kind} classifier "
                       "(the first run on a machine builds and measures it, then it is cached)")

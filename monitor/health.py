@@ -32,9 +32,10 @@ class SourceHealth:
 MAX_BACKOFF = timedelta(hours=1)
 
 
-def backoff(interval: timedelta, failures: int, rng: random.Random = random._inst) -> timedelta:
+def backoff(interval: timedelta, failures: int, rng: random.Random = random._inst,
+            cap: timedelta = MAX_BACKOFF) -> timedelta:
     """Exponential in consecutive failures, capped, with +-20 % jitter against thundering herds."""
-    base = min(interval * (2 ** max(failures - 1, 0)), max(interval, MAX_BACKOFF))
+    base = min(interval * 2 ** min(max(failures - 1, 0), 20), max(interval, cap))  # 2**20: past any cap
     return base * rng.uniform(0.8, 1.2)
 
 

@@ -7,6 +7,7 @@ A crash between any two stages leaves work that the next run picks up; nothing i
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -18,7 +19,7 @@ from alerts.routes import route_at
 from alerts.rules import group_messages, kudos_notifications, needs_human, route_mention, source_health_alert
 from alerts.silences import silencing
 from alerts.slack import DeliveryReport, SlackSender
-from alerts.webhook import WebhookSender
+from alerts.receivers import Receivers
 from classifiers.base import Classifier
 from monitor.core.labels import Labels
 from classifiers.lexicon import LexiconClassifier
@@ -30,12 +31,13 @@ from monitor.core.clock import Clock, utcnow
 from monitor.core.failures import FailureKind, SourceFailure
 from monitor.health import SourceHealth, after_failure, after_success
 from monitor.matcher import Matcher
-from monitor.core.records import Crosspost, NewAlert, Post, TeamReply
+from monitor.core.records import Crosspost, Match, NewAlert, Post, TeamReply
 from monitor.query import facts_of, kept_after_labels
 from monitor.store import Store
 from monitor.trends import Trends
 from monitor.tracker import UnansweredTracker
 from monitor.core.logs import get_logger, log_context
+from monitor.core.progress import Progress
 
 log = get_logger(__name__)
 REPLY_LOOKBACK = timedelta(days=7)  # stored mentions older than this are no longer checked for team replies
@@ -95,7 +97,7 @@ class Pipeline:
         self.store = store
         self.classifier = classifier
         self.sender = sender
-        self.webhooks = WebhookSender(settings.receivers, store, lambda: self.clock())
+        self.receivers = Receivers(settings.receivers, store, lambda: self.clock())
         self.clock = clock
         self.matcher = Matcher.from_settings(settings)
         self.sources = settings.sources()
@@ -107,6 +109,7 @@ class Pipeline:
         self.trends = Trends(settings, store)
         self.backfill = Backfill(settings, store)
         self._disabled: set[str] = set()  # sources whose credentials kept failing, until reload/restart
+        self.on_classified: Callable[[int, float], None] = lambda size, seconds: None  # for /metrics
         self.stages = self._stages()
 
     def _stages(self) -> list[Stage]:
@@ -172,6 +175,7 @@ class Pipeline:
                 post = replace(post, extra={**post.extra, "backfill": True})
             found.append((post, match))
         outcome.fetched = len(result.posts)
+        found = self._enrich(source_id, found)
         # The team-reply check runs before the commit: what routing finds stored was checked already,
         # and a mention the team answered before we saw it is stored answered.
         try:
@@ -212,6 +216,18 @@ class Pipeline:
         outcome.deferred_until = new_health.retry_at
         return outcome
 
+    def _enrich(self, source_id: str, found: list[tuple[Post, Match]]) -> list[tuple[Post, Match]]:
+        """What a connector only looks up for posts that matched (Bluesky: the author's handle and reach)."""
+        enrich = getattr(self._connectors[source_id], "enrich", None)
+        if enrich is None or not found:
+            return found
+        try:
+            posts = enrich([post for post, _ in found])
+        except Exception:  # noqa: BLE001 - a failed lookup must not cost the poll its mentions
+            log.exception("source %s: looking up the matched posts' details failed; stored without them", source_id)
+            return found
+        return list(zip(posts, (match for _, match in found)))
+
     def _team_replies(self, source_id: str, posts: list[Post], now: datetime) -> list[TeamReply]:
         """Team answers to this poll's posts and to the source's stored mentions still waiting for one:
         the connector reads the team accounts' own replies once for all of them, within its budgets."""
@@ -237,22 +253,24 @@ class Pipeline:
         pending = self.store.unclassified(batch * batches)
         for start in range(0, len(pending), batch):
             chunk = pending[start:start + batch]
-            labels = self._classify([text for _, text in chunk])
+            started = time.monotonic()
+            labels = self._classify(chunk)
+            self.on_classified(len(chunk), time.monotonic() - started)
             self.store.save_labels(list(zip((mid for mid, _ in chunk), labels)), self.clock())
         return len(pending)
 
-    def _classify(self, texts: list[str]) -> list[Labels]:
+    def _classify(self, chunk: list[tuple[int, str]]) -> list[Labels]:
         """One text the model chokes on must not block its batch: fall back to the lexicon for it."""
         try:
-            return self.classifier.classify(texts)
+            return self.classifier.classify([text for _, text in chunk])
         except Exception:
-            log.exception("classifier failed on a batch of %d; labelling one by one", len(texts))
+            log.exception("classifier failed on a batch of %d; labelling one by one", len(chunk))
         out = []
-        for text in texts:
+        for mention_id, text in chunk:
             try:
                 out.extend(self.classifier.classify([text]))
             except Exception:
-                log.debug("classifier failed on %.80r; using the lexicon", text)
+                log.debug("classifier failed on %.80r; using the lexicon", text, extra={"mention_id": mention_id})
                 out.extend(self._fallback.classify([text]))
         return out
 
@@ -345,13 +363,13 @@ class Pipeline:
         return queued
 
     def deliver(self) -> DeliveryReport:
-        """Slack's rows, then every webhook's: each sender reads only its own rows, so neither holds up
-        the other; whether Slack stopped is what the report's `stopped` says."""
+        """Slack's rows, then every other receiver's: each sender reads only its own rows, so none holds
+        up another; whether Slack stopped is what the report's `stopped` says."""
         report = self.sender.deliver()
-        hooks = self.webhooks.deliver()
-        report.sent += hooks.sent
-        report.failed += hooks.failed
-        report.held += hooks.held
+        others = self.receivers.deliver()
+        report.sent += others.sent
+        report.failed += others.failed
+        report.held += others.held
         return report
 
     def process(self, flush_all: bool = False) -> DeliveryReport:
@@ -362,15 +380,17 @@ class Pipeline:
         batch is labelled. Once Slack stops delivery (an outage, a long 429) the rest of the backlog is
         still labelled and routed, not sent."""
         total = DeliveryReport()
-        while True:
-            labelled = self.classify_pending(batches=1)
-            for stage in self.stages:
-                if stage.off is None:
-                    stage.run(self.clock(), flush_all)
-            if not total.stopped:
-                self._drain(total)
-            if not labelled:
-                return total
+        with Progress("labelling, routing and sending stored mentions", unit="mentions", bars=False) as backlog:
+            while True:
+                labelled = self.classify_pending(batches=1)
+                for stage in self.stages:
+                    if stage.off is None:
+                        stage.run(self.clock(), flush_all)
+                if not total.stopped:
+                    self._drain(total)
+                if not labelled:
+                    return total
+                backlog.advance(labelled)  # a line every 10 s while a backlog (first run, outage) lasts
 
     def _route_all(self) -> None:
         while self.route_pending():

@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import date, datetime, timedelta
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 from rich.table import Table
 
@@ -172,13 +172,17 @@ def top_terms(texts: Sequence[str], exclude: set[str], limit: int = TOP_TERMS) -
 # --- the report -----------------------------------------------------------------------------------
 
 def build_report(store: Store, settings: Settings, *, since: datetime, now: datetime, by: Period = "week",
-                 brand: str | None = None) -> list[BrandReport]:
-    """One BrandReport per configured brand (or just `brand`), periods oldest first."""
+                 brand: str | None = None,
+                 progress: Callable[[int, str], None] = lambda done, step: None) -> list[BrandReport]:
+    """One BrandReport per configured brand (or just `brand`), periods oldest first. `progress` hears
+    of each step (steps done, what comes next): counting, then each brand's terms and replies."""
     brands = [brand] if brand else list(settings.brands)
+    progress(0, "report: counting mentions")
     table = counts(store, brands, since, now, by)
     gaps = store.gaps()
     out = []
-    for brand_id in brands:
+    for done, brand_id in enumerate(brands, 1):
+        progress(done, f"report: {brand_id}, complaint terms and replies")
         cfg = settings.brands[brand_id]
         texts = store.complaint_texts(brand_id, since, now, TERMS_SAMPLE)
         out.append(BrandReport(

@@ -27,6 +27,7 @@ from alerts.reply_clock import (
 from alerts.routes import ResolvedRoute, resolve_routes, shortest_repeat_interval
 from monitor.core.labels import Labels
 from monitor.config import Settings
+from monitor.core.messages import Change, handled
 from monitor.core.records import NewAlert, StatusUpdate, StoredMention
 from monitor.store import Store
 from monitor.core.logs import get_logger
@@ -54,14 +55,12 @@ def new_clock(settings: Settings, brand_id: str, mention: StoredMention, intent:
                     remind_at=remind if remind > now else None)
 
 
-def status_update(store: Store, mention_id: int, key: str, status: str, keep_actions: bool = False
-                  ) -> StatusUpdate | None:
-    """A chat.update putting `status` on the message that carried the mention (none if nothing did yet)."""
+def status_update(store: Store, mention_id: int, key: str, change: Change) -> StatusUpdate | None:
+    """An update showing `change` on the message that carried the mention (none if nothing did yet)."""
     message_id = store.message_of(mention_id)
     if message_id is None:
         return None
-    return StatusUpdate(message_id, mention_id, f"status:{mention_id}:{key}",
-                        lambda payload: messages.with_status(payload, mention_id, status, keep_actions))
+    return StatusUpdate(message_id, mention_id, f"status:{mention_id}:{key}", change)
 
 
 @dataclass
@@ -111,7 +110,7 @@ class UnansweredTracker:
     def _close_answered(self, now: datetime, report: TickReport) -> None:
         for clock, response in self.store.answered_clocks():
             after = max(response["responded_at"] - clock.started_at, timedelta(0))
-            status = messages.handled_status(response["responder"], response["via"], after)
+            status = handled(clock.mention_id, response["responder"], response["via"], after)
             closed = self.store.transition_clock(
                 clock.mention_id, states=OPEN_STATES, now=now,
                 changes={"state": "handled", "closed_at": response["responded_at"],
@@ -120,7 +119,7 @@ class UnansweredTracker:
             if closed:
                 report.answered += 1
                 log.info("mention %s answered on %s after %s", clock.mention_id, response["via"],
-                         messages.format_age(after))
+                         messages.format_age(after), extra={"mention_id": clock.mention_id})
 
     # --- (c) reminders and the escalation -------------------------------------------------------
 
@@ -175,7 +174,8 @@ class UnansweredTracker:
                                        changes=changes, outbox=[alert]):
             if due.kind == "escalation":
                 report.escalations += 1
-                log.info("mention %s escalated to %s: unanswered past its reply time", mention.id, alert.channel)
+                log.info("mention %s escalated to %s: unanswered past its reply time", mention.id, alert.channel,
+                         extra={"mention_id": mention.id})
             else:
                 report.reminders += 1
-                log.debug("mention %s: reminder %d", mention.id, due.n)
+                log.debug("mention %s: reminder %d", mention.id, due.n, extra={"mention_id": mention.id})

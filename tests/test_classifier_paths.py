@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 
 from classifiers import onnx_model
@@ -45,6 +46,45 @@ def test_measurement_picks_the_fastest_path_despite_a_noisy_round():
     rates = measure(runners, [[101, 102]] * 32, clock=lambda: clock[0])
     assert rates == {"onnxruntime-int8": pytest.approx(1000.0), "torch-fp32": pytest.approx(250.0)}
     assert choose(rates) == "onnxruntime-int8"
+
+
+def test_measurement_never_keeps_an_int8_path_that_is_slow_on_this_cpu():
+    """An AVX2-only CPU where int8 kernels crawl (the issue's 5/s): measured, the fp32 paths win."""
+    clock = [0.0]
+    runners = {"onnxruntime-int8": FakeRunner(clock, 0.2), "onnxruntime-fp32": FakeRunner(clock, 0.008),
+               "torch-fp32": FakeRunner(clock, 0.0072)}
+    rates = measure(runners, [[101, 102]] * 32, clock=lambda: clock[0])
+    assert choose(rates) == "torch-fp32" and rates["onnxruntime-int8"] == pytest.approx(5.0)
+
+
+def test_a_model_without_its_heads_is_refused_naming_the_file(tmp_path):
+    from safetensors.numpy import save_file
+
+    from classifiers.onnx_graph import build
+
+    save_file({"sentiment_head.weight": np.zeros((3, 384), np.float16)}, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ValueError, match=r"model\.safetensors lacks trained tensors: \['sentiment_head\.bias'"):
+        build(tmp_path)
+
+
+@pytest.mark.slow
+def test_warm_fills_the_cache_so_the_next_load_neither_builds_nor_measures(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from classifiers.cli import app
+    from classifiers.tokens import MODEL_DIR
+    from classifiers.transformer import TransformerClassifier
+
+    monkeypatch.setenv("MENTIONWATCH_CACHE_DIR", str(tmp_path))
+    result = CliRunner().invoke(app, ["warm", "--threads", "2"])
+    assert result.exit_code == 0, result.output
+    assert "classifier minilm" in result.output and " on " in result.output and "torch-fp32" in result.output
+    entry = onnx_model.entry_dir(onnx_model.artifact_key(MODEL_DIR))
+    assert (entry / f"choice-{machine_key(2)}.json").is_file()
+    monkeypatch.setattr("classifiers.paths._prepare_in_child", lambda *_: pytest.fail("prepared again"))
+    monkeypatch.setattr("classifiers.onnx_model.build_graphs", lambda *_: pytest.fail("built again"))
+    loaded = TransformerClassifier(threads=2)
+    assert loaded.classify([COMPLAINT])[0].intent == "complaint"
 
 
 def test_cpu_capability_names():

@@ -202,6 +202,17 @@ def test_packed_encoder_computes_what_transformers_computes():
         assert torch.allclose(ours, theirs, atol=1e-4)
 
 
+def test_the_inference_model_built_without_transformers_is_the_trained_model():
+    """The unquantised path loads torch only (no transformers): same tensors, same outputs as `load_model`."""
+    from classifiers.torch_model import load_inference_model
+
+    tokenizer, model, _ = load_model()
+    batch = encode(tokenizer, [normalise(text) for text in _mixed_batch()])
+    with torch.inference_mode():
+        for ours, theirs in zip(load_inference_model()(**batch), model(**batch)):
+            assert torch.allclose(ours, theirs, atol=1e-5)
+
+
 def test_classify_is_thread_safe(classifier):
     texts = [COMPLAINT, PRAISE, QUESTION] * 4
     expected = [(r.sentiment, r.intent) for r in classifier.classify(texts)]

@@ -81,7 +81,17 @@ def test_a_running_daemon_serves_metrics_and_health(database, tmp_path, feeds, s
         health = requests.get(f"{base}/healthz", timeout=5)
         assert health.status_code == 200 and health.json()["alive"] is True and health.json()["ticks"] > 0
         ready = requests.get(f"{base}/readyz", timeout=5)  # a failing source retries: still ready
-        assert ready.status_code == 200 and ready.json() == {"ready": True, "database": "ok", "disabled_sources": []}
+        assert ready.status_code == 200 and ready.json() == {"ready": True, "database": "ok", "disabled_sources": [],
+                                                             "slack": "ok"}
+        auth_tests = sum(method == "auth.test" for method, _, _ in slack.calls)
+        for _ in range(5):
+            assert requests.get(f"{base}/readyz", timeout=5).status_code == 200
+        assert sum(method == "auth.test" for method, _, _ in slack.calls) == auth_tests, "auth.test is cached"
+        assert got[("mentionwatch_classifier_batch_size_count", ())] >= 1
+        assert got[("mentionwatch_classifier_batch_size_sum", ())] >= 1  # the complaint was labelled
+        assert got[("mentionwatch_classifier_batch_duration_seconds_count", ())] >= 1
+        assert got[("mentionwatch_routing_queue_depth", ())] == 0
+        assert got[("mentionwatch_group_queue_depth", ())] == 0
         assert got[("mentionwatch_source_health_state", (("source", "acme/gone"), ("state", "failing")))] == 1
         assert requests.get(f"{base}/nothing", timeout=5).status_code == 404
     finally:
@@ -136,3 +146,87 @@ def test_metrics_are_off_unless_configured_and_a_bad_address_is_a_config_error(d
     config["http"] = {"listen": "9464"}
     result = CliRunner().invoke(cli.app, ["validate", str(write_config(tmp_path, config))])
     assert result.exit_code == 78 and "http.listen: '9464': expected host:port" in result.stderr
+
+
+def test_readyz_asks_slack_about_the_token_once_per_ttl_and_only_a_refusal_makes_it_unready(tmp_path, slack):
+    from alerts.slack import make_client
+    from monitor.config import SlackConfig
+    from monitor.metrics import HttpServer, Metrics, SlackAuth
+    from monitor.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'mw.db'}")
+    clock = [0.0]
+    token = ["xoxb-invalid-7f3a"]
+    auth = SlackAuth(lambda: make_client(SlackConfig(token=token[0], base_url=slack.api_url)), ttl=300,
+                     monotonic=lambda: clock[0])
+    server = HttpServer(Metrics(lambda: store, lambda: [], slack_auth=auth), "127.0.0.1:0").start()
+    readyz = f"http://{server.address}/readyz"
+    try:
+        for _ in range(3):
+            refused = requests.get(readyz, timeout=5)
+            assert refused.status_code == 503 and refused.json()["slack"] == "refused (invalid_auth)"
+        assert auth.calls == 1 and sum(m == "auth.test" for m, _, _ in slack.calls) == 1
+        token[0] = "xoxb-good"
+        clock[0] += 301
+        good = requests.get(readyz, timeout=5)
+        assert good.status_code == 200 and good.json()["slack"] == "ok" and auth.calls == 2
+        slack.outage = True
+        clock[0] += 301
+        down = requests.get(readyz, timeout=5)  # alerts wait in the outbox; a restart would not help
+        assert down.status_code == 200 and down.json()["slack"].startswith("unreachable")
+        assert "xoxb" not in refused.text + good.text + down.text
+    finally:
+        server.stop()
+        store.close()
+
+
+def test_api_budgets_and_x_reads_left_come_from_what_the_platform_said(tmp_path, slack):
+    from prometheus_client import generate_latest
+
+    from connectors.x.connector import reads_key
+    from emulators.x import LIMITS, XEmulator
+    from monitor.config import load_settings
+    from monitor.daemon import build_pipeline
+    from monitor.metrics import Metrics
+    from monitor.store import Store
+
+    with XEmulator(bearer_token="x-bearer-9c2f") as xapi:
+        xapi.add_user("acmecloud", "Acme Cloud", 52_000, user_id="783214")
+        xapi.add_user("alice", "Alice Ng", 1_234)
+        for n in range(3):
+            xapi.post("alice", f"Acme Cloud lost my files again ({n})")
+        data = config_dict(tmp_path, slack.api_url, [{"type": "x", "name": "x", "interval": "1m"}],
+                           x={"bearer_token": "x-bearer-9c2f", "base_url": xapi.url, "monthly_read_cap": 5000})
+        data["brands"]["acme"]["handles"] = ["@acmecloud"]
+        settings, _ = load_settings(write_config(tmp_path, data))
+        store = Store(settings.storage.url)
+        pipeline = build_pipeline(settings, store)
+        assert pipeline.poll("acme/x").failure is None
+        searches = sum(endpoint == "search" for endpoint, _ in xapi.requests)
+        metrics = Metrics(lambda: store, lambda: list(pipeline.sources), x_caps=lambda: {"default": 5000})
+        got = samples(generate_latest(metrics.registry).decode())
+        store.close()
+    used = 5000 - got[("mentionwatch_x_reads_left_this_month", (("app", "default"),))]
+    assert used >= 3, "the three tweets read count against the month"
+    assert got[("mentionwatch_api_requests_remaining", (("platform", "x"), ("scope", "search")))] == \
+        LIMITS["search"] - searches
+    assert got[("mentionwatch_api_budget_reset_timestamp_seconds", (("platform", "x"), ("scope", "search")))] > \
+        time.time()
+
+
+def test_reddit_rate_limit_headers_become_the_budget_metrics_show(tmp_path):
+    from prometheus_client import generate_latest
+
+    from connectors.reddit.budget import RateBudget
+    from monitor.metrics import Metrics
+    from monitor.store import Store
+
+    budget = RateBudget(100, clock=lambda: 1000.0, sleep=lambda seconds: None)
+    budget.observe(200, {"x-ratelimit-remaining": "587.0", "x-ratelimit-used": "13", "x-ratelimit-reset": "240"},
+                   None)
+    store = Store(f"sqlite:///{tmp_path / 'mw.db'}")
+    got = samples(generate_latest(Metrics(lambda: store, lambda: []).registry).decode())
+    store.close()
+    assert got[("mentionwatch_api_requests_remaining", (("platform", "reddit"), ("scope", "app")))] == 587
+    reset = got[("mentionwatch_api_budget_reset_timestamp_seconds", (("platform", "reddit"), ("scope", "app")))]
+    assert time.time() + 200 < reset < time.time() + 250

@@ -57,6 +57,18 @@ def test_json_log_lines_carry_the_source_and_no_secret(database, tmp_path, feeds
     assert SECRET not in run.stderr + run.stdout
 
 
+def test_json_log_lines_about_a_mention_carry_its_id(tmp_path, feeds, slack):
+    feeds.set_feed("blog", render_rss("Blog", "https://x.example.com/", ITEMS))
+    config = write_config(tmp_path, config_dict(tmp_path, slack.api_url, [feed_source("blog", feeds.url_for("blog"))]))
+    assert mw("run", "--once", "--config", str(config)).returncode == 0
+    for action in (["snooze", "1", "--for", "2h"], ["handled", "1"]):
+        done = mw("--log-format", "json", *action, "--config", str(config))
+        assert done.returncode == 0, done.stderr
+        lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+        about = [line for line in lines if line["message"].startswith("mention 1 ")]
+        assert about and all(line["mention_id"] == 1 for line in about), lines
+
+
 def test_run_once_prints_a_summary_line_and_keeps_its_exit_codes(database, tmp_path, feeds, slack):
     feeds.set_feed("blog", render_rss("Blog", "https://x.example.com/", ITEMS))
     config = write_config(tmp_path, config_dict(tmp_path, slack.api_url, [
@@ -123,3 +135,44 @@ def test_train_needs_data_and_never_overwrites_the_shipped_model_without_force(t
     default = training_output(None, False, now=0)
     assert default.name.startswith("mentionwatch-model-") and not default.exists()
     assert training_output(MODEL_DIR, True) == MODEL_DIR
+
+
+def on_a_terminal(*args: str) -> tuple[int, str, str]:
+    """Run with stderr on a pseudo-terminal (stdout stays a pipe): (exit code, stdout, what the terminal got)."""
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([MENTIONWATCH, *args], stdout=subprocess.PIPE, stderr=follower, text=True,
+                            env={**os.environ, "NO_PROXY": "127.0.0.1,localhost", "COLUMNS": "100", "TERM": "xterm"})
+    os.close(follower)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the process closed its end
+            break
+        if not chunk:
+            break
+        screen += chunk
+    out = proc.stdout.read()
+    proc.wait(timeout=120)
+    os.close(leader)
+    return proc.returncode, out, screen.decode("utf-8", "replace")
+
+
+def test_export_and_report_show_progress_on_a_terminal_only(tmp_path, feeds, slack):
+    feeds.set_feed("blog", render_rss("Blog", "https://x.example.com/", ITEMS))
+    config = str(write_config(tmp_path, config_dict(tmp_path, slack.api_url,
+                                                    [feed_source("blog", feeds.url_for("blog"))])))
+    assert mw("run", "--once", "--config", config).returncode == 0
+    code, out, screen = on_a_terminal("export", "--config", config)
+    assert code == 0 and json.loads(out)["brand"] == "acme", "stdout keeps the rows alone"
+    assert "exporting mentions" in screen
+    code, out, screen = on_a_terminal("report", "--format", "json", "--config", config)
+    assert code == 0 and json.loads(out)[0]["brand"] == "acme" and "report" in screen
+    for quiet in (["--quiet"], ["--log-format", "json"]):
+        code, out, screen = on_a_terminal(*quiet, "export", "--config", config)
+        assert code == 0 and "exporting mentions" not in screen
+        assert all(line.startswith("{") for line in screen.splitlines() if line.strip()), screen
+    piped = mw("export", "--config", config)
+    assert piped.returncode == 0 and piped.stderr == "", "short work off a terminal says nothing"

@@ -19,8 +19,10 @@ from monitor.core.labels import Labels
 from monitor.core.records import Match, Post, StoredMention
 from monitor.matcher import Matcher
 from monitor.normalize import normalise, prepare
-from monitor.query import (Facts, QueryError, facts_of, kept_after_labels, never_or_always, parse, to_hackernews,
-                           to_reddit, to_x, unparse)
+from connectors.hackernews import to_hackernews
+from connectors.reddit.search import to_reddit
+from connectors.x.search import to_x
+from monitor.query import Facts, QueryError, facts_of, kept_after_labels, never_or_always, parse, unparse
 
 PROPERTY = settings(max_examples=200, deadline=None, database=None)
 
@@ -324,6 +326,17 @@ def test_translation_never_drops_what_the_query_keeps():
     """A platform query is at least as broad: a NOT of something it cannot express exactly is left out."""
     assert "Corona" not in to_x(parse("beer NOT {Corona}"))
     assert "outage" not in to_x(parse("acme NOT outage*"))
+
+
+def test_a_platforms_search_is_declared_beside_its_connector_and_named_in_its_registry_entry():
+    from connectors.registry import platforms
+    from monitor.query import Dialect, search_text
+
+    assert {p.type: p.search for p in platforms() if p.search} == {"hackernews": to_hackernews, "reddit": to_reddit,
+                                                                  "x": to_x}
+    forum = Dialect(platform="forum", joiner=" & ", negate="!{}", fields={"author": "by:{}"})  # a new platform's
+    assert search_text(parse('"Acme Cloud" NOT outage author:kim source:forum'), forum) == '"Acme Cloud" & !outage & by:kim'
+    assert search_text(parse("acme source:x"), forum) is None  # can never hold there
 
 
 def test_platform_search_uses_the_brand_query(tmp_path):

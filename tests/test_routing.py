@@ -175,7 +175,7 @@ def test_praise_goes_to_the_kudos_channel_with_a_filled_thank_you(database, tmp_
     assert kudos["channel"] == slack.posted("#acme-kudos")[0]["channel"]
     assert header(kudos) == "Praise for Acme Cloud on Reddit"
     rendered = str(kudos["blocks"])
-    assert "Thanks u_&lt;@U1&gt;_fan, glad you like it! (seen on Reddit)" in rendered
+    assert "Thanks u\u02cd&lt;@U1&gt;\u02cdfan, glad you like it! (seen on Reddit)" in rendered
     assert "&lt;b&gt;great&lt;/b&gt;" in rendered and "<@U1>" not in rendered
     assert "<https://example.com/p|" in rendered
     assert store.message_of(praise) is None, "praise is no alert"

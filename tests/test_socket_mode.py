@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
@@ -254,3 +255,61 @@ def test_a_reload_that_adds_an_app_token_opens_socket_mode(database, tmp_path, s
     finally:
         daemon.socket_mode.stop()
         daemon.store.close()
+
+
+def test_a_dropped_connection_is_regained_with_backoff_and_logged_once_each_way(world, slack, caplog):
+    from emulators.server import Reply
+
+    caplog.set_level(logging.INFO, logger="mentionwatch")
+    mention_id, alert_id = world.alert(1)
+    first = 0.2
+    world.socket = SocketMode(lambda: world.settings, world.store, lambda: world.clock[0],
+                              ping_interval=0.5, first_backoff=timedelta(seconds=first)).start()
+    server = slack.socket_mode()
+    assert server.wait_connections(1)
+    before = len(slack.calls)
+    slack.fail("apps.connections.open", Reply.json({"ok": False, "error": "internal_error"}), times=4)
+    server.drop()
+    assert server.wait_connections(2, timeout=30), "the connection comes back once Slack lets it"
+    opens = [at for (method, _, _), at in zip(slack.calls[before:], slack.called_at[before:])
+             if method == "apps.connections.open"]
+    assert len(opens) == 5, "four refused attempts and the one that worked: no hammering"
+    gaps = [b - a for a, b in zip(opens, opens[1:])]
+    for n, gap in enumerate(gaps):  # doubling from `first`, with at most 20 % jitter either way
+        assert gap >= 0.8 * first * 2 ** n, gaps
+    server.block_action(SAM, "sam", CHANNEL, world.ts_of(alert_id), "handled", str(mention_id))
+    world.wait_processed(1)
+    assert world.store.reply_clock(mention_id).state == "handled"
+    ours = [r for r in caplog.records if r.name == "mentionwatch.alerts.socket_mode" and r.levelno >= logging.INFO]
+    assert [r.getMessage() for r in ours] == ["Slack Socket Mode connected",
+                                              "Slack Socket Mode connection lost; reconnecting",
+                                              "Slack Socket Mode reconnected"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "no error per failed attempt"
+
+
+@pytest.mark.parametrize("failures, low, high", [(1, 0.8, 1.2), (2, 1.6, 2.4), (5, 12.8, 19.2), (9, 204.8, 307.2),
+                                                 (10, 240, 360), (10_000, 240, 360)])
+def test_reconnect_waits_double_with_jitter_up_to_five_minutes(failures, low, high):
+    import random
+
+    from alerts.socket_mode import FIRST_BACKOFF, MAX_BACKOFF
+    from monitor.health import backoff
+
+    waits = {backoff(FIRST_BACKOFF, failures, random.Random(seed), MAX_BACKOFF).total_seconds() for seed in range(20)}
+    assert all(low <= wait <= high for wait in waits) and len(waits) > 1, "jittered, within bounds"
+
+
+def test_a_flapping_connection_backs_off_like_a_refused_one(world, slack):
+    first = 1.0  # noticing a dead socket takes about 5 pings (1 s here); the waits outgrow that
+    world.socket = SocketMode(lambda: world.settings, world.store, lambda: world.clock[0],
+                              ping_interval=0.2, first_backoff=timedelta(seconds=first)).start()
+    server = slack.socket_mode()
+    assert server.wait_connections(1)
+    for n in range(1, 4):  # each connection dies right after it opened
+        before = len(slack.calls)
+        dropped = time.monotonic()
+        server.drop()
+        assert server.wait_connections(n + 1, timeout=30)
+        (opened,) = [at for (method, _, _), at in zip(slack.calls[before:], slack.called_at[before:])
+                     if method == "apps.connections.open"]
+        assert opened - dropped >= 0.8 * first * 2 ** (n - 1), f"reconnect {n} waited its backoff"

@@ -20,6 +20,7 @@ from monitor.cli import app
 from monitor.core.records import Match, Post
 from monitor.store import Store
 from monitor.store.migrate import SchemaTooNew, current_revision, head
+from tests.support.schemas import legacy_sqlite
 from tests.support.database import create_v1_database
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,7 +70,22 @@ def test_upgrading_a_version_1_database_keeps_its_data(database):
     assert store.unclassified(5) == [(1, "kept")]
     assert store.get_cursor("acme/a") == {"etag": "e"}
     with store.engine.connect() as conn:
-        assert current_revision(conn) == head() == "v5"
+        assert current_revision(conn) == head() == "v7"
+
+
+def test_a_database_the_last_release_before_alembic_left_at_version_6_upgrades_with_its_outbox(tmp_path):
+    path = tmp_path / "v6.db"
+    legacy_sqlite(path, 6)
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO alerts (dedupe_key, kind, channel, payload, state, attempts, created_at, op, receiver, "
+                     "format) VALUES ('old:1', 'mention', '#a', '{\"text\": \"queued\"}', 'pending', 0, "
+                     "'2026-11-20 11:00:00', 'post', 'slack', 'slack')")
+    store = Store(f"sqlite:///{path}")
+    assert [row.dedupe_key for row in store.outbox(10)] == ["old:1"]
+    with store.engine.connect() as conn:
+        assert current_revision(conn) == head()
+        assert conn.exec_driver_sql("SELECT count(*) FROM leases").scalar() == 0
+    store.close()
 
 
 def test_a_database_from_a_newer_version_is_refused(database):

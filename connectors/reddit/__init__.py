@@ -1,5 +1,5 @@
 """Reddit, as a plug-in: its config (config.py), its request budget (budget.py) and its connector
-(connector.py), registered under `type: reddit`."""
+(connector.py), its search syntax (search.py), registered under `type: reddit`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from connectors.reddit.config import RedditPlatform, RedditSource, check_credentials
 from connectors.reddit.connector import RedditConnector, plan_listings
+from connectors.reddit.search import to_reddit
 from connectors.registry import Platform
 from monitor.configbase import ConfigProblem
 
@@ -43,4 +44,4 @@ PLUGIN = Platform(type="reddit", display="Reddit", source=RedditSource, connecto
                   settings_key="reddit", settings_model=RedditPlatform,
                   settings_description="Required once a brand has a `type: reddit` source",
                   team="Reddit usernames, without u/", account=account, check=check_credentials,
-                  warnings=budget_warnings, order=40)
+                  warnings=budget_warnings, order=40, search=to_reddit)

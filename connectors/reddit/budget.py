@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
+from monitor.core.budgets import API_BUDGETS
 from monitor.core.failures import FailureKind, MAX_RETRY_AFTER, SourceFailure
 
 RATE_HEADERS = ("x-ratelimit-remaining", "x-ratelimit-used", "x-ratelimit-reset")
@@ -99,6 +100,9 @@ class RateBudget:
         with self._lock:
             now = self.clock()
             self._state = observe(self._state, headers, now)
+            if self._state.server_remaining is not None:
+                API_BUDGETS.publish("reddit", "app", self._state.server_remaining,  # reset: clock -> Unix time
+                                    time.time() + self._state.server_reset_at - now)
             if status == 429:
                 self._state = replace(self._state, blocked_until=max(self._state.blocked_until,
                                                                      now + (retry_after or 60.0)))

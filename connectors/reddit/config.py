@@ -17,13 +17,15 @@ class RedditPlatform(Strict):
 
     client_id: SecretStr = Field(description="The app's id, from ${REDDIT_CLIENT_ID}")
     client_secret: SecretStr = Field(description="From ${REDDIT_CLIENT_SECRET}")
-    username: str | None = None
-    password: SecretStr | None = None
-    refresh_token: SecretStr | None = None
+    username: str | None = Field(None,
+                                 description="With password: log in as this Reddit user (default: app-only, read-only)")
+    password: SecretStr | None = Field(None, description="The user's password, from ${VAR}")
+    refresh_token: SecretStr | None = Field(None,
+                                            description="A refresh token instead of username and password, from ${VAR}")
     user_agent: str = Field("mentionwatch/0.1 (self-hosted brand monitor)", min_length=7,
                             description="Reddit asks for a unique, descriptive one, e.g. with your u/name")
-    oauth_url: str = "https://oauth.reddit.com"
-    reddit_url: str = "https://www.reddit.com"
+    oauth_url: str = Field("https://oauth.reddit.com", description="Reddit's OAuth API base URL")
+    reddit_url: str = Field("https://www.reddit.com", description="Reddit's site base URL (token endpoint)")
     timeout: Duration = Field(timedelta(seconds=10), description="Per request; praw retries a timeout twice")
     max_bytes: int = Field(10_000_000, gt=0, description="A bigger answer is refused (gzip bombs too)")
     requests_per_minute: int = Field(100, gt=0, le=6000, description="Shared by every Reddit source of this app")
@@ -54,12 +56,13 @@ class RedditSource(Owned):
     subreddit (or query), each with its own cursor."""
 
     type: Literal["reddit"]
-    name: str = Field(pattern=SLUG)
-    what: Literal["posts", "comments", "search"] = "posts"
+    name: str = Field(pattern=SLUG, description="Unique within the brand; the source id is brand/name")
+    what: Literal["posts", "comments", "search"] = Field("posts",
+                                                         description="posts or comments of `subreddits`, or search")
     subreddits: list[str] = Field([], validate_default=True, description="posts/comments: the subreddits to "
                                   "read; search: restrict the search to these (default: all of Reddit)")
     query: str | None = Field(None, description="search only; default: the brand's names, aliases and domains")
-    interval: Interval = timedelta(minutes=2)
+    interval: Interval = Field(timedelta(minutes=2), description="Time between polls")
     require_match: bool = Field(True, description="False: every item is this brand's mention (its own subreddit)")
     first_poll_lookback: Duration | None = Field(None, description="A first poll stores items published this long "
                                                  "ago at most, as backfill (default: reddit.first_poll_lookback, 24 h)")

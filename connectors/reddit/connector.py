@@ -34,6 +34,7 @@ from monitor.core.clock import Clock, utcnow
 from monitor.core.failures import FailureKind, SourceFailure
 from monitor.core.logs import get_logger
 from monitor.core.records import FetchResult, Gap, Post, TeamReply
+from connectors.reddit.search import to_reddit
 from monitor.query import platform_search
 
 PLATFORM = "reddit"
@@ -86,7 +87,7 @@ def plan_listings(source: RedditSource, brand: BrandTerms) -> list[Listing]:
     if source.what == "comments":
         return [Listing(f"r/{s}/comments", f"/r/{s}/comments", f"r/{s} new comments", s) for s in source.subreddits]
     out = []
-    translated = platform_search(PLATFORM, brand, source, QUERY_LIMIT)
+    translated = platform_search(to_reddit, brand, source, QUERY_LIMIT)
     for query in [source.query or translated] if source.query or translated else search_queries(brand):
         params = {"q": query, "sort": "new", "t": "all"}
         if not source.subreddits:

@@ -1,5 +1,5 @@
-"""X, as a plug-in: its config (config.py), its posts (posts.py) and its connector (connector.py),
-registered under `type: x`."""
+"""X, as a plug-in: its config (config.py), its posts (posts.py), its connector (connector.py) and its
+search syntax (search.py), registered under `type: x`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from connectors.registry import Platform
 from connectors.x.config import XPlatform, XSource, check_sources, reads_per_month
 from connectors.x.connector import XConnector
+from connectors.x.search import to_x
 from monitor.configbase import ConfigProblem
 
 
@@ -32,4 +33,4 @@ def account(name: str) -> str:
 PLUGIN = Platform(type="x", display="X", source=XSource, connector=XConnector, settings_key="x",
                   settings_model=XPlatform, settings_description="Required once a brand has a `type: x` source",
                   team="X handles of the team, with or without @", account=account, check=check_sources,
-                  warnings=budget_warnings, order=50)
+                  warnings=budget_warnings, order=50, search=to_x)

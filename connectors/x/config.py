@@ -18,9 +18,9 @@ class XPlatform(Strict):
     app: str = Field("default", pattern=SLUG, description="Name the reads are counted under in the store")
     monthly_read_cap: int = Field(10_000, ge=0, description="Post reads per month your plan allows; the X "
                                   "sources pause when the next page could exceed it and resume on the 1st")
-    base_url: str = "https://api.twitter.com"
-    connect_timeout: Duration = timedelta(seconds=3.05)
-    read_timeout: Duration = timedelta(seconds=20)
+    base_url: str = Field("https://api.twitter.com", description="X API base URL")
+    connect_timeout: Duration = Field(timedelta(seconds=3.05), description="Longest wait for a connection")
+    read_timeout: Duration = Field(timedelta(seconds=20), description="Longest wait for the next bytes of an answer")
     max_bytes: int = Field(5_000_000, gt=0, description="A bigger answer is refused (gzip bombs too)")
     max_results: int = Field(100, ge=10, le=100, description="Posts per page (X allows 10 to 100)")
     max_pages: int = Field(5, ge=1, le=50, description="Pages per query per poll; the rest waits for the next poll")
@@ -37,14 +37,14 @@ class XSource(Owned):
     """X recent search (the last 7 days) and the mentions timelines of the brand's own handles."""
 
     type: Literal["x"]
-    name: str = Field(pattern=SLUG)
+    name: str = Field(pattern=SLUG, description="Unique within the brand; the source id is brand/name")
     search: bool = Field(True, description="Run a recent search with `query`")
     query: str | None = Field(None, min_length=1, max_length=1024, description="Verbatim X search syntax; default: "
                               "the brand's names, aliases, handles, hashtags and domains, without retweets")
     mentions: bool = Field(True, description="Read the mentions timeline of each of the brand's handles")
     expected_posts_per_day: int = Field(50, ge=0, description="Posts per day you expect per query or timeline: "
                                         "`validate` estimates the monthly reads from it")
-    interval: Interval = timedelta(minutes=5)
+    interval: Interval = Field(timedelta(minutes=5), description="Time between polls")
     require_match: bool = Field(False, description="False: X already selected these posts (exclusions still apply)")
     first_poll_lookback: Duration = Field(FIRST_POLL_LOOKBACK, description="A first poll (of a new source, or a new "
                                           "install) stores items published this long ago at most, as backfill")

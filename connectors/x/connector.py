@@ -34,10 +34,12 @@ from connectors.x.posts import (EXPANSIONS, MIN_RESULTS, PLATFORM, QUERY_LIMIT, 
                                 TWITTER_HOST, USER_FIELDS, WINDOW_MARGIN, default_query, next_period, parse_time,
                                 seen_reply, snowflake_time, stamp, team_handles, team_reply_queries, to_posts,
                                 valid_id)
+from monitor.core.budgets import API_BUDGETS
 from monitor.core.clock import Clock, utcnow
 from monitor.core.failures import MAX_RETRY_AFTER, MIN_RETRY_AFTER, FailureKind, SourceFailure
 from monitor.core.logs import get_logger
 from monitor.core.records import FetchResult, Gap, Post, TeamReply
+from connectors.x.search import to_x
 from monitor.query import platform_search
 
 log = get_logger(__name__)
@@ -50,6 +52,11 @@ class RateLimit:
     limit: int
     remaining: int
     reset: float   # epoch seconds
+
+
+def reads_key(app: str) -> str:
+    """Where the store counts an X app's post reads, per month (`/metrics` reads it too)."""
+    return f"x:reads:{app}"
 
 
 def endpoint_of(url: str) -> str:
@@ -94,11 +101,12 @@ class ApiSession(BoundedSession):
             else:
                 headers["x-rate-limit-reset"] = str(reset)
         try:
-            self.limits[endpoint_of(url)] = RateLimit(int(headers["x-rate-limit-limit"]),
-                                                      int(headers["x-rate-limit-remaining"]),
-                                                      float(headers["x-rate-limit-reset"]))
+            limit = RateLimit(int(headers["x-rate-limit-limit"]), int(headers["x-rate-limit-remaining"]),
+                              float(headers["x-rate-limit-reset"]))
         except (KeyError, ValueError):
-            pass
+            return response
+        self.limits[endpoint_of(url)] = limit
+        API_BUDGETS.publish("x", endpoint_of(url), limit.remaining, limit.reset)
         return response
 
 
@@ -160,7 +168,7 @@ class XConnector:
         self.store = store
         self.brand_id, self.brand = settings.brand_of(source)
         self.source_id = f"{self.brand_id}/{source.name}"
-        self.query = (source.query or platform_search(PLATFORM, self.brand, source, QUERY_LIMIT)
+        self.query = (source.query or platform_search(to_x, self.brand, source, QUERY_LIMIT)
                       or default_query(self.brand))
         self.team = team_handles(self.brand)
         self.clock = clock
@@ -178,7 +186,7 @@ class XConnector:
 
     @property
     def _usage_key(self) -> str:
-        return f"x:reads:{self.platform.app}"
+        return reads_key(self.platform.app)
 
     def _page_size(self, endpoint: str, now: datetime) -> int:
         """The largest page that cannot take this month's reads past the cap."""

@@ -4,8 +4,8 @@ Unknown keys are errors (a typo must never silently disable a watchlist). Every 
 reported at once, each as `file:line: key.path: bad value: what is expected`.
 
 Where things are: the brand model (terms, team accounts, the `Source` union of every platform's
-source model) in `brand.py`; the route tree in `routes.py`; receivers (`slack`, webhooks) in
-`receivers.py`; `Settings` (with one section per platform that has shared settings) in `settings.py`;
+source model) in `brand.py`; the route tree in `routes.py`; the `receivers:` blocks (typed by the receiver
+plug-ins, `alerts/receivers/`) in `receivers.py`; `Settings` (with one section per platform that has shared settings) in `settings.py`;
 loading and warnings in `load.py`. Each platform's own
 models live with its connector (`connectors/<platform>`), declared in its registry entry; the types
 they are built from are `monitor.configbase`.

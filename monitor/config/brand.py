@@ -57,19 +57,19 @@ ClockTime = Annotated[time, BeforeValidator(_clock_time)]
 class WeeklyHours(Strict):
     """Hours of some weekdays in one time zone; `end` before `start` runs past midnight."""
 
-    timezone: TimeZone = "UTC"
-    days: list[Weekday] = list(WEEKDAYS)
-    start: ClockTime
-    end: ClockTime
+    timezone: TimeZone = Field("UTC", description="IANA time zone the hours are in, e.g. Europe/Berlin")
+    days: list[Weekday] = Field(list(WEEKDAYS), description="Weekdays the hours apply to")
+    start: ClockTime = Field(description="Start time, HH:MM")
+    end: ClockTime = Field(description="End time, HH:MM (before start: runs past midnight)")
 
 
 class DigestConfig(Strict):
     """The weekly digest: sent at `day` `at` in `timezone` about the ISO week that just finished."""
 
-    enabled: bool = True
-    day: Weekday = "mon"
-    at: time = time(9, 0)
-    timezone: TimeZone = "UTC"
+    enabled: bool = Field(True, description="false: no weekly digest for this brand")
+    day: Weekday = Field("mon", description="Weekday the digest is sent")
+    at: time = Field(time(9, 0), description="Time of day the digest is sent, HH:MM")
+    timezone: TimeZone = Field("UTC", description="IANA time zone of `day` and `at`")
     channel: Channel | None = Field(None, description="Default: the brand's slack_channel")
     chart_weeks: int = Field(8, ge=2, le=52, description="Weeks of history the digest's chart shows")
 
@@ -77,7 +77,7 @@ class DigestConfig(Strict):
 class SpikeConfig(Strict):
     """A spike: the last hour far above the same hour of the week in the baseline (median and MAD)."""
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="false: no spike alerts for this brand")
     fold_negatives: bool = Field(True, description="While a spike lasts, its brand's negative mentions go into "
                                                     "the spike's thread instead of one message each")
     baseline: Duration = Field(timedelta(days=14), description="History the usual hourly level is taken from")
@@ -101,15 +101,16 @@ Promise = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_
 
 class Brand(Strict):
     names: list[str] = Field(min_length=1, description="Names and product names, matched as whole words")
-    aliases: list[str] = []
-    handles: list[str] = []
-    hashtags: list[str] = []
-    domains: list[str] = []
+    aliases: list[str] = Field([], description="Other names matched like `names` (shorter, riskier ones)")
+    handles: list[str] = Field([], description="The brand's accounts (@acme), matched as mentions")
+    hashtags: list[str] = Field([], description="Hashtags (#acme) that make a post a mention")
+    domains: list[str] = Field([],
+                               description="Domains (acme.io, also the defanged acme[.]io) that make a post a mention")
     exclude: list[str] = Field([], description="Phrases that make a match not about this brand")
     query: str | None = Field(None, description="A query (see the README's Queries) that replaces the names, "
                               "aliases, handles, hashtags and domains in deciding what is a mention")
     fold_accents: bool = Field(True, description="Acmé, Äcme and Acme are the same name (false: accents count)")
-    slack_channel: Channel
+    slack_channel: Channel = Field(description="Channel the brand's alerts go to unless a route says otherwise")
     reply_within: Promise = Field(timedelta(hours=4), description="The reply time the team promises")
     reply_within_by_intent: dict[Intent, Promise] = Field({}, description="Per-intent promise, e.g. question: 1h")
     business_hours: WeeklyHours | None = Field(None, description="Only these hours count towards the promise, "
@@ -122,7 +123,8 @@ class Brand(Strict):
     digest: DigestConfig = DigestConfig()
     spikes: SpikeConfig = SpikeConfig()
     team: TeamAccounts = TeamAccounts()
-    sources: list[Source] = []
+    sources: list[Source] = Field([],
+                                  description="Where this brand's mentions are read; each block's `type` picks the platform")
 
     @field_validator("business_hours")
     @classmethod

@@ -12,9 +12,10 @@ import typing
 from pathlib import Path as FsPath
 from typing import Any, Mapping
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from connectors.registry import platforms
+from monitor.config.receivers import TYPES_CONTEXT
 from monitor.config.routes import Route, RouteMatch
 from monitor.config.settings import SECRET_FIELDS, SOURCE_TYPES, Settings
 from monitor.configbase import ConfigProblem
@@ -117,14 +118,15 @@ def _comment_hint(line: int, text: str) -> str:
     return ""
 
 
-def _problems_from_validation(exc: ValidationError, loaded: LoadedYaml, file: str) -> list[ConfigProblem]:
+def _problems_from_validation(exc: ValidationError, loaded: LoadedYaml, file: str,
+                              secret_fields: frozenset[str] = SECRET_FIELDS) -> list[ConfigProblem]:
     problems = []
     loader_paths = {e.path for e in loaded.errors}
     for err in exc.errors(include_url=False):
         path, line = _locate(err["loc"], loaded)
         if path in loader_paths:
             continue  # already reported by the loader (a value it could not read becomes None here)
-        secret = bool(path) and (path[-1] in SECRET_FIELDS or path == ("storage", "url")
+        secret = bool(path) and (path[-1] in secret_fields or path == ("storage", "url")
                                  or any(p[:len(path)] == path for p in loaded.from_env))
         dotted = ".".join(str(p) for p in path)
         if err["type"] == "missing":
@@ -171,7 +173,7 @@ def _warnings(settings: Settings, loaded: LoadedYaml, file: str) -> list[ConfigP
                                              warning=True))
                 owner.setdefault(key, brand_id)
     out += [ConfigProblem(file, loaded.lines.get(path, 1), ".".join(map(str, path)), text, expected, warning=True)
-            for path, text, expected in query_warnings(settings)]
+            for path, text, expected in query_warnings(settings, {p.type: p.search for p in platforms() if p.search})]
     for p in platforms():
         if p.warnings is not None:
             out += p.warnings(settings, loaded, file)
@@ -288,8 +290,12 @@ def _receiver_problems(loaded: LoadedYaml, file: str) -> list[ConfigProblem]:
 
 
 def load_settings(path: str | os.PathLike, env: Mapping[str, str] | None = None,
-                  check_environment: bool = True) -> tuple[Settings, list[ConfigProblem]]:
-    """Load and check a config file; raises ConfigError with every problem; returns warnings."""
+                  check_environment: bool = True, receiver_types: Mapping[str, type[BaseModel]] | None = None
+                  ) -> tuple[Settings, list[ConfigProblem]]:
+    """Load and check a config file; raises ConfigError with every problem; returns warnings.
+
+    `receiver_types` (type -> config model, from the receiver plug-ins: `alerts.receivers.receiver_types`)
+    validates each `receivers:` block as its type, with the rest of the file."""
     file = str(path)
     try:
         raw = FsPath(path).read_bytes()
@@ -312,9 +318,12 @@ def load_settings(path: str | os.PathLike, env: Mapping[str, str] | None = None,
     unknown_receivers = _receiver_problems(loaded, file)
     problems += unknown_receivers
     try:
-        settings = Settings.model_validate(loaded.data)
+        settings = Settings.model_validate(loaded.data, context={TYPES_CONTEXT: receiver_types}
+                                           if receiver_types is not None else None)
     except ValidationError as exc:
-        found = _problems_from_validation(exc, loaded, file)
+        secrets = SECRET_FIELDS | {name for model in (receiver_types or {}).values()
+                                   for name, f in model.model_fields.items() if f.annotation is SecretStr}
+        found = _problems_from_validation(exc, loaded, file, secrets)
         if unknown_receivers:  # each is reported at its own line above, not again for the whole file
             found = [p for p in found if not (p.path == "" and p.expected.startswith("unknown receiver"))]
         problems += found

@@ -1,38 +1,38 @@
 """Receivers (Alertmanager's `receivers:`): where a route's messages go. `slack` always exists and is
-the default; the config adds named webhooks that get the neutral message as signed JSON."""
+the default; the config adds named receivers of any type a receiver plug-in declares
+(`alerts/receivers/<type>.py`, `PLUGIN = Receiver(...)`).
+
+The config layer does not know those types (they sit above it): `load_settings` is handed them
+(`receiver_types`) and validates each block strictly with its type's model, in the same pass as the
+rest of the file, so a mistake is reported at its line. Without them a block stays a `ReceiverBlock`,
+which the plug-in validates when its sender is built."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Literal
+from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import ConfigDict, ValidationInfo, model_validator
 
-from monitor.configbase import Duration, Strict
+from monitor.configbase import Strict
 
 SLACK = "slack"
 RECEIVER_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+TYPES_CONTEXT = "receiver_types"  # the validation context key load_settings passes the plug-ins' models under
 
 
-class WebhookReceiver(Strict):
-    """POSTs each message as JSON, signed with HMAC-SHA256 of the body, with an idempotency key."""
+class ReceiverBlock(Strict):
+    """One entry under `receivers:`: its `type` picks the plug-in whose model validates the rest."""
 
-    type: Literal["webhook"]
-    url: str = Field(description="http(s) URL the JSON message is POSTed to")
-    secret: SecretStr = Field(description="HMAC-SHA256 key for X-Mentionwatch-Signature, from ${VAR}")
-    timeout: Duration = Field(timedelta(seconds=10), description="Whole-request deadline")
-    max_backoff: Duration = Field(timedelta(minutes=10), description="Longest wait between retries")
+    model_config = ConfigDict(extra="allow")
 
-    @field_validator("url")
+    type: str
+
+    @model_validator(mode="wrap")
     @classmethod
-    def _http(cls, url: str) -> str:
-        if not url.startswith(("http://", "https://")):
-            raise ValueError("expected an http:// or https:// URL")
-        return url
-
-    @field_validator("secret")
-    @classmethod
-    def _long_enough(cls, secret: SecretStr) -> SecretStr:
-        if len(secret.get_secret_value()) < 16:
-            raise ValueError("a secret of at least 16 characters")
-        return secret
+    def _as_its_type(cls, data: Any, handler, info: ValidationInfo):
+        types = (info.context or {}).get(TYPES_CONTEXT)
+        if types is None or not isinstance(data, dict):
+            return handler(data)
+        if data.get("type") not in types:
+            raise ValueError(f"unknown receiver type {data.get('type')!r}: expected one of {', '.join(sorted(types))}")
+        return types[data["type"]].model_validate(data, context=info.context)

@@ -10,7 +10,8 @@ from pydantic import Field, SecretStr, ValidationInfo, create_model, field_valid
 
 from connectors.registry import platforms
 from monitor.config.brand import Brand, Source
-from monitor.config.receivers import RECEIVER_NAME, SLACK, WebhookReceiver
+from monitor.config.receivers import RECEIVER_NAME, SLACK, ReceiverBlock
+from monitor.config.retention import RetentionConfig
 from monitor.config.routes import Route
 from monitor.configbase import SLUG, Channel, Duration, Strict
 from monitor.core.logs import REDACTOR, secrets_of
@@ -41,25 +42,29 @@ class SlackConfig(Strict):
     token: SecretStr = Field(description="Bot token (xoxb-…), from ${SLACK_BOT_TOKEN}")
     app_token: SecretStr | None = Field(None, description="App-level token (xapp-…) for Socket Mode actions, "
                                                           "from ${SLACK_APP_TOKEN}; without it use the CLI")
-    base_url: str = "https://slack.com/api/"
-    timeout: Duration = timedelta(seconds=10)
+    base_url: str = Field("https://slack.com/api/",
+                          description="Slack Web API base URL; override for a proxy or a compatible server")
+    timeout: Duration = Field(timedelta(seconds=10), description="Per Slack API call")
     ops_channel: Channel | None = Field(None, description="Where source-health messages go")
-    rate_limit_retries: int = Field(2, ge=0, le=5)
+    rate_limit_retries: int = Field(2, ge=0, le=5, description="429s with a short Retry-After are retried this "
+                                    "often; longer ones pause sending")
     channel_messages_per_minute: int = Field(20, ge=0, le=600, description="Top-level messages a channel gets "
                                              "per minute; more go into the thread of the latest (0: no budget)")
     actors: SlackActors = SlackActors()
 
 
 class ClassifierConfig(Strict):
-    kind: Literal["lexicon", "transformer"] = "lexicon"
-    batch_size: int = Field(32, gt=0, le=1024)
+    kind: Literal["lexicon", "transformer"] = Field("lexicon", description="transformer: the local MiniLM model "
+                                                    "(routes on intent, ~700 MB RAM); lexicon: VADER, tiny")
+    batch_size: int = Field(32, gt=0, le=1024, description="Texts classified per model call")
 
 
 class DaemonConfig(Strict):
     process_interval: Duration = Field(timedelta(seconds=5), description="How often classify/route/send runs")
     jitter: float = Field(0.1, ge=0, le=1, description="Share of each source's interval added at random")
-    workers: int = Field(8, gt=0, le=64)
-    shutdown_grace: Duration = timedelta(seconds=4)
+    workers: int = Field(8, gt=0, le=64, description="Sources polled at the same time at most")
+    shutdown_grace: Duration = Field(timedelta(seconds=4),
+                                     description="SIGTERM waits this long for running polls, then exits (nothing is lost)")
     backfill_after: Duration = Field(timedelta(hours=1), description="A source back after a longer outage (or "
                                      "downtime) stores what it finds as backfill: one summary per brand, no "
                                      "alert or escalation per old mention")
@@ -99,15 +104,19 @@ class HttpConfig(Strict):
 
 
 class Settings(PlatformSections):
-    storage: StorageConfig = StorageConfig()
-    slack: SlackConfig
-    classifier: ClassifierConfig = ClassifierConfig()
-    daemon: DaemonConfig = DaemonConfig()
-    receivers: dict[Annotated[str, Field(pattern=RECEIVER_NAME)], WebhookReceiver] = Field(
-        {}, description="Named receivers a route may name besides `slack` (always there)")
+    storage: StorageConfig = Field(StorageConfig(), description="Where mentions, the outbox and cursors are kept")
+    slack: SlackConfig = Field(description="The Slack app alerts are posted with")
+    classifier: ClassifierConfig = Field(ClassifierConfig(),
+                                         description="How mentions are labelled (sentiment, intent, needs reply)")
+    daemon: DaemonConfig = Field(DaemonConfig(), description="How `mentionwatch run` schedules polls and sends")
+    receivers: dict[Annotated[str, Field(pattern=RECEIVER_NAME)], ReceiverBlock] = Field(
+        {}, description="Named receivers a route may name besides `slack` (always there), each with a `type` "
+                        "a receiver plug-in declares (webhook)")
     http: HttpConfig = HttpConfig()
+    retention: RetentionConfig = Field(RetentionConfig(), description="How long stored rows are kept (`prune`)")
     routes: Route = Field(Route(), description="The alert route tree; its root matches every mention")
-    brands: dict[Annotated[str, Field(pattern=SLUG)], Brand] = Field(min_length=1)
+    brands: dict[Annotated[str, Field(pattern=SLUG)], Brand] = Field(min_length=1,
+                                      description="The brands to watch, by id (lowercase slug); at least one")
 
     @model_validator(mode="after")
     def _known_secrets(self) -> "Settings":
@@ -126,7 +135,7 @@ class Settings(PlatformSections):
 
     @field_validator("receivers")
     @classmethod
-    def _slack_is_builtin(cls, receivers: dict[str, WebhookReceiver]) -> dict[str, WebhookReceiver]:
+    def _slack_is_builtin(cls, receivers: dict[str, ReceiverBlock]) -> dict[str, ReceiverBlock]:
         if SLACK in receivers:
             raise ValueError("`slack` is the built-in Slack receiver: name this one differently")
         return receivers
@@ -138,6 +147,16 @@ class Settings(PlatformSections):
         if unknown:
             raise ValueError(f"unknown receiver ({', '.join(unknown)}); expected one of "
                              f"{', '.join(sorted(self.receiver_names))}")
+        return self
+
+    @model_validator(mode="after")
+    def _retention_keeps_spike_baselines(self) -> "Settings":
+        """Spike detection reads `baseline` of raw mentions: pruning inside it would fake a quiet past."""
+        short = [f"brands.{b}.spikes.baseline ({brand.spikes.baseline.days}d)" for b, brand in self.brands.items()
+                 if brand.spikes.enabled and brand.spikes.baseline > self.retention.mentions]
+        if short:
+            raise ValueError(f"retention.mentions ({self.retention.mentions.days}d) is shorter than "
+                             f"{', '.join(short)}: keep mentions at least as long")
         return self
 
     @property
@@ -189,7 +208,7 @@ def receiver_names(root: Route) -> list[tuple[str, str]]:
 
 
 SECRET_FIELDS = frozenset(
-    name for model in (SlackConfig, StorageConfig, WebhookReceiver, *(p.settings_model for p in platforms() if p.settings_model))
+    name for model in (SlackConfig, StorageConfig, *(p.settings_model for p in platforms() if p.settings_model))
     for name, f in model.model_fields.items()
     if f.annotation is SecretStr
 )

@@ -1,13 +1,15 @@
 """The neutral message routing produces for a receiver: what to say (summary, items, actions), not how.
 
-Slack renders it as Block Kit (`alerts.messages.render_group`); a webhook receiver as JSON
-(`alerts.neutral.webhook_json`), at send time from the outbox row that stores `to_json()`.
+The outbox stores `to_json()`; each receiver renders it when it sends: Slack as Block Kit
+(`alerts.slack_render`), a webhook as JSON (`alerts.neutral.webhook_json`). What happens to a message
+after it is queued (a button pressed, an answer on the platform, a cross-post, a deleted post) is a
+`Change`, stored as data in its own outbox row, which a receiver that can edit messages renders too.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 FORMAT_VERSION = 1
@@ -67,3 +69,36 @@ class Message:
                                       else None})
                       for item in data["items"])
         return cls(**{**data, "items": items, "actions": tuple(data.get("actions", ()))})
+
+
+# --- changes to a queued message, as data (the receiver words them when it renders) ------------------
+
+Change = dict[str, Any]
+
+
+def handled(mention_id: int, by: str, via: str, after: timedelta) -> Change:
+    """Closed by a person (`via` slack, cli, reaction) or answered on the platform (`via` its type)."""
+    return {"kind": "handled", "mention_id": mention_id, "by": by, "via": via, "after_s": after.total_seconds()}
+
+
+def snoozed(mention_id: int, by: str, until: datetime, at: datetime) -> Change:
+    return {"kind": "snoozed", "mention_id": mention_id, "by": by, "until": until.isoformat(), "at": at.isoformat()}
+
+
+def not_relevant(mention_id: int, by: str) -> Change:
+    return {"kind": "not_relevant", "mention_id": mention_id, "by": by}
+
+
+def relabelled(mention_id: int, by: str, changes: list[tuple[str, str]]) -> Change:
+    """A person's label correction: (old, new) pairs."""
+    return {"kind": "label", "mention_id": mention_id, "by": by, "changes": [list(c) for c in changes]}
+
+
+def also_posted(mention_id: int, source: str, url: str | None) -> Change:
+    """A later cross-post of the item's text: one more link on it."""
+    return {"kind": "also", "mention_id": mention_id, "source": source, "url": url}
+
+
+def deleted(mention_id: int) -> Change:
+    """The platform says the post was deleted: its text is no longer shown."""
+    return {"kind": "deleted", "mention_id": mention_id}

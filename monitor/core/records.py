@@ -6,7 +6,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from monitor.core.labels import Labels
 
@@ -195,6 +195,7 @@ class AlertRow:
     updates: int | None = None
     receiver: str = "slack"
     format: str = "slack"  # slack: a rendered Block Kit payload; neutral: a Message for the receiver to render
+    folded: int | None = None  # the channel budget that put this post into a thread (its note is rendered)
 
 
 @dataclass(frozen=True)
@@ -212,17 +213,18 @@ class NewAlert:
     thread_of: int | None = None
     updates: int | None = None
     receiver: str = "slack"  # who sends it: `slack` or a webhook receiver's name
-    format: str = "slack"  # slack: Block Kit, rendered when queued; neutral: a Message, rendered at send time
+    format: str = "slack"  # slack: Block Kit, built when queued; neutral: a Message (or, for an update, a
+    # {"change": Change}), rendered by the receiver at send time
 
 
 @dataclass(frozen=True)
 class StatusUpdate:
-    """A chat.update of the message `message_id` posted: `restyle` maps its newest payload to the next."""
+    """An update of the message `message_id` posted: `change` (monitor.core.messages) is what happened."""
 
     message_id: int
     mention_id: int
     dedupe_key: str
-    restyle: Callable[[dict], dict]
+    change: dict
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,13 @@ the config validator, and where in the config file a query's mistake is."""
 from __future__ import annotations
 
 from itertools import product
+from typing import Mapping
 
 from monitor.query.brands import customised
 from monitor.query.evaluate import COMPARE, anchors
 from monitor.query.syntax import NUMERIC_FIELDS, And, Const, Field, Near, Node, Not, Or, QueryError, Term, parse, \
     terms_in, unparse
-from monitor.query.translate import platform_search
+from monitor.query.translate import Search, platform_search
 
 # --- never or always ------------------------------------------------------------------------------
 
@@ -117,8 +118,10 @@ def query_problem_at(error: QueryError, scalar: tuple[int, int, str | None] | No
     return line, column, f"    {body}\n    {' ' * (column - 1)}^"
 
 
-def query_warnings(settings) -> list[tuple[tuple, str, str]]:
-    """Queries and filters that can never match, or match every post: (key path, query, why)."""
+def query_warnings(settings, searches: Mapping[str, Search] | None = None) -> list[tuple[tuple, str, str]]:
+    """Queries and filters that can never match, or match every post: (key path, query, why); and
+    sources whose platform search (`searches`: platform type -> its translation) cannot express them."""
+    searches = searches or {}
     out = []
     places = [(("brands", bid, "query"), b.query) for bid, b in settings.brands.items() if b.query]
     places += [(("brands", bid, "sources", i, "filter"), s.filter) for bid, b in settings.brands.items()
@@ -126,8 +129,8 @@ def query_warnings(settings) -> list[tuple[tuple, str, str]]:
     for bid, b in settings.brands.items():
         for i, s in enumerate(b.sources):
             verbatim = getattr(s, "query", None) or getattr(s, "queries", None)
-            if s.type in ("x", "reddit") and getattr(s, "what", "search") == "search" and getattr(s, "search", True) \
-                    and not verbatim and customised(b, s) and platform_search(s.type, b, s) is None:
+            if s.type in searches and getattr(s, "what", "search") == "search" and getattr(s, "search", True) \
+                    and not verbatim and customised(b, s) and platform_search(searches[s.type], b, s) is None:
                 out.append((("brands", bid, "sources", i), s.name,
                             f"{s.type} search cannot express this brand's query and filter (nothing it can "
                             "search for, or over 512 characters): it searches for the brand's names and "

@@ -17,6 +17,7 @@ from monitor.store.ops import OpsRepository
 from monitor.store.outbox import OutboxRepository
 from monitor.store.polls import PollRepository
 from monitor.store.reports import ReportRepository
+from monitor.store.retention import RetentionRepository
 from monitor.store.routing import RoutingRepository
 from monitor.store.trends import TrendRepository
 
@@ -25,5 +26,6 @@ __all__ = ["Store"]
 
 
 class Store(PollRepository, MentionRepository, RoutingRepository, GroupRepository, OutboxRepository,
-            TrendRepository, ClockRepository, ReportRepository, OpsRepository, LeaseRepository):
+            TrendRepository, ClockRepository, ReportRepository, OpsRepository, RetentionRepository,
+            LeaseRepository):
     """The store a component is handed: every repository over one engine (`Store(url)` migrates it)."""

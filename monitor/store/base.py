@@ -6,13 +6,14 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Sequence
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import case, create_engine, event, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
+from alerts import slack_render
 from monitor.core.labels import Labels
 from monitor.core.logs import REDACTOR, get_logger
-from monitor.core.records import NewAlert, StatusUpdate, StoredMention
+from monitor.core.records import KUDOS_ROUTE, NewAlert, StatusUpdate, StoredMention
 from monitor.store import schema as t
 from monitor.store.migrate import migrate
 
@@ -78,19 +79,32 @@ class Repository:
             log.debug("%d follow-up(s) of a message sent by a non-Slack receiver not queued", len(alerts) - len(kept))
         return kept
 
+    @staticmethod
+    def _message_of(conn, mention_id: int) -> int | None:
+        n, c = t.notifications.c, t.reply_clock.c
+        clocked = select(c.mention_id).where(c.mention_id == mention_id).exists()
+        return conn.execute(select(n.alert_id).where(n.mention_id == mention_id, n.alert_id.is_not(None),
+                                                     or_(n.route != KUDOS_ROUTE, clocked))
+                            .order_by(case((n.route == KUDOS_ROUTE, 1), else_=0), n.id).limit(1)).scalar()
+
     def _queue_status(self, conn, status: StatusUpdate, now: datetime) -> None:
-        """An `update` row for the message `status.message_id` posted, from its newest payload (the last
-        update queued, else the message's own), so successive updates compose."""
+        """An `update` row for the message `status.message_id` posted. For a neutral message it holds the
+        change, which the receiver renders at send time over the message and the changes queued before it;
+        Block Kit queued by an older version is edited here instead, from its newest payload (the last
+        update queued, else the message's own), so successive updates compose either way."""
         a = t.alerts.c
-        message = conn.execute(select(a.channel, a.brand, a.payload, a.receiver)
+        message = conn.execute(select(a.channel, a.brand, a.payload, a.receiver, a.format)
                                .where(a.id == status.message_id)).first()
         if message is None or message.receiver != "slack":
             return
-        newest = conn.execute(select(a.payload).where(a.op == "update", a.updates == status.message_id)
-                              .order_by(a.id.desc()).limit(1)).scalar()
-        payload = status.restyle(newest if newest is not None else message.payload)
+        if message.format == "neutral":
+            payload, fmt = {"change": status.change}, "neutral"
+        else:
+            newest = conn.execute(select(a.payload).where(a.op == "update", a.updates == status.message_id)
+                                  .order_by(a.id.desc()).limit(1)).scalar()
+            payload, fmt = slack_render.apply(newest if newest is not None else message.payload, status.change), "slack"
         self._queue(conn, [NewAlert(status.dedupe_key, "status", status.mention_id, message.brand, message.channel,
-                                    payload, op="update", updates=status.message_id)], now)
+                                    payload, op="update", updates=status.message_id, format=fmt)], now)
 
 
 class _AlreadyDone(Exception):

@@ -22,9 +22,10 @@ class ClockRepository(Repository):
     def clock_candidates(self, routed_since: datetime, limit: int = 500) -> list[tuple[StoredMention, Labels, str]]:
         """Mentions routed since `routed_since` and notified (not silenced, dropped or attached to a
         cross-post's item) that may need a reply and have no clock yet, each with its newest labels and
-        the brand it was notified for (an alert's before kudos'). The filter is a superset of
-        `alerts.attention`'s reply clock, which the caller applies exactly. The time bound keeps this an
-        index range, not a table scan."""
+        the brand it was notified for (an alert's before kudos'), in routing order. The filter is a superset of
+        `alerts.attention`'s reply clock, which the caller applies exactly. Read from the notifications
+        made since then (routing writes them with routed_at, in one transaction): an index range over
+        what was notified, not over every mention routed in the lookback."""
         m, lab, n, c = t.mentions.c, t.labels.c, t.notifications.c, t.reply_clock.c
         brand = (select(n.brand).where(n.mention_id == m.id, n.state.not_in(("silenced", "dropped", "attached")))
                  .order_by(case((n.route == KUDOS_ROUTE, 1), else_=0), n.id).limit(1)
@@ -32,10 +33,11 @@ class ClockRepository(Repository):
         maybe = or_(lab.needs_reply.is_(True), lab.intent.in_(CLOCK_INTENTS),
                     m.extra["needs_reply_hint"].as_string().is_not(None))
         has_clock = select(c.mention_id).where(c.mention_id == m.id).exists()
+        notified = select(n.mention_id).where(n.created_at >= routed_since)
         query = (select(t.mentions, t.labels, brand.label("notified_brand"))
                  .join(t.labels, lab.mention_id == m.id)
-                 .where(m.routed_at >= routed_since, brand.is_not(None), ~has_clock, maybe)
-                 .order_by(m.id, lab.created_at.desc()))
+                 .where(m.id.in_(notified), m.routed_at >= routed_since, brand.is_not(None), ~has_clock, maybe)
+                 .order_by(m.routed_at, m.id, lab.created_at.desc()))  # by id alone, SQLite walks every id
         out: dict[int, tuple[StoredMention, Labels, str]] = {}
         with self.engine.connect() as conn:
             for row in conn.execute(query.limit(limit * 2)).mappings():
@@ -76,7 +78,8 @@ class ClockRepository(Repository):
         """Open or snoozed clocks whose mention (or a cross-post of it) got a recorded team reply, with the
         first such reply."""
         c, r, m = t.reply_clock.c, t.responses.c, t.mentions.c
-        twins = select(m.id).where(m.crosspost_of == c.mention_id)  # an answer on a cross-post answers it too
+        # an answer on a cross-post of this clock's mention answers it too
+        twins = select(m.id).where(m.crosspost_of == c.mention_id).correlate(t.reply_clock)
         first = (select(func.min(r.id)).where(or_(r.mention_id == c.mention_id, r.mention_id.in_(twins)))
                  .correlate(t.reply_clock).scalar_subquery())
         query = (select(t.reply_clock, r.responder, r.responded_at, r.via, r.url)

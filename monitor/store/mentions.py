@@ -11,6 +11,7 @@ from monitor.core.labels import Labels
 from monitor.core.records import StatusUpdate, StoredMention
 from monitor.store import schema as t
 from monitor.store.base import Repository, _labels, _mention
+from monitor.store.rollup import mark_labelled, roll_up
 
 
 class MentionRepository(Repository):
@@ -24,6 +25,7 @@ class MentionRepository(Repository):
         return [(r.id, "\n".join(p for p in (r.title, r.text) if p)) for r in rows]
 
     def save_labels(self, labelled: Sequence[tuple[int, Labels]], now: datetime) -> None:
+        """Labels, classified_at and the daily rollup in one transaction (monitor.store.rollup)."""
         rows = [{"mention_id": mention_id, "model": lab.model, "sentiment": lab.sentiment,
                  "sentiment_scores": lab.sentiment_scores, "intent": lab.intent, "intent_scores": lab.intent_scores,
                  "needs_reply": lab.needs_reply, "needs_reply_score": lab.needs_reply_score,
@@ -31,10 +33,11 @@ class MentionRepository(Repository):
                 for mention_id, lab in labelled]
         if not rows:
             return
+        ids = list(dict.fromkeys(mention_id for mention_id, _ in labelled))
         with self.engine.begin() as conn:
+            fresh, before = mark_labelled(conn, ids, now)
             conn.execute(self._insert_ignore(t.labels, ["mention_id", "model"]), rows)
-            ids = [mention_id for mention_id, _ in labelled]
-            conn.execute(update(t.mentions).where(t.mentions.c.id.in_(ids)).values(classified_at=now))
+            roll_up(conn, self._dialect, ids, fresh, before)
 
     def unrouted(self, limit: int) -> list[tuple[StoredMention, Labels]]:
         m, lab = t.mentions.c, t.labels.c

@@ -31,7 +31,7 @@ logging.getLogger("alembic").setLevel(logging.WARNING)
 SCRIPTS = Path(__file__).resolve().parent / "migrations"
 # Any fixed 64-bit number: the advisory lock every mentionwatch process migrating one PostgreSQL database shares.
 ADVISORY_LOCK_KEY = 0x6D656E74696F6E  # "mention"
-# The version table of databases made before Alembic (one row, 1..4); read to stamp them, never written.
+# The version table of databases made before Alembic (one row, 1..6); read to stamp them, never written.
 _legacy = Table("schema_version", MetaData(), Column("version", Integer, nullable=False))
 
 

@@ -43,3 +43,16 @@ class OpsRepository(Repository):
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(t.mentions)
                                 .where(~exists().where(lab.mention_id == m.id))).scalar_one()
+
+    def unrouted_count(self) -> int:
+        """Labelled mentions not yet routed (a backlog summarised per brand is not routed one by one)."""
+        m = t.mentions.c
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).where(m.classified_at.is_not(None), m.routed_at.is_(None),
+                                                           m.extra["backfill"].as_string().is_(None))).scalar_one()
+
+    def waiting_notifications(self) -> int:
+        """Routed mentions waiting in their group for its next message (`group_wait`, quiet hours)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(t.notifications)
+                                .where(t.notifications.c.state == "waiting")).scalar_one()

@@ -3,39 +3,57 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Callable, Sequence
+from typing import Sequence
 
 from sqlalchemy import and_, func, or_, select, update
 
+from monitor.core.logs import get_logger
 from monitor.core.records import AlertRow
 from monitor.store import schema as t
 from monitor.store.base import Repository
+
+log = get_logger(__name__)
 
 
 class OutboxRepository(Repository):
     """The outbox the sender claims and settles, channel ids and Slack event keys."""
 
-    def outbox(self, limit: int, slack: bool = True) -> list[AlertRow]:
-        """Unsent rows in order: Slack's (`slack`), or every other receiver's; neither waits on the other."""
+    def outbox(self, limit: int, receivers: Sequence[str] = ("slack",)) -> list[AlertRow]:
+        """Unsent rows of these receivers in order (Slack's by default); no receiver waits on another."""
         a = t.alerts.c
-        mine = a.receiver == "slack" if slack else a.receiver != "slack"
         with self.engine.connect() as conn:
             rows = conn.execute(select(a.id, a.dedupe_key, a.kind, a.mention_id, a.channel, a.payload, a.state,
                                        a.attempts, a.created_at, a.sending_at, a.op, a.thread_of, a.updates,
-                                       a.receiver, a.format)
-                                .where(a.state.in_(("pending", "sending")), mine).order_by(a.id).limit(limit)).all()
+                                       a.receiver, a.format, a.folded)
+                                .where(a.state.in_(("pending", "sending")), a.receiver.in_(list(receivers)))
+                                .order_by(a.id).limit(limit)).all()
         return [AlertRow(**r._mapping) for r in rows]
 
-    def fold_bursts(self, per_minute: int, now: datetime, fold: Callable[[dict], dict]) -> int:
+    def fail_unrouted(self, receivers: Sequence[str]) -> int:
+        """Unsent rows of a receiver that is no longer configured: failed, saying so. Returns how many."""
+        a = t.alerts.c
+        failed = 0
+        with self.engine.begin() as conn:
+            gone = conn.execute(select(a.receiver).distinct().where(a.state.in_(("pending", "sending")),
+                                                                    a.receiver.not_in(list(receivers)))).scalars().all()
+            for name in gone:
+                failed += conn.execute(update(t.alerts).where(a.state.in_(("pending", "sending")), a.receiver == name)
+                                       .values(state="failed", last_error=f"receiver {name!r} is not configured")
+                                       ).rowcount
+                log.error("alerts to receiver %s failed: it is not configured (will not retry)", name)
+        return failed
+
+    def fold_bursts(self, per_minute: int, now: datetime) -> int:
         """Keep each channel within `per_minute` top-level messages: a pending top-level post beyond it
         becomes a reply in the thread of the channel's latest top-level message (its own replies follow
-        it there), its payload restyled by `fold`. One transaction, before anything is claimed, so what
-        is sent and what reconciliation looks for agree. Returns how many were folded."""
+        it there), marked `folded` so the receiver adds why when it renders. One transaction, before
+        anything is claimed, so what is sent and what reconciliation looks for agree. Returns how many
+        were folded."""
         a = t.alerts.c
         top = and_(a.op == "post", a.thread_of.is_(None), a.receiver == "slack")
         folded = 0
         with self.engine.begin() as conn:
-            pending = conn.execute(select(a.id, a.channel, a.payload).where(a.state == "pending", top)
+            pending = conn.execute(select(a.id, a.channel).where(a.state == "pending", top)
                                    .order_by(a.id)).all()
             by_channel: dict[str, list] = {}
             for row in pending:
@@ -50,11 +68,27 @@ class OutboxRepository(Repository):
                         budget, carrier = budget - 1, row.id
                         continue
                     conn.execute(update(t.alerts).where(a.id == row.id, a.state == "pending")
-                                 .values(thread_of=carrier, payload=fold(row.payload)))
+                                 .values(thread_of=carrier, folded=per_minute))
                     conn.execute(update(t.alerts).where(a.thread_of == row.id, a.state == "pending")
                                  .values(thread_of=carrier))
                     folded += 1
         return folded
+
+    def message_views(self, alert_ids: Sequence[int]) -> dict[int, tuple[dict, int | None, list[tuple[int, dict]]]]:
+        """For each neutral message: its stored message, its fold, and the changes queued for it as
+        (update row id, change) in order, which the receiver renders an update from."""
+        a = t.alerts.c
+        if not alert_ids:
+            return {}
+        with self.engine.connect() as conn:
+            messages = conn.execute(select(a.id, a.payload, a.folded).where(a.id.in_(list(alert_ids)),
+                                                                            a.format == "neutral")).all()
+            changes = conn.execute(select(a.id, a.updates, a.payload).where(
+                a.op == "update", a.format == "neutral", a.updates.in_([m.id for m in messages])).order_by(a.id)).all()
+        out = {m.id: (m.payload, m.folded, []) for m in messages}
+        for row in changes:
+            out[row.updates][2].append((row.id, row.payload["change"]))
+        return out
 
     def claim(self, rows: Sequence[AlertRow], now: datetime) -> set[int]:
         """Mark a batch `sending` in one commit, before any of it is posted; returns the ids this call owns.

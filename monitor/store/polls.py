@@ -7,13 +7,17 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from monitor.core.logs import REDACTOR
-from monitor.core.records import Gap, Match, NewAlert, Post, StoredMention, TeamReply
+from alerts.reply_clock import OPEN_STATES
+from monitor.core.logs import REDACTOR, get_logger
+from monitor.core.messages import deleted
+from monitor.core.records import Gap, Match, NewAlert, Post, StatusUpdate, StoredMention, TeamReply
 from monitor.health import SourceHealth
 from monitor.store import schema as t
 from monitor.store.base import Repository, _mention
+
+log = get_logger(__name__)
 
 
 class PollRepository(Repository):
@@ -23,13 +27,20 @@ class PollRepository(Repository):
         with self.engine.connect() as conn:
             return conn.execute(select(t.cursors.c.value).where(t.cursors.c.source_id == source_id)).scalar()
 
+    def cursors(self) -> dict[str, tuple[dict, datetime]]:
+        """Every source's cursor with the time it was committed."""
+        c = t.cursors.c
+        with self.engine.connect() as conn:
+            return {row.source_id: (row.value, row.updated_at) for row in conn.execute(
+                select(c.source_id, c.value, c.updated_at))}
+
     def commit_poll(self, source_id: str, found: Sequence[tuple[Post, Match]], cursor: dict | None,
                     drops: Counter, now: datetime, gaps: Sequence[Gap] = (),
                     replies: Sequence[TeamReply] = (), deleted: Sequence[tuple[str, str]] = ()) -> list[int]:
         """Store new mentions and advance the cursor atomically; returns ids of mentions new to us.
 
-        `deleted` ((platform, external id) the platform reported deleted) marks stored mentions
-        `extra.deleted_at` in the same transaction; ids never stored are ignored.
+        `deleted` ((platform, external id) the platform reported deleted, from any connector) marks stored
+        mentions `extra.deleted_at` in the same transaction (`_mark_deleted`); ids never stored are ignored.
 
         `replies` (team answers found before the commit) are recorded in the same transaction, so a
         mention answered before it was stored is never seen unanswered by routing."""
@@ -48,12 +59,7 @@ class PollRepository(Repository):
                 conn.execute(self._upsert(t.cursors, ["source_id"],
                                           {"source_id": source_id, "value": cursor, "updated_at": now}))
             for platform, external_id in deleted:
-                m = t.mentions.c
-                found = conn.execute(select(m.id, m.extra).where(m.source == platform,
-                                                                 m.external_id == external_id)).first()
-                if found is not None and "deleted_at" not in (found.extra or {}):
-                    conn.execute(t.mentions.update().where(m.id == found.id).values(
-                        extra={**(found.extra or {}), "deleted_at": now.isoformat()}))
+                self._mark_deleted(conn, platform, external_id, now)
             for gap in gaps:
                 conn.execute(t.gaps.insert().values(source_id=source_id, window_start=gap.window_start,
                                                     window_end=gap.window_end, estimated_count=gap.estimated_count,
@@ -71,6 +77,27 @@ class PollRepository(Repository):
                 conn.execute(stmt_drop.on_conflict_do_update(
                     index_elements=["source_id", "reason"], set_={"count": t.drop_counts.c.count + count}))
         return inserted
+
+    def _mark_deleted(self, conn, platform: str, external_id: str, now: datetime) -> None:
+        """A post its platform says was deleted: marked once; what still waits to be alerted is dropped
+        (its text is never posted) and its reply clock stops (nobody can answer it; no reminder repeats
+        it); a message already carrying it gets an update, queued in this transaction under a key of its
+        own, that shows it deleted instead of its text."""
+        m, n, c = t.mentions.c, t.notifications.c, t.reply_clock.c
+        found = conn.execute(select(m.id, m.extra).where(m.source == platform, m.external_id == external_id)).first()
+        if found is None or "deleted_at" in (found.extra or {}):
+            return
+        conn.execute(t.mentions.update().where(m.id == found.id).values(
+            extra={**(found.extra or {}), "deleted_at": now.isoformat()}))
+        conn.execute(update(t.notifications).where(n.mention_id == found.id, n.state.in_(("waiting", "silenced")))
+                     .values(state="dropped"))
+        conn.execute(update(t.reply_clock).where(c.mention_id == found.id, c.state.in_(OPEN_STATES))
+                     .values(state="not_relevant", closed_at=now, closed_via="deleted"))
+        message_id = self._message_of(conn, found.id)
+        if message_id is not None:
+            self._queue_status(conn, StatusUpdate(message_id, found.id, f"deleted:{found.id}", deleted(found.id)), now)
+        log.info("%s post %s (mention %s) was deleted by its author%s", platform, external_id[:80], found.id,
+                 "; its message will show it deleted" if message_id is not None else "")
 
     def record_response(self, mention_id: int, responder: str, responded_at: datetime, url: str | None,
                         via: str, now: datetime) -> bool:

@@ -1,5 +1,6 @@
 """What reports, the weekly digest and spike detection read: counts in SQL (GROUP BY brand, UTC day,
-source, with each mention's newest labels pivoted into columns), the top mentions of a window, the
+source, with each mention's newest labels pivoted into columns; whole days from the `mention_daily`
+rollup), the top mentions of a window, the
 newest complaints' words and hourly counts."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Sequence
 
-from sqlalchemy import Integer, and_, case, func, literal_column, or_, select
+from sqlalchemy import Integer, and_, case, func, literal_column, or_, select, true, union_all
 from sqlalchemy.sql import ColumnElement
 
 from alerts.spikes import HourCount
@@ -49,8 +50,24 @@ def day_bucket(dialect: str) -> ColumnElement:
     return func.strftime(literal_column("'%Y-%m-%d'"), ts)
 
 
-def in_days(day: ColumnElement, start: datetime, end: datetime) -> list[ColumnElement]:
-    """`mention_time()` in [start, end), with the day range that lets SQLite walk ix_mentions_report."""
+PIVOT = tuple(f"s_{s}" for s in SENTIMENTS) + tuple(f"i_{i}" for i in INTENTS)
+
+
+def whole_days(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The first UTC midnight at or after `start` and the last at or before `end`: the days in between
+    lie wholly in [start, end)."""
+    def midnight(moment: datetime) -> datetime:
+        return moment.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    first = midnight(start)
+    return (first if first == start else first + timedelta(days=1)), midnight(end)
+
+
+def in_days(dialect: str, day: ColumnElement, start: datetime, end: datetime) -> list[ColumnElement]:
+    """`mention_time()` in [start, end): on SQLite with the day range that lets it walk ix_mentions_report;
+    on PostgreSQL (no such expression index) as ranges of the (brand, created_at) index."""
+    if dialect == "postgresql":
+        return [in_window(start, end)]
     first, last = (f"{moment.astimezone(timezone.utc):%Y-%m-%d}" for moment in (start, end))
     return [day >= first, day <= last, mention_time() >= start, mention_time() < end]
 
@@ -60,27 +77,88 @@ class ReportRepository(Repository):
     """What reports, the weekly digest and spike detection read."""
 
     def daily_counts(self, brands: Sequence[str], start: datetime, end: datetime) -> list[tuple]:
-        """(brand, UTC day, source, mentions, one count per sentiment, one per intent) in [start, end).
+        """(brand, UTC day, source, mentions, one count per sentiment, one per intent) in [start, end),
+        ordered by brand, day and source.
 
-        One row per brand, day and source, sentiments and intents pivoted into columns: on SQLite the
-        rows then come in index order and aggregate without a sort.
+        Whole UTC days come from the daily rollup (labelled mentions, kept when mentions are pruned) plus
+        their mentions not labelled yet; the partial days at either end are counted from the mentions. One
+        statement, so one snapshot: a mention labelled meanwhile is counted once.
         """
-        day = day_bucket(self.engine.dialect.name)
-        pivot = [func.sum(case((lab.sentiment == s, 1), else_=0)) for s in SENTIMENTS]
-        pivot += [func.sum(case((lab.intent == i, 1), else_=0)) for i in INTENTS]
-        query = (select(m.brand, day, m.source, func.count(), *pivot).select_from(newest_labels())
-                 .where(m.brand.in_(list(brands)), *in_days(day, start, end)).group_by(m.brand, day, m.source))
+        brands = list(brands)
+        first, last = whole_days(start, end)
+        if first < last:
+            parts = [self._rolled_up(brands, first, last), self._counted(brands, first, last, unlabelled=True)]
+            parts += [self._counted(brands, a, b) for a, b in ((start, first), (last, end)) if a < b]
+        else:
+            parts = [self._counted(brands, start, end)]
+        rows = union_all(*parts).subquery()
+        numbers = [func.sum(rows.c[name]) for name in ("volume", *PIVOT)]
+        query = (select(rows.c.brand, rows.c.day, rows.c.source, *numbers).group_by(rows.c.brand, rows.c.day, rows.c.source)
+                 .order_by(rows.c.brand, rows.c.day, rows.c.source))
         with self.engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(query)]
+            return [tuple(int(v) if i > 2 else v for i, v in enumerate(row)) for row in conn.execute(query)]
+
+    def _counted(self, brands: list[str], start: datetime, end: datetime, unlabelled: bool = False):
+        """Counts per brand, day and source straight from the mentions (and their newest labels); with
+        `unlabelled`, of those not labelled yet only, found through the classified_at index (the brand is
+        wrapped so that SQLite does not walk the window's every mention by brand and day instead)."""
+        day = day_bucket(self.engine.dialect.name)
+        pivot = [func.sum(case((lab.sentiment == s, 1), else_=0)).label(f"s_{s}") for s in SENTIMENTS]
+        pivot += [func.sum(case((lab.intent == i, 1), else_=0)).label(f"i_{i}") for i in INTENTS]
+        return (select(m.brand.label("brand"), day.label("day"), m.source.label("source"), func.count().label("volume"),
+                       *pivot).select_from(newest_labels())
+                .where(*([func.coalesce(m.brand, "").in_(brands), m.classified_at.is_(None)] if unlabelled
+                         else [m.brand.in_(brands)]), *in_days(self.engine.dialect.name, day, start, end))
+                .group_by(m.brand, day, m.source))
+
+    @staticmethod
+    def _rolled_up(brands: list[str], first: datetime, last: datetime):
+        """Counts per brand, day and source of the labelled mentions of the days [first, last), from the rollup."""
+        d = t.mention_daily.c
+        pivot = [func.sum(case((d.sentiment == s, d.count), else_=0)).label(f"s_{s}") for s in SENTIMENTS]
+        pivot += [func.sum(case((d.intent == i, d.count), else_=0)).label(f"i_{i}") for i in INTENTS]
+        return (select(d.brand.label("brand"), d.day.label("day"), d.source.label("source"),
+                       func.sum(d.count).label("volume"), *pivot)
+                .where(d.brand.in_(brands), d.day >= f"{first:%Y-%m-%d}", d.day < f"{last:%Y-%m-%d}")
+                .group_by(d.brand, d.day, d.source))
 
     def complaint_texts(self, brand: str, start: datetime, end: datetime, limit: int) -> list[str]:
-        """The newest complaints' words: newest day first, a backwards walk of the index that stops at `limit`."""
-        day = day_bucket(self.engine.dialect.name)
-        query = (select(m.title, m.text).select_from(newest_labels())
-                 .where(m.brand == brand, *in_days(day, start, end), lab.intent == "complaint")
-                 .order_by(day.desc()).limit(limit))
+        """The newest complaints' words: newest first, from the last days that hold `limit` complaints by the
+        rollup's count (none: no query), walking an index backwards (on PostgreSQL (brand, created_at):
+        undated mentions, rare, come first)."""
+        since = self._complaints_since(brand, start, end, limit)
+        if since is None:
+            return []
+        dialect = self.engine.dialect.name
+        day = day_bucket(dialect)
+        window = [m.brand == brand, *in_days(dialect, day, max(start, since), end)]
+        if dialect == "postgresql":  # each mention's newest label looked up by index, never a scan of all labels
+            label = (select(lab.intent).where(lab.mention_id == m.id)
+                     .order_by(lab.created_at.desc(), lab.model.desc()).limit(1).lateral("newest"))
+            query = (select(m.title, m.text).select_from(t.mentions.join(label, true()))
+                     .where(*window, label.c.intent == "complaint").order_by(m.created_at.desc().nulls_first()))
+        else:
+            query = (select(m.title, m.text).select_from(newest_labels())
+                     .where(*window, lab.intent == "complaint").order_by(day.desc()))
+        query = query.limit(limit)
         with self.engine.connect() as conn:
             return ["\n".join(p for p in (r.title, r.text) if p) for r in conn.execute(query)]
+
+    def _complaints_since(self, brand: str, start: datetime, end: datetime, limit: int) -> datetime | None:
+        """The start of the latest day from which on the window holds `limit` labelled complaints (the
+        window's start when it holds fewer; None when the rollup counts none in its days)."""
+        d = t.mention_daily.c
+        query = (select(d.day, func.sum(d.count)).where(d.brand == brand, d.intent == "complaint",
+                                                        d.day >= f"{start.astimezone(timezone.utc):%Y-%m-%d}",
+                                                        d.day <= f"{end.astimezone(timezone.utc):%Y-%m-%d}")
+                 .group_by(d.day).order_by(d.day.desc()))
+        seen = 0
+        with self.engine.connect() as conn:
+            for day, count in conn.execute(query):
+                seen += int(count)
+                if seen >= limit:
+                    return datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
+        return start if seen else None
 
     def top_mentions(self, brand: str, start: datetime, end: datetime, *, intent: str | None = None,
                      sentiment: str | None = None, limit: int) -> list[dict]:

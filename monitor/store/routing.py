@@ -6,7 +6,7 @@ from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Sequence
 
-from sqlalchemy import bindparam, case, func, or_, select, union, update
+from sqlalchemy import bindparam, func, select, union, update
 
 from alerts.reply_clock import ClockRow
 from monitor.core.labels import Labels
@@ -174,12 +174,8 @@ class RoutingRepository(Repository):
     def message_of(self, mention_id: int) -> int | None:
         """The outbox id of the message that carried this mention (top-level or thread reply), if any yet:
         its alert, else its kudos message when it is on the reply clock (praise owed an answer)."""
-        n, c = t.notifications.c, t.reply_clock.c
-        clocked = select(c.mention_id).where(c.mention_id == mention_id).exists()
         with self.engine.connect() as conn:
-            return conn.execute(select(n.alert_id).where(n.mention_id == mention_id, n.alert_id.is_not(None),
-                                                         or_(n.route != KUDOS_ROUTE, clocked))
-                                .order_by(case((n.route == KUDOS_ROUTE, 1), else_=0), n.id).limit(1)).scalar()
+            return self._message_of(conn, mention_id)
 
     def route_of(self, mention_id: int) -> str | None:
         """The path of the first route this mention took."""

@@ -65,6 +65,8 @@ mentions = Table(
     Index("ix_mentions_thread", "source", "thread_id"),  # v2: later comments find their alerted thread
     Index("ix_mentions_text_hash", "text_hash"),  # v3: a cross-post finds the earlier post of the same text
     Index("ix_mentions_crosspost_of", "crosspost_of"),  # v3: an item's cross-posts, an answer on either
+    # v6: idle ticks and pruning read ranges of these, never the whole table (tests/test_retention.py reads the plans)
+    Index("ix_mentions_fetched_at", "fetched_at"),
 )
 # v2, SQLite only: `report` counts stream in this order (brand, UTC day, source) instead of sorting a million rows;
 # the day expression must stay identical to monitor.store.reports.day_bucket's.
@@ -140,7 +142,11 @@ alerts = Table(
     # v4: which receiver sends the row, and whether its payload is rendered Slack or a neutral Message
     Column("receiver", String(64), nullable=False, default="slack", server_default="slack"),
     Column("format", String(16), nullable=False, default="slack", server_default="slack"),
+    # v5: the channel budget (messages a minute) that folded this post into a thread; the receiver says so
+    Column("folded", Integer),
     Index("ix_alerts_state_id", "state", "id"),
+    Index("ix_alerts_sent_at", "sent_at"),  # v6: pruning finds old sent rows by range
+    Index("ix_alerts_mention", "mention_id"),  # v6: a pruned mention's messages lose their link to it
 )
 
 responses = Table(
@@ -164,6 +170,7 @@ gaps = Table(
     Column("estimated_count", Integer),
     Column("reason", Text, nullable=False),
     Column("recorded_at", UtcDateTime, nullable=False),
+    Index("ix_gaps_recorded_at", "recorded_at"),  # v6: pruned by age
 )
 
 usage = Table(
@@ -198,6 +205,8 @@ notifications = Table(
     UniqueConstraint("mention_id", "route", name="uq_notifications_mention_route"),
     Index("ix_notifications_state_group", "state", "group_key"),
     Index("ix_notifications_mention", "mention_id"),
+    Index("ix_notifications_alert", "alert_id"),  # v6: the mentions a message carries; pruning checks it
+    Index("ix_notifications_created", "created_at"),  # v6: reply clock candidates, notified in the lookback
 )
 
 group_log = Table(
@@ -238,8 +247,9 @@ reply_clock = Table(
     Column("escalated_at", UtcDateTime),
     Column("closed_at", UtcDateTime),
     Column("closed_by", String(200)),
-    Column("closed_via", String(32)),  # slack, reaction, cli, reddit, x, hackernews
+    Column("closed_via", String(32)),  # slack, reaction, cli, a platform (answered there), deleted (by its author)
     Index("ix_reply_clock_state_deadline", "state", "deadline"),
+    Index("ix_reply_clock_brand_started", "brand", "started_at"),  # v6: a week's response figures (digest, report)
 )
 
 slack_events = Table(
@@ -247,6 +257,7 @@ slack_events = Table(
     "slack_events", metadata,
     Column("key", String(200), primary_key=True),
     Column("received_at", UtcDateTime, nullable=False),
+    Index("ix_slack_events_received_at", "received_at"),  # v6: pruned by age
 )
 
 label_feedback = Table(
@@ -286,7 +297,7 @@ spikes = Table(
 )
 
 leases = Table(
-    # v5: who does a shared job now, when several nodes run on one PostgreSQL (polling a source, the
+    # v7: who does a shared job now, when several nodes run on one PostgreSQL (polling a source, the
     # process job). `token` grows each time the lease changes hands: a fencing token.
     "leases", metadata,
     Column("name", String(200), primary_key=True),
@@ -295,9 +306,40 @@ leases = Table(
     Column("expires_at", UtcDateTime, nullable=False),
 )
 
+mention_daily = Table(
+    # v6: mentions per brand, UTC day, source and newest labels, kept when the mentions are pruned, so
+    # `report` reads a few rows per day instead of every mention. A mention is counted here from the
+    # transaction that labels it (classified_at set) on; a relabel moves its count.
+    "mention_daily", metadata,
+    Column("brand", String(100), primary_key=True),
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD, UTC, of created_at else fetched_at
+    Column("source", String(32), primary_key=True),
+    Column("sentiment", String(16), primary_key=True),
+    Column("intent", String(16), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
 # The tables version 2 added; the v2 migration creates them (when a later version changes one, freeze its v2
 # definition in that migration first).
 V2_TABLES = (notifications, group_log, silences, reply_clock, slack_events, label_feedback, digests, spikes)
+
+# The indexes version 6 added (revision v6 creates them on an older database).
+V6_INDEXES = ("ix_mentions_fetched_at", "ix_alerts_sent_at", "ix_alerts_mention", "ix_notifications_alert",
+              "ix_notifications_created", "ix_slack_events_received_at", "ix_gaps_recorded_at",
+              "ix_reply_clock_brand_started")
+
+
+_DAY = {"sqlite": "strftime('%Y-%m-%d', coalesce(m.created_at, m.fetched_at))",
+        "postgresql": "to_char(date_trunc('day', timezone('UTC', coalesce(m.created_at, m.fetched_at))), 'YYYY-MM-DD')"}
+# Every labelled mention counted once, under its newest label (created_at, then model name), as reports count it.
+ROLLUP_FROM_MENTIONS = {dialect: f"""
+INSERT INTO mention_daily (brand, day, source, sentiment, intent, count)
+SELECT m.brand, {day}, m.source, l.sentiment, l.intent, count(*)
+FROM mentions m JOIN labels l ON l.mention_id = m.id
+WHERE m.classified_at IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM labels n WHERE n.mention_id = l.mention_id
+    AND (n.created_at > l.created_at OR (n.created_at = l.created_at AND n.model > l.model)))
+GROUP BY 1, 2, 3, 4, 5""" for dialect, day in _DAY.items()}
 
 
 SQLITE_MMAP_BYTES = 1 << 30

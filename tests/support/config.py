@@ -7,7 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from alerts.messages import MessageItem, group_header, group_message
+from alerts.messages import MessageItem, group_header
+from alerts.neutral import alert_message
+from alerts.slack_render import render
 from monitor.core.labels import Labels
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -52,11 +54,12 @@ def feed_source(name: str, url: str, **extra) -> dict:
 
 def pipeline_with_clock(tmp_path: Path, config: dict, now):
     """A pipeline over `config` whose clock the test moves by hand: returns pipeline, store, clock."""
+    from alerts.receivers import receiver_types
     from monitor.config import load_settings
     from monitor.daemon import build_pipeline
     from monitor.store import Store
 
-    settings, _ = load_settings(write_config(tmp_path, config))
+    settings, _ = load_settings(write_config(tmp_path, config), receiver_types=receiver_types())
     clock = [now]
     pipeline = build_pipeline(settings, Store(settings.storage.url))
     pipeline.clock = lambda: clock[0]
@@ -66,7 +69,7 @@ def pipeline_with_clock(tmp_path: Path, config: dict, now):
 def alert_payload(mention_id: int, text: str, labels: Labels, *, url: str | None = None, title: str | None = None,
                   author: str | None = None, reach: int | None = None, reply_by=None, brand_name: str = "Acme",
                   source: str = "acme/blog") -> dict:
-    """A one-complaint alert message exactly as the router builds it, for tests that fill the outbox."""
+    """A one-complaint alert message exactly as Slack shows the router's, for tests that fill the outbox."""
     item = MessageItem(mention_id=mention_id, reason="Complaint", brand_name=brand_name, source=source, url=url,
                        title=title, text=text, author=author, reach=reach, labels=labels, reply_by=reply_by)
-    return group_message([item], group_header([item]))
+    return render(alert_message([item], group_header([item]), "", "", None).to_json())

@@ -1,7 +1,7 @@
 """Version 1, the first released schema: the baseline.
 
 Databases made before Alembic carry `schema_version` and are stamped with the matching revision
-(v1..v4) before upgrading; an empty database is created from the current tables and stamped head,
+(v1..v6) before upgrading; an empty database is created from the current tables and stamped head,
 never built by replaying steps, so this step has nothing to do.
 
 Revision ID: v1

@@ -1,7 +1,7 @@
-"""Version 5, several nodes on one database: the leases table (who polls a source, who runs the process job).
+"""Version 7, several nodes on one database: the leases table (who polls a source, who runs the process job).
 
-Revision ID: v5
-Revises: v4
+Revision ID: v7
+Revises: v6
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from alembic import op
 
 from monitor.store import schema as t
 
-revision = "v5"
-down_revision = "v4"
+revision = "v7"
+down_revision = "v6"
 branch_labels = None
 depends_on = None
 

@@ -1,5 +1,7 @@
-"""Delivering outbox rows to webhook receivers: at least once, with a key that makes it exactly once
-for a receiver that remembers keys.
+"""The webhook receiver plug-in: its config (`WebhookReceiver`), its rendering of the neutral message
+(`webhook_json`), its sender, and its registry entry (`PLUGIN`).
+
+Delivery is at least once, with a key that makes it exactly once for a receiver that remembers keys.
 
 A webhook cannot be read back the way a Slack channel can, so a row whose outcome is unknown (a crash
 or a dropped connection after the POST left) is sent again, with the same `Idempotency-Key` and the
@@ -18,18 +20,20 @@ import json
 import random
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Any, Callable, Literal
 
 import requests
+from pydantic import Field, SecretStr, field_validator
 
-from alerts.neutral import webhook_json
+from alerts.messages import neutralise, truncate
+from alerts.receivers import Receiver
 from alerts.slack import DeliveryReport
 from connectors.http import retry_after_seconds
 from connectors.transport import BoundedSession
-from monitor.config.receivers import WebhookReceiver
+from monitor.configbase import Duration, Strict
 from monitor.core.failures import FailureKind, SourceFailure
 from monitor.core.logs import get_logger
-from monitor.core.messages import Message
+from monitor.core.messages import Message, MessageEntry
 from monitor.core.records import AlertRow
 from monitor.health import after_failure, after_success
 from monitor.store import Store
@@ -41,6 +45,52 @@ KEY_HEADER = "Idempotency-Key"
 FIRST_BACKOFF = timedelta(seconds=5)
 MAX_ANSWER_BYTES = 64 * 1024
 RETRY_STATUSES = frozenset({408, 425, 429})
+TEXT_CHARS = 1000
+TITLE_CHARS = 300
+AUTHOR_CHARS = 200
+
+
+class WebhookReceiver(Strict):
+    """POSTs each message as JSON, signed with HMAC-SHA256 of the body, with an idempotency key."""
+
+    type: Literal["webhook"]
+    url: str = Field(description="http(s) URL the JSON message is POSTed to")
+    secret: SecretStr = Field(description="HMAC-SHA256 key for X-Mentionwatch-Signature, from ${VAR}")
+    timeout: Duration = Field(timedelta(seconds=10), description="Whole-request deadline")
+    max_backoff: Duration = Field(timedelta(minutes=10), description="Longest wait between retries")
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return url
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr) -> SecretStr:
+        if len(secret.get_secret_value()) < 16:
+            raise ValueError("a secret of at least 16 characters")
+        return secret
+
+
+def _clean(text: str | None, limit: int) -> str | None:
+    return truncate(neutralise(text), limit) if text is not None else None
+
+
+def _shown(item: MessageEntry) -> MessageEntry:
+    """A stranger's texts as a webhook gets them: control and invisible characters removed, one line,
+    cut; not escaped (the receiver escapes for wherever it shows them)."""
+    return replace(item, text=_clean(item.text, TEXT_CHARS) or "", title=_clean(item.title, TITLE_CHARS),
+                   author=_clean(item.author, AUTHOR_CHARS), held_by=_clean(item.held_by, TITLE_CHARS))
+
+
+def webhook_json(message: Message) -> dict[str, Any]:
+    """The webhook receiver's rendering: the message as JSON, strangers' texts cleaned and cut."""
+    return replace(message, summary=neutralise(message.summary),
+                   items=tuple(_shown(i) for i in message.items)).to_json()
+
+
 
 
 def idempotency_key(row: AlertRow) -> str:
@@ -75,27 +125,24 @@ class WebhookSender:
         self.store = store
         self.clock = clock
         self.rng = rng or random.Random()
-        self.paused_until: dict[str, datetime] = {}
+        # Each receiver's pause (Retry-After or backoff) is its stored health's retry_at: a restart keeps it.
+        self.paused_until: dict[str, datetime] = {
+            name: retry for name in receivers if (retry := store.get_health(health_id(name)).retry_at) is not None}
         self._sessions: dict[str, BoundedSession] = {}
-        # Without receivers no new row can appear: rows left by a removed one are failed on the first drain.
-        self._idle = False
 
     def deliver(self, limit: int = 200) -> DeliveryReport:
         report = DeliveryReport()
-        if self._idle:
-            return report
-        self._idle = not self.receivers
         done: set[str] = set()  # receivers whose turn in this drain is over (paused or failing)
-        for row in self.store.outbox(limit, slack=False):
+        for row in self.store.outbox(limit, receivers=sorted(self.receivers)):
             name = row.receiver
             if name in done:
                 report.held += 1
                 continue
-            cfg = self.receivers.get(name)
-            if cfg is None or row.format != "neutral":
-                why = f"receiver {name!r} is not configured" if cfg is None else f"a {row.format} row for a webhook"
+            if row.format != "neutral":
+                why = f"a {row.format} row for a webhook"
                 self.store.mark_failed(row.id, why)
-                log.error("alert %s to %s failed: %s (will not retry)", row.id, name, why)
+                log.error("alert %s to %s failed: %s (will not retry)", row.id, name, why,
+                          extra={"mention_id": row.mention_id})
                 report.failed += 1
                 continue
             now = self.clock()
@@ -103,7 +150,7 @@ class WebhookSender:
                 done.add(name)
                 report.held += 1
                 continue
-            outcome = self._send(row, name, cfg)
+            outcome = self._send(row, name, self.receivers[name])
             if outcome == "sent":
                 report.sent += 1
             elif outcome == "failed":
@@ -142,7 +189,8 @@ class WebhookSender:
             self._trouble(name, cfg, SourceFailure(kind, f"webhook {name} answered HTTP {status}", wait))
             return "retry"
         self.store.mark_failed(row.id, f"HTTP {status}")
-        log.error("alert %s to webhook %s refused with HTTP %d (will not retry)", row.id, name, status)
+        log.error("alert %s to webhook %s refused with HTTP %d (will not retry)", row.id, name, status,
+                  extra={"mention_id": row.mention_id})
         return "failed"
 
     def _session(self, name: str, cfg: WebhookReceiver) -> BoundedSession:
@@ -175,3 +223,6 @@ class WebhookSender:
         self.store.save_health(health)
         if transition == "recovered":
             log.warning("webhook %s delivery recovered", name)
+
+
+PLUGIN = Receiver(type="webhook", config=WebhookReceiver, sender=WebhookSender)

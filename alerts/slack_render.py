@@ -1,0 +1,96 @@
+"""The Slack receiver's rendering, done when a row is sent: a neutral message (an alert `Message`, or a
+kudos message's praise posts) plus the changes queued for it since (statuses, label notes, cross-post
+links, deletions) and the channel-budget fold, as Block Kit. Pure: the same row renders the same payload on every attempt, so reconciliation can compare it
+with what Slack shows."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from datetime import datetime, timedelta
+from typing import Sequence
+
+from alerts.messages import (KudosItem, handled_status, kudos_message, label_status, mention_block_id,
+                             not_relevant_status, render_group, snoozed_status, with_crosspost, with_label_note,
+                             with_status)
+from monitor.core.messages import Change, Message
+
+DELETED = ":wastebasket: _deleted by its author_"
+
+
+def folded_note(per_minute: int) -> dict:
+    """What a message folded into another's thread says about why it is there."""
+    return {"type": "context", "elements": [{"type": "mrkdwn", "verbatim": True, "text":
+            f"_In this thread because the channel got more than {per_minute} messages a minute "
+            "(slack.channel_messages_per_minute)._"}]}
+
+
+def with_deleted(payload: dict, mention_id: int) -> dict:
+    """The mention's excerpt replaced, and the fallback text cut to the header, so the deleted text is not
+    shown again (a message rendered before the deletion, or queued as Block Kit by an older version)."""
+    blocks = list(payload.get("blocks") or [])
+    at = next((i for i, b in enumerate(blocks) if b.get("block_id") == mention_block_id(mention_id)), None)
+    if at is None:
+        return payload
+    if at + 1 < len(blocks) and blocks[at + 1].get("type") == "section" and "block_id" not in blocks[at + 1]:
+        blocks[at + 1] = _deleted_block()
+    header = next((b["text"]["text"] for b in blocks if b.get("type") == "header"), "A post was deleted")
+    return {**payload, "text": header, "blocks": blocks}
+
+
+def _deleted_block() -> dict:
+    return {"type": "section", "text": {"type": "mrkdwn", "verbatim": True, "text": DELETED}}
+
+
+def apply(payload: dict, change: Change) -> dict:
+    """One change worded into a Block Kit payload; other mentions' blocks are untouched."""
+    mention_id, kind = change["mention_id"], change["kind"]
+    if kind == "handled":
+        status = handled_status(change["by"], change["via"], timedelta(seconds=change["after_s"]))
+        return with_status(payload, mention_id, status, keep_actions=False)
+    if kind == "snoozed":
+        status = snoozed_status(change["by"], datetime.fromisoformat(change["until"]),
+                                datetime.fromisoformat(change["at"]))
+        return with_status(payload, mention_id, status, keep_actions=True)
+    if kind == "not_relevant":
+        return with_status(payload, mention_id, not_relevant_status(change["by"]), keep_actions=False)
+    if kind == "label":
+        return with_label_note(payload, mention_id,
+                               label_status(change["by"], [(old, new) for old, new in change["changes"]]))
+    if kind == "also":
+        return with_crosspost(payload, mention_id, change["source"], change["url"])
+    if kind == "deleted":
+        return with_deleted(payload, mention_id)
+    raise ValueError(f"unknown message change {kind!r}")
+
+
+def kudos_json(items: list[KudosItem], note: str | None, total: int) -> dict:
+    """A kudos message as the outbox stores it: its praise posts and suggested replies, not Block Kit."""
+    return {"kudos": {"items": [{**asdict(i), "reply_by": i.reply_by.isoformat() if i.reply_by else None}
+                                for i in items], "note": note, "total": total}}
+
+
+def render(message: dict, changes: Sequence[Change] = (), folded: int | None = None) -> dict:
+    """A stored neutral message (an alert `Message`, or a `kudos_json`) as Slack shows it now. A deleted
+    mention's text and title are left out before rendering, so neither the blocks nor the notification
+    text carry them."""
+    gone = {c["mention_id"] for c in changes if c["kind"] == "deleted"}
+    if "kudos" in message:
+        kudos = message["kudos"]
+        items = [KudosItem(**{**i, "reply_by": datetime.fromisoformat(i["reply_by"]) if i["reply_by"] else None})
+                 for i in kudos["items"]]
+        payload = kudos_message([replace(i, text="", title=None) if i.mention_id in gone else i for i in items],
+                                kudos["note"], kudos["total"])
+    else:
+        parsed = Message.from_json(message)
+        payload = render_group(replace(parsed, items=tuple(replace(i, text="", title=None) if i.mention_id in gone
+                                                           else i for i in parsed.items)))
+    for change in changes:
+        payload = apply(payload, change)
+    return with_folded(payload, folded)
+
+
+def with_folded(payload: dict, folded: int | None) -> dict:
+    """The fold note at the end of a message the channel budget put into a thread (`folded`: that budget)."""
+    if not folded:
+        return payload
+    return {**payload, "blocks": [*(payload.get("blocks") or []), folded_note(folded)]}
