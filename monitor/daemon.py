@@ -301,11 +301,18 @@ class Daemon:
             self.metrics.record_classified(size, seconds)
 
     def _process_job(self) -> None:
+        """The leader processes; on PostgreSQL the other nodes help label the backlog meanwhile."""
         if not self._leads():
+            if self.leases.shared:
+                self._guard(self._label_backlog)
             return
         report = self._guard(self.pipeline.process)
         if report is not None and self.metrics is not None:
             self.metrics.record_delivery(report)
+
+    def _label_backlog(self) -> None:
+        while not self.stop_event.is_set() and self.pipeline.classify_pending(batches=1):
+            pass
 
     def _prune_job(self) -> None:
         """Short transactions in a worker thread of its own: polls and deliveries go on meanwhile. On

@@ -4,7 +4,8 @@ Every node schedules every job (APScheduler's job stores are never shared); befo
 the job's lease in the database. A source's lease lasts a little over its interval and is renewed by each
 poll, so a node killed with `kill -9` has its sources taken over within about two intervals. The process
 job (classify, route, reply clock, digest, spikes, send) has one leader; the Slack sender renews the
-lease before each message and stops when it is lost, so two nodes never send side by side. On SQLite
+lease before each message and stops when it is lost, so two nodes never send side by side. The other
+nodes label meanwhile (rows locked with SKIP LOCKED, monitor.store.mentions.label_pending). On SQLite
 there is one node (monitor.store.exclusive) and every lease is granted without asking the database.
 """
 
