@@ -65,8 +65,10 @@ def assert_exactly_once(slack, store: Store, posts: list[int], updates: list[str
 @pytest.fixture
 def daemon_config(tmp_path, database, feeds, slack):
     feeds.set_feed("blog", render_rss("blog", "https://blog.example.com/", []))
+    # Long enough that a hung call is still open when the test kills the daemon; short, because on PostgreSQL
+    # each restart waits for the killed leader's lease (2 x this timeout + 2 s) before it sends.
     config = config_dict(tmp_path, slack.api_url, [feed_source("blog", feeds.url_for("blog"), interval="1h")],
-                         slack={"timeout": "10s"})
+                         slack={"timeout": "5s"})
     return write_config(tmp_path, config), config
 
 
