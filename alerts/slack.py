@@ -116,6 +116,9 @@ class Target:
     ts: str | None = None
 
 
+LOST_LEAD = "lost the lead"  # DeliveryReport.stopped: this node's process lease went to another node
+
+
 class _Stop(Exception):
     def __init__(self, failure: SourceFailure):
         self.failure = failure
@@ -177,6 +180,8 @@ class SlackSender:
         health = store.get_health(HEALTH_ID)
         self.paused_until = health.retry_at if health.kind == FailureKind.RATE_LIMITED.value else None
         self._channels: dict[str, str] = {}
+        # Renews this node's lead before each message; False: another node sends now (monitor/nodes.py).
+        self.still_leader: Callable[[], bool] = lambda: True
         self._views: dict[int, tuple[dict, int | None, list[tuple[int, dict]]]] = {}  # this drain's updated messages
 
     def deliver(self, limit: int = 200) -> DeliveryReport:
@@ -209,6 +214,8 @@ class SlackSender:
             todo = [row for row in rows if row.id not in found]
             held: set[str] = set()
             for start in range(0, len(todo), self.BATCH):
+                if report.stopped:
+                    break
                 self._send_batch(todo[start:start + self.BATCH], report, targets, held)
         except _Stop as stop:
             report.stopped = stop.failure.kind.value
@@ -221,11 +228,17 @@ class SlackSender:
     def _send_batch(self, batch: list[AlertRow], report: DeliveryReport, targets: dict[int, Target],
                     held: set[str]) -> None:
         """Claim, send and settle one batch; `held` collects channels whose order a waiting row keeps."""
-        self.store.claim([row.id for row in batch], self.clock())
+        owned = self.store.claim(batch, self.clock())
+        batch = [row for row in batch if row.id in owned]  # the rest another process claimed first
         sent: list[tuple[int, str, str | None]] = []
         unsent: list[tuple[int, str | None]] = []
         try:
             for i, row in enumerate(batch):
+                if not self.still_leader():
+                    unsent += [(later.id, None) for later in batch[i:]]
+                    report.stopped = LOST_LEAD
+                    log.warning("another node took over sending; %d message(s) left to it", len(batch) - i)
+                    return
                 try:
                     if row.channel in held:
                         raise _Held()

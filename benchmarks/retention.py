@@ -105,6 +105,7 @@ def fresh_store(url: str | None, tmp: Path, name: str) -> tuple[Store, str]:
         schema.metadata.drop_all(store.engine)
         with store.engine.begin() as conn:
             conn.exec_driver_sql("DROP TABLE IF EXISTS schema_version")
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
         store.close()
     return Store(url), url
 

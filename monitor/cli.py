@@ -6,11 +6,10 @@ import csv
 import json
 import os
 import sys
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -18,11 +17,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from classifiers.cli import app as classifier_app
-from monitor.cli_config import DEFAULT_CONFIG, load_or_exit as _load
+from monitor.cli_config import DEFAULT_CONFIG, load_or_exit as _load, opened_store as _opened
+from monitor.db_cli import db_app
 from monitor.config import EX_CONFIG, ConfigProblem, parse_duration
 from monitor.health import CLASSIFIER_HEALTH_ID
 from monitor.prune import prune_command
 from monitor.query_cli import match_command, route_test_command
+from monitor.silence_cli import silence_app
 from monitor.streams import seconds, stream_positions
 
 app = typer.Typer(help="Watch the web for your brand and bring what needs a human into Slack.",
@@ -77,18 +78,6 @@ def main_options(ctx: typer.Context,
     ctx.obj = {"log_format": log_format.value}
 
 
-@contextmanager
-def _opened(settings) -> Iterator:
-    """The configured store, closed however the command ends."""
-    from monitor.store import Store
-
-    store = Store(settings.storage.url)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
 @app.command()
 def run(ctx: typer.Context, config: str = ConfigOption,
         once: bool = typer.Option(False, "--once", help="Run every job once, print a summary line and exit"),
@@ -96,15 +85,20 @@ def run(ctx: typer.Context, config: str = ConfigOption,
                                                      help="Same as the global --log-level")) -> None:
     """Run the monitor: poll every source on its interval, classify, and alert in Slack."""
     from monitor.core import progress
-    from monitor.daemon import Daemon
+    from monitor.daemon import EXIT_DATABASE_BUSY, Daemon
     from monitor.core.logs import setup_logging
+    from monitor.store.exclusive import DatabaseBusy
 
     progress.configure(bars=False, quiet=progress.quiet())  # its stderr is a log: lines, never bars
 
     if log_level is not None:
         setup_logging(log_level.value, (ctx.obj or {}).get("log_format", "text"))
     settings = _load(config)
-    daemon = Daemon(config, settings)
+    try:
+        daemon = Daemon(config, settings)
+    except DatabaseBusy as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_DATABASE_BUSY)
     if once:
         code = daemon.run_once()
         typer.echo(daemon.summary.line())
@@ -462,68 +456,6 @@ def feedback_export(config: str = ConfigOption, output: Optional[Path] = typer.O
 
 app.registered_commands.extend(classifier_app.registered_commands)  # classify, eval, train
 
-# --- silences ------------------------------------------------------------------------------------
-
-silence_app = typer.Typer(help="Hold matching alerts for a while (stored, sent when the silence ends).",
-                          no_args_is_help=True)
-app.add_typer(silence_app, name="silence")
-
-
-@silence_app.command("add")
-def silence_add(matchers: list[str] = typer.Argument(..., help="key=value: brand, source (id or type), intent, "
-                                                               "sentiment, channel"),
-                duration: str = typer.Option(..., "--for", help="How long, e.g. 2h or 1d"),
-                reason: Optional[str] = typer.Option(None, "--reason"), config: str = ConfigOption) -> None:
-    """Silence alerts matching every key=value given, e.g. `silence add brand=acme source=x --for 2h`."""
-    from alerts.silences import parse_matchers
-    from monitor.tracker import CLOCK_LOOKBACK
-
-    settings = _load(config)
-    try:
-        parsed = parse_matchers(matchers, settings)
-        length = parse_duration(duration)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    if length.total_seconds() <= 0:
-        raise typer.BadParameter("--for: expected a duration longer than 0, e.g. 2h")
-    if length > CLOCK_LOOKBACK:
-        # What a silence held must still get its reply clock when released.
-        raise typer.BadParameter(f"--for: expected at most {CLOCK_LOOKBACK.days}d; add a new silence when it ends")
-    now = datetime.now(timezone.utc)
-    with _opened(settings) as store:
-        silence_id = store.add_silence(parsed, reason, os.environ.get("USER"), now, now + length, now)
-    typer.echo(f"silence #{silence_id}: {' '.join(f'{k}={v}' for k, v in parsed.items())} until "
-               f"{now + length:%Y-%m-%d %H:%M} UTC" + (f" ({reason})" if reason else ""))
-
-
-@silence_app.command("list")
-def silence_list(config: str = ConfigOption,
-                 recent: str = typer.Option("1d", help="Also show silences that ended this long ago")) -> None:
-    """Active silences and those that ended recently, with how many alerts each held."""
-    settings = _load(config)
-    now = datetime.now(timezone.utc)
-    with _opened(settings) as store:
-        silences = store.silences(ended_since=now - parse_duration(recent))
-    table = Table("id", "matchers", "state", "until", "held", "reason")
-    for silence in silences:
-        state = "active" if silence.active(now) else ("pending" if silence.starts_at > now else "ended")
-        table.add_row(str(silence.id), silence.describe(), state, f"{silence.ended_at():%Y-%m-%d %H:%M} UTC",
-                      str(silence.held), silence.reason or "")
-    Console(width=160).print(table)
-
-
-@silence_app.command("expire")
-def silence_expire(silence_id: int = typer.Argument(...), config: str = ConfigOption) -> None:
-    """End a silence now: what it held is sent on the daemon's next run (unless handled meanwhile)."""
-    settings = _load(config)
-    with _opened(settings) as store:
-        expired = store.expire_silence(silence_id, datetime.now(timezone.utc))
-    if not expired:
-        typer.echo(f"silence #{silence_id}: no such active silence", err=True)
-        raise typer.Exit(1)
-    typer.echo(f"silence #{silence_id} expired; its held alerts go out on the next run")
-
-
 # --- report ---------------------------------------------------------------------------------------
 
 class ReportFormat(str, Enum):
@@ -606,8 +538,10 @@ def report_responses(config: str = ConfigOption, brand: Optional[str] = BrandOpt
 
 
 app.command("match")(match_command)  # `match` and `route-test` live in monitor/query_cli.py
+app.add_typer(db_app, name="db")  # monitor/db_cli.py
 app.command("route-test")(route_test_command)
 app.command("prune")(prune_command)  # retention: monitor/prune.py
+app.add_typer(silence_app, name="silence")  # monitor/silence_cli.py
 
 
 def main() -> None:

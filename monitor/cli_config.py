@@ -5,6 +5,8 @@ monitor/query_cli.py) share it without importing each other."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from typing import Iterator
 
 import typer
 
@@ -24,3 +26,15 @@ def load_or_exit(path: str) -> Settings:
     for warning in warnings:
         typer.echo(str(warning), err=True)
     return settings
+
+
+@contextmanager
+def opened_store(settings: Settings) -> Iterator:
+    """The configured store, closed however the command ends."""
+    from monitor.store import Store
+
+    store = Store(settings.storage.url)
+    try:
+        yield store
+    finally:
+        store.close()

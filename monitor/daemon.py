@@ -19,16 +19,18 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from alerts.receivers import receiver_types
-from alerts.slack import SlackSender, make_client
+from alerts.slack import DeliveryReport, SlackSender, make_client
 from classifiers import load_classifier
 from classifiers.base import describe
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.health import CLASSIFIER_HEALTH_ID, SourceHealth
 from monitor.core.logs import REDACTOR, secrets_of
 from monitor.core.clock import Clock, utcnow
+from monitor.nodes import PROCESS_LEASE, NodeLeases, poll_ttl, process_ttl
 from monitor.pipeline import Pipeline
 from monitor.prune import prune
 from monitor.store import Store
+from monitor.store.exclusive import hold_database
 from monitor.core.logs import get_logger
 
 log = get_logger(__name__)
@@ -36,6 +38,7 @@ PROCESS_JOB = "process"
 PRUNE_JOB = "prune"
 PRUNE_DELAY = timedelta(minutes=1)
 EXIT_OK, EXIT_SOURCE_FAILED, EXIT_DELIVERY_STOPPED = 0, 1, 2  # `run --once`, documented in the README
+EXIT_DATABASE_BUSY = 75  # EX_TEMPFAIL: another daemon runs on this SQLite file
 
 
 @dataclass
@@ -65,9 +68,10 @@ def build_pipeline(settings: Settings, store: Store, classifier=None, clock: Clo
 class Daemon:
     def __init__(self, config_path: str, settings: Settings):
         self.config_path = config_path
+        self._exclusive = hold_database(settings.storage.url)  # SQLite: one daemon per file (DatabaseBusy)
         self.store = Store(settings.storage.url)
-        self.pipeline = build_pipeline(settings, self.store)
-        self.pipeline.on_classified = self._classified
+        self.leases = NodeLeases(self.store)  # PostgreSQL: shared jobs go to one node at a time
+        self.pipeline = self._build(settings)
         self._record_classifier()
         log.info("pipeline: %s", self.pipeline.describe())
         self.stop_event = threading.Event()
@@ -86,13 +90,17 @@ class Daemon:
 
     def run_once(self) -> int:
         """Every source once, whatever the others do, then classify, route and send everything: for
-        cron and tests. Returns the exit code: PRUNE_DELAY = timedelta(minutes=1)
-EXIT_OK, EXIT_SOURCE_FAILED (a source failed, or is
+        cron and tests. Returns the exit code: EXIT_OK, EXIT_SOURCE_FAILED (a source failed, or is
         still waiting to retry; the others were still polled and what they found sent) or EXIT_DELIVERY_STOPPED (Slack delivery
-        stopped with alerts still queued; they go out on the next run)."""
+        stopped with alerts still queued; they go out on the next run). On PostgreSQL, what another node holds
+        is left to it (see _wait_for_leases)."""
         failed = []
-        self.summary = summary = OnceSummary(sources=len(self.pipeline.sources))
+        self.summary = summary = OnceSummary()
+        mine = self._wait_for_leases()
         for source_id in self.pipeline.sources:
+            if f"poll:{source_id}" not in mine:
+                continue  # another node polls it now
+            summary.sources += 1
             try:
                 summary.new_mentions += len(self.pipeline.poll(source_id).new_ids)
             except Exception:  # noqa: BLE001 - e.g. the store refused: the next source is still polled
@@ -101,14 +109,15 @@ EXIT_OK, EXIT_SOURCE_FAILED (a source failed, or is
                 continue
             if self.store.get_health(source_id).state != "ok":  # failed now, or still waiting to retry
                 failed.append(source_id)
-        report = self.pipeline.process(flush_all=True)
+        report = self.pipeline.process(flush_all=True) if PROCESS_LEASE in mine else DeliveryReport()
+        self.leases.release()
         summary.sent, summary.failed_messages = report.sent, report.failed
         summary.failed_sources, summary.stopped = len(failed), report.stopped
         if report.stopped:
             log.warning("Slack delivery stopped early (%s); %s", report.stopped, self.store.alert_counts())
             return EXIT_DELIVERY_STOPPED
         if failed:
-            log.warning("%d of %d source(s) failed: %s", len(failed), len(self.pipeline.sources), ", ".join(failed))
+            log.warning("%d of %d source(s) failed: %s", len(failed), summary.sources, ", ".join(failed))
             return EXIT_SOURCE_FAILED
         return EXIT_OK
 
@@ -163,8 +172,15 @@ EXIT_OK, EXIT_SOURCE_FAILED (a source failed, or is
                 return 1  # run inside another program (the demo): leave the process, and its output, to it
             logging.shutdown()
             os._exit(0)
+        self.leases.release()
         self.store.close()
+        self.release()
         return 0
+
+    def release(self) -> None:
+        """Let another daemon use the SQLite file (the process's exit does the same)."""
+        if self._exclusive is not None:
+            self._exclusive.release()
 
     def _schedule_all(self) -> None:
         now = datetime.now(timezone.utc)
@@ -228,7 +244,46 @@ EXIT_OK, EXIT_SOURCE_FAILED (a source failed, or is
             with self._running_lock:
                 self._running -= 1
 
+    def _build(self, settings: Settings, classifier=None) -> Pipeline:
+        pipeline = build_pipeline(settings, self.store, classifier)
+        pipeline.sender.still_leader = self._leads
+        pipeline.on_classified = self._classified
+        return pipeline
+
+    def _wait_for_leases(self) -> set[str]:
+        """The leases `run --once` takes: the process lease, waited for until a dead leader's would have
+        expired, then each source's that is free by then (a source a dead node held with a longer lease
+        waits for it, about two intervals, as on any node)."""
+        ttl = process_ttl(self.settings.daemon.process_interval, self.settings.slack.timeout)
+        deadline = time.monotonic() + ttl.total_seconds()
+        leads = self._leads()
+        while not leads and time.monotonic() < deadline:
+            time.sleep(0.5)
+            leads = self._leads()
+        return {f"poll:{sid}" for sid in self.pipeline.sources if self._holds_source(sid)} | (
+            {PROCESS_LEASE} if leads else set())
+
+    def _holds_source(self, source_id: str) -> bool:
+        """Whether this node polls `source_id` now (always, on SQLite)."""
+        source = self.pipeline.sources[source_id][1]
+        ttl = poll_ttl(source.interval, self.settings.daemon.jitter)
+        return self._lease(f"poll:{source_id}", ttl)
+
+    def _leads(self) -> bool:
+        """Whether this node runs the process job (and sends) now; renewed by each call."""
+        ttl = process_ttl(self.settings.daemon.process_interval, self.settings.slack.timeout)
+        return self._lease(PROCESS_LEASE, ttl)
+
+    def _lease(self, name: str, ttl) -> bool:
+        try:
+            return self.leases.hold(name, ttl, utcnow())
+        except Exception:  # noqa: BLE001 - the database is unreachable: nobody can take the job from us either
+            log.exception("could not renew lease %s", name)
+            return False
+
     def _poll_job(self, source_id: str) -> None:
+        if not self._holds_source(source_id):
+            return
         started = time.monotonic()
         outcome = self._guard(self.pipeline.poll, source_id)
         if outcome is not None and self.metrics is not None:
@@ -246,12 +301,24 @@ EXIT_OK, EXIT_SOURCE_FAILED (a source failed, or is
             self.metrics.record_classified(size, seconds)
 
     def _process_job(self) -> None:
+        """The leader processes; on PostgreSQL the other nodes help label the backlog meanwhile."""
+        if not self._leads():
+            if self.leases.shared:
+                self._guard(self._label_backlog)
+            return
         report = self._guard(self.pipeline.process)
         if report is not None and self.metrics is not None:
             self.metrics.record_delivery(report)
 
+    def _label_backlog(self) -> None:
+        while not self.stop_event.is_set() and self.pipeline.classify_pending(batches=1):
+            pass
+
     def _prune_job(self) -> None:
-        """Short transactions in a worker thread of its own: polls and deliveries go on meanwhile."""
+        """Short transactions in a worker thread of its own: polls and deliveries go on meanwhile. On
+        several nodes the one that leads prunes (two would only repeat each other's deletes)."""
+        if not self._leads():
+            return
         self._guard(prune, self.store, self.settings.retention, self.pipeline.clock(), self.stop_event.is_set)
 
     def reload(self) -> None:
@@ -267,8 +334,7 @@ EXIT_OK, EXIT_SOURCE_FAILED (a source failed, or is
             settings = settings.model_copy(update={"storage": self.settings.storage})
         same_model = settings.classifier.kind == self.settings.classifier.kind
         slack_changed = settings.slack != self.settings.slack  # Socket Mode's own client uses all of it
-        self.pipeline = build_pipeline(settings, self.store, self.pipeline.classifier if same_model else None)
-        self.pipeline.on_classified = self._classified
+        self.pipeline = self._build(settings, self.pipeline.classifier if same_model else None)
         if not same_model:
             self._record_classifier()
         self._schedule_all()

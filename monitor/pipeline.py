@@ -248,21 +248,24 @@ class Pipeline:
     # --- process -------------------------------------------------------------------------------
 
     def classify_pending(self, batches: int = 8) -> int:
-        """Label up to `batches` classifier batches of stored mentions; returns how many were labelled."""
+        """Label up to `batches` classifier batches of stored mentions; returns how many were labelled. On
+        PostgreSQL every node may do this at once: each takes a batch nobody else is labelling."""
         batch = self.settings.classifier.batch_size
-        pending = self.store.unclassified(batch * batches)
-        for start in range(0, len(pending), batch):
-            chunk = pending[start:start + batch]
-            started = time.monotonic()
-            labels = self._classify(chunk)
-            self.on_classified(len(chunk), time.monotonic() - started)
-            self.store.save_labels(list(zip((mid for mid, _ in chunk), labels)), self.clock())
-        return len(pending)
+        total = 0
+        for _ in range(batches):
+            labelled = self.store.label_pending(batch, self._classify, self.clock)
+            total += labelled
+            if labelled < batch:
+                break
+        return total
 
     def _classify(self, chunk: list[tuple[int, str]]) -> list[Labels]:
         """One text the model chokes on must not block its batch: fall back to the lexicon for it."""
+        started = time.monotonic()
         try:
-            return self.classifier.classify([text for _, text in chunk])
+            labels = self.classifier.classify([text for _, text in chunk])
+            self.on_classified(len(chunk), time.monotonic() - started)
+            return labels
         except Exception:
             log.exception("classifier failed on a batch of %d; labelling one by one", len(chunk))
         out = []

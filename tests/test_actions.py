@@ -16,7 +16,7 @@ from tests.support.tracker import NOW, H, alert_message, complaint_id, make_worl
 
 
 @pytest.fixture
-def world(tmp_path, feeds, slack):
+def world(database, tmp_path, feeds, slack):
     pipeline, store, slack, at = make_world(tmp_path, feeds, slack)
     yield pipeline, store, slack, at
     store.close()
@@ -30,7 +30,7 @@ def update_blocks(slack) -> list[str]:
     return [str(params["blocks"]) for _, params in slack.updates()]
 
 
-def test_handled_closes_once_and_a_second_hand_is_told_who_was_first(world):
+def test_handled_closes_once_and_a_second_hand_is_told_who_was_first(database, world):
     pipeline, store, slack, at = world
     mention_id = complaint_id(store)
     first = actions.mark_handled(store, pipeline.settings, mention_id, "kim", "slack", NOW + 14 * H / 60)
@@ -48,7 +48,7 @@ def test_handled_closes_once_and_a_second_hand_is_told_who_was_first(world):
     assert (response["responder"], response["via"]) == ("kim", "slack")  # counted as answered
 
 
-def test_two_hands_at_once_close_it_once(world):
+def test_two_hands_at_once_close_it_once(database, world):
     pipeline, store, slack, at = world
     mention_id = complaint_id(store)
     results, barrier = [], threading.Barrier(4)
@@ -67,7 +67,7 @@ def test_two_hands_at_once_close_it_once(world):
     assert len(slack.updates()) == 1 and len(store.responses(mention_id)) == 1
 
 
-def test_updates_compose_snooze_label_then_handled(world):
+def test_updates_compose_snooze_label_then_handled(database, world):
     pipeline, store, slack, at = world
     mention_id = complaint_id(store)
     assert actions.snooze(store, pipeline.settings, mention_id, "U0SAM123", "slack", NOW + H).ok
@@ -85,7 +85,7 @@ def test_updates_compose_snooze_label_then_handled(world):
     assert {ts for ts, _ in slack.updates()} == {alert_message(slack)["ts"]}
 
 
-def test_actions_on_a_mention_without_a_clock_start_one(world):
+def test_actions_on_a_mention_without_a_clock_start_one(database, world):
     pipeline, store, _slack, at = world
     praise = next(i for i in range(1, 5) if store.mention_with_labels(i) and store.reply_clock(i) is None)
     assert actions.not_relevant(store, pipeline.settings, praise, "sam", "cli", NOW + H).ok
@@ -94,7 +94,7 @@ def test_actions_on_a_mention_without_a_clock_start_one(world):
     assert store.reply_clock(praise).state == "not_relevant"  # the tracker never reopens it
 
 
-def test_refusals_say_why(world):
+def test_refusals_say_why(database, world):
     pipeline, store, _slack, _at = world
     mention_id = complaint_id(store)
     settings = pipeline.settings
@@ -110,7 +110,7 @@ def test_refusals_say_why(world):
     assert [(r["labelled_by"], r["sentiment"]) for r in store.label_feedback()] == [("sam", "positive")]
 
 
-def test_cli_actions_exit_codes_and_feedback_export_round_trip(world, tmp_path):
+def test_cli_actions_exit_codes_and_feedback_export_round_trip(database, world, tmp_path):
     _, store, slack, at = world
     mention_id = complaint_id(store)
     config = str(tmp_path / "config.yaml")
@@ -164,7 +164,7 @@ def test_status_lines_touch_only_their_mention_in_a_group_message():
     assert group["blocks"][3]["block_id"] == "actions:1"  # the stored payload itself is never mutated
 
 
-def test_a_double_click_on_snooze_snoozes_once_and_the_current_label_is_not_a_correction(world):
+def test_a_double_click_on_snooze_snoozes_once_and_the_current_label_is_not_a_correction(database, world):
     pipeline, store, slack, at = world
     mention_id = complaint_id(store)
     settings = pipeline.settings

@@ -51,7 +51,7 @@ def test_the_attention_table(row, lab, facts, expected):
     assert attention(lab, **facts) == expected, row
 
 
-def test_the_clock_query_finds_every_mention_the_rule_puts_on_the_clock(tmp_path, slack):
+def test_the_clock_query_finds_every_mention_the_rule_puts_on_the_clock(database, tmp_path, slack):
     """Every combination of labels and facts, routed for real: the SQL prefilter is a superset of the rule."""
     pipeline, store, _ = routed_pipeline(tmp_path, slack, {"group_wait": "0s"}, kudos_channel="#acme-kudos")
     expected, everything = set(), {}
@@ -74,7 +74,7 @@ def test_the_clock_query_finds_every_mention_the_rule_puts_on_the_clock(tmp_path
     assert clocked == expected, "exactly the rule's clocks start"
 
 
-def test_a_lukewarm_two_star_review_rated_praise_is_one_alert_and_never_kudos(tmp_path, slack):
+def test_a_lukewarm_two_star_review_rated_praise_is_one_alert_and_never_kudos(database, tmp_path, slack):
     pipeline, store, _ = routed_pipeline(tmp_path, slack, {"group_wait": "0s"}, kudos_channel="#acme-kudos")
     review = add(store, "r2", labels("positive", "praise", needs_reply=False), source="app_store",
                  source_id="acme/ios", text="Acme Cloud is nice enough I guess", extra={"needs_reply_hint": HINT})
@@ -86,7 +86,7 @@ def test_a_lukewarm_two_star_review_rated_praise_is_one_alert_and_never_kudos(tm
     assert store.reply_clock(review) is not None
 
 
-def test_suggestions_to_the_brand_and_negative_news_reach_the_team(tmp_path, slack):
+def test_suggestions_to_the_brand_and_negative_news_reach_the_team(database, tmp_path, slack):
     pipeline, store, _ = routed_pipeline(tmp_path, slack, {"group_wait": "0s", "group_by": ["mention"]})
     idea = add(store, "s", labels("neutral", "suggestion", needs_reply=True), text="Acme Cloud, please add ARM builds")
     aside = add(store, "s2", labels("neutral", "suggestion", needs_reply=False), reach=2)
@@ -100,7 +100,7 @@ def test_suggestions_to_the_brand_and_negative_news_reach_the_team(tmp_path, sla
         "nobody asked the news a question: eyes, not a reply clock"
 
 
-def test_praise_owed_a_reply_reaches_the_brand_channel_without_a_kudos_channel(tmp_path, slack):
+def test_praise_owed_a_reply_reaches_the_brand_channel_without_a_kudos_channel(database, tmp_path, slack):
     pipeline, store, _ = routed_pipeline(tmp_path, slack, {"group_wait": "0s"}, reply_within="2h")
     thanks = add(store, "p", labels("positive", "praise", needs_reply=True), text="@acmecloud thanks for the fix!")
     add(store, "p3", labels("positive", "praise", needs_reply=False), text="Acme Cloud is lovely")
@@ -116,7 +116,7 @@ def test_praise_owed_a_reply_reaches_the_brand_channel_without_a_kudos_channel(t
     assert store.message_of(thanks) is not None, "its reminders go into the kudos message's thread"
 
 
-def test_the_rule_reads_a_stored_mentions_facts(tmp_path, slack):
+def test_the_rule_reads_a_stored_mentions_facts(database, tmp_path, slack):
     _, store, _ = routed_pipeline(tmp_path, slack)
     mention_id = add(store, "x", labels("negative", "other", needs_reply=False), reach=4, extra={"by_team": True})
     mention, lab = store.mention_with_labels(mention_id)

@@ -36,7 +36,7 @@ def test_identical_source_blocks_under_different_brands_are_different_sources():
     assert first != second, "equal settings, different brands: not the same source"
 
 
-def test_eight_brands_with_the_example_source_names_store_every_mention(tmp_path, slack):
+def test_eight_brands_with_the_example_source_names_store_every_mention(database, tmp_path, slack):
     with XEmulator(bearer_token=BEARER) as xapi, HackerNewsEmulator() as hn, \
             RedditEmulator(client_id=f"cid-{secrets.token_hex(6)}", client_secret="s3cret") as reddit:
         config = config_dict(tmp_path, slack.api_url, [])

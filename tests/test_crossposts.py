@@ -3,16 +3,16 @@ on either closes it; through the pipeline, the real slack-sdk and the Slack emul
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, inspect, text
 
 from alerts.crossposts import text_key
-from monitor.store import schema
 from monitor.actions import mark_handled
 from monitor.store import Store
+from monitor.store.migrate import current_revision, head
+from tests.support.database import create_v1_database
 from tests.support.routing import NOW, add, labels, mention_ids, routed_pipeline
 
 TEXT = "Acme Cloud charged me twice for March and support has ignored my ticket for a week"
@@ -31,7 +31,7 @@ def test_short_texts_are_too_common_to_be_the_same_post():
     assert text_key("is Acme Cloud down?") is None and text_key("") is None
 
 
-def test_a_cross_post_joins_the_sent_alert_and_an_answer_on_either_closes_it(tmp_path, slack):
+def test_a_cross_post_joins_the_sent_alert_and_an_answer_on_either_closes_it(database, tmp_path, slack):
     pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_wait": "0s", "group_by": ["mention"]})
     first = add(store, "t3_a", labels(), source="reddit", source_id="acme/posts", text=TEXT)
     pipeline.process()
@@ -58,7 +58,7 @@ def test_a_cross_post_joins_the_sent_alert_and_an_answer_on_either_closes_it(tmp
     assert store.reply_clock(later) is None, "one item, one clock"
 
 
-def test_cross_posts_routed_together_are_one_item_listing_both_links(tmp_path, slack):
+def test_cross_posts_routed_together_are_one_item_listing_both_links(database, tmp_path, slack):
     pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_wait": "30s"})
     first = add(store, "t3_b", labels(), source="reddit", source_id="acme/posts", text=TEXT)
     add(store, "1790", labels(), source="x", source_id="acme/x", text=TEXT)
@@ -73,7 +73,7 @@ def test_cross_posts_routed_together_are_one_item_listing_both_links(tmp_path, s
     assert store.notification_counts() == {"queued": 2, "attached": 1}
 
 
-def test_the_same_text_a_day_later_is_a_new_alert(tmp_path, slack):
+def test_the_same_text_a_day_later_is_a_new_alert(database, tmp_path, slack):
     pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_wait": "0s", "group_by": ["mention"]})
     add(store, "t3_d", labels(), text=TEXT)
     pipeline.process()
@@ -84,25 +84,26 @@ def test_the_same_text_a_day_later_is_a_new_alert(tmp_path, slack):
     assert store.reply_clock(again) is not None
 
 
-def test_the_same_text_on_one_platform_is_not_a_cross_post(tmp_path, slack):
+def test_the_same_text_on_one_platform_is_not_a_cross_post(database, tmp_path, slack):
     pipeline, store, _ = routed_pipeline(tmp_path, slack, {"group_wait": "0s", "group_by": ["mention"]})
     ids = [add(store, f"f{i}", labels(), source="feed", source_id=f"acme/feed{i}", text=TEXT) for i in range(2)]
     pipeline.process()
     assert sorted(i for m in slack.posted() for i in mention_ids(m)) == ids, "two sites, two posts"
 
 
-def test_upgrading_a_version_1_database_adds_the_cross_post_columns(tmp_path):
-    path = tmp_path / "old.db"
-    with sqlite3.connect(path) as conn:
-        conn.executescript((Path(__file__).parent / "data" / "schema_v1.sql").read_text())
-        conn.execute("INSERT INTO schema_version VALUES (1)")
-        conn.execute("INSERT INTO mentions (source, external_id, source_id, brand, matched, text, fetched_at, extra) "
-                     "VALUES ('feed', 'x1', 'acme/a', 'acme', '{\"acme\": []}', 'kept', '2026-01-01 00:00:00', '{}')")
-    Store(f"sqlite:///{path}").close()
-    with sqlite3.connect(path) as conn:
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(mentions)")}
-        indexes = {row[1] for row in conn.execute("PRAGMA index_list(mentions)")}
-        assert conn.execute("SELECT text, text_hash, crosspost_of FROM mentions").fetchall() == [("kept", None, None)]
-        assert conn.execute("SELECT version FROM schema_version").fetchone() == (schema.LATEST,)
+def test_upgrading_a_version_1_database_adds_the_cross_post_columns(database):
+    create_v1_database(database)
+    engine = create_engine(database)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO mentions (source, external_id, source_id, brand, matched, text, fetched_at, "
+                          "extra) VALUES ('feed', 'x1', 'acme/a', 'acme', '{\"acme\": []}', 'kept', :at, '{}')"),
+                     {"at": NOW})
+    Store(database).close()
+    with engine.connect() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns("mentions")}
+        indexes = {i["name"] for i in inspect(conn).get_indexes("mentions")}
+        assert conn.execute(text("SELECT text, text_hash, crosspost_of FROM mentions")).all() == [("kept", None, None)]
+        assert current_revision(conn) == head()
+    engine.dispose()
     assert {"text_hash", "crosspost_of"} <= columns
     assert {"ix_mentions_text_hash", "ix_mentions_crosspost_of"} <= indexes

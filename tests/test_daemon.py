@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import signal
-import sqlite3
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -12,19 +11,22 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy import create_engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 
 from emulators.feeds import render_rss
 from emulators.server import wait_until
 from emulators.webhook import WebhookEmulator
 from tests.support.daemon import start
-from tests.support.config import TOKEN, config_dict, feed_source, write_config
+from tests.support.config import TOKEN, config_dict, feed_source, store_url, write_config
 
 NOW = datetime.now(timezone.utc)
 COMPLAINTS = ["Acme Cloud is down again and support ignores me, terrible",
               "Acme billing charged me twice, awful experience, nobody answers",
               "Why is Acme Cloud so slow today? This is frustrating and broken"]
 
-pytestmark = pytest.mark.slow  # the real daemon, as a subprocess
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("database")]  # the real daemon, as a subprocess; both backends
 
 
 def publish(feeds, name: str, start: int, count: int) -> None:
@@ -35,18 +37,23 @@ def publish(feeds, name: str, start: int, count: int) -> None:
 
 
 def db_rows(tmp_path: Path, query: str) -> list[tuple]:
-    with sqlite3.connect(tmp_path / "mw.db") as conn:
-        return conn.execute(query).fetchall()
+    """Rows of the test's database (either backend), read as another process would."""
+    engine = create_engine(store_url(tmp_path), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.exec_driver_sql(query)]
+    finally:
+        engine.dispose()
 
 
 def progress(tmp_path: Path) -> tuple[int, int]:
     """What the daemons committed so far: (mentions stored, alerts sent)."""
-    if not (tmp_path / "mw.db").exists():
+    if store_url(tmp_path).startswith("sqlite") and not (tmp_path / "mw.db").exists():
         return 0, 0
     try:
         return (db_rows(tmp_path, "SELECT count(*) FROM mentions")[0][0],
                 db_rows(tmp_path, "SELECT count(*) FROM alerts WHERE state = 'sent'")[0][0])
-    except sqlite3.OperationalError:  # the first daemon is still creating the tables
+    except DBAPIError:  # the first daemon is still creating the tables
         return 0, 0
 
 

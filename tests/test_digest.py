@@ -63,7 +63,7 @@ def fill(store):
 
 
 @pytest.fixture
-def setup(tmp_path, slack):
+def setup(database, tmp_path, slack):
     config = config_dict(tmp_path, slack.api_url, [])
     config["brands"]["acme"]["spikes"] = {"enabled": False}
     settings, _ = load_settings(write_config(tmp_path, config))
@@ -77,7 +77,7 @@ def uploads(store):
     return [row for row in store.outbox(1000) if row.op == "upload"]
 
 
-def test_digest_says_the_weeks_numbers_the_top_complaints_and_the_best_praise(setup):
+def test_digest_says_the_weeks_numbers_the_top_complaints_and_the_best_praise(database, setup):
     settings, store, _ = setup
     Trends(settings, store).run(MONDAY + timedelta(minutes=5))
     (row,) = uploads(store)
@@ -100,7 +100,7 @@ def test_digest_says_the_weeks_numbers_the_top_complaints_and_the_best_praise(se
     assert store.last_digest_week("acme") == "2026-W47"
 
 
-def test_once_per_week_across_a_restart_and_delivered_as_a_file(setup, slack, tmp_path):
+def test_once_per_week_across_a_restart_and_delivered_as_a_file(database, setup, slack, tmp_path):
     settings, store, config = setup
     slack.channels.add("#acme-alerts")
     pipeline, _, clock = pipeline_with_clock(tmp_path, config, MONDAY + timedelta(minutes=1))
@@ -119,14 +119,14 @@ def test_once_per_week_across_a_restart_and_delivered_as_a_file(setup, slack, tm
     assert [r.dedupe_key for r in uploads(store)] == []  # sent, nothing left in the outbox
 
 
-def test_a_daemon_down_on_monday_sends_when_back_and_next_week_sends_the_next_week(setup):
+def test_a_daemon_down_on_monday_sends_when_back_and_next_week_sends_the_next_week(database, setup):
     settings, store, _ = setup
     Trends(settings, store).run(MONDAY + timedelta(days=3))  # back on Thursday
     Trends(settings, Store(settings.storage.url)).run(MONDAY + timedelta(days=7))
     assert [row.dedupe_key for row in uploads(store)] == ["digest:acme:2026-W47", "digest:acme:2026-W48"]
 
 
-def test_racing_processes_queue_the_digest_once(setup):
+def test_racing_processes_queue_the_digest_once(database, setup):
     settings, store, _ = setup
     other = Store(settings.storage.url)
     alert = NewAlert("digest:acme:2026-W40", "digest", None, "acme", "#acme-alerts", {"text": "x"}, op="upload")
@@ -135,7 +135,7 @@ def test_racing_processes_queue_the_digest_once(setup):
     assert len(uploads(store)) == 1
 
 
-def test_no_digest_before_there_is_anything_to_say(tmp_path):
+def test_no_digest_before_there_is_anything_to_say(database, tmp_path):
     config = config_dict(tmp_path, "http://127.0.0.1:9", [])
     settings, _ = load_settings(write_config(tmp_path, config))
     store = Store(settings.storage.url)
@@ -144,7 +144,7 @@ def test_no_digest_before_there_is_anything_to_say(tmp_path):
     store.close()
 
 
-def test_bad_schedule_is_reported_with_file_line_key_and_value(tmp_path):
+def test_bad_schedule_is_reported_with_file_line_key_and_value(database, tmp_path):
     from monitor.config import ConfigError
 
     config = config_dict(tmp_path, "http://127.0.0.1:9", [])
@@ -157,7 +157,7 @@ def test_bad_schedule_is_reported_with_file_line_key_and_value(tmp_path):
     assert "brands.acme.digest.day: 'monday'" in problems
 
 
-def test_weeks_are_the_brands_local_weeks(tmp_path):
+def test_weeks_are_the_brands_local_weeks(database, tmp_path):
     config = config_dict(tmp_path, "http://127.0.0.1:9", [])
     config["brands"]["acme"]["digest"] = {"timezone": "Europe/Berlin"}
     config["brands"]["acme"]["spikes"] = {"enabled": False}
@@ -171,7 +171,7 @@ def test_weeks_are_the_brands_local_weeks(tmp_path):
     store.close()
 
 
-def test_a_failing_digest_is_logged_once_and_does_not_stop_the_stage(setup, caplog):
+def test_a_failing_digest_is_logged_once_and_does_not_stop_the_stage(database, setup, caplog):
     settings, store, _ = setup
     caplog.set_level(logging.INFO, logger="mentionwatch")
     with store.engine.begin() as conn:

@@ -63,10 +63,12 @@ def assert_exactly_once(slack, store: Store, posts: list[int], updates: list[str
 # --- SIGKILL of the real daemon around each Slack call ------------------------------------------
 
 @pytest.fixture
-def daemon_config(tmp_path, feeds, slack):
+def daemon_config(tmp_path, database, feeds, slack):
     feeds.set_feed("blog", render_rss("blog", "https://blog.example.com/", []))
+    # Long enough that a hung call is still open when the test kills the daemon; short, because on PostgreSQL
+    # each restart waits for the killed leader's lease (2 x this timeout + 2 s) before it sends.
     config = config_dict(tmp_path, slack.api_url, [feed_source("blog", feeds.url_for("blog"), interval="1h")],
-                         slack={"timeout": "10s"})
+                         slack={"timeout": "5s"})
     return write_config(tmp_path, config), config
 
 
@@ -81,9 +83,9 @@ ROTATIONS = [("post", "reply", "update"), ("reply", "update", "post"), ("update"
 
 
 @pytest.mark.slow  # the real daemon, as a subprocess
-def test_sigkill_before_during_and_after_each_op_s_slack_call(tmp_path, slack, daemon_config):
+def test_sigkill_before_during_and_after_each_op_s_slack_call(database, slack, daemon_config):
     config, _ = daemon_config
-    store = Store(f"sqlite:///{tmp_path / 'mw.db'}")
+    store = Store(database)
     try:
         (parent,) = queue(store, row("parent", "parent"))
         run_once(config)
@@ -121,11 +123,45 @@ def test_sigkill_before_during_and_after_each_op_s_slack_call(tmp_path, slack, d
         store.close()
 
 
+@pytest.mark.slow  # the real daemon, as a subprocess
+def test_a_second_daemon_on_one_sqlite_file_is_refused_and_cron_cannot_send_beside_it(tmp_path, feeds, slack):
+    feeds.set_feed("blog", render_rss("blog", "https://blog.example.com/", []))
+    config = write_config(tmp_path, config_dict(tmp_path, slack.api_url, [feed_source("blog", feeds.url_for("blog"))]))
+    first = start(config)
+    try:
+        assert wait_until(lambda: (tmp_path / "mw.db.daemon-lock").exists() and (tmp_path / "mw.db").exists(), 60)
+        for args in ((), ("--once",)):
+            second = start(config, *args)
+            assert second.wait(60) == 75
+            assert "already running on" in second.stderr.read() and first.poll() is None
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    run_once(config)  # the kernel dropped the dead daemon's lock: the next start is not refused
+
+
+def test_two_processes_draining_one_outbox_claim_each_row_once(database, slack):
+    """Two stores on one database (two nodes) read the same pending rows; each row is claimed by one."""
+    mine, theirs = Store(database), Store(database)
+    try:
+        queue(mine, *(row(f"r{i}", f"row {i}") for i in range(6)))
+        seen_by_me, seen_by_them = mine.outbox(100), theirs.outbox(100)
+        assert [r.id for r in seen_by_me] == [r.id for r in seen_by_them]
+        taken = theirs.claim(seen_by_them[::2], NOW)
+        assert mine.claim(seen_by_me, NOW) == {r.id for r in seen_by_me} - taken and len(taken) == 3
+        assert theirs.claim(seen_by_them, NOW) == set(), "a row claimed by another process stays its own"
+        sender_for(slack, mine, [NOW]).deliver()  # they died before posting: their rows are looked up, then sent
+        assert sum(posted_ids(slack).values()) == 6 and set(posted_ids(slack).values()) == {1}
+    finally:
+        mine.close()
+        theirs.close()
+
+
 # --- in-process faults on an injected clock --------------------------------------------------
 
 @pytest.fixture
-def store(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'mw.db'}")
+def store(database):
+    store = Store(database)
     yield store
     store.close()
 

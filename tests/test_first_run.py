@@ -50,7 +50,7 @@ def in_thread(slack, parent: dict) -> list[dict]:
 
 
 def test_a_first_run_over_48_hours_of_history_is_one_summary_per_brand_with_its_list_in_the_thread(
-        tmp_path, feeds, slack):
+        database, tmp_path, feeds, slack):
     pipeline, store, clock = two_brands(tmp_path, feeds, slack)
     for source in ("acme/blog", "globex/blog"):
         pipeline.poll(source)
@@ -86,7 +86,7 @@ def test_a_first_run_over_48_hours_of_history_is_one_summary_per_brand_with_its_
     assert "deleted my backups" in alert["text"], "a new complaint after the backlog alerts as usual"
 
 
-def test_a_long_outage_is_backfilled_too_and_a_short_one_is_not(tmp_path, feeds, slack):
+def test_a_long_outage_is_backfilled_too_and_a_short_one_is_not(database, tmp_path, feeds, slack):
     pipeline, store, clock = two_brands(tmp_path, feeds, slack)
     pipeline.poll("acme/blog")
     clock[0] = NOW + timedelta(minutes=1)
@@ -111,7 +111,7 @@ def test_a_long_outage_is_backfilled_too_and_a_short_one_is_not(tmp_path, feeds,
     assert len(texts) == 3 and texts[-1].startswith("Backfilled 1 mention of Acme Cloud")
 
 
-def test_escalation_goes_into_its_alerts_thread_after_it(tmp_path, feeds, slack):
+def test_escalation_goes_into_its_alerts_thread_after_it(database, tmp_path, feeds, slack):
     feeds.set_feed("acme", render_rss("Acme blog", "https://blog.example.com/", [
         {"id": "1", "title": "Acme Cloud lost my data", "link": "https://blog.example.com/1", "published": NOW,
          "description": "Terrible, Acme Cloud deleted my backups.", "author": "kim"}]))
@@ -128,7 +128,7 @@ def test_escalation_goes_into_its_alerts_thread_after_it(tmp_path, feeds, slack)
     assert float(escalation["ts"]) > float(alert["ts"])
 
 
-def test_an_escalation_to_another_channel_links_to_its_alert_and_waits_for_it(tmp_path, feeds, slack):
+def test_an_escalation_to_another_channel_links_to_its_alert_and_waits_for_it(database, tmp_path, feeds, slack):
     """A complaint found after its deadline already passed: the escalation is queued only once its alert
     is, and posted after it, with a link to it."""
     feeds.set_feed("acme", render_rss("Acme blog", "https://blog.example.com/", [
@@ -170,7 +170,7 @@ def xapi():
 
 
 def test_a_reddit_post_the_team_answered_before_the_first_poll_is_stored_answered_and_never_paged(
-        tmp_path, reddit, slack):
+        database, tmp_path, reddit, slack):
     now = datetime.now(timezone.utc)
     answered = reddit.add_post("acme", "Acme Cloud billed me twice", "Two charges, is this a known problem?", "kim")
     reply = reddit.add_comment(answered["name"], "Sorry! Refunded, it was a bug on our side.", "Acme_Help")
@@ -192,7 +192,7 @@ def test_a_reddit_post_the_team_answered_before_the_first_poll_is_stored_answere
 
 
 def test_an_x_mention_the_team_answered_before_the_first_poll_is_stored_answered_and_never_paged(
-        tmp_path, xapi, slack):
+        database, tmp_path, xapi, slack):
     asked = xapi.post("alice", "@acmecloud my deploys fail with quota errors, Acme Cloud is broken, help?")
     answer = xapi.post("acme_help", "@alice sorry, we raised your quota", reply_to=asked)
     xapi.post("bob", "Acme Cloud billing charged me twice, terrible, can anyone help?")
@@ -209,7 +209,7 @@ def test_an_x_mention_the_team_answered_before_the_first_poll_is_stored_answered
     assert len(alerts) == 1 and "charged me twice" in alerts[0]["text"] and "quota" not in str(slack.messages)
 
 
-def test_every_waiting_reddit_mention_is_checked_not_only_the_newest_few(tmp_path, reddit, slack):
+def test_every_waiting_reddit_mention_is_checked_not_only_the_newest_few(database, tmp_path, reddit, slack):
     now = datetime.now(timezone.utc)
     posts = [reddit.add_post("acme", f"Acme Cloud question {n}", "How do I move my data out? Help?", "kim")
              for n in range(30)]
@@ -231,7 +231,7 @@ def test_every_waiting_reddit_mention_is_checked_not_only_the_newest_few(tmp_pat
 
 
 def test_a_burst_beyond_the_channels_budget_goes_into_threads_and_every_message_arrives_once(
-        tmp_path, feeds, slack):
+        database, tmp_path, feeds, slack):
     items = [{"id": str(n), "title": f"Acme Cloud lost my data ({n})", "link": f"https://blog.example.com/{n}",
               "published": NOW, "description": f"Terrible, Acme Cloud deleted my backups ({n}).", "author": "kim"}
              for n in range(25)]

@@ -79,7 +79,7 @@ def test_flush_mode_keeps_top_level_messages_to_one_per_group_interval(state, no
     assert flush_mode(state, WAIT, INTERVAL, quiet, now, force) == mode
 
 
-def test_a_burst_within_group_wait_is_one_message_and_later_ones_go_into_its_thread_within_group_interval(tmp_path, slack):
+def test_a_burst_within_group_wait_is_one_message_and_later_ones_go_into_its_thread_within_group_interval(database, tmp_path, slack):
     pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_wait": "30s", "group_interval": "5m",
                                                                "group_by": ["brand", "intent"]})
     first = [add(store, f"a{i}", labels(), NOW) for i in range(3)]
@@ -111,7 +111,7 @@ def test_a_burst_within_group_wait_is_one_message_and_later_ones_go_into_its_thr
     assert store.message_of(later) == 2 and store.route_of(later) == "root"
 
 
-def test_at_default_settings_a_new_complaint_reaches_slack_within_interval_plus_group_wait(tmp_path, slack):
+def test_at_default_settings_a_new_complaint_reaches_slack_within_interval_plus_group_wait(database, tmp_path, slack):
     """process_interval 5 s, group_wait 30 s, group_interval 5 min: also when the group sent a minute ago."""
     pipeline, store, clock = routed_pipeline(tmp_path, slack, {})
 
@@ -130,7 +130,7 @@ def test_at_default_settings_a_new_complaint_reaches_slack_within_interval_plus_
     assert len([m for m in slack.posted() if not m["thread_ts"]]) == 1, "the second went into the first's thread"
 
 
-def test_a_burst_of_50_is_one_message_with_the_rest_in_its_thread(tmp_path, slack):
+def test_a_burst_of_50_is_one_message_with_the_rest_in_its_thread(database, tmp_path, slack):
     pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_wait": "30s"})
     ids = [add(store, f"b{i}", labels(), NOW) for i in range(50)]
     pipeline.process()
@@ -148,7 +148,7 @@ def test_a_burst_of_50_is_one_message_with_the_rest_in_its_thread(tmp_path, slac
     assert len(slack.posted()) == 5, "nothing is sent twice"
 
 
-def test_quiet_hours_hold_alerts_until_they_end_except_urgent_ones(tmp_path, slack):
+def test_quiet_hours_hold_alerts_until_they_end_except_urgent_ones(database, tmp_path, slack):
     routes = {"quiet_hours": {"timezone": "Europe/Berlin", "days": ["fri"], "start": "22:00", "end": "07:00"},
               "group_wait": "30s",
               "routes": [{"match": {"reach_at_least": 1000}, "urgent": True, "channel": "#acme-urgent"}]}
@@ -166,7 +166,7 @@ def test_quiet_hours_hold_alerts_until_they_end_except_urgent_ones(tmp_path, sla
     assert [mention_ids(m) for m in slack.posted("#acme-alerts")] == [held]
 
 
-def test_run_once_sends_what_it_routed_without_waiting(tmp_path, slack):
+def test_run_once_sends_what_it_routed_without_waiting(database, tmp_path, slack):
     pipeline, store, _ = routed_pipeline(tmp_path, slack, {})
     ids = [add(store, f"c{i}", labels(), NOW) for i in range(2)]
     pipeline.process()

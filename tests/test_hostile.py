@@ -164,7 +164,7 @@ ITEMS = [
 
 
 @pytest.mark.parametrize("platform, reply, kept", ITEMS, ids=[f"{r[0]}-{i}" for i, r in enumerate(ITEMS)])
-def test_a_bad_item_never_fails_its_page(tmp_path, slack, platform, reply, kept):
+def test_a_bad_item_never_fails_its_page(database, tmp_path, slack, platform, reply, kept):
     outcome, store, source_id = poll_once(platform, reply, tmp_path, slack)
     assert outcome.failure is None
     texts = stored_texts(store)
@@ -194,7 +194,7 @@ PAGES = [
 
 
 @pytest.mark.parametrize("platform, reply, kind", PAGES, ids=[f"{p[0]}-{i}" for i, p in enumerate(PAGES)])
-def test_an_unreadable_page_is_a_classified_failure(tmp_path, slack, platform, reply, kind):
+def test_an_unreadable_page_is_a_classified_failure(database, tmp_path, slack, platform, reply, kind):
     outcome, store, source_id = poll_once(platform, reply, tmp_path, slack)
     health = store.get_health(source_id)
     if kind is None:
@@ -228,7 +228,7 @@ BOUNDS = [(platform, name, reply, kind) for platform in PLATFORMS for name, repl
 
 
 @pytest.mark.parametrize("platform, name, reply, kind", BOUNDS, ids=[f"{b[0]}-{b[1]}" for b in BOUNDS])
-def test_every_connector_bounds_time_and_size(tmp_path, slack, platform, name, reply, kind):
+def test_every_connector_bounds_time_and_size(database, tmp_path, slack, platform, name, reply, kind):
     """A drip of 200 bytes at 0.5 s each would take 100 s; the deadline is connect + 2 reads (3 s)."""
     started = datetime.now(timezone.utc)
     outcome, store, source_id = poll_once(platform, reply, tmp_path, slack)
@@ -237,7 +237,7 @@ def test_every_connector_bounds_time_and_size(tmp_path, slack, platform, name, r
     assert datetime.now(timezone.utc) - started < timedelta(seconds=30)
 
 
-def test_feeds_bound_a_drip_too(tmp_path, feeds, slack):
+def test_feeds_bound_a_drip_too(database, tmp_path, feeds, slack):
     feeds.fail("blog", drip(render_rss("Blog", "https://b.example/", [])), times=3)
     config = config_dict(tmp_path, slack.api_url, [feed_source("blog", feeds.url_for("blog"))])
     pipeline, store, _ = pipeline_with_clock(tmp_path, config, NOW)
@@ -275,7 +275,7 @@ RATE_LIMITS = [(platform, value) for platform in ("x", "reddit", "hackernews", "
 
 
 @pytest.mark.parametrize("platform, value", RATE_LIMITS)
-def test_a_429_with_a_hostile_reset_pauses_the_source_for_at_most_a_day(tmp_path, slack, platform, value):
+def test_a_429_with_a_hostile_reset_pauses_the_source_for_at_most_a_day(database, tmp_path, slack, platform, value):
     header = {"x": "x-rate-limit-reset"}.get(platform, "Retry-After")
     outcome, store, source_id = poll_once(platform, Reply(429, b"{}", {header: value}), tmp_path, slack)
     assert outcome.failure is not None and outcome.failure.kind is FailureKind.RATE_LIMITED
@@ -287,7 +287,7 @@ def test_a_429_with_a_hostile_reset_pauses_the_source_for_at_most_a_day(tmp_path
 
 @pytest.mark.parametrize("broken", [Reply(404, b"gone"), Reply(200, b"\x00\xff not a feed"),
                                     drip(b"<rss>" + b" " * 100)])
-def test_run_once_polls_every_source_then_sends_and_says_a_source_failed(tmp_path, feeds, slack, broken):
+def test_run_once_polls_every_source_then_sends_and_says_a_source_failed(database, tmp_path, feeds, slack, broken):
     feeds.set_feed("good", render_rss("Good", "https://g.example/", [
         {"id": "1", "title": "Acme Cloud lost my invoice", "link": "https://g.example/1",
          "description": "Acme Cloud billed me twice, support ignores me, awful"}]))
@@ -310,7 +310,7 @@ PASSWORD = "pw-HOSTILE-41d2e8"
 
 
 @pytest.mark.parametrize("url", ["{base}?token=${{FEED_TOKEN}}", "{scheme}://reader:${{FEED_PASS}}@{rest}"])
-def test_a_secret_in_a_feed_url_never_leaves(tmp_path, feeds, slack, caplog, monkeypatch, url):
+def test_a_secret_in_a_feed_url_never_leaves(database, tmp_path, feeds, slack, caplog, monkeypatch, url):
     base = feeds.url_for("missing")
     scheme, rest = base.split("://")
     data = config_dict(tmp_path, slack.api_url, [feed_source("blog", url.format(base=base, scheme=scheme, rest=rest))])
@@ -336,7 +336,7 @@ def test_a_secret_in_a_feed_url_never_leaves(tmp_path, feeds, slack, caplog, mon
     store.close()
 
 
-def test_an_x_error_body_echoing_the_token_is_not_stored_or_sent(tmp_path, slack):
+def test_an_x_error_body_echoing_the_token_is_not_stored_or_sent(database, tmp_path, slack):
     echo = json.dumps({"title": "Forbidden", "detail": f"token {BEARER} is not allowed"}).encode()
     outcome, store, source_id = poll_once("x", Reply(403, echo, {"Content-Type": "application/json"}), tmp_path,
                                           slack)
@@ -355,7 +355,7 @@ def test_an_x_error_body_echoing_the_token_is_not_stored_or_sent(tmp_path, slack
 FORMULAS = ["=HYPERLINK(\"https://evil.example\",\"click\")", "=1+2", "+1", "-2+3", "@SUM(A1:A9)", "\tTAB", "\rCR"]
 
 
-def test_csv_export_neutralises_formulas(tmp_path, feeds, slack):
+def test_csv_export_neutralises_formulas(database, tmp_path, feeds, slack):
     feeds.set_feed("blog", render_rss("Blog", "https://b.example/", [
         {"id": str(i), "title": f"Acme Cloud {i}", "link": f"https://b.example/{i}", "description": formula}
         for i, formula in enumerate(FORMULAS)]))
@@ -385,7 +385,7 @@ XXE = (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd
 
 
 @pytest.mark.parametrize("body", [LAUGHS, XXE], ids=["billion laughs", "external entity"])
-def test_feed_entities_are_never_expanded(tmp_path, feeds, slack, body):
+def test_feed_entities_are_never_expanded(database, tmp_path, feeds, slack, body):
     feeds.set_feed("blog", body)
     config = config_dict(tmp_path, slack.api_url, [feed_source("blog", feeds.url_for("blog"))])
     pipeline, store, _ = pipeline_with_clock(tmp_path, config, NOW)
@@ -394,7 +394,7 @@ def test_feed_entities_are_never_expanded(tmp_path, feeds, slack, body):
     assert "root:" not in texts and "lollollol" not in texts
 
 
-def test_a_redirect_to_another_host_drops_the_credentials(tmp_path, feeds, slack):
+def test_a_redirect_to_another_host_drops_the_credentials(database, tmp_path, feeds, slack):
     feeds.set_feed("good", render_rss("Good", "https://g.example/", [
         {"id": "1", "title": "Acme Cloud lost my invoice", "link": "https://g.example/1"}]))
     other = feeds.url_for("good").replace("127.0.0.1", "localhost")

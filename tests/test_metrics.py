@@ -48,7 +48,7 @@ def wait_for(fetch, check, timeout: float = 60.0):
         time.sleep(0.2)
 
 
-def test_a_running_daemon_serves_metrics_and_health(tmp_path, feeds, slack, monkeypatch):
+def test_a_running_daemon_serves_metrics_and_health(database, tmp_path, feeds, slack, monkeypatch):
     monkeypatch.setenv("FEED_TOKEN", FEED_SECRET)
     feeds.set_feed("blog", render_rss("Blog", "https://x.example.com/", ITEMS))
     feeds.fail("gone", Reply(500, b"down"), times=100)
@@ -64,7 +64,9 @@ def test_a_running_daemon_serves_metrics_and_health(tmp_path, feeds, slack, monk
         metrics = wait_for(lambda: requests.get(f"{base}/metrics", timeout=5).text,
                            lambda text: 'mentionwatch_posts_stored_total{source="acme/blog"} 1.0' in text
                            and "mentionwatch_classifier_queue_depth 0.0" in text
-                           and "mentionwatch_outbox_pending 0.0" in text and len(slack.posted()) == 2)
+                           and "mentionwatch_outbox_pending 0.0" in text and len(slack.posted()) == 2
+                           # counted when the process run that posted ends, a moment after Slack got it
+                           and "mentionwatch_slack_messages_sent_total 2.0" in text)
         got = samples(metrics)
         assert got[("mentionwatch_posts_fetched_total", (("source", "acme/blog"),))] == 2
         assert got[("mentionwatch_posts_dropped_total", (("reason", "no_match"), ("source", "acme/blog")))] == 1
@@ -133,7 +135,7 @@ def test_readyz_fails_while_a_source_is_disabled_or_the_database_is_gone(tmp_pat
         store.close()
 
 
-def test_metrics_are_off_unless_configured_and_a_bad_address_is_a_config_error(tmp_path, slack):
+def test_metrics_are_off_unless_configured_and_a_bad_address_is_a_config_error(database, tmp_path, slack):
     from typer.testing import CliRunner
 
     from monitor import cli

@@ -38,7 +38,7 @@ def test_version_and_validated_log_options():
     assert "'debug', 'info', 'warning', 'error'" in " ".join(mw("--log-level", "verbose", "status").stderr.replace("│", " ").split())
 
 
-def test_json_log_lines_carry_the_source_and_no_secret(tmp_path, feeds, slack):
+def test_json_log_lines_carry_the_source_and_no_secret(database, tmp_path, feeds, slack):
     feeds.fail("blog", Reply(404, f"not here {SECRET}".encode()), times=1)
     data = config_dict(tmp_path, slack.api_url, [feed_source("blog", feeds.url_for("blog"))])
     data["slack"]["token"] = "${SLACK_BOT_TOKEN}"
@@ -69,7 +69,7 @@ def test_json_log_lines_about_a_mention_carry_its_id(tmp_path, feeds, slack):
         assert about and all(line["mention_id"] == 1 for line in about), lines
 
 
-def test_run_once_prints_a_summary_line_and_keeps_its_exit_codes(tmp_path, feeds, slack):
+def test_run_once_prints_a_summary_line_and_keeps_its_exit_codes(database, tmp_path, feeds, slack):
     feeds.set_feed("blog", render_rss("Blog", "https://x.example.com/", ITEMS))
     config = write_config(tmp_path, config_dict(tmp_path, slack.api_url, [
         feed_source("blog", feeds.url_for("blog")), feed_source("gone", feeds.url_for("gone"))]))
@@ -81,7 +81,7 @@ def test_run_once_prints_a_summary_line_and_keeps_its_exit_codes(tmp_path, feeds
         "polled 2 source(s): 1 new mention(s), 2 Slack message(s) sent, 1 source(s) failed, 0 message(s) failed"]
 
 
-def test_status_is_a_nagios_check_with_json_and_whole_names_at_80_columns(tmp_path, feeds, slack):
+def test_status_is_a_nagios_check_with_json_and_whole_names_at_80_columns(database, tmp_path, feeds, slack):
     feeds.set_feed(LONG, render_rss("Blog", "https://x.example.com/", ITEMS))
     feeds.fail("gone", Reply(500, b"down"), times=5)
     config = write_config(tmp_path, config_dict(tmp_path, slack.api_url, [

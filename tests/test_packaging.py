@@ -88,3 +88,6 @@ def test_compose_runs_it_next_to_postgresql():
     assert app["environment"]["MENTIONWATCH_DB"].startswith("postgresql+psycopg://")
     assert all("PASSWORD}" in v or "TOKEN" in k or not re.search(r"pass|token", v, re.I)
                for k, v in app["environment"].items())  # secrets come from .env, never written here
+    second = services["mentionwatch-2"]  # a second node on the same database and config, its own port
+    assert second["environment"] == app["environment"] and second["build"] == app["build"]
+    assert second["ports"] != app["ports"] and second["volumes"][0] == app["volumes"][0]

@@ -30,7 +30,7 @@ class Watching:
         return self.inner.classify(texts)
 
 
-def test_the_first_labelled_batch_reaches_slack_before_the_backlog_is_labelled(tmp_path, slack):
+def test_the_first_labelled_batch_reaches_slack_before_the_backlog_is_labelled(database, tmp_path, slack):
     pipeline, store, _ = routed_pipeline(tmp_path, slack, {"group_wait": "0s", "group_by": ["mention"]})
     pipeline.settings = pipeline.settings.model_copy(
         update={"classifier": pipeline.settings.classifier.model_copy(update={"batch_size": 4})})
@@ -46,7 +46,7 @@ def test_the_first_labelled_batch_reaches_slack_before_the_backlog_is_labelled(t
     assert sorted(i for m in slack.posted() for i in mention_ids(m)) == ids
 
 
-def test_the_stages_run_in_order_and_say_which_are_off_and_why(tmp_path, slack):
+def test_the_stages_run_in_order_and_say_which_are_off_and_why(database, tmp_path, slack):
     pipeline, store, _ = routed_pipeline(tmp_path, slack, spikes={"enabled": False}, digest={"enabled": False})
     assert [stage.name for stage in pipeline.stages] == ["trends", "backfill", "route", "reply clock", "flush"]
     assert pipeline.describe() == ("classify (lexicon-vader-1) -> trends (off: no brand has spikes or a weekly "
@@ -58,7 +58,7 @@ def test_the_stages_run_in_order_and_say_which_are_off_and_why(tmp_path, slack):
     on.store.close()
 
 
-def test_the_daemon_logs_its_stages_once_when_it_starts(tmp_path, slack, caplog):
+def test_the_daemon_logs_its_stages_once_when_it_starts(database, tmp_path, slack, caplog):
     caplog.set_level(logging.INFO, logger="mentionwatch")
     path = write_config(tmp_path, config_dict(tmp_path, slack.api_url, []))
     daemon = Daemon(str(path), load_settings(path)[0])

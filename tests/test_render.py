@@ -21,10 +21,11 @@ from monitor.config import ConfigError, SlackConfig, load_settings
 from monitor.core.messages import Message
 from monitor.core.records import NewAlert
 from monitor.store import Store, schema
+from monitor.store.migrate import current_revision, head
 from tests.support.config import config_dict, pipeline_with_clock, write_config
 from tests.support.routing import add, labels, routed_pipeline
 from tests.support.tracker import ALERTS, NOW, H, alert_message, complaint_id, make_world
-from tests.support.schemas import version_4_sqlite
+from tests.support.schemas import legacy_sqlite
 
 COMPLAINT_TEXT = "Terrible, Acme Cloud deleted my backups"
 
@@ -111,7 +112,7 @@ def test_a_post_deleted_before_its_alert_is_never_alerted(tmp_path, feeds, slack
 
 def test_a_version_4_outbox_migrates_and_its_pending_block_kit_goes_out_once(tmp_path, slack):
     path = tmp_path / "v4.db"
-    version_4_sqlite(path)
+    legacy_sqlite(path, 4)
     blocks = '[{"type": "section", "block_id": "mention:1", "text": {"type": "mrkdwn", "text": "old alert"}}]'
     with sqlite3.connect(path) as conn:
         for key, state in (("old:1", "sent"), ("old:2", "pending"), ("old:3", "sending")):
@@ -120,7 +121,7 @@ def test_a_version_4_outbox_migrates_and_its_pending_block_kit_goes_out_once(tmp
                          "'post', 'slack', 'slack')", (key, '{"text": "old ' + key + '", "blocks": ' + blocks + '}', state))
     store = Store(f"sqlite:///{path}")
     with store.engine.connect() as conn:
-        assert schema.current_version(conn) == schema.LATEST
+        assert current_revision(conn) == head()
     assert [(r.format, r.folded) for r in store.outbox(10)] == [("slack", None)] * 2
     sender = SlackSender(make_client(SlackConfig(token="xoxb-test", base_url=slack.api_url, timeout=2)), store,
                          lambda: NOW)

@@ -138,7 +138,7 @@ def test_what_is_due(row, now, expected):
     assert due_event(row, POLICY, now) == expected
 
 
-def test_bad_reply_policy_is_reported_with_file_line_key_and_value(tmp_path):
+def test_bad_reply_policy_is_reported_with_file_line_key_and_value(database, tmp_path):
     from monitor.config import ConfigError, load_settings
 
     path = tmp_path / "config.yaml"
@@ -159,7 +159,7 @@ def test_bad_reply_policy_is_reported_with_file_line_key_and_value(tmp_path):
     assert "IANA time zone" in problems["brands.acme.business_hours.timezone"].expected
 
 
-def test_unquoted_yaml_times_mean_what_they_say(tmp_path):
+def test_unquoted_yaml_times_mean_what_they_say(database, tmp_path):
     from monitor.config import load_settings
 
     path = tmp_path / "config.yaml"

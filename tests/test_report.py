@@ -5,12 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import create_engine
 from matplotlib.image import imread
 from typer.testing import CliRunner
 
@@ -21,6 +20,7 @@ from monitor.config import load_settings
 from monitor.report import build_report, top_terms
 from monitor.store import Store
 from tests.support.config import config_dict, write_config
+from tests.support.database import create_v1_database
 from tests.support.histories import add, add_gap, labels
 
 WEEK_A = datetime(2026, 10, 5, tzinfo=timezone.utc)  # a Monday
@@ -31,7 +31,7 @@ COMPLAINTS = ["Acme Cloud login is broken again", "login broken on @acmecloud", 
 
 
 @pytest.fixture
-def history(tmp_path):
+def history(database, tmp_path):
     """Week A: 10 mentions (reddit 6, x 4), negative 5 / neutral 2 / positive 3, complaints 5, questions 2,
     praise 3, net -0.2. Week B: 5 on feed, one unlabelled, 4 positive praise (one relabelled from
     negative), net +1.0. Globex has 2 mentions. A coverage gap on acme/reddit; two reply clocks."""
@@ -65,7 +65,7 @@ def history(tmp_path):
     store.close()
 
 
-def test_weekly_numbers_use_each_mentions_newest_label(history):
+def test_weekly_numbers_use_each_mentions_newest_label(database, history):
     settings, store, _ = history
     (report,) = build_report(store, settings, since=WEEK_A - timedelta(days=3), now=NOW, by="week", brand="acme")
     a, b = report.periods
@@ -83,7 +83,7 @@ def test_weekly_numbers_use_each_mentions_newest_label(history):
     assert stats.within_promise == pytest.approx(0.5)
 
 
-def test_daily_periods_and_the_window(history):
+def test_daily_periods_and_the_window(database, history):
     settings, store, _ = history
     (report,) = build_report(store, settings, since=WEEK_B, now=NOW, by="day", brand="acme")
     assert [(p.period, p.volume) for p in report.periods] == [("2026-10-13", 3), ("2026-10-14", 1), ("2026-10-15", 1)]
@@ -151,7 +151,7 @@ def test_report_responses_subcommand(history):
     assert "Response times" in result.output and "reddit" in result.output and "30 min" in result.output
 
 
-def test_chart_is_a_readable_image(history):
+def test_chart_is_a_readable_image(database, history):
     settings, store, _ = history
     (report,) = build_report(store, settings, since=WEEK_A - timedelta(days=14), now=NOW, by="week", brand="acme")
     image = imread(io.BytesIO(sentiment_chart(report)), format="png")
@@ -162,16 +162,18 @@ def test_chart_is_a_readable_image(history):
     assert red.sum() > 500  # the negative bars are drawn
 
 
-def test_upgrading_a_version_1_database_adds_the_report_indexes(tmp_path):
-    path = tmp_path / "v1.db"
-    with sqlite3.connect(path) as conn:
-        conn.executescript((Path(__file__).parent / "data" / "schema_v1.sql").read_text())
-        conn.execute("INSERT INTO schema_version VALUES (1)")
-    Store(f"sqlite:///{path}").close()
-    with sqlite3.connect(path) as conn:
-        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-        plan = " ".join(str(r) for r in conn.execute(
-            "EXPLAIN QUERY PLAN SELECT brand, strftime('%Y-%m-%d', coalesce(created_at, fetched_at)) AS day, source, "
-            "count(*) FROM mentions WHERE brand = 'acme' GROUP BY 1, 2, 3"))
-    assert {"ix_mentions_report", "ix_labels_newest"} <= names
-    assert "COVERING INDEX ix_mentions_report" in plan and "TEMP B-TREE" not in plan
+def test_upgrading_a_version_1_database_adds_the_report_indexes(database):
+    create_v1_database(database)
+    Store(database).close()
+    engine = create_engine(database)
+    with engine.connect() as conn:
+        names = set(conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'" if engine.dialect.name
+                                         == "sqlite" else "SELECT indexname FROM pg_indexes").scalars())
+        if engine.dialect.name == "sqlite":  # the report's covering index is SQLite's (schema.py)
+            plan = " ".join(str(r) for r in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT brand, strftime('%Y-%m-%d', coalesce(created_at, fetched_at)) AS day, "
+                "source, count(*) FROM mentions WHERE brand = 'acme' GROUP BY 1, 2, 3"))
+            assert "ix_mentions_report" in names
+            assert "COVERING INDEX ix_mentions_report" in plan and "TEMP B-TREE" not in plan
+    engine.dispose()
+    assert {"ix_labels_newest", "ix_mentions_thread"} <= names

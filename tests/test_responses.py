@@ -45,8 +45,8 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'mw.db'}")
+def world(database, tmp_path):
+    store = Store(database)
     world = World(store)
     for i in range(10):  # reddit: answered after 10, 20, ..., 100 min; promise 60 min
         world.mention("acme", "reddit", T0 + i * MIN, answered_after=(i + 1) * 10 * MIN, state="handled")
@@ -60,7 +60,7 @@ def world(tmp_path):
     store.close()
 
 
-def test_per_brand_and_source_with_known_answers(world):
+def test_per_brand_and_source_with_known_answers(database, world):
     stats = response_stats(world.store, SETTINGS, now=NOW)
     assert stats == [
         ResponseStats("acme", "reddit", needing_reply=12, answered=10, median=55 * MIN, p90=90 * MIN,
@@ -70,7 +70,7 @@ def test_per_brand_and_source_with_known_answers(world):
     ]
 
 
-def test_brand_and_since_filters(world):
+def test_brand_and_since_filters(database, world):
     assert [s.brand for s in response_stats(world.store, SETTINGS, brand="zeta", now=NOW)] == ["zeta"]
     recent = response_stats(world.store, SETTINGS, since=NOW - 6 * 60 * MIN, now=NOW)
     assert [(s.brand, s.source, s.needing_reply, s.answered, s.within_promise) for s in recent] == [
@@ -91,7 +91,7 @@ def test_nearest_rank(values, share, expected):
     assert nearest_rank([v * MIN for v in values], share) == expected * MIN
 
 
-def test_table_shows_the_figures(world):
+def test_table_shows_the_figures(database, world):
     console = Console(record=True, width=160)
     console.print(response_table(response_stats(world.store, SETTINGS, now=NOW)))
     text = console.export_text()

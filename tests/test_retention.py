@@ -3,7 +3,6 @@ report figures across pruning, and idle ticks that read indexes, not whole table
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 from datetime import datetime, timedelta, timezone
@@ -21,13 +20,13 @@ from monitor.core.records import NewAlert, NewNotification
 from monitor.prune import prune
 from monitor.report import build_report
 from monitor.store import Store, schema
+from monitor.store.migrate import current_revision, head
 from tests.support.config import config_dict, pipeline_with_clock, write_config
 from tests.support.histories import add, add_gap, add_many, labels
-from tests.support.schemas import version_4_sqlite
+from tests.support.schemas import legacy_sqlite
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 OLD = NOW - timedelta(days=400)
-PG_URL = os.environ.get("MENTIONWATCH_TEST_DATABASE_URL")
 
 
 # --- config -----------------------------------------------------------------------------------------
@@ -71,7 +70,7 @@ def _queue(store: Store, key: str, when: datetime, *, sent: bool, mention: int |
                                        thread_of=thread_of)], when)
     (row,) = [r for r in store.outbox(1000) if r.dedupe_key == key]
     if sent:
-        store.claim([row.id], when)
+        store.claim([row], when)
         store.settle([(row.id, "C1", f"{when.timestamp()}")], [], when)
     return row.id
 
@@ -130,7 +129,7 @@ def test_dry_run_counts_what_prune_then_deletes_and_what_is_in_use_stays(aged):
 
 def test_once_the_parent_is_settled_and_the_clock_closed_they_go_too(aged):
     store, rows = aged
-    store.claim([rows["reply"]], OLD)
+    store.claim([r for r in store.outbox(1000) if r.id == rows["reply"]], OLD)
     store.settle([(rows["reply"], "C1", "1.5")], [], OLD)
     store.transition_clock(rows["mentions"]["open_clock"], states=("open",), changes={"state": "handled"}, now=OLD)
     deleted = prune(store, RetentionConfig(), NOW)
@@ -180,11 +179,11 @@ def test_prune_dry_run_lists_every_kind(tmp_path):
     assert re.search(r"deleted\s+1\s+mentions", result.output)
 
 
-# --- the v5 migration ------------------------------------------------------------------------------
+# --- the v6 migration ------------------------------------------------------------------------------
 
 def test_a_version_4_database_gets_the_rollup_of_its_labelled_mentions(tmp_path):
     path = tmp_path / "v4.db"
-    version_4_sqlite(path)
+    legacy_sqlite(path, 4)
     with sqlite3.connect(path) as conn:
         for i, (sentiment, intent) in enumerate([("negative", "complaint")] * 2 + [("positive", "praise")]):
             conn.execute("INSERT INTO mentions (source, external_id, source_id, brand, matched, text, created_at, "
@@ -196,7 +195,7 @@ def test_a_version_4_database_gets_the_rollup_of_its_labelled_mentions(tmp_path)
                      "VALUES ('x', 'unlabelled', 'acme/x', 'acme', '{}', 't', '2026-11-03 00:10:00', '{}')")
     store = Store(f"sqlite:///{path}")
     with store.engine.connect() as conn:
-        assert schema.current_version(conn) == schema.LATEST
+        assert current_revision(conn) == head()
         assert sorted(conn.execute(text("SELECT day, sentiment, intent, count FROM mention_daily")).all()) == [
             ("2026-11-02", "negative", "complaint", 2), ("2026-11-02", "positive", "praise", 1)]
         names = set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index'")).scalars())
@@ -232,19 +231,8 @@ def _full_scans(store: Store, statements: list[tuple[str, object]]) -> list[str]
     return found
 
 
-BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_an_idle_tick_reads_no_growing_table_whole(tmp_path, slack, backend):
-    url = f"sqlite:///{tmp_path / 'mw.db'}"
-    if backend == "postgresql":
-        url = PG_URL
-        engine = create_engine(url)
-        schema.metadata.drop_all(engine)
-        with engine.begin() as conn:
-            conn.exec_driver_sql("DROP TABLE IF EXISTS schema_version")
-        engine.dispose()
+def test_an_idle_tick_reads_no_growing_table_whole(tmp_path, slack, database):
+    url = database
     config = config_dict(tmp_path, slack.api_url, [], storage={"url": url})
     config["routes"] = {"group_wait": "0s", "group_by": ["mention"]}
     config["brands"]["acme"].update(digest={"enabled": True}, spikes={"enabled": True})

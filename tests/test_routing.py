@@ -82,7 +82,7 @@ def test_group_key_is_route_plus_group_by_values():
 
 # --- through the pipeline, the real slack-sdk and the emulator ----------------------------------
 
-def test_what_needs_a_human_reaches_its_route_grouped_and_escaped(tmp_path, slack):
+def test_what_needs_a_human_reaches_its_route_grouped_and_escaped(database, tmp_path, slack):
     routes = {"group_wait": "30s", "group_by": ["brand", "intent"],
               "routes": [{"match": {"intent": ["complaint"]}, "channel": "#acme-complaints"}]}
     pipeline, store, clock = routed_pipeline(tmp_path, slack, routes)
@@ -114,7 +114,7 @@ def test_what_needs_a_human_reaches_its_route_grouped_and_escaped(tmp_path, slac
     assert len(slack.posted()) == 3
 
 
-def test_later_comments_go_into_the_thread_of_the_alert(tmp_path, slack):
+def test_later_comments_go_into_the_thread_of_the_alert(database, tmp_path, slack):
     pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_wait": "0s"})
     post = add(store, "t3_post", labels(), thread_id="t3_post")
     pipeline.process()
@@ -132,7 +132,7 @@ def test_later_comments_go_into_the_thread_of_the_alert(tmp_path, slack):
     assert store.route_of(deeper) == "root" and store.message_of(9999) is None
 
 
-def test_a_wave_of_praise_is_one_kudos_message_and_praise_owed_a_reply_starts_a_clock(tmp_path, slack):
+def test_a_wave_of_praise_is_one_kudos_message_and_praise_owed_a_reply_starts_a_clock(database, tmp_path, slack):
     pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_wait": "30s"}, kudos_channel="#acme-kudos")
     fans = [add(store, f"p{i}", labels("positive", "praise", needs_reply=True), author=f"fan{i}") for i in range(12)]
     pipeline.process()
@@ -149,7 +149,7 @@ def test_a_wave_of_praise_is_one_kudos_message_and_praise_owed_a_reply_starts_a_
     assert not slack.posted("#acme-alerts"), "praise never lands in an alert route too"
 
 
-def test_a_mention_answered_while_its_group_waited_is_not_announced(tmp_path, slack):
+def test_a_mention_answered_while_its_group_waited_is_not_announced(database, tmp_path, slack):
     from monitor.actions import mark_handled
 
     pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_wait": "30s"})
@@ -164,7 +164,7 @@ def test_a_mention_answered_while_its_group_waited_is_not_announced(tmp_path, sl
     assert store.notification_counts() == {"dropped": 1, "queued": 1}
 
 
-def test_praise_goes_to_the_kudos_channel_with_a_filled_thank_you(tmp_path, slack):
+def test_praise_goes_to_the_kudos_channel_with_a_filled_thank_you(database, tmp_path, slack):
     pipeline, store, _ = routed_pipeline(tmp_path, slack, {"group_wait": "0s"}, kudos_channel="#acme-kudos",
                                          thank_you="Thanks {author}, glad you like it! (seen on {platform})")
     praise = add(store, "p", labels("positive", "praise", needs_reply=False), author="u_<@U1>_fan",
@@ -181,7 +181,7 @@ def test_praise_goes_to_the_kudos_channel_with_a_filled_thank_you(tmp_path, slac
     assert store.message_of(praise) is None, "praise is no alert"
 
 
-def test_negatives_fold_into_an_active_spike_thread(tmp_path, slack):
+def test_negatives_fold_into_an_active_spike_thread(database, tmp_path, slack):
     pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_wait": "0s"})
     store.commit_routing([], [NewAlert("spike:1", "spike", None, "acme", "#acme-alerts",
                                        {"text": "Spike: Acme Cloud", "blocks": None})], NOW)
@@ -224,7 +224,7 @@ brands:
 """
 
 
-def test_validate_reports_routes_that_can_never_match(tmp_path):
+def test_validate_reports_routes_that_can_never_match(database, tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(CONFIG)
     _, warnings = load_settings(path)
@@ -256,7 +256,7 @@ def test_validate_reports_routes_that_can_never_match(tmp_path):
     ({"routes": {"repeat_interval": "0s"}}, "routes.repeat_interval", "at least 1m"),
     ({"routes": {"escalate_to": ["S0SUPPORT", "@sam"]}}, "routes.escalate_to.1", "^[SUW]"),
 ])
-def test_config_errors_name_the_key_and_what_is_expected(tmp_path, edit, path, expected):
+def test_config_errors_name_the_key_and_what_is_expected(database, tmp_path, edit, path, expected):
     config = config_dict(tmp_path, "https://slack.example/api/", [])
     for key, value in edit.items():
         if key == "brands":
@@ -269,7 +269,7 @@ def test_config_errors_name_the_key_and_what_is_expected(tmp_path, edit, path, e
     assert expected in problem.expected and problem.line > 0
 
 
-def test_validate_check_slack_reports_channels_slack_does_not_have(tmp_path, slack):
+def test_validate_check_slack_reports_channels_slack_does_not_have(database, tmp_path, slack):
     slack.channels.update({"#acme-alerts", "#acme-kudos"})
     config = config_dict(tmp_path, slack.api_url, [], slack={"token": TOKEN, "base_url": slack.api_url,
                                                              "ops_channel": "#ops-gone"})
@@ -287,7 +287,7 @@ def test_validate_check_slack_reports_channels_slack_does_not_have(tmp_path, sla
     assert TOKEN not in result.output
 
 
-def test_an_urgent_item_says_why_and_every_item_its_id(tmp_path, slack):
+def test_an_urgent_item_says_why_and_every_item_its_id(database, tmp_path, slack):
     from alerts.messages import compact
 
     assert [compact(n) for n in (999, 1000, 15_400, 2_000_000, 1_250_000_000)] == ["999", "1k", "15.4k", "2M", "1.2B"]

@@ -42,7 +42,7 @@ def test_matchers_are_checked(args, expected):
             parse_matchers(args, SETTINGS)
 
 
-def test_silenced_alerts_are_held_then_sent_when_the_silence_ends(tmp_path, slack):
+def test_silenced_alerts_are_held_then_sent_when_the_silence_ends(database, tmp_path, slack):
     pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_wait": "0s"}, reply_within="1d")
     store.add_silence({"brand": "acme", "source": "x"}, "launch day", "sam", NOW, NOW + timedelta(hours=2), NOW)
     held = [add(store, f"x{i}", labels(), source="x", source_id="acme/x") for i in range(2)]
@@ -64,7 +64,7 @@ def test_silenced_alerts_are_held_then_sent_when_the_silence_ends(tmp_path, slac
     assert len(slack.posted()) == 2
 
 
-def test_expiring_a_silence_releases_what_is_still_open(tmp_path, slack):
+def test_expiring_a_silence_releases_what_is_still_open(database, tmp_path, slack):
     pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_wait": "0s"}, reply_within="1d")
     silence = store.add_silence({"intent": "complaint"}, None, None, NOW, NOW + timedelta(days=1), NOW)
     still_open = add(store, "o", labels())
@@ -82,7 +82,7 @@ def test_expiring_a_silence_releases_what_is_still_open(tmp_path, slack):
     assert store.notification_counts() == {"queued": 1, "dropped": 1}
 
 
-def test_silence_commands(tmp_path, slack):
+def test_silence_commands(database, tmp_path, slack):
     config = write_config(tmp_path, config_dict(tmp_path, slack.api_url, [feed_source("blog", "https://b.example/f")]))
     runner = CliRunner()
     added = runner.invoke(cli.app, ["silence", "add", "brand=acme", "source=x", "--for", "2h", "--reason",
@@ -105,7 +105,7 @@ def test_silence_commands(tmp_path, slack):
     assert re.search(r"1 +│ brand=acme source=x +│ ended", listed.output), listed.output
 
 
-def test_a_silence_added_while_a_burst_waits_holds_it(tmp_path, slack):
+def test_a_silence_added_while_a_burst_waits_holds_it(database, tmp_path, slack):
     pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_wait": "30s"}, reply_within="1d")
     burst = [add(store, f"s{i}", labels(), source="x", source_id="acme/x") for i in range(3)]
     question = add(store, "q", labels("neutral", "question"))

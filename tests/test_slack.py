@@ -25,8 +25,8 @@ HOSTILE = "Acme is <!channel> down <@U024BE7LH> see <https://evil.example|acme.i
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'mw.db'}")
+def store(database):
+    store = Store(database)
     yield store
     store.close()
 
@@ -322,7 +322,7 @@ def test_a_status_update_lost_after_its_claim_is_redone_even_though_the_text_is_
     store.commit_routing([], [NewAlert("u", "status", None, "acme", "#acme-alerts", handled, op="update",
                                        updates=1)], NOW)
     (row,) = store.outbox(10)
-    store.claim([row.id], NOW)  # killed right after the claim, before chat.update
+    store.claim([row], NOW)  # killed right after the claim, before chat.update
     sender_for(slack, store, [NOW]).deliver()
     [shown] = slack.posted()
     assert shown["blocks"] == handled["blocks"], "the message shows the new status"

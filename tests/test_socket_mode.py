@@ -77,7 +77,7 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path, slack):
+def world(database, tmp_path, slack):
     slack.add_channel("#acme-alerts", members=[SAM, KIM])
     w = World(tmp_path, slack)
     yield w
@@ -90,7 +90,7 @@ def status_text(slack, channel_id: str, ts: str) -> str:
                     for e in b.get("elements", []))
 
 
-def test_handled_button_updates_the_message_once_despite_redelivery_and_double_clicks(world, slack):
+def test_handled_button_updates_the_message_once_despite_redelivery_and_double_clicks(database, world, slack):
     mention_id, alert_id = world.alert(1)
     ts = world.ts_of(alert_id)
     world.connect()
@@ -114,7 +114,7 @@ def test_handled_button_updates_the_message_once_despite_redelivery_and_double_c
     assert wait_until(lambda: len(server.acks) == 3) and world.changes == 1
 
 
-def test_people_outside_the_actors_get_an_ephemeral_refusal_and_nothing_changes(world, slack):
+def test_people_outside_the_actors_get_an_ephemeral_refusal_and_nothing_changes(database, world, slack):
     mention_id, alert_id = world.alert(1)
     world.connect()
     slack.socket_mode().block_action(EVE, "eve", CHANNEL, world.ts_of(alert_id), "not_relevant", str(mention_id))
@@ -125,7 +125,7 @@ def test_people_outside_the_actors_get_an_ephemeral_refusal_and_nothing_changes(
     assert world.store.outbox(10) == []
 
 
-def test_user_group_actors_are_read_once_and_cached(tmp_path, slack):
+def test_user_group_actors_are_read_once_and_cached(database, tmp_path, slack):
     slack.add_channel("#acme-alerts", members=[SAM, KIM, EVE])
     slack.usergroups["S0SUPPORT"] = [KIM]
     w = World(tmp_path, slack, actors={"usergroup": "S0SUPPORT"})
@@ -147,7 +147,7 @@ def test_user_group_actors_are_read_once_and_cached(tmp_path, slack):
         w.close()
 
 
-def test_check_mark_reaction_on_our_message_marks_its_mentions_handled_once(world, slack):
+def test_check_mark_reaction_on_our_message_marks_its_mentions_handled_once(database, world, slack):
     mention_id, alert_id = world.alert(1)
     slack.users[KIM] = "kim"
     ts = world.ts_of(alert_id)
@@ -165,7 +165,7 @@ def test_check_mark_reaction_on_our_message_marks_its_mentions_handled_once(worl
     assert slack.ephemerals == []
 
 
-def test_wrong_label_opens_a_chooser_whose_choice_is_stored_as_a_training_example(world, slack):
+def test_wrong_label_opens_a_chooser_whose_choice_is_stored_as_a_training_example(database, world, slack):
     mention_id, alert_id = world.alert(1)
     ts = world.ts_of(alert_id)
     world.connect()
@@ -185,7 +185,7 @@ def test_wrong_label_opens_a_chooser_whose_choice_is_stored_as_a_training_exampl
     assert "complaint → question" in status_text(slack, CHANNEL, ts)
 
 
-def test_actions_after_a_dropped_connection_and_a_disconnect_work_once(world, slack, caplog):
+def test_actions_after_a_dropped_connection_and_a_disconnect_work_once(database, world, slack, caplog):
     caplog.set_level(logging.INFO, logger="mentionwatch")
     mentions = [world.alert(n) for n in range(3)]
     world.connect()
@@ -237,7 +237,7 @@ def test_the_app_token_is_required_to_be_an_app_token(slack):
     assert refused.value.response["error"] == "not_allowed_token_type"
 
 
-def test_a_reload_that_adds_an_app_token_opens_socket_mode(tmp_path, slack):
+def test_a_reload_that_adds_an_app_token_opens_socket_mode(database, tmp_path, slack):
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from monitor.daemon import Daemon

@@ -71,7 +71,7 @@ def test_step(active, signal, action, calm_since):
 # --- the stage -------------------------------------------------------------------------------------
 
 @pytest.fixture
-def trends(tmp_path):
+def trends(database, tmp_path):
     config = config_dict(tmp_path, "http://127.0.0.1:9", [])
     config["brands"]["acme"]["digest"] = {"enabled": False}
     config["brands"]["globex"] = {"names": ["Globex"], "slack_channel": "#globex", "digest": {"enabled": False}}
@@ -93,14 +93,14 @@ def spike_rows(store):
     return [row for row in store.outbox(1000) if row.kind in ("spike", "spike_over")]
 
 
-def test_quiet_brand_with_one_extra_mention_is_not_a_spike(trends):
+def test_quiet_brand_with_one_extra_mention_is_not_a_spike(database, trends):
     settings, store = trends
     add_many(store, "globex", "x", [(NOW - timedelta(minutes=10), "negative", "complaint", "globex broke")])
     Trends(settings, store).run(NOW)
     assert spike_rows(store) == [] and store.active_spike("globex") is None and store.active_spike("acme") is None
 
 
-def test_burst_alerts_once_and_its_end_is_announced_once_in_its_thread(trends):
+def test_burst_alerts_once_and_its_end_is_announced_once_in_its_thread(database, trends):
     settings, store = trends
     burst = [(NOW - timedelta(minutes=m % 50 + 1), "negative", "complaint", f"{HOSTILE} #{m}") for m in range(45)]
     add_many(store, "acme", "x", burst)
@@ -128,7 +128,7 @@ def test_burst_alerts_once_and_its_end_is_announced_once_in_its_thread(trends):
     assert store.active_spike("acme") is None
 
 
-def test_spike_and_its_end_reach_slack_the_end_in_the_spikes_thread(trends, slack):
+def test_spike_and_its_end_reach_slack_the_end_in_the_spikes_thread(database, trends, slack):
     settings, store = trends
     slack.channels.add("#acme-alerts")
     sender = SlackSender(make_client(SlackConfig(token=TOKEN, base_url=slack.api_url, timeout=2)), store,

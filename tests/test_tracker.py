@@ -16,7 +16,7 @@ from tests.support.tracker import ALERTS, ESCALATIONS, NOW, H, alert_message, co
 from tests.support.reddit import SECRET, TEAM, pipeline_for, posts_source
 
 @pytest.fixture
-def world(tmp_path, feeds, slack):
+def world(database, tmp_path, feeds, slack):
     pipeline, store, slack, at = make_world(tmp_path, feeds, slack)
     yield pipeline, store, slack, at
     store.close()
@@ -36,7 +36,7 @@ def escalations(slack) -> list[dict]:
     return slack.posted(ESCALATIONS)
 
 
-def test_reminder_then_one_escalation_then_a_reminder_every_repeat_interval(world, caplog):
+def test_reminder_then_one_escalation_then_a_reminder_every_repeat_interval(database, world, caplog):
     caplog.set_level(logging.DEBUG, logger="mentionwatch.monitor.tracker")
     _, store, slack, at = world
     parent = alert_message(slack)
@@ -63,7 +63,7 @@ def test_reminder_then_one_escalation_then_a_reminder_every_repeat_interval(worl
         ("INFO", f"mention {mention_id} escalated to {ESCALATIONS}: unanswered past its reply time")]
 
 
-def test_overdue_while_down_escalates_once_without_a_burst_of_reminders(world):
+def test_overdue_while_down_escalates_once_without_a_burst_of_reminders(database, world):
     _, _, slack, at = world
     parent = alert_message(slack)
     at(NOW + 30 * H)  # the daemon was down for a day
@@ -74,7 +74,7 @@ def test_overdue_while_down_escalates_once_without_a_burst_of_reminders(world):
     assert len(escalations(slack)) == 1 and len(thread(slack, parent)) == 1
 
 
-def test_snooze_pauses_the_clock_then_it_comes_back(world):
+def test_snooze_pauses_the_clock_then_it_comes_back(database, world):
     pipeline, store, slack, at = world
     parent = alert_message(slack)
     mention_id = complaint_id(store)
@@ -92,7 +92,7 @@ def test_snooze_pauses_the_clock_then_it_comes_back(world):
     assert len(thread(slack, parent)) == 1
 
 
-def test_not_relevant_stops_the_clock_and_updates_the_message(world):
+def test_not_relevant_stops_the_clock_and_updates_the_message(database, world):
     pipeline, store, slack, at = world
     parent = alert_message(slack)
     mention_id = complaint_id(store)
@@ -107,7 +107,7 @@ def test_not_relevant_stops_the_clock_and_updates_the_message(world):
     assert "marked not relevant by <@U0SAM123>" in blocks and f"actions:{mention_id}" not in blocks
 
 
-def test_team_reply_recorded_by_a_connector_closes_the_clock_with_one_update(world, caplog):
+def test_team_reply_recorded_by_a_connector_closes_the_clock_with_one_update(database, world, caplog):
     caplog.set_level(logging.INFO, logger="mentionwatch.monitor.tracker")
     pipeline, store, slack, at = world
     parent = alert_message(slack)
@@ -131,7 +131,7 @@ def test_team_reply_recorded_by_a_connector_closes_the_clock_with_one_update(wor
     assert refused.message == f"mention {mention_id} was already answered by acme_help on Reddit 25 min ago"
 
 
-def test_reply_found_by_the_reddit_connector_closes_the_clock_and_edits_the_alert_once(tmp_path, reddit, slack):
+def test_reply_found_by_the_reddit_connector_closes_the_clock_and_edits_the_alert_once(database, tmp_path, reddit, slack):
     """The whole loop on the wire: praw reads the team's comment, the clock closes, chat.update once."""
     question = reddit.add_post("acme", "Acme Cloud billed me twice", "Two charges and no answer to my ticket. "
                                "Is anyone else seeing double billing from Acme Cloud?", "kim",
@@ -159,7 +159,7 @@ def test_reply_found_by_the_reddit_connector_closes_the_clock_and_edits_the_aler
                          "start": "09:00", "end": "17:00"}}, datetime(2026, 11, 23, 11, tzinfo=timezone.utc)),
     ({"reply_within_by_intent": {"complaint": "30m"}}, datetime(2026, 11, 20, 15, 30, tzinfo=timezone.utc)),
 ])
-def test_the_brand_policy_sets_the_deadline(tmp_path, feeds, slack, brand, deadline):
+def test_the_brand_policy_sets_the_deadline(database, tmp_path, feeds, slack, brand, deadline):
     friday_4pm_berlin = datetime(2026, 11, 20, 15, tzinfo=timezone.utc)
     _, store, slack, at = make_world(tmp_path, feeds, slack, friday_4pm_berlin, **brand)
     (clock,) = store.open_clocks()
@@ -171,7 +171,7 @@ def test_the_brand_policy_sets_the_deadline(tmp_path, feeds, slack, brand, deadl
     store.close()
 
 
-def test_without_a_message_yet_the_reminder_is_top_level_and_says_what_it_is_about(tmp_path, feeds, slack):
+def test_without_a_message_yet_the_reminder_is_top_level_and_says_what_it_is_about(database, tmp_path, feeds, slack):
     _, store, slack, at = make_world(tmp_path, feeds, slack, routes={"group_wait": "10h"})
     assert slack.posted() == []  # the group still waits
     at(NOW + 3 * H)
@@ -182,7 +182,7 @@ def test_without_a_message_yet_the_reminder_is_top_level_and_says_what_it_is_abo
     store.close()
 
 
-def test_a_tick_reads_only_clocks_that_may_be_due_and_never_misses_one(tmp_path):
+def test_a_tick_reads_only_clocks_that_may_be_due_and_never_misses_one(database, tmp_path):
     """The store's pre-filter is a superset of `due_event` for every kind of clock, so a big backlog of
     escalated, unanswered mentions is not re-read on every tick."""
     from collections import Counter
@@ -191,7 +191,7 @@ def test_a_tick_reads_only_clocks_that_may_be_due_and_never_misses_one(tmp_path)
     from monitor.core.records import Match, Post
     from monitor.store import Store
 
-    store = Store(f"sqlite:///{tmp_path / 'clocks.db'}")
+    store = Store(database)
     start = NOW - 10 * H
     moments = [None, NOW - 5 * H, NOW - 2 * H, NOW - 30 * timedelta(minutes=1), NOW + H]
     rows = []

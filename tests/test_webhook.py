@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import sqlite3
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, text
 
 from alerts.slack import SlackSender, make_client
 from monitor import actions
@@ -18,7 +16,9 @@ from emulators.webhook import DELIVER_THEN_DROP, WebhookEmulator, error
 from monitor.config import ConfigError, SlackConfig, load_settings
 from monitor.core.records import NewAlert
 from monitor.store import Store, schema
+from monitor.store.migrate import current_revision, head, migrate
 from tests.support.config import config_dict, pipeline_with_clock, write_config
+from tests.support.database import create_v1_database
 from tests.support.routing import NOW, add, labels, mention_ids
 
 SECRET = "hook-secret-7d1c0e55a9b2"
@@ -50,7 +50,7 @@ def outbox_rows(store) -> list:
         return conn.execute(select(a.id, a.receiver, a.format, a.state, a.thread_of, a.op).order_by(a.id)).all()
 
 
-def test_a_routed_alert_reaches_the_webhook_signed_with_a_stable_key(tmp_path, slack, hook, monkeypatch):
+def test_a_routed_alert_reaches_the_webhook_signed_with_a_stable_key(database, tmp_path, slack, hook, monkeypatch):
     pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch)
     complaint = add(store, "c1", labels(), text="Acme Cloud lost my data <!channel>\u202e")
     question = add(store, "q1", labels("neutral", "question"))
@@ -80,7 +80,7 @@ def test_the_signature_is_hmac_sha256_of_the_exact_body(hook):
     assert not hook.verify(body, header.replace("sha256=", "sha256=0"))
 
 
-def test_a_500_is_retried_after_a_backoff_with_the_same_key_and_body(tmp_path, slack, hook, monkeypatch):
+def test_a_500_is_retried_after_a_backoff_with_the_same_key_and_body(database, tmp_path, slack, hook, monkeypatch):
     pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch)
     add(store, "c1", labels())
     hook.fail(error(500))
@@ -98,7 +98,7 @@ def test_a_500_is_retried_after_a_backoff_with_the_same_key_and_body(tmp_path, s
     assert len(hook.requests) == 2
 
 
-def test_a_429_waits_as_long_as_retry_after_says(tmp_path, slack, hook, monkeypatch):
+def test_a_429_waits_as_long_as_retry_after_says(database, tmp_path, slack, hook, monkeypatch):
     pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch)
     add(store, "c1", labels())
     hook.fail(error(429, "120"))
@@ -112,7 +112,7 @@ def test_a_429_waits_as_long_as_retry_after_says(tmp_path, slack, hook, monkeypa
     assert hook.requests[0].key == hook.requests[1].key
 
 
-def test_an_unknown_outcome_is_sent_again_with_the_same_key(tmp_path, slack, hook, monkeypatch):
+def test_an_unknown_outcome_is_sent_again_with_the_same_key(database, tmp_path, slack, hook, monkeypatch):
     """The receiver got the POST but the answer was lost: the row stays `sending` and goes again with the
     same key, which the receiver recognises (at least once, exactly once for a receiver that keeps keys)."""
     pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch)
@@ -128,7 +128,7 @@ def test_an_unknown_outcome_is_sent_again_with_the_same_key(tmp_path, slack, hoo
     assert [r.state for r in outbox_rows(store)] == ["sent"]
 
 
-def test_a_crash_after_the_claim_resends_with_the_same_key(tmp_path, slack, hook, monkeypatch):
+def test_a_crash_after_the_claim_resends_with_the_same_key(database, tmp_path, slack, hook, monkeypatch):
     pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch)
     add(store, "c1", labels())
     hook.fail(DELIVER_THEN_DROP)
@@ -142,7 +142,7 @@ def test_a_crash_after_the_claim_resends_with_the_same_key(tmp_path, slack, hook
     assert len(hook.delivered) == 1 and [r.state for r in outbox_rows(store)] == ["sent"]
 
 
-def test_slack_and_webhook_routes_side_by_side_each_get_the_alert_once(tmp_path, slack, hook, monkeypatch):
+def test_slack_and_webhook_routes_side_by_side_each_get_the_alert_once(database, tmp_path, slack, hook, monkeypatch):
     pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch, routes=BOTH)
     complaint = add(store, "c1", labels())
     slack.outage = True  # Slack down: the webhook still gets its message
@@ -159,7 +159,7 @@ def test_slack_and_webhook_routes_side_by_side_each_get_the_alert_once(tmp_path,
     assert receivers == [("ops-hook", "neutral", "sent"), ("slack", "neutral", "sent")]
 
 
-def test_thread_replies_and_updates_are_never_sent_to_a_webhook_message(tmp_path, slack, hook, monkeypatch):
+def test_thread_replies_and_updates_are_never_sent_to_a_webhook_message(database, tmp_path, slack, hook, monkeypatch):
     """A later comment in an alerted thread is its own webhook message (no thread); a status change of a
     webhook row's mention queues no update; Slack gets none of it."""
     pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch)
@@ -177,7 +177,7 @@ def test_thread_replies_and_updates_are_never_sent_to_a_webhook_message(tmp_path
     assert len(outbox_rows(store)) == len(rows) and slack.posted() == [] and len(hook.requests) == 2
 
 
-def test_reminders_and_escalations_of_a_webhook_alert_stay_out_of_slack(tmp_path, slack, hook, monkeypatch):
+def test_reminders_and_escalations_of_a_webhook_alert_stay_out_of_slack(database, tmp_path, slack, hook, monkeypatch):
     pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch)
     mention = add(store, "c1", labels())
     pipeline.process()
@@ -192,7 +192,7 @@ def test_reminders_and_escalations_of_a_webhook_alert_stay_out_of_slack(tmp_path
     assert outbox_rows(store) == rows and slack.posted() == [] and len(hook.requests) == 1  # ... sending nothing
 
 
-def test_rows_of_a_receiver_no_longer_configured_fail_and_say_why(tmp_path, slack, hook, monkeypatch):
+def test_rows_of_a_receiver_no_longer_configured_fail_and_say_why(database, tmp_path, slack, hook, monkeypatch):
     pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch)
     add(store, "c1", labels())
     hook.fail(error(503, "60"))
@@ -207,7 +207,7 @@ def test_rows_of_a_receiver_no_longer_configured_fail_and_say_why(tmp_path, slac
     assert row.state == "failed" and "ops-hook" in row.last_error and len(hook.requests) == 1
 
 
-def test_validate_names_an_unknown_receiver_with_its_line(tmp_path):
+def test_validate_names_an_unknown_receiver_with_its_line(database, tmp_path):
     config = config_dict(tmp_path, "http://127.0.0.1:9/api/", [])
     config["routes"] = {"routes": [{"match": {"intent": ["question"]}, "receiver": "pager"}]}
     path = write_config(tmp_path, config)
@@ -223,26 +223,21 @@ def test_validate_names_an_unknown_receiver_with_its_line(tmp_path):
         load_settings(write_config(tmp_path, config))
 
 
-def test_a_version_3_outbox_migrates_and_its_pending_rows_go_to_slack_once(tmp_path, slack):
-    path = tmp_path / "v3.db"
-    with sqlite3.connect(path) as conn:
-        conn.executescript((Path(__file__).parent / "data" / "schema_v1.sql").read_text())
-        conn.execute("INSERT INTO schema_version VALUES (1)")
-    engine = create_engine(f"sqlite:///{path}")
-    for number, _, step in schema.MIGRATIONS[1:3]:  # the steps a version 3 install ran
-        with engine.begin() as conn:
-            step(conn)
-            conn.execute(schema.schema_version.update().values(version=number))
-    engine.dispose()
+def test_a_version_3_outbox_migrates_and_its_pending_rows_go_to_slack_once(database, slack):
+    create_v1_database(database)
+    engine = create_engine(database)
+    migrate(engine, "v3")  # the steps a version 3 install ran
     blocks = '[{"type": "section", "text": {"type": "mrkdwn", "text": "old alert"}}]'
-    with sqlite3.connect(path) as conn:
+    with engine.begin() as conn:
         for key, state in (("old:1", "pending"), ("old:2", "sending")):
-            conn.execute("INSERT INTO alerts (dedupe_key, kind, channel, payload, state, attempts, created_at, op) "
-                         "VALUES (?, 'mention', '#acme-alerts', ?, ?, 0, '2026-11-20 11:00:00', 'post')",
-                         (key, '{"text": "old alert ' + key + '", "blocks": ' + blocks + '}', state))
-    store = Store(f"sqlite:///{path}")
+            conn.execute(text("INSERT INTO alerts (dedupe_key, kind, channel, payload, state, attempts, created_at, op) "
+                              "VALUES (:key, 'mention', '#acme-alerts', :payload, :state, 0, :at, 'post')"),
+                         {"key": key, "payload": '{"text": "old alert ' + key + '", "blocks": ' + blocks + '}',
+                          "state": state, "at": NOW - timedelta(hours=1)})
+    engine.dispose()
+    store = Store(database)
     with store.engine.connect() as conn:
-        assert schema.current_version(conn) == schema.LATEST
+        assert current_revision(conn) == head()
     assert [(r.receiver, r.format) for r in outbox_rows(store)] == [("slack", "slack")] * 2
     cfg = SlackConfig(token="xoxb-test", base_url=slack.api_url, timeout=2)
     sender = SlackSender(make_client(cfg), store, lambda: NOW)

@@ -155,12 +155,12 @@ class WebhookSender:
                 report.sent += 1
             elif outcome == "failed":
                 report.failed += 1
-            else:
+            elif outcome == "retry":
                 done.add(name)
         return report
 
     def _send(self, row: AlertRow, name: str, cfg: WebhookReceiver) -> str:
-        """One POST: `sent`, `failed` (for good), or `retry` (the receiver pauses)."""
+        """One POST: `sent`, `failed` (for good), `retry` (the receiver pauses), or `taken` (another process has it)."""
         try:
             body = body_of(row, name)
         except (KeyError, TypeError, ValueError) as exc:
@@ -168,7 +168,8 @@ class WebhookSender:
             return "failed"
         headers = {"Content-Type": "application/json", "User-Agent": "mentionwatch",
                    KEY_HEADER: idempotency_key(row), SIGNATURE_HEADER: signature(cfg.secret.get_secret_value(), body)}
-        self.store.claim([row.id], self.clock())
+        if not self.store.claim([row], self.clock()):
+            return "taken"  # another process claimed it first, and sends it
         try:
             answer = self._session(name, cfg).post(cfg.url, data=body, headers=headers, allow_redirects=False)
         except (requests.RequestException, OSError) as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from monitor.store.clocks import ClockRepository
 from monitor.store.groups import GroupRepository
+from monitor.store.leases import LeaseRepository
 from monitor.store.mentions import MentionRepository
 from monitor.store.ops import OpsRepository
 from monitor.store.outbox import OutboxRepository
@@ -25,5 +26,6 @@ __all__ = ["Store"]
 
 
 class Store(PollRepository, MentionRepository, RoutingRepository, GroupRepository, OutboxRepository,
-            TrendRepository, ClockRepository, ReportRepository, OpsRepository, RetentionRepository):
+            TrendRepository, ClockRepository, ReportRepository, OpsRepository, RetentionRepository,
+            LeaseRepository):
     """The store a component is handed: every repository over one engine (`Store(url)` migrates it)."""

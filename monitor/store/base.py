@@ -15,6 +15,7 @@ from monitor.core.labels import Labels
 from monitor.core.logs import REDACTOR, get_logger
 from monitor.core.records import KUDOS_ROUTE, NewAlert, StatusUpdate, StoredMention
 from monitor.store import schema as t
+from monitor.store.migrate import migrate
 
 log = get_logger(__name__)
 
@@ -42,7 +43,7 @@ class Repository:
 
     def __init__(self, url: str):
         self.engine = make_engine(url)
-        t.migrate(self.engine)
+        migrate(self.engine)
         self._dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
 
     def close(self) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.engine import Connection
 
 from monitor.core.labels import Labels
 from monitor.core.records import StatusUpdate, StoredMention
@@ -18,26 +19,45 @@ class MentionRepository(Repository):
     """Labels of mentions, label feedback and the export."""
 
     def unclassified(self, limit: int) -> list[tuple[int, str]]:
-        m = t.mentions.c
         with self.engine.connect() as conn:
-            rows = conn.execute(select(m.id, m.title, m.text).where(m.classified_at.is_(None))
-                                .order_by(m.id).limit(limit)).all()
-        return [(r.id, "\n".join(p for p in (r.title, r.text) if p)) for r in rows]
+            return _unlabelled(conn, limit, lock=False)
+
+    def label_pending(self, limit: int, classify: Callable[[list[tuple[int, str]]], list[Labels]],
+                      now: Callable[[], datetime]) -> int:
+        """Label up to `limit` unlabelled mentions, oldest first, with `classify`; returns how many.
+
+        On PostgreSQL the rows stay locked (FOR UPDATE SKIP LOCKED) from the read to the commit of their
+        labels: nodes labelling side by side take disjoint batches, and a node that dies mid-batch frees its
+        rows with its connection. SQLite has one node; it reads, labels, then writes, so no write lock is
+        held while the model runs."""
+        if self.engine.dialect.name != "postgresql":
+            pending = self.unclassified(limit)
+            if pending:
+                self.save_labels(list(zip((mention_id for mention_id, _ in pending), classify(pending))), now())
+            return len(pending)
+        with self.engine.begin() as conn:
+            pending = _unlabelled(conn, limit, lock=True)
+            if pending:
+                self._write_labels(conn, list(zip((mention_id for mention_id, _ in pending), classify(pending))),
+                                   now())
+        return len(pending)
 
     def save_labels(self, labelled: Sequence[tuple[int, Labels]], now: datetime) -> None:
         """Labels, classified_at and the daily rollup in one transaction (monitor.store.rollup)."""
+        if labelled:
+            with self.engine.begin() as conn:
+                self._write_labels(conn, labelled, now)
+
+    def _write_labels(self, conn: Connection, labelled: Sequence[tuple[int, Labels]], now: datetime) -> None:
         rows = [{"mention_id": mention_id, "model": lab.model, "sentiment": lab.sentiment,
                  "sentiment_scores": lab.sentiment_scores, "intent": lab.intent, "intent_scores": lab.intent_scores,
                  "needs_reply": lab.needs_reply, "needs_reply_score": lab.needs_reply_score,
                  "language": lab.language, "low_confidence": lab.low_confidence, "created_at": now}
                 for mention_id, lab in labelled]
-        if not rows:
-            return
         ids = list(dict.fromkeys(mention_id for mention_id, _ in labelled))
-        with self.engine.begin() as conn:
-            fresh, before = mark_labelled(conn, ids, now)
-            conn.execute(self._insert_ignore(t.labels, ["mention_id", "model"]), rows)
-            roll_up(conn, self._dialect, ids, fresh, before)
+        fresh, before = mark_labelled(conn, ids, now)
+        conn.execute(self._insert_ignore(t.labels, ["mention_id", "model"]), rows)
+        roll_up(conn, self._dialect, ids, fresh, before)
 
     def unrouted(self, limit: int) -> list[tuple[StoredMention, Labels]]:
         m, lab = t.mentions.c, t.labels.c
@@ -105,3 +125,12 @@ class MentionRepository(Repository):
         with self.engine.connect() as conn:
             for row in conn.execute(select(t.label_feedback).order_by(t.label_feedback.c.id)).mappings():
                 yield dict(row)
+
+
+def _unlabelled(conn: Connection, limit: int, lock: bool) -> list[tuple[int, str]]:
+    """(id, title and text) of unlabelled mentions, oldest first; `lock` skips and locks rows (PostgreSQL)."""
+    m = t.mentions.c
+    query = select(m.id, m.title, m.text).where(m.classified_at.is_(None)).order_by(m.id).limit(limit)
+    if lock:
+        query = query.with_for_update(skip_locked=True)
+    return [(r.id, "\n".join(p for p in (r.title, r.text) if p)) for r in conn.execute(query)]

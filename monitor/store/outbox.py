@@ -90,11 +90,21 @@ class OutboxRepository(Repository):
             out[row.updates][2].append((row.id, row.payload["change"]))
         return out
 
-    def claim(self, alert_ids: Sequence[int], now: datetime) -> None:
-        """Mark a batch `sending` in one commit, before any of it is posted."""
+    def claim(self, rows: Sequence[AlertRow], now: datetime) -> set[int]:
+        """Mark a batch `sending` in one commit, before any of it is posted; returns the ids this call owns.
+
+        Each row is claimed only if it is still as `outbox` read it (same state, same `sending_at`): a row
+        another process claimed meanwhile is left to it, so two senders on one database never both post it."""
+        a = t.alerts.c
+        owned = set()
         with self.engine.begin() as conn:
-            conn.execute(update(t.alerts).where(t.alerts.c.id.in_(list(alert_ids)))
-                         .values(state="sending", sending_at=now, attempts=t.alerts.c.attempts + 1))
+            for row in rows:
+                seen = a.sending_at.is_(None) if row.sending_at is None else a.sending_at == row.sending_at
+                claimed = conn.execute(update(t.alerts).where(a.id == row.id, a.state == row.state, seen)
+                                       .values(state="sending", sending_at=now, attempts=a.attempts + 1))
+                if claimed.rowcount == 1:
+                    owned.add(row.id)
+        return owned
 
     def settle(self, sent: Sequence[tuple[int, str, str]], unsent: Sequence[tuple[int, str | None]],
                now: datetime) -> None:

@@ -1,21 +1,16 @@
-"""Tables and versioned migrations.
+"""The tables, as a new database gets them.
 
-A new database is created from the current tables and stamped with the newest version; an
-existing one is brought forward one numbered step at a time, each step in its own transaction,
-so an upgrade never drops data. To change the schema: edit the tables here, append a step to
-MIGRATIONS that makes the same change on an old database, and add its snapshot test.
+Migrations live in monitor/store/migrations (Alembic revisions, one file per step; run by
+monitor.store.migrate): to change the schema, edit the tables here, add a revision that makes the same
+change on an old database (see the README there), and add its snapshot test.
 """
 
 from __future__ import annotations
 
-import warnings
 from datetime import datetime, timezone
-from typing import Callable
 
 from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table,
                         Text, TypeDecorator, UniqueConstraint, func, literal_column, select)
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SAWarning
 
 
 class UtcDateTime(TypeDecorator):
@@ -38,8 +33,6 @@ class UtcDateTime(TypeDecorator):
 
 
 metadata = MetaData()
-
-schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
 
 mentions = Table(
     "mentions", metadata,
@@ -303,6 +296,16 @@ spikes = Table(
     Index("ix_spikes_brand_state", "brand", "state"),
 )
 
+leases = Table(
+    # v7: who does a shared job now, when several nodes run on one PostgreSQL (polling a source, the
+    # process job). `token` grows each time the lease changes hands: a fencing token.
+    "leases", metadata,
+    Column("name", String(200), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("token", Integer, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
+
 mention_daily = Table(
     # v6: mentions per brand, UTC day, source and newest labels, kept when the mentions are pruned, so
     # `report` reads a few rows per day instead of every mention. A mention is counted here from the
@@ -316,65 +319,14 @@ mention_daily = Table(
     Column("count", Integer, nullable=False),
 )
 
+# The tables version 2 added; the v2 migration creates them (when a later version changes one, freeze its v2
+# definition in that migration first).
 V2_TABLES = (notifications, group_log, silences, reply_clock, slack_events, label_feedback, digests, spikes)
 
-Migration = Callable[[Connection], None]
-
-
-def _v2(conn: Connection) -> None:
-    """New columns on alerts; the v2 tables as defined above.
-
-    When a later version changes one of these tables, freeze its v2 definition here first.
-    """
-    for ddl in ("ALTER TABLE alerts ADD COLUMN op VARCHAR(16) NOT NULL DEFAULT 'post'",
-                "ALTER TABLE alerts ADD COLUMN thread_of INTEGER",
-                "ALTER TABLE alerts ADD COLUMN updates INTEGER"):
-        conn.exec_driver_sql(ddl)
-    for table in V2_TABLES:
-        table.create(conn, checkfirst=True)
-    for index in mentions.indexes | labels.indexes:
-        if index.name in ("ix_mentions_report", "ix_labels_newest", "ix_mentions_thread"):
-            with warnings.catch_warnings():  # checkfirst reflects indexes and cannot read expression ones
-                warnings.filterwarnings("ignore", "Skipped unsupported reflection", SAWarning)
-                index.create(conn, checkfirst=True)
-
-def _v3(conn: Connection) -> None:
-    """Cross-posts: the text hash and the link to the earlier mention, both indexed; old rows keep NULL
-    (they were routed on their own)."""
-    conn.exec_driver_sql("ALTER TABLE mentions ADD COLUMN text_hash VARCHAR(40)")
-    conn.exec_driver_sql("ALTER TABLE mentions ADD COLUMN crosspost_of INTEGER")
-    conn.exec_driver_sql("CREATE INDEX ix_mentions_text_hash ON mentions (text_hash)")
-    conn.exec_driver_sql("CREATE INDEX ix_mentions_crosspost_of ON mentions (crosspost_of)")
-
-
-def _v4(conn: Connection) -> None:
-    """Receivers: every existing row (pending ones included) is a rendered Slack row, sent as before."""
-    conn.exec_driver_sql("ALTER TABLE alerts ADD COLUMN receiver VARCHAR(64) NOT NULL DEFAULT 'slack'")
-    conn.exec_driver_sql("ALTER TABLE alerts ADD COLUMN format VARCHAR(16) NOT NULL DEFAULT 'slack'")
-
-
-def _v5(conn: Connection) -> None:
-    """Rendering at send time: a folded post records the budget that folded it. Rows folded by an older
-    version already carry the note in their Block Kit and keep NULL."""
-    conn.exec_driver_sql("ALTER TABLE alerts ADD COLUMN folded INTEGER")
-
-
+# The indexes version 6 added (revision v6 creates them on an older database).
 V6_INDEXES = ("ix_mentions_fetched_at", "ix_alerts_sent_at", "ix_alerts_mention", "ix_notifications_alert",
               "ix_notifications_created", "ix_slack_events_received_at", "ix_gaps_recorded_at",
               "ix_reply_clock_brand_started")
-
-
-def _v6(conn: Connection) -> None:
-    """Retention: the daily rollup, filled from every labelled mention in the same step, and the indexes that
-    keep idle ticks and pruning off full scans."""
-    mention_daily.create(conn)
-    for table in (mentions, alerts, notifications, reply_clock, slack_events, gaps):
-        for index in table.indexes:
-            if index.name in V6_INDEXES:  # step 2 made its tables with their v6 indexes already
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", "Skipped unsupported reflection", SAWarning)
-                    index.create(conn, checkfirst=True)
-    conn.exec_driver_sql(ROLLUP_FROM_MENTIONS[conn.dialect.name])
 
 
 _DAY = {"sqlite": "strftime('%Y-%m-%d', coalesce(m.created_at, m.fetched_at))",
@@ -388,48 +340,6 @@ WHERE m.classified_at IS NOT NULL AND NOT EXISTS (
     SELECT 1 FROM labels n WHERE n.mention_id = l.mention_id
     AND (n.created_at > l.created_at OR (n.created_at = l.created_at AND n.model > l.model)))
 GROUP BY 1, 2, 3, 4, 5""" for dialect, day in _DAY.items()}
-
-
-# Step N brings a database from version N-1 to N. Version 1 is the first released schema.
-MIGRATIONS: list[tuple[int, str, Migration]] = [
-    (1, "initial schema", lambda conn: None),
-    (2, "routing, reply clock, Slack actions, digests, spikes", _v2),
-    (3, "cross-posts: mentions.text_hash and mentions.crosspost_of", _v3),
-    (4, "receivers: alerts.receiver and alerts.format", _v4),
-    (5, "render at send time: alerts.folded", _v5),
-    (6, "retention: the mention_daily rollup and indexes for idle ticks and pruning", _v6),
-]
-LATEST = MIGRATIONS[-1][0]
-
-
-class SchemaTooNew(RuntimeError):
-    pass
-
-
-def current_version(conn: Connection) -> int | None:
-    if not conn.dialect.has_table(conn, "schema_version"):
-        return None
-    return conn.execute(select(schema_version.c.version)).scalar()
-
-
-def migrate(engine: Engine) -> int:
-    """Create or upgrade the schema; returns the version now in place."""
-    with engine.begin() as conn:
-        version = current_version(conn)
-        if version is None:
-            metadata.create_all(conn)
-            conn.execute(schema_version.insert().values(version=LATEST))
-            return LATEST
-    if version > LATEST:
-        raise SchemaTooNew(f"the database has schema version {version}, this mentionwatch knows up to "
-                           f"{LATEST}: upgrade mentionwatch instead of downgrading the database")
-    for number, _description, step in MIGRATIONS:
-        if number <= version:
-            continue
-        with engine.begin() as conn:
-            step(conn)
-            conn.execute(schema_version.update().values(version=number))
-    return LATEST
 
 
 SQLITE_MMAP_BYTES = 1 << 30

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
@@ -20,9 +21,14 @@ def fixture_bytes(relative: str) -> bytes:
     return (SHARED_FIXTURES / relative).read_bytes()
 
 
+def store_url(tmp_path: Path) -> str:
+    """The database of the test: the `database` fixture's (either backend) when the test asked for it, else SQLite."""
+    return os.environ.get("MENTIONWATCH_TEST_STORE_URL") or f"sqlite:///{tmp_path / 'mw.db'}"
+
+
 def config_dict(tmp_path: Path, slack_url: str, sources: list[dict], **overrides) -> dict:
     config = {
-        "storage": {"url": f"sqlite:///{tmp_path / 'mw.db'}"},
+        "storage": {"url": store_url(tmp_path)},
         "slack": {"token": TOKEN, "base_url": slack_url, "timeout": "2s"},
         "feeds": {"connect_timeout": "1s", "read_timeout": "1s"},
         "daemon": {"process_interval": "1s", "shutdown_grace": "2s"},

@@ -1,0 +1,110 @@
+"""Several `mentionwatch run` processes on one database, killed at random: each thing done once.
+
+On PostgreSQL three nodes share the work (leases for each source and for the process job, outbox
+claims that own their rows); on SQLite a second daemon on the same file is refused (test_exactly_once).
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+
+from emulators.feeds import render_rss
+from emulators.server import wait_until
+from emulators.slack import DELIVER_THEN_DROP, rate_limited
+from tests.support.config import config_dict, feed_source, write_config
+from tests.support.daemon import start
+
+NOW = datetime.now(timezone.utc)
+NAMES = ["alpha", "beta", "gamma", "delta"]
+COMPLAINT = "Acme Cloud is down again and support ignores me, terrible"
+
+pytestmark = pytest.mark.slow  # real daemons, as subprocesses
+
+
+def publish(feeds, name: str, count: int) -> None:
+    items = [{"id": f"{name}-{i}", "title": f"Post {i} about Acme Cloud", "link": f"https://{name}.example.com/{i}",
+              "description": f"{COMPLAINT} ({name} #{i})", "published": NOW - timedelta(seconds=i)}
+             for i in range(count)]
+    feeds.set_feed(name, render_rss(name, f"https://{name}.example.com/", items))
+
+
+def rows(url: str, query: str) -> list[tuple]:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.exec_driver_sql(query)]
+    finally:
+        engine.dispose()
+
+
+def count(url: str, query: str) -> int:
+    """A count, or -1 while the first node is still creating the tables."""
+    try:
+        return rows(url, query)[0][0]
+    except DBAPIError:
+        return -1
+
+
+def test_three_nodes_on_one_postgresql_killed_at_random_store_and_send_everything_once(
+        tmp_path, postgres_databases, feeds, slack):
+    url = postgres_databases.create()
+    published = 10
+    for name in NAMES:
+        publish(feeds, name, published)
+    config = config_dict(tmp_path, slack.api_url, [feed_source(n, feeds.url_for(n)) for n in NAMES],
+                         storage={"url": url})
+    path = write_config(tmp_path, config)
+    slack.latency = 0.05
+    rng = random.Random(16)
+    nodes = [start(path) for _ in range(3)]
+    every = list(nodes)
+    try:
+        assert wait_until(lambda: count(url, "SELECT count(*) FROM alerts WHERE state = 'sent'") > 0, timeout=120,
+                          interval=0.5), "no node ever sent anything"
+        for round_ in range(5):
+            time.sleep(rng.uniform(1.0, 3.0))
+            victim = rng.randrange(len(nodes))
+            nodes[victim].send_signal(signal.SIGKILL)  # mid-work: polls, claims and Slack calls in flight
+            nodes[victim].wait(10)
+            nodes[victim] = start(path)
+            every.append(nodes[victim])
+            published += 5
+            for name in NAMES:  # posts keep arriving
+                publish(feeds, name, published)
+            slack.fail("chat.postMessage", DELIVER_THEN_DROP if round_ % 2 else rate_limited(1))
+        expected = len(NAMES) * published
+
+        def settled() -> bool:
+            return (count(url, "SELECT count(*) FROM mentions") == expected
+                    and count(url, "SELECT count(*) FROM alerts WHERE state != 'sent'") == 0
+                    and count(url, "SELECT count(*) FROM mentions WHERE routed_at IS NULL") == 0)
+
+        assert wait_until(settled, timeout=120, interval=0.5), rows(url, "SELECT state, count(*) FROM alerts GROUP BY state")
+    finally:
+        for node in nodes:
+            node.send_signal(signal.SIGTERM)
+        for node in nodes:
+            try:
+                node.wait(15)
+            except Exception:  # noqa: BLE001 - stuck past its grace: killed, as systemd would
+                node.kill()
+    logs = [node.stderr.read() for node in every]
+    assert sum("now runs poll:" in log for log in logs) >= 2, "the polling was shared"
+    assert sum("now runs process" in log for log in logs) >= 2, "a killed leader's work was taken over"
+    stored = rows(url, "SELECT source_id, external_id FROM mentions")
+    assert len(stored) == len(set(stored)) == len(NAMES) * published
+    assert {source for source, _ in stored} == {f"acme/{n}" for n in NAMES}, "every source was polled"
+    alert_ids = Counter(m["metadata"]["event_payload"]["alert_id"] for m in slack.posted() if m.get("metadata"))
+    assert [i for i, n in alert_ids.items() if n > 1] == [], "an alert reached Slack twice"
+    sent = rows(url, "SELECT id FROM alerts WHERE state = 'sent'")
+    assert sorted(alert_ids) == sorted(i for i, in sent) and len(sent) >= len(stored) * 0.9
+    assert all(feeds.hits(n) >= 2 for n in NAMES)
