@@ -32,6 +32,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from alerts import slack_render
 from alerts.messages import ALERT_LINK
+from alerts.receivers import DeliveryReport
 from monitor.config import SlackConfig
 from monitor.core.failures import FailureKind, SourceFailure
 from monitor.health import after_failure, after_success
@@ -96,15 +97,6 @@ def resolve_channel(client: WebClient, store: Store, name: str) -> str | None:
     if found:
         store.remember_channel(name, found)
     return found
-
-
-@dataclass
-class DeliveryReport:
-    sent: int = 0
-    reconciled: int = 0
-    failed: int = 0
-    held: int = 0  # waiting for the message they thread under or update to be sent first
-    stopped: str | None = None  # why the drain stopped early, if it did
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from alerts.receivers import receiver_types
-from alerts.slack import SlackSender, make_client
+from alerts.slack import make_client
 from classifiers import load_classifier
 from classifiers.base import describe
 from monitor.config import ConfigError, Settings, load_settings
@@ -56,10 +56,9 @@ class OnceSummary:
 
 
 def build_pipeline(settings: Settings, store: Store, classifier=None, clock: Clock = utcnow) -> Pipeline:
-    """The pipeline and its sender, on one clock."""
+    """The pipeline and its receivers' senders, on one clock."""
     REDACTOR.update(secrets_of(settings))
-    sender = SlackSender(make_client(settings.slack), store, clock, settings.slack.channel_messages_per_minute)
-    return Pipeline(settings, store, classifier or load_classifier(settings.classifier.kind), sender, clock=clock)
+    return Pipeline(settings, store, classifier or load_classifier(settings.classifier.kind), clock=clock)
 
 
 class Daemon:

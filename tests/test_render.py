@@ -162,10 +162,11 @@ def test_a_webhook_pause_survives_a_restart(tmp_path, slack, monkeypatch):
 
 
 def test_a_receiver_block_is_checked_by_its_plugin_at_its_own_line(tmp_path):
-    assert [(r.type, r.config) for r in receivers()] == [("webhook", WebhookReceiver)]  # found, not listed
+    found_types = [(r.type, r.config) for r in receivers()]  # found, not listed: Slack is the first entry
+    assert found_types == [("slack", SlackConfig), ("webhook", WebhookReceiver)]
     config = config_dict(tmp_path, "http://127.0.0.1:9/api/", [])
     config["receivers"] = {"ops": {"type": "webhook", "url": "ftp://hooks.example/x", "secret": "tiny-secret-1"},
-                           "pager": {"type": "pagerduty", "key": "k"}}
+                           "pager": {"type": "pagerduty", "key": "k"}, "eng": {"type": "slack", "token": "xoxb-2"}}
     path = write_config(tmp_path, config)
     with pytest.raises(ConfigError) as caught:
         load_settings(path, receiver_types=receiver_types())
@@ -177,6 +178,7 @@ def test_a_receiver_block_is_checked_by_its_plugin_at_its_own_line(tmp_path):
     assert "tiny-secret-1" not in str(found["receivers.ops.secret"])  # a secret is never echoed
     assert "unknown receiver type 'pagerduty'" in found["receivers.pager"].expected
     assert "webhook" in found["receivers.pager"].expected
+    assert "top-level `slack:` section" in found["receivers.eng"].expected  # one Slack app, configured there
 
 
 def test_a_kudos_message_is_stored_as_its_praise_and_a_press_on_it_is_rendered_when_sent(tmp_path, slack):

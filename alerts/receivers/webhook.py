@@ -26,8 +26,7 @@ import requests
 from pydantic import Field, SecretStr, field_validator
 
 from alerts.messages import neutralise, truncate
-from alerts.receivers import Receiver
-from alerts.slack import DeliveryReport
+from alerts.receivers import DeliveryReport, Receiver
 from connectors.http import retry_after_seconds
 from connectors.transport import BoundedSession
 from monitor.configbase import Duration, Strict
@@ -224,4 +223,5 @@ class WebhookSender:
             log.warning("webhook %s delivery recovered", name)
 
 
+# No threads, no edits, no read-back: one message per group per group_interval, re-sent under its key.
 PLUGIN = Receiver(type="webhook", config=WebhookReceiver, sender=WebhookSender)
