@@ -98,6 +98,23 @@ def test_a_deleted_post_already_alerted_is_shown_deleted_once_and_its_text_never
 
 
 
+def test_a_deleted_post_in_block_kit_an_older_version_stored_loses_its_title_text_and_excerpt(world):
+    pipeline, store, slack, at = world
+    mention_id = complaint_id(store)
+    shown = alert_message(slack)
+    assert "Acme Cloud lost my data" in str(shown["blocks"])  # the post's title is its link's label
+    post = next(r for r in rows(store) if r.op == "post" and r.mention_id == mention_id)
+    with store.engine.begin() as conn:  # the row as version 4 stored it: Block Kit, rendered when routed
+        conn.execute(schema.alerts.update().where(schema.alerts.c.id == post.id)
+                     .values(format="slack", payload={"text": shown["text"], "blocks": shown["blocks"]}))
+    store.commit_poll("acme/blog", [], None, Counter(), NOW + H, deleted=deleted_on_the_feed(store, mention_id))
+    at(NOW + H)
+    ((_, params),) = slack.updates()
+    now_shows = str([alert_message(slack)["text"], alert_message(slack)["blocks"], params])
+    assert "deleted by its author" in now_shows and "<https://blog.example.com/1|deleted post>" in now_shows
+    assert "Acme Cloud lost my data" not in now_shows and COMPLAINT_TEXT not in now_shows
+
+
 def test_a_post_deleted_before_its_alert_is_never_alerted(tmp_path, feeds, slack):
     routes = {"group_wait": "10m"}
     pipeline, store, slack, at = make_world(tmp_path, feeds, slack, routes=routes)
