@@ -177,6 +177,24 @@ def test_thread_replies_and_updates_are_never_sent_to_a_webhook_message(tmp_path
     assert len(outbox_rows(store)) == len(rows) and slack.posted() == [] and len(hook.requests) == 2
 
 
+def test_during_a_spike_a_negative_mention_folds_into_slacks_thread_but_is_its_own_webhook_message(
+        tmp_path, slack, hook, monkeypatch):
+    """Folding is a thread: the Slack route (its entry declares threads) folds, the webhook route does not."""
+    pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch, routes=BOTH)
+    store.commit_routing([], [NewAlert("spike:1", "spike", None, "acme", "#acme-alerts",
+                                       {"text": "Spike: Acme Cloud", "blocks": None})], NOW)
+    with store.engine.begin() as conn:
+        conn.execute(schema.spikes.insert().values(brand="acme", metric="negative", state="active", started_at=NOW,
+                                                   alert_id=1, details={}))
+    complaint = add(store, "c1", labels())
+    pipeline.process()
+    spike, folded = slack.posted()
+    assert folded["thread_ts"] == spike["ts"] and f"mention:{complaint}" in str(folded["blocks"])
+    (got,) = hook.requests
+    assert [i["mention_id"] for i in got.body["message"]["items"]] == [complaint]
+    assert [(r.receiver, r.thread_of) for r in outbox_rows(store) if r.id != 1] == [("slack", 1), ("ops-hook", None)]
+
+
 def test_reminders_and_escalations_of_a_webhook_alert_stay_out_of_slack(tmp_path, slack, hook, monkeypatch):
     pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch)
     mention = add(store, "c1", labels())
