@@ -11,14 +11,16 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, select
+from typer.testing import CliRunner
 
 from alerts.slack import SlackSender, make_client
 from monitor import actions
+from monitor.cli import app
 from emulators.webhook import DELIVER_THEN_DROP, WebhookEmulator, error
 from monitor.config import ConfigError, SlackConfig, load_settings
 from monitor.core.records import NewAlert
 from monitor.store import Store, schema
-from tests.support.config import config_dict, pipeline_with_clock, write_config
+from tests.support.config import config_dict, feed_source, pipeline_with_clock, write_config
 from tests.support.routing import NOW, add, labels, mention_ids
 
 SECRET = "hook-secret-7d1c0e55a9b2"
@@ -239,6 +241,22 @@ def test_validate_names_an_unknown_receiver_with_its_line(tmp_path):
     config["routes"] = {}
     with pytest.raises(ConfigError, match="receivers: .*`slack` is the built-in Slack receiver"):
         load_settings(write_config(tmp_path, config))
+
+
+def test_route_test_names_the_receiver_a_route_takes_and_what_it_can_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOOK_SECRET", SECRET)
+    config = config_dict(tmp_path, "http://127.0.0.1:9/api/", [feed_source("blog", "http://127.0.0.1:9/feed")])
+    config["receivers"] = {"ops-hook": {"type": "webhook", "url": "https://hooks.example/mw", "secret": "${HOOK_SECRET}"}}
+    config["routes"] = BOTH
+    path = write_config(tmp_path, config)
+    result = CliRunner().invoke(app, ["route-test", "-c", str(path), "--brand", "acme", "--source", "blog",
+                                      "--intent", "complaint", "--sentiment", "negative"])
+    assert result.exit_code == 0, result.output
+    hook_route, slack_route = result.output.split("route root.1")
+    assert "receiver: ops-hook  channel: #acme-alerts (inherited)" in hook_route
+    assert "delivery: webhook, no threads or updates, at least once (idempotency key)" in hook_route
+    assert "receiver: slack (inherited)" in slack_route
+    assert "delivery: slack, threads and updates, exactly once (read back)" in slack_route
 
 
 def test_a_version_3_outbox_migrates_and_its_pending_rows_go_to_slack_once(tmp_path, slack):
