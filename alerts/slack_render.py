@@ -34,12 +34,27 @@ def with_deleted(payload: dict, mention_id: int) -> dict:
     blocks = list(payload.get("blocks") or [])
     at = next((i for i, b in enumerate(blocks) if b.get("block_id") == mention_block_id(mention_id)), None)
     if at is None:
-        return payload
+        return _nudge_deleted(payload, mention_id)
     blocks[at] = _unlabelled(blocks[at])
     if at + 1 < len(blocks) and blocks[at + 1].get("type") == "section" and "block_id" not in blocks[at + 1]:
         blocks[at + 1] = _deleted_block()
     header = next((b["text"]["text"] for b in blocks if b.get("type") == "header"), "A post was deleted")
     return {**payload, "text": header, "blocks": blocks}
+
+
+def _nudge_deleted(payload: dict, mention_id: int) -> dict:
+    """A reminder or escalation about the mention without the post it quoted (`messages._summary`: its
+    last two lines, the link and the excerpt); one that quoted nothing (a reminder in the alert's thread)
+    is left as it is. The fallback text of both never quotes the post."""
+    ids = {f"reminder:{mention_id}", f"escalation:{mention_id}"}
+    blocks = list(payload.get("blocks") or [])
+    at = next((i for i, b in enumerate(blocks) if b.get("block_id") in ids), None)
+    lines = blocks[at]["text"]["text"].split("\n") if at is not None else []
+    if len(lines) < 3 or not lines[-1].startswith(">"):
+        return payload
+    blocks[at] = {**blocks[at], "text": {"type": "mrkdwn", "verbatim": True,
+                                         "text": "\n".join([*lines[:-2], DELETED])}}
+    return {**payload, "blocks": blocks}
 
 
 def _unlabelled(block: dict) -> dict:

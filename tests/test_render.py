@@ -3,6 +3,7 @@ turns both into Block Kit when it posts or updates. Deleted posts update their a
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections import Counter
 from datetime import timedelta
@@ -23,7 +24,7 @@ from monitor.core.records import NewAlert
 from monitor.store import Store, schema
 from tests.support.config import config_dict, pipeline_with_clock, write_config
 from tests.support.routing import add, labels, routed_pipeline
-from tests.support.tracker import ALERTS, NOW, H, alert_message, complaint_id, make_world
+from tests.support.tracker import ALERTS, ESCALATIONS, NOW, H, alert_message, complaint_id, make_world
 from tests.support.schemas import version_4_sqlite
 
 COMPLAINT_TEXT = "Terrible, Acme Cloud deleted my backups"
@@ -113,6 +114,24 @@ def test_a_deleted_post_in_block_kit_an_older_version_stored_loses_its_title_tex
     now_shows = str([alert_message(slack)["text"], alert_message(slack)["blocks"], params])
     assert "deleted by its author" in now_shows and "<https://blog.example.com/1|deleted post>" in now_shows
     assert "Acme Cloud lost my data" not in now_shows and COMPLAINT_TEXT not in now_shows
+
+
+def test_a_deleted_post_is_no_longer_quoted_by_its_escalation_which_keeps_its_link_to_the_alert(world):
+    pipeline, store, slack, at = world
+    mention_id = complaint_id(store)
+    at(NOW + 3 * H)  # a reminder in the alert's thread
+    at(NOW + 5 * H)  # past the 4 h promise: escalated in its own channel, quoting the post
+    (escalation,) = slack.posted(ESCALATIONS)
+    assert [m for m in slack.posted(ALERTS) if m.get("thread_ts")], "reminded in the alert's thread"
+    alert_link = re.search(r"<https://slack\.com/archives/[^|]+\|the alert>", str(escalation["blocks"])).group(0)
+    assert COMPLAINT_TEXT in str(escalation["blocks"])
+    store.commit_poll("acme/blog", [], None, Counter(), NOW + 6 * H, deleted=deleted_on_the_feed(store, mention_id))
+    at(NOW + 6 * H)
+    edited = {ts: params for ts, params in slack.updates()}
+    assert set(edited) == {alert_message(slack)["ts"], escalation["ts"]}  # reminders in the thread quoted nothing
+    shows = str([edited[escalation["ts"]]["text"], edited[escalation["ts"]]["blocks"]])
+    assert "deleted by its author" in shows and alert_link in shows and "{alert_link}" not in shows
+    assert COMPLAINT_TEXT not in shows and "Acme Cloud lost my data" not in shows
 
 
 def test_a_post_deleted_before_its_alert_is_never_alerted(tmp_path, feeds, slack):

@@ -112,7 +112,10 @@ class Repository:
         else:
             newest = conn.execute(select(a.payload).where(a.op == "update", a.updates == status.message_id)
                                   .order_by(a.id.desc()).limit(1)).scalar()
-            payload, fmt = slack_render.apply(newest if newest is not None else message.payload, status.change), "slack"
+            shown = newest if newest is not None else message.payload
+            payload, fmt = slack_render.apply(shown, status.change), "slack"
+            if payload == shown:
+                return  # nothing this message shows changes (a reminder that quoted no post)
         self._queue(conn, [NewAlert(status.dedupe_key, "status", status.mention_id, message.brand, message.channel,
                                     payload, op="update", updates=status.message_id, format=fmt)], now)
 
