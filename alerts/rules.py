@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from typing import Collection
 
 from alerts.attention import attention_of
 from alerts.grouping import MAX_PER_MESSAGE, GroupState, chunks
@@ -53,9 +54,10 @@ def _single(mention: StoredMention, labels: Labels, brand_id: str, settings: Set
 
 def route_mention(mention: StoredMention, labels: Labels, settings: Settings, silences: list[Silence],
                   spikes: dict[str, tuple[int, str]], carriers: dict[str, int],
-                  now: datetime) -> list[NewNotification]:
+                  now: datetime, threaded: Collection[str]) -> list[NewNotification]:
     """One notification per brand and route this mention takes: silenced if a silence matches, folded into
-    an active spike's thread, a reply in the thread of an earlier message of its thread, or waiting."""
+    an active spike's thread, a reply in the thread of an earlier message of its thread, or waiting. Only
+    a route whose receiver is in `threaded` (its registry entry declares threads) folds or replies."""
     if needs_human(mention, labels) is None:
         return []
     out: list[NewNotification] = []
@@ -76,9 +78,9 @@ def route_mention(mention: StoredMention, labels: Labels, settings: Settings, si
             silence = silencing(silences, brand_id, mention, labels, route.channel, now)
             if silence is not None:
                 out.append(NewNotification(**common, state="silenced", silence_id=silence.id))
-            elif fold is not None and route.receiver == SLACK:
+            elif fold is not None and route.receiver in threaded:
                 out.append(NewNotification(**common, state="folded", alert=fold))
-            elif route.path in carriers and route.receiver == SLACK:
+            elif route.path in carriers and route.receiver in threaded:
                 reply = NewAlert(dedupe_key=f"thread:{mention.id}:{route.path}", kind="mention",
                                  mention_id=mention.id, brand=brand_id, channel=route.channel,
                                  payload=_single(mention, labels, brand_id, settings, route.path),

@@ -32,6 +32,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from alerts import slack_render
 from alerts.messages import ALERT_LINK
+from alerts.receivers import DeliveryReport
 from monitor.config import SlackConfig
 from monitor.core.failures import FailureKind, SourceFailure
 from monitor.health import after_failure, after_success
@@ -96,15 +97,6 @@ def resolve_channel(client: WebClient, store: Store, name: str) -> str | None:
     if found:
         store.remember_channel(name, found)
     return found
-
-
-@dataclass
-class DeliveryReport:
-    sent: int = 0
-    reconciled: int = 0
-    failed: int = 0
-    held: int = 0  # waiting for the message they thread under or update to be sent first
-    stopped: str | None = None  # why the drain stopped early, if it did
 
 
 @dataclass(frozen=True)
@@ -276,9 +268,8 @@ class SlackSender:
             target = self._target(row.updates, targets)
             if target.state != "sent":
                 raise _Failed(f"the message to update was not sent ({target.state})")
-            content = self._content(row)
-            self.client.chat_update(channel=target.channel_id, ts=target.ts, text=content["text"],
-                                    blocks=content.get("blocks"))
+            text, blocks = self._shown(row, targets)
+            self.client.chat_update(channel=target.channel_id, ts=target.ts, text=text, blocks=blocks)
             return target.channel_id, target.ts
         if row.op == "upload":
             return self._upload(row)
@@ -287,10 +278,7 @@ class SlackSender:
             parent = self._target(row.thread_of, targets)
             if parent.state == "sent":
                 channel, thread_ts = parent.channel_id, parent.ts
-        content = self._content(row)
-        text, blocks = content["text"], content.get("blocks")
-        if row.payload.get("link_of") is not None:  # a message that links to another: posted after it
-            text, blocks = with_link(text, blocks, self._target(row.payload["link_of"], targets))
+        text, blocks = self._shown(row, targets)
         resp = self.client.chat_postMessage(
             channel=channel, text=text, blocks=blocks, thread_ts=thread_ts,
             unfurl_links=False, unfurl_media=False,
@@ -298,6 +286,15 @@ class SlackSender:
         if thread_ts is None:
             self._learn_channel(row.channel, resp["channel"])
         return resp["channel"], resp["ts"]
+
+    def _shown(self, row: AlertRow, targets: dict[int, Target]) -> tuple[str, list | None]:
+        """The row's text and blocks as sent: rendered now, with the link to the message it refers to
+        (`link_of`: posted after that one, so the link is known; an update of it keeps the link)."""
+        content = self._content(row)
+        text, blocks = content["text"], content.get("blocks")
+        if row.payload.get("link_of") is not None:
+            text, blocks = with_link(text, blocks, self._target(row.payload["link_of"], targets))
+        return text, blocks
 
     def _content(self, row: AlertRow) -> dict:
         """What the row shows in Slack, rendered now: a neutral message (for an update, its message with
@@ -390,11 +387,10 @@ class SlackSender:
                                                          oldest=target.ts, inclusive=True, limit=1)
                 shown = next((m for m in resp.get("messages", []) if m.get("ts") == target.ts), None)
                 try:
-                    content = self._content(row)
-                except _Failed:
-                    continue  # the send fails it, with its reason
-                if shown is not None and shown.get("text") == content["text"] \
-                        and shown.get("blocks") == content.get("blocks"):
+                    text, blocks = self._shown(row, targets)
+                except (_Failed, _Held):
+                    continue  # the send fails or holds it, with its reason
+                if shown is not None and shown.get("text") == text and shown.get("blocks") == blocks:
                     found[row.id] = (target.channel_id, target.ts)
         except (SlackApiError, TimeoutError, URLError, OSError) as exc:
             raise _Stop(self._failure(exc)) from None

@@ -5,6 +5,7 @@ with what Slack shows."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Sequence
@@ -15,6 +16,8 @@ from alerts.messages import (KudosItem, handled_status, kudos_message, label_sta
 from monitor.core.messages import Change, Message
 
 DELETED = ":wastebasket: _deleted by its author_"
+DELETED_LABEL = "deleted post"
+_LINK = re.compile(r"<([^|<>\s]+)\|[^<>]*>")  # a safe_link: its URL has no |, < or >; its label no < or >
 
 
 def folded_note(per_minute: int) -> dict:
@@ -25,16 +28,41 @@ def folded_note(per_minute: int) -> dict:
 
 
 def with_deleted(payload: dict, mention_id: int) -> dict:
-    """The mention's excerpt replaced, and the fallback text cut to the header, so the deleted text is not
-    shown again (a message rendered before the deletion, or queued as Block Kit by an older version)."""
+    """The mention's link labelled `deleted post` (the label was its title, or its author), its excerpt
+    replaced, and the fallback text cut to the header, so nothing the author deleted is shown again (a
+    message rendered before the deletion, or queued as Block Kit by an older version)."""
     blocks = list(payload.get("blocks") or [])
     at = next((i for i, b in enumerate(blocks) if b.get("block_id") == mention_block_id(mention_id)), None)
     if at is None:
-        return payload
+        return _nudge_deleted(payload, mention_id)
+    blocks[at] = _unlabelled(blocks[at])
     if at + 1 < len(blocks) and blocks[at + 1].get("type") == "section" and "block_id" not in blocks[at + 1]:
         blocks[at + 1] = _deleted_block()
     header = next((b["text"]["text"] for b in blocks if b.get("type") == "header"), "A post was deleted")
     return {**payload, "text": header, "blocks": blocks}
+
+
+def _nudge_deleted(payload: dict, mention_id: int) -> dict:
+    """A reminder or escalation about the mention without the post it quoted (`messages._summary`: its
+    last two lines, the link and the excerpt); one that quoted nothing (a reminder in the alert's thread)
+    is left as it is. The fallback text of both never quotes the post."""
+    ids = {f"reminder:{mention_id}", f"escalation:{mention_id}"}
+    blocks = list(payload.get("blocks") or [])
+    at = next((i for i, b in enumerate(blocks) if b.get("block_id") in ids), None)
+    lines = blocks[at]["text"]["text"].split("\n") if at is not None else []
+    if len(lines) < 3 or not lines[-1].startswith(">"):
+        return payload
+    blocks[at] = {**blocks[at], "text": {"type": "mrkdwn", "verbatim": True,
+                                         "text": "\n".join([*lines[:-2], DELETED])}}
+    return {**payload, "blocks": blocks}
+
+
+def _unlabelled(block: dict) -> dict:
+    """The mention's section with only its link kept (`<url|label>`, as `messages.safe_link` writes it)."""
+    text = (block.get("text") or {}).get("text", "")
+    link = _LINK.match(text)
+    shown = f"<{link.group(1)}|{DELETED_LABEL}>" if link else DELETED_LABEL
+    return {**block, "text": {"type": "mrkdwn", "verbatim": True, "text": shown}}
 
 
 def _deleted_block() -> dict:

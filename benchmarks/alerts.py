@@ -25,7 +25,6 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
-from alerts.slack import SlackSender, make_client  # noqa: E402
 from monitor.core.labels import Labels  # noqa: E402
 from classifiers.lexicon import LexiconClassifier  # noqa: E402
 from emulators.slack import SlackEmulator  # noqa: E402
@@ -46,7 +45,8 @@ MIX = [(0.35, "negative", "complaint", True), (0.30, "neutral", "question", True
 def settings(db: Path, slack_url: str) -> Settings:
     return Settings.model_validate({
         "storage": {"url": f"sqlite:///{db}"},
-        "slack": {"token": "xoxb-benchmark-not-a-real-token", "base_url": slack_url},
+        # no channel budget: every group's message is timed as its own post
+        "slack": {"token": "xoxb-benchmark-not-a-real-token", "base_url": slack_url, "channel_messages_per_minute": 0},
         "routes": {"group_by": ["brand", "intent"], "group_wait": "30s",
                    "routes": [{"match": {"intent": ["complaint"]}, "channel": "#acme-complaints"}]},
         "brands": {"acme": {"names": ["Acme Cloud"], "slack_channel": "#acme-mentions", "kudos_channel": "#acme-kudos",
@@ -82,8 +82,7 @@ def main() -> None:
         store = Store(cfg.storage.url)
         store_burst(store, args.mentions, random.Random(8))
         clock = [NOW]
-        sender = SlackSender(make_client(cfg.slack), store, lambda: clock[0])
-        pipeline = Pipeline(cfg, store, LexiconClassifier(), sender, clock=lambda: clock[0])
+        pipeline = Pipeline(cfg, store, LexiconClassifier(), clock=lambda: clock[0])
 
         started = time.perf_counter()
         while pipeline.route_pending():

@@ -18,8 +18,8 @@ from datetime import datetime, timedelta, timezone
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from alerts.receivers import receiver_types
-from alerts.slack import DeliveryReport, SlackSender, make_client
+from alerts.receivers import DeliveryReport, receiver_types
+from alerts.slack import make_client
 from classifiers import load_classifier
 from classifiers.base import describe
 from monitor.config import ConfigError, Settings, load_settings
@@ -59,10 +59,9 @@ class OnceSummary:
 
 
 def build_pipeline(settings: Settings, store: Store, classifier=None, clock: Clock = utcnow) -> Pipeline:
-    """The pipeline and its sender, on one clock."""
+    """The pipeline and its receivers' senders, on one clock."""
     REDACTOR.update(secrets_of(settings))
-    sender = SlackSender(make_client(settings.slack), store, clock, settings.slack.channel_messages_per_minute)
-    return Pipeline(settings, store, classifier or load_classifier(settings.classifier.kind), sender, clock=clock)
+    return Pipeline(settings, store, classifier or load_classifier(settings.classifier.kind), clock=clock)
 
 
 class Daemon:
@@ -246,7 +245,7 @@ class Daemon:
 
     def _build(self, settings: Settings, classifier=None) -> Pipeline:
         pipeline = build_pipeline(settings, self.store, classifier)
-        pipeline.sender.still_leader = self._leads
+        pipeline.receivers.follow_lead(self._leads)
         pipeline.on_classified = self._classified
         return pipeline
 

@@ -1,7 +1,8 @@
-"""The stages between a connector and Slack, each one idempotent and committed on its own.
+"""The stages between a connector and the receivers (Slack, webhooks), each one idempotent and committed
+on its own.
 
 poll: fetch -> match -> store (mentions and cursor in one transaction)
-process: classify stored mentions -> route them to outbox rows -> deliver the outbox
+process: classify stored mentions -> route them to outbox rows -> deliver the outbox (every receiver)
 A crash between any two stages leaves work that the next run picks up; nothing is done twice.
 """
 
@@ -18,8 +19,7 @@ from alerts.grouping import flush_mode
 from alerts.routes import route_at
 from alerts.rules import group_messages, kudos_notifications, needs_human, route_mention, source_health_alert
 from alerts.silences import silencing
-from alerts.slack import DeliveryReport, SlackSender
-from alerts.receivers import Receivers
+from alerts.receivers import DeliveryReport, Receivers
 from classifiers.base import Classifier
 from monitor.core.labels import Labels
 from classifiers.lexicon import LexiconClassifier
@@ -91,14 +91,13 @@ def classify_exception(exc: Exception, source_id: str) -> SourceFailure:
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, store: Store, classifier: Classifier, sender: SlackSender,
-                 clock: Clock = utcnow):
+    def __init__(self, settings: Settings, store: Store, classifier: Classifier, clock: Clock = utcnow):
         self.settings = settings
         self.store = store
         self.classifier = classifier
-        self.sender = sender
-        self.receivers = Receivers(settings.receivers, store, lambda: self.clock())
         self.clock = clock
+        # every receiver, Slack included, from the registry; their senders read the pipeline's clock too
+        self.receivers = Receivers(settings, store, lambda: self.clock())
         self.matcher = Matcher.from_settings(settings)
         self.sources = settings.sources()
         # every connector reads the pipeline's clock (through it, so a clock swapped later reaches them too)
@@ -311,7 +310,8 @@ class Pipeline:
                 carriers = self.store.thread_carriers(mention)
                 for thread in ((mention.source, mention.thread_id), (mention.source, mention.parent_id)):
                     carriers = {**threads.get(thread, {}), **carriers} if thread[1] else carriers
-            routed = route_mention(mention, labels, self.settings, silences, spikes, carriers, now)
+            routed = route_mention(mention, labels, self.settings, silences, spikes, carriers, now,
+                                   self.receivers.threads)
             if mention.id in answered:  # the team answered before it was routed: recorded, never paged
                 notifications += [replace(note, state="answered", alert=None) for note in routed]
                 continue
@@ -344,7 +344,7 @@ class Pipeline:
                 route = route_at(self.settings.routes, group.route, brand)
                 receiver = route.receiver if route.receiver in self.settings.receiver_names else SLACK
                 mode = flush_mode(group, route.group_wait, route.group_interval, route.quiet_hours, now, force)
-                if mode is None or (mode == "thread" and receiver != SLACK):
+                if mode is None or (mode == "thread" and receiver not in self.receivers.threads):
                     continue  # a receiver without threads hears from a group once per group_interval
             items, closed = [], []
             for item in self.store.group_items(group.group_key):
@@ -366,22 +366,17 @@ class Pipeline:
         return queued
 
     def deliver(self) -> DeliveryReport:
-        """Slack's rows, then every other receiver's: each sender reads only its own rows, so none holds
-        up another; whether Slack stopped is what the report's `stopped` says."""
-        report = self.sender.deliver()
-        others = self.receivers.deliver()
-        report.sent += others.sent
-        report.failed += others.failed
-        report.held += others.held
-        return report
+        """Every receiver's rows, each by its own sender (Slack's first): none holds up another; the
+        report's `stopped` says whether one stopped (an outage, a long 429)."""
+        return self.receivers.deliver()
 
     def process(self, flush_all: bool = False) -> DeliveryReport:
         """Batch by batch: label one classifier batch, then summarise a brand's backlog (first run, long
         outage), route, tick the reply clock, flush the groups that are due (all but those in quiet hours
-        with `flush_all`) and drain the outbox as far as Slack lets us, until nothing is left to label. A
-        backlog never delays the first alerts: what is labelled is on its way to Slack before the next
-        batch is labelled. Once Slack stops delivery (an outage, a long 429) the rest of the backlog is
-        still labelled and routed, not sent."""
+        with `flush_all`) and drain the outbox as far as the receivers let us, until nothing is left to
+        label. A backlog never delays the first alerts: what is labelled is on its way before the next
+        batch is labelled. Once a receiver stops delivery (Slack's outage, a long 429) the rest of the
+        backlog is still labelled and routed, not sent."""
         total = DeliveryReport()
         with Progress("labelling, routing and sending stored mentions", unit="mentions", bars=False) as backlog:
             while True:

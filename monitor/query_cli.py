@@ -22,6 +22,13 @@ def _settings(config: Optional[str]):
     return load_or_exit(config or DEFAULT_CONFIG)
 
 
+def _delivery(entry) -> str:
+    """What a receiver's registry entry says it can do with a route's messages."""
+    follow_ups = [what for what, able in (("threads", entry.threads), ("updates", entry.updates)) if able]
+    once = "exactly once (read back)" if entry.read_back else "at least once (idempotency key)"
+    return f"{entry.type}, {' and '.join(follow_ups) or 'no threads or updates'}, {once}"
+
+
 def _source_of(settings, source: Optional[str], brand: Optional[str]) -> tuple[str | None, str | None]:
     """(platform, source id) for `--source acme/x` or `--source x`."""
     if not source:
@@ -141,6 +148,7 @@ def route_test_command(brand: str = typer.Option(..., "--brand"),
     """Which route, receiver and channel a mention with these labels would take, with every setting and
     whether it is the route's own or inherited."""
     from alerts.attention import attention_of
+    from alerts.receivers import configured as configured_receivers
     from alerts.routes import resolve_routes
     from monitor.core.labels import INTENTS, SENTIMENTS, Labels
     from monitor.matcher import Matcher
@@ -189,6 +197,7 @@ def route_test_command(brand: str = typer.Option(..., "--brand"),
     if decision.destination == "none":
         typer.echo("the digest and reports only")
         return
+    delivery = {name: _delivery(entry) for name, (entry, _) in configured_receivers(settings).items()}
     for route in resolve_routes(settings.routes, brand, b, mention, labels):
         node = settings.routes
         for part in route.path.split(".")[1:]:
@@ -198,8 +207,9 @@ def route_test_command(brand: str = typer.Option(..., "--brand"),
                if getattr(node, k) is not None}
         typer.echo(f"route {route.path}" + (f"  match: {node.match.model_dump(exclude_none=True)}"
                                             if route.path != "root" else ""))
-        typer.echo(f"  receiver: slack  channel: {route.channel}"
-                   + ("" if "channel" in own else " (inherited)"))
+        typer.echo(f"  receiver: {route.receiver}" + ("" if node.receiver is not None else " (inherited)")
+                   + f"  channel: {route.channel}" + ("" if "channel" in own else " (inherited)"))
+        typer.echo(f"  delivery: {delivery[route.receiver]}")
         for key in ("group_by", "group_wait", "group_interval", "repeat_interval", "quiet_hours", "urgent",
                     "escalation_channel", "escalate_to"):
             value = getattr(route, key)

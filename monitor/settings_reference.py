@@ -151,7 +151,9 @@ def walk(model: type[BaseModel], prefix: str, seen: tuple[type, ...] = ()) -> li
 
 def _items(path: str, value: Any, seen: tuple[type, ...]) -> list[Row]:
     if path == "receivers":
-        return [row for r in receivers() for row in walk(r.config, f"receivers.<name>[{r.type}]", seen)]
+        # a type configured by its own top-level section (Slack's `slack:`) is described there
+        return [row for r in receivers() if r.section is None
+                for row in walk(r.config, f"receivers.<name>[{r.type}]", seen)]
     return walk(_model(value), f"{path}.{PLACEHOLDERS[path]}", seen)
 
 

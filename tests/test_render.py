@@ -3,6 +3,7 @@ turns both into Block Kit when it posts or updates. Deleted posts update their a
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections import Counter
 from datetime import timedelta
@@ -24,7 +25,7 @@ from monitor.store import Store, schema
 from monitor.store.migrate import current_revision, head
 from tests.support.config import config_dict, pipeline_with_clock, write_config
 from tests.support.routing import add, labels, routed_pipeline
-from tests.support.tracker import ALERTS, NOW, H, alert_message, complaint_id, make_world
+from tests.support.tracker import ALERTS, ESCALATIONS, NOW, H, alert_message, complaint_id, make_world
 from tests.support.schemas import legacy_sqlite
 
 COMPLAINT_TEXT = "Terrible, Acme Cloud deleted my backups"
@@ -99,6 +100,41 @@ def test_a_deleted_post_already_alerted_is_shown_deleted_once_and_its_text_never
 
 
 
+def test_a_deleted_post_in_block_kit_an_older_version_stored_loses_its_title_text_and_excerpt(world):
+    pipeline, store, slack, at = world
+    mention_id = complaint_id(store)
+    shown = alert_message(slack)
+    assert "Acme Cloud lost my data" in str(shown["blocks"])  # the post's title is its link's label
+    post = next(r for r in rows(store) if r.op == "post" and r.mention_id == mention_id)
+    with store.engine.begin() as conn:  # the row as version 4 stored it: Block Kit, rendered when routed
+        conn.execute(schema.alerts.update().where(schema.alerts.c.id == post.id)
+                     .values(format="slack", payload={"text": shown["text"], "blocks": shown["blocks"]}))
+    store.commit_poll("acme/blog", [], None, Counter(), NOW + H, deleted=deleted_on_the_feed(store, mention_id))
+    at(NOW + H)
+    ((_, params),) = slack.updates()
+    now_shows = str([alert_message(slack)["text"], alert_message(slack)["blocks"], params])
+    assert "deleted by its author" in now_shows and "<https://blog.example.com/1|deleted post>" in now_shows
+    assert "Acme Cloud lost my data" not in now_shows and COMPLAINT_TEXT not in now_shows
+
+
+def test_a_deleted_post_is_no_longer_quoted_by_its_escalation_which_keeps_its_link_to_the_alert(world):
+    pipeline, store, slack, at = world
+    mention_id = complaint_id(store)
+    at(NOW + 3 * H)  # a reminder in the alert's thread
+    at(NOW + 5 * H)  # past the 4 h promise: escalated in its own channel, quoting the post
+    (escalation,) = slack.posted(ESCALATIONS)
+    assert [m for m in slack.posted(ALERTS) if m.get("thread_ts")], "reminded in the alert's thread"
+    alert_link = re.search(r"<https://slack\.com/archives/[^|]+\|the alert>", str(escalation["blocks"])).group(0)
+    assert COMPLAINT_TEXT in str(escalation["blocks"])
+    store.commit_poll("acme/blog", [], None, Counter(), NOW + 6 * H, deleted=deleted_on_the_feed(store, mention_id))
+    at(NOW + 6 * H)
+    edited = {ts: params for ts, params in slack.updates()}
+    assert set(edited) == {alert_message(slack)["ts"], escalation["ts"]}  # reminders in the thread quoted nothing
+    shows = str([edited[escalation["ts"]]["text"], edited[escalation["ts"]]["blocks"]])
+    assert "deleted by its author" in shows and alert_link in shows and "{alert_link}" not in shows
+    assert COMPLAINT_TEXT not in shows and "Acme Cloud lost my data" not in shows
+
+
 def test_a_post_deleted_before_its_alert_is_never_alerted(tmp_path, feeds, slack):
     routes = {"group_wait": "10m"}
     pipeline, store, slack, at = make_world(tmp_path, feeds, slack, routes=routes)
@@ -163,10 +199,11 @@ def test_a_webhook_pause_survives_a_restart(tmp_path, slack, monkeypatch):
 
 
 def test_a_receiver_block_is_checked_by_its_plugin_at_its_own_line(tmp_path):
-    assert [(r.type, r.config) for r in receivers()] == [("webhook", WebhookReceiver)]  # found, not listed
+    found_types = [(r.type, r.config) for r in receivers()]  # found, not listed: Slack is the first entry
+    assert found_types == [("slack", SlackConfig), ("webhook", WebhookReceiver)]
     config = config_dict(tmp_path, "http://127.0.0.1:9/api/", [])
     config["receivers"] = {"ops": {"type": "webhook", "url": "ftp://hooks.example/x", "secret": "tiny-secret-1"},
-                           "pager": {"type": "pagerduty", "key": "k"}}
+                           "pager": {"type": "pagerduty", "key": "k"}, "eng": {"type": "slack", "token": "xoxb-2"}}
     path = write_config(tmp_path, config)
     with pytest.raises(ConfigError) as caught:
         load_settings(path, receiver_types=receiver_types())
@@ -178,6 +215,7 @@ def test_a_receiver_block_is_checked_by_its_plugin_at_its_own_line(tmp_path):
     assert "tiny-secret-1" not in str(found["receivers.ops.secret"])  # a secret is never echoed
     assert "unknown receiver type 'pagerduty'" in found["receivers.pager"].expected
     assert "webhook" in found["receivers.pager"].expected
+    assert "top-level `slack:` section" in found["receivers.eng"].expected  # one Slack app, configured there
 
 
 def test_a_kudos_message_is_stored_as_its_praise_and_a_press_on_it_is_rendered_when_sent(tmp_path, slack):

@@ -9,15 +9,17 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import create_engine, select, text
+from typer.testing import CliRunner
 
 from alerts.slack import SlackSender, make_client
 from monitor import actions
+from monitor.cli import app
 from emulators.webhook import DELIVER_THEN_DROP, WebhookEmulator, error
 from monitor.config import ConfigError, SlackConfig, load_settings
 from monitor.core.records import NewAlert
 from monitor.store import Store, schema
 from monitor.store.migrate import current_revision, head, migrate
-from tests.support.config import config_dict, pipeline_with_clock, write_config
+from tests.support.config import config_dict, feed_source, pipeline_with_clock, write_config
 from tests.support.database import create_v1_database
 from tests.support.routing import NOW, add, labels, mention_ids
 
@@ -177,6 +179,24 @@ def test_thread_replies_and_updates_are_never_sent_to_a_webhook_message(database
     assert len(outbox_rows(store)) == len(rows) and slack.posted() == [] and len(hook.requests) == 2
 
 
+def test_during_a_spike_a_negative_mention_folds_into_slacks_thread_but_is_its_own_webhook_message(
+        database, tmp_path, slack, hook, monkeypatch):
+    """Folding is a thread: the Slack route (its entry declares threads) folds, the webhook route does not."""
+    pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch, routes=BOTH)
+    store.commit_routing([], [NewAlert("spike:1", "spike", None, "acme", "#acme-alerts",
+                                       {"text": "Spike: Acme Cloud", "blocks": None})], NOW)
+    with store.engine.begin() as conn:
+        conn.execute(schema.spikes.insert().values(brand="acme", metric="negative", state="active", started_at=NOW,
+                                                   alert_id=1, details={}))
+    complaint = add(store, "c1", labels())
+    pipeline.process()
+    spike, folded = slack.posted()
+    assert folded["thread_ts"] == spike["ts"] and f"mention:{complaint}" in str(folded["blocks"])
+    (got,) = hook.requests
+    assert [i["mention_id"] for i in got.body["message"]["items"]] == [complaint]
+    assert [(r.receiver, r.thread_of) for r in outbox_rows(store) if r.id != 1] == [("slack", 1), ("ops-hook", None)]
+
+
 def test_reminders_and_escalations_of_a_webhook_alert_stay_out_of_slack(database, tmp_path, slack, hook, monkeypatch):
     pipeline, store, clock = hooked_pipeline(tmp_path, slack, hook, monkeypatch)
     mention = add(store, "c1", labels())
@@ -221,6 +241,22 @@ def test_validate_names_an_unknown_receiver_with_its_line(database, tmp_path):
     config["routes"] = {}
     with pytest.raises(ConfigError, match="receivers: .*`slack` is the built-in Slack receiver"):
         load_settings(write_config(tmp_path, config))
+
+
+def test_route_test_names_the_receiver_a_route_takes_and_what_it_can_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOOK_SECRET", SECRET)
+    config = config_dict(tmp_path, "http://127.0.0.1:9/api/", [feed_source("blog", "http://127.0.0.1:9/feed")])
+    config["receivers"] = {"ops-hook": {"type": "webhook", "url": "https://hooks.example/mw", "secret": "${HOOK_SECRET}"}}
+    config["routes"] = BOTH
+    path = write_config(tmp_path, config)
+    result = CliRunner().invoke(app, ["route-test", "-c", str(path), "--brand", "acme", "--source", "blog",
+                                      "--intent", "complaint", "--sentiment", "negative"])
+    assert result.exit_code == 0, result.output
+    hook_route, slack_route = result.output.split("route root.1")
+    assert "receiver: ops-hook  channel: #acme-alerts (inherited)" in hook_route
+    assert "delivery: webhook, no threads or updates, at least once (idempotency key)" in hook_route
+    assert "receiver: slack (inherited)" in slack_route
+    assert "delivery: slack, threads and updates, exactly once (read back)" in slack_route
 
 
 def test_a_version_3_outbox_migrates_and_its_pending_rows_go_to_slack_once(database, slack):

@@ -26,8 +26,7 @@ import requests
 from pydantic import Field, SecretStr, field_validator
 
 from alerts.messages import neutralise, truncate
-from alerts.receivers import Receiver
-from alerts.slack import DeliveryReport
+from alerts.receivers import DeliveryReport, Receiver
 from connectors.http import retry_after_seconds
 from connectors.transport import BoundedSession
 from monitor.configbase import Duration, Strict
@@ -129,6 +128,7 @@ class WebhookSender:
         self.paused_until: dict[str, datetime] = {
             name: retry for name in receivers if (retry := store.get_health(health_id(name)).retry_at) is not None}
         self._sessions: dict[str, BoundedSession] = {}
+        self.still_leader: Callable[[], bool] = lambda: True
 
     def deliver(self, limit: int = 200) -> DeliveryReport:
         report = DeliveryReport()
@@ -150,6 +150,8 @@ class WebhookSender:
                 done.add(name)
                 report.held += 1
                 continue
+            if not self.still_leader():
+                break  # another node sends now; what is left is its
             outcome = self._send(row, name, self.receivers[name])
             if outcome == "sent":
                 report.sent += 1
@@ -225,4 +227,5 @@ class WebhookSender:
             log.warning("webhook %s delivery recovered", name)
 
 
+# No threads, no edits, no read-back: one message per group per group_interval, re-sent under its key.
 PLUGIN = Receiver(type="webhook", config=WebhookReceiver, sender=WebhookSender)

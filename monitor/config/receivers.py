@@ -34,5 +34,7 @@ class ReceiverBlock(Strict):
         if types is None or not isinstance(data, dict):
             return handler(data)
         if data.get("type") not in types:
-            raise ValueError(f"unknown receiver type {data.get('type')!r}: expected one of {', '.join(sorted(types))}")
+            why = "; Slack is configured by the top-level `slack:` section" if data.get("type") == SLACK else ""
+            raise ValueError(f"unknown receiver type {data.get('type')!r}: expected one of "
+                             f"{', '.join(sorted(types))}{why}")
         return types[data["type"]].model_validate(data, context=info.context)

@@ -111,7 +111,7 @@ class Settings(PlatformSections):
     daemon: DaemonConfig = Field(DaemonConfig(), description="How `mentionwatch run` schedules polls and sends")
     receivers: dict[Annotated[str, Field(pattern=RECEIVER_NAME)], ReceiverBlock] = Field(
         {}, description="Named receivers a route may name besides `slack` (always there), each with a `type` "
-                        "a receiver plug-in declares (webhook)")
+                        "a receiver plug-in in alerts/receivers/ declares")
     http: HttpConfig = HttpConfig()
     retention: RetentionConfig = Field(RetentionConfig(), description="How long stored rows are kept (`prune`)")
     routes: Route = Field(Route(), description="The alert route tree; its root matches every mention")

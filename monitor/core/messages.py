@@ -1,7 +1,7 @@
 """The neutral message routing produces for a receiver: what to say (summary, items, actions), not how.
 
 The outbox stores `to_json()`; each receiver renders it when it sends: Slack as Block Kit
-(`alerts.slack_render`), a webhook as JSON (`alerts.neutral.webhook_json`). What happens to a message
+(`alerts.slack_render`), a webhook as JSON (`alerts.receivers.webhook.webhook_json`). What happens to a message
 after it is queued (a button pressed, an answer on the platform, a cross-post, a deleted post) is a
 `Change`, stored as data in its own outbox row, which a receiver that can edit messages renders too.
 """

@@ -212,7 +212,7 @@ class NewAlert:
     op: str = "post"
     thread_of: int | None = None
     updates: int | None = None
-    receiver: str = "slack"  # who sends it: `slack` or a webhook receiver's name
+    receiver: str = "slack"  # who sends it: a configured receiver's name (`slack`, the default)
     format: str = "slack"  # slack: Block Kit, built when queued; neutral: a Message (or, for an update, a
     # {"change": Change}), rendered by the receiver at send time
 

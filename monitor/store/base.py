@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from alerts import slack_render
+from monitor.config.receivers import SLACK
 from monitor.core.labels import Labels
 from monitor.core.logs import REDACTOR, get_logger
 from monitor.core.records import KUDOS_ROUTE, NewAlert, StatusUpdate, StoredMention
@@ -41,6 +42,11 @@ def make_engine(url: str) -> Engine:
 class Repository:
     """One engine, many concerns: each repository of the store is a mixin over this base."""
 
+    # Receivers whose messages take replies in their thread / edits, as the receiver registry declares them
+    # (`alerts.receivers.Receivers` sets both); until then the default receiver, Slack, which does both.
+    threaded: frozenset[str] = frozenset({SLACK})
+    updatable: frozenset[str] = frozenset({SLACK})
+
     def __init__(self, url: str):
         self.engine = make_engine(url)
         migrate(self.engine)
@@ -60,23 +66,28 @@ class Repository:
     def _queue(self, conn, alerts: Sequence[NewAlert], now: datetime) -> None:
         """Every outbox row passes here: its payload is redacted (no `${VAR}` value or token is ever sent).
 
-        A follow-up (thread reply, update, link) of a message another receiver than Slack sent is not
-        queued: threads, updates and reminders exist only in Slack (README, Receivers)."""
-        alerts = self._slack_follow_ups_only(conn, alerts)
+        A follow-up of a message whose receiver cannot take it is not queued: a thread reply or a link to
+        it (reminders, escalations) needs a receiver with threads, an update one with updates (Receivers)."""
+        alerts = self._follow_ups_it_takes(conn, alerts)
         if alerts:
             conn.execute(self._insert_ignore(t.alerts, ["dedupe_key"]),
                          [{**asdict(a), "payload": _redacted(a.payload), "state": "pending", "attempts": 0,
                            "created_at": now} for a in alerts])
 
-    def _slack_follow_ups_only(self, conn, alerts: Sequence[NewAlert]) -> list[NewAlert]:
+    def _follow_ups_it_takes(self, conn, alerts: Sequence[NewAlert]) -> list[NewAlert]:
         refs = {ref for a in alerts for ref in (a.thread_of, a.updates, a.payload.get("link_of")) if ref is not None}
         if not refs:
             return list(alerts)
         c = t.alerts.c
-        elsewhere = set(conn.execute(select(c.id).where(c.id.in_(sorted(refs)), c.receiver != "slack")).scalars())
-        kept = [a for a in alerts if not {a.thread_of, a.updates, a.payload.get("link_of")} & elsewhere]
+        receiver_of = dict(conn.execute(select(c.id, c.receiver).where(c.id.in_(sorted(refs)))).all())
+
+        def takes(ref: int | None, able: frozenset[str]) -> bool:
+            return ref is None or ref not in receiver_of or receiver_of[ref] in able
+
+        kept = [a for a in alerts if takes(a.thread_of, self.threaded) and takes(a.payload.get("link_of"), self.threaded)
+                and takes(a.updates, self.updatable)]
         if len(kept) < len(alerts):
-            log.debug("%d follow-up(s) of a message sent by a non-Slack receiver not queued", len(alerts) - len(kept))
+            log.debug("%d follow-up(s) of a message whose receiver cannot take them not queued", len(alerts) - len(kept))
         return kept
 
     @staticmethod
@@ -95,14 +106,17 @@ class Repository:
         a = t.alerts.c
         message = conn.execute(select(a.channel, a.brand, a.payload, a.receiver, a.format)
                                .where(a.id == status.message_id)).first()
-        if message is None or message.receiver != "slack":
+        if message is None or message.receiver not in self.updatable:
             return
         if message.format == "neutral":
             payload, fmt = {"change": status.change}, "neutral"
         else:
             newest = conn.execute(select(a.payload).where(a.op == "update", a.updates == status.message_id)
                                   .order_by(a.id.desc()).limit(1)).scalar()
-            payload, fmt = slack_render.apply(newest if newest is not None else message.payload, status.change), "slack"
+            shown = newest if newest is not None else message.payload
+            payload, fmt = slack_render.apply(shown, status.change), "slack"
+            if payload == shown:
+                return  # nothing this message shows changes (a reminder that quoted no post)
         self._queue(conn, [NewAlert(status.dedupe_key, "status", status.mention_id, message.brand, message.channel,
                                     payload, op="update", updates=status.message_id, format=fmt)], now)
 

@@ -67,7 +67,7 @@ class GroupRepository(Repository):
         first: int | None = None
         with self.engine.begin() as conn:
             for alert, notification_ids in messages:
-                if alert.receiver == "slack" and (thread_of is not None or first is not None):
+                if alert.receiver in self.threaded and (thread_of is not None or first is not None):
                     alert = replace(alert, thread_of=thread_of or first)
                 self._queue(conn, [alert], now)
                 alert_id = conn.execute(select(t.alerts.c.id).where(t.alerts.c.dedupe_key == alert.dedupe_key)).scalar()

@@ -96,6 +96,11 @@ class PollRepository(Repository):
         message_id = self._message_of(conn, found.id)
         if message_id is not None:
             self._queue_status(conn, StatusUpdate(message_id, found.id, f"deleted:{found.id}", deleted(found.id)), now)
+        a = t.alerts.c  # reminders and escalations quote the post too: each loses the quote
+        for nudge in conn.execute(select(a.id).where(a.mention_id == found.id, a.op == "post",
+                                                     a.kind.in_(("reminder", "escalation")))).scalars():
+            self._queue_status(conn, StatusUpdate(nudge, found.id, f"deleted:{found.id}:{nudge}", deleted(found.id)),
+                               now)
         log.info("%s post %s (mention %s) was deleted by its author%s", platform, external_id[:80], found.id,
                  "; its message will show it deleted" if message_id is not None else "")
 
