@@ -20,7 +20,8 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/mentionwatch demo
 
+# Four workers on any machine: most tests wait on sockets and subprocesses, not the CPU.
 test: install
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n 4
 
 .PHONY: install demo test
