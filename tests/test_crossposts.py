@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
 from alerts.crossposts import text_key
 from monitor.actions import mark_handled
 from monitor.store import Store
 from monitor.store.migrate import current_revision, head
-from tests.support.database import create_v1_database
+from tests.support.database import v1_database_with_a_mention
 from tests.support.routing import NOW, add, labels, mention_ids, routed_pipeline
 
 TEXT = "Acme Cloud charged me twice for March and support has ignored my ticket for a week"
@@ -92,12 +92,7 @@ def test_the_same_text_on_one_platform_is_not_a_cross_post(database, tmp_path, s
 
 
 def test_upgrading_a_version_1_database_adds_the_cross_post_columns(database):
-    create_v1_database(database)
-    engine = create_engine(database)
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO mentions (source, external_id, source_id, brand, matched, text, fetched_at, "
-                          "extra) VALUES ('feed', 'x1', 'acme/a', 'acme', '{\"acme\": []}', 'kept', :at, '{}')"),
-                     {"at": NOW})
+    engine = v1_database_with_a_mention(database, NOW)
     Store(database).close()
     with engine.connect() as conn:
         columns = {c["name"] for c in inspect(conn).get_columns("mentions")}

@@ -21,7 +21,7 @@ from monitor.core.records import Match, Post
 from monitor.store import Store
 from monitor.store.migrate import SchemaTooNew, current_revision, head
 from tests.support.schemas import legacy_sqlite
-from tests.support.database import create_v1_database
+from tests.support.database import create_v1_database, v1_database_with_a_mention
 
 REPO = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
@@ -58,12 +58,8 @@ def test_sqlite_runs_in_wal_mode(tmp_path):
 
 
 def test_upgrading_a_version_1_database_keeps_its_data(database):
-    create_v1_database(database)
-    engine = create_engine(database)
+    engine = v1_database_with_a_mention(database, NOW)
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO mentions (source, external_id, source_id, brand, matched, text, fetched_at, "
-                          "extra) VALUES ('feed', 'x1', 'acme/a', 'acme', '{\"acme\": []}', 'kept', :at, '{}')"),
-                     {"at": NOW})
         conn.execute(text("INSERT INTO cursors VALUES ('acme/a', '{\"etag\": \"e\"}', :at)"), {"at": NOW})
     engine.dispose()
     store = Store(database)

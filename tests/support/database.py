@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.engine import make_url
 
 SERVER_URL = os.environ.get("MENTIONWATCH_TEST_DATABASE_URL")
@@ -55,3 +56,14 @@ def create_v1_database(url: str) -> None:
             conn.exec_driver_sql(script)
         conn.exec_driver_sql("INSERT INTO schema_version VALUES (1)")
     engine.dispose()
+
+
+def v1_database_with_a_mention(url: str, fetched_at) -> Engine:
+    """A version 1 database holding one mention (external id x1, text "kept"); its engine, for more rows."""
+    create_v1_database(url)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO mentions (source, external_id, source_id, brand, matched, text, fetched_at, "
+                          "extra) VALUES ('feed', 'x1', 'acme/a', 'acme', '{\"acme\": []}', 'kept', :at, '{}')"),
+                     {"at": fetched_at})
+    return engine
