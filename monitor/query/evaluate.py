@@ -76,9 +76,8 @@ _KIND = {"story": "post", "post": "post", "comment": "comment"}
 def facts_of(post, source_id: str | None = None) -> Facts:
     """A connector's Post as facts (the connectors' `extra` keys: subreddit, kind, lang, rating, link)."""
     extra = post.extra or {}
-    kind = "review" if post.source == "app_store" else _KIND.get(extra.get("kind"))
-    if kind is None:
-        kind = "comment" if post.source == "x" and post.parent_id else "post"
+    # By what the post carries, never by platform: a star rating makes a review, a parent a comment.
+    kind = _KIND.get(extra.get("kind")) or ("review" if "rating" in extra else "comment" if post.parent_id else "post")
     links = [u for u in (post.url, extra.get("link")) if isinstance(u, str)]
     links += _URL.findall(post.text or "")
     rating = extra.get("rating")
