@@ -267,7 +267,7 @@ def test_socket_mode_reconnects_and_acts_once_across_redelivery_and_a_daemon_cra
     slack.users[KIM] = "kim"
     proc = start(path)
     try:
-        assert server.wait_connections(1)
+        assert server.wait_connections(1, timeout=60)  # a daemon's start (the model load) on a busy machine
         assert wait_until(lambda: {v[0] for v in store.slack_targets([a1, a2, a3]).values()} == {"sent"},
                           timeout=30), store.alert_counts()
         ts = {a: store.slack_targets([a])[a][2] for a in (a1, a2, a3)}
@@ -289,7 +289,7 @@ def test_socket_mode_reconnects_and_acts_once_across_redelivery_and_a_daemon_cra
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         proc = start(path)
-        assert server.wait_connections(3)
+        assert server.wait_connections(3, timeout=60)
         server.block_action(SAM, "sam", channel_id, ts[a1], "handled", str(m1), action_ts="1700000100.000001",
                             retry_attempt=3)
         server.reaction_added(KIM, channel_id, ts[a3], "white_check_mark", event_id="Ev9001")
