@@ -36,6 +36,7 @@ from connectors.registry import Platform
 from connectors.text import strip_html
 from monitor.configbase import (ConfigProblem, Duration, FIRST_POLL_LOOKBACK, HttpPlatform, Interval, Owned, SLUG,
                                 http_base_url)
+from monitor.core.budgets import API_BUDGETS, BudgetBoard
 from monitor.core.clock import Clock, utcnow
 from monitor.core.failures import FailureKind, SourceFailure
 from monitor.core.logs import get_logger
@@ -164,11 +165,13 @@ class _Budget:
 
 
 class Budgets:
-    """Each instance's rate-limit window as its last response told it, shared by every source."""
+    """Each instance's rate-limit window as its last response told it, shared by every source, and
+    published on `board` (by instance host) for `/metrics`."""
 
-    def __init__(self) -> None:
+    def __init__(self, board: BudgetBoard = API_BUDGETS) -> None:
         self._lock = threading.Lock()
         self._by_instance: dict[str, _Budget] = {}
+        self.board = board
 
     def paused_until(self, instance: str, reserve: int, now: datetime) -> datetime | None:
         with self._lock:
@@ -191,10 +194,17 @@ class Budgets:
             reset_at = reset_at.replace(tzinfo=timezone.utc)
         with self._lock:
             self._by_instance[instance] = _Budget(left, reset_at)
+        if left is not None:
+            self._publish(instance, left, reset_at)
 
     def exhaust(self, instance: str, until: datetime) -> None:
         with self._lock:
             self._by_instance[instance] = _Budget(0, until)
+        self._publish(instance, 0, until)
+
+    def _publish(self, instance: str, left: int, reset_at: datetime | None) -> None:
+        self.board.publish(PLATFORM, urlsplit(instance).netloc or instance, left,
+                           reset_at.timestamp() if reset_at else None)
 
 
 BUDGETS = Budgets()

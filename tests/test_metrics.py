@@ -7,6 +7,7 @@ import signal
 import socket
 import time
 
+import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -228,3 +229,41 @@ def test_reddit_rate_limit_headers_become_the_budget_metrics_show(tmp_path):
     assert got[("mentionwatch_api_requests_remaining", (("platform", "reddit"), ("scope", "app")))] == 587
     reset = got[("mentionwatch_api_budget_reset_timestamp_seconds", (("platform", "reddit"), ("scope", "app")))]
     assert time.time() + 200 < reset < time.time() + 250
+
+
+def test_mastodon_instances_and_the_bluesky_appview_show_their_budgets(tmp_path, slack):
+    from datetime import datetime, timezone
+
+    from prometheus_client import generate_latest
+
+    from connectors.bluesky_api import AppView, BlueskyApi
+    from emulators.bsky_appview import AppViewEmulator
+    from emulators.mastodon import MastodonEmulator, status
+    from monitor.metrics import Metrics
+    from tests.support.config import pipeline_with_clock
+
+    with MastodonEmulator() as one, MastodonEmulator() as two, AppViewEmulator() as appview:
+        one.remaining, two.remaining = 120, 280
+        one.add("acmecloud", status(1, "<p>Acme Cloud is slow</p>"))
+        config = config_dict(tmp_path, slack.api_url, [{"type": "mastodon", "name": "m", "interval": "2m",
+                                                        "instances": [one.url, two.url]}],
+                             mastodon={"connect_timeout": "1s", "read_timeout": "1s"})
+        config["brands"]["acme"]["hashtags"] = ["#acmecloud"]
+        pipeline, store, _ = pipeline_with_clock(tmp_path, config, datetime.now(timezone.utc))
+        assert pipeline.poll("acme/m").failure is None
+        appview.profile("did:plc:alice", "alice.bsky.social", followers=5)
+        appview.remaining = 1
+        view = AppView(BlueskyApi(base_url=appview.url))
+        view.profiles(["did:plc:alice"], datetime.now(timezone.utc))
+        assert view.profiles(["did:plc:bob"], datetime.now(timezone.utc)) == {}   # spent: not asked
+        got = samples(generate_latest(Metrics(lambda: store, lambda: list(pipeline.sources)).registry).decode())
+        store.close()
+        hosts = {one: one.url.removeprefix("http://"), two: two.url.removeprefix("http://")}
+        for emulator, host in hosts.items():
+            key = (("platform", "mastodon"), ("scope", host))
+            assert got[("mentionwatch_api_requests_remaining", key)] == emulator.remaining
+            assert got[("mentionwatch_api_budget_reset_timestamp_seconds", key)] == \
+                pytest.approx(emulator.reset_at.timestamp(), abs=1)
+        assert got[("mentionwatch_api_requests_remaining", (("platform", "bluesky"), ("scope", "appview")))] == 0
+        assert got[("mentionwatch_api_budget_reset_timestamp_seconds",
+                    (("platform", "bluesky"), ("scope", "appview")))] == appview.reset_at
