@@ -12,6 +12,7 @@ import pytest
 from connectors import bluesky
 from connectors.bluesky import BlueskyConnector, event_to_post
 from emulators.bsky_appview import AppViewEmulator
+from emulators.server import Reply
 from emulators.jetstream import JetstreamEmulator, delete_event, link_facet, post_event, repost_event
 from monitor.config import Settings
 from monitor.config import load_settings
@@ -458,3 +459,31 @@ def test_an_unreachable_appview_is_logged_once_and_posts_are_stored_without_reac
     warned = [r.getMessage() for r in caplog.records if r.name == "mentionwatch.connectors.bluesky_api"
               and r.levelname == "WARNING"]
     assert len(warned) == 1 and "handles, reach and team replies wait" in warned[0]
+
+
+@pytest.mark.parametrize("trouble, answer", [
+    ("server error", Reply.json({"error": "InternalServerError", "message": "Internal Server Error"}, 500)),
+    ("not JSON", Reply(200, b"<html>upstream trouble</html>", {"Content-Type": "text/html"})),
+    ("profiles not a list", Reply.json({"profiles": "did:plc:u0"})),
+    ("junk profiles", Reply.json({"profiles": [1, None, {"did": 5}, {"did": "did:plc:u0", "followersCount": "9"}]})),
+    ("stalled", Reply(stall=2.5)),
+    ("dropped", Reply(drop=True)),
+])
+def test_a_failing_profile_lookup_neither_loses_nor_holds_up_mentions(tmp_path, jet, slack, appview, pipeline_for,
+                                                                      trouble, answer):
+    appview.profile("did:plc:carol", "carol.bsky.social", followers=40)
+    appview.broken["app.bsky.actor.getProfiles"] = answer
+    pipeline, store, _ = pipeline_for(tmp_path, jet, slack, api={"read_timeout": "1s"})
+    start(pipeline, jet)
+    for i in range(2):
+        jet.send(post_event(T0 + 1 + i, f"did:plc:u{i}", f"n{i}", f"Acme Cloud note {i}"))
+    outcomes = poll_until(pipeline, 2)
+    assert [o.failure for o in outcomes] == [None] * len(outcomes)
+    assert stored(store) == ["did:plc:u0/n0", "did:plc:u1/n1"]
+    assert [(mention(store, f"did:plc:u{i}/n{i}").author, mention(store, f"did:plc:u{i}/n{i}").reach)
+            for i in range(2)] == [("did:plc:u0", None), ("did:plc:u1", None)]
+    del appview.broken["app.bsky.actor.getProfiles"]
+    jet.send(post_event(T0 + 3, "did:plc:carol", "c", "Acme Cloud works again"))
+    poll_until(pipeline, 3)
+    assert mention(store, "did:plc:carol/c").reach == 40 and mention(store, "did:plc:carol/c").author == \
+        "@carol.bsky.social"
