@@ -570,4 +570,5 @@ def account(name: str) -> str:
 PLUGIN = Platform(type=PLATFORM, display="Bluesky", source=BlueskySource, connector=BlueskyConnector,
                   settings_key="bluesky", settings_model=BlueskyPlatform,
                   team="Bluesky handles (acme.bsky.social) or DIDs (did:plc:…) of the team's accounts",
-                  account=account, warnings=config_warnings, order=60, position=position)
+                  account=account, warnings=config_warnings, order=60, position=position,
+                  stop=close_all)

@@ -478,4 +478,5 @@ def config_warnings(settings: Any, loaded: Any, file: str) -> list[ConfigProblem
 PLUGIN = Platform(type=PLATFORM, display="Mastodon", source=MastodonSource, connector=MastodonConnector,
                   settings_key="mastodon", settings_model=MastodonPlatform,
                   team="Mastodon accounts of the team, as @user@instance", account=account,
-                  check=check_sources, warnings=config_warnings, order=65, position=position)
+                  check=check_sources, warnings=config_warnings, order=65, position=position,
+                  stop=mastodon_stream.close_all)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -190,18 +191,39 @@ def _page(items: list[dict], query: dict) -> list[dict]:
 
 
 def serve_demo(emulator: MastodonEmulator, data: dict, now: datetime) -> dict:
-    """Publish the demo's statuses; returns the platform settings and the source."""
-    for item in data["statuses"]:
-        reblog = None
-        made = status(item["id"], item["html"], acct=item["acct"], tags=tuple(item.get("tags", [])),
+    """Publish the demo's statuses, and push its `streamed` ones over the hashtag stream once the
+    daemon subscribes; returns the platform settings, the (streaming) source and `settled(store)`:
+    whether the source's cursor covers every pushed status."""
+    def made(item: dict) -> dict:
+        return status(item["id"], item["html"], acct=item["acct"], tags=tuple(item.get("tags", [])),
                       followers=item.get("followers", 10), created=now - timedelta(minutes=item["age"]))
+
+    for item in data["statuses"]:
+        entry = made(item)
         if item.get("boost_of"):
             original = next(s for s in data["statuses"] if s["id"] == item["boost_of"])
-            reblog = status(original["id"], original["html"], acct=original["acct"],
-                            followers=original.get("followers", 10), created=now - timedelta(minutes=original["age"]))
-            made = {**made, "content": "", "reblog": reblog}
+            entry = {**entry, "content": "", "reblog": made({**original, "tags": ()})}
         for tag in item.get("tags", []) or ["acmecloud"]:
-            emulator.add(tag, made)
+            emulator.add(tag, entry)
+    streamed, pushed = data.get("streamed", []), []
+
+    def push() -> None:
+        deadline = time.monotonic() + 120
+        while not (emulator.stream_connects and emulator.requests) and time.monotonic() < deadline:
+            time.sleep(0.05)  # subscribed, and the timeline read over REST: what follows comes by the stream
+        for item in streamed:
+            for tag in item.get("tags", []) or ["acmecloud"]:
+                emulator.push(tag, made({**item, "age": 0}))
+            pushed.append(item)
+
+    threading.Thread(target=push, name="mastodon-demo", daemon=True).start()
+
+    def settled(store) -> bool:
+        timelines = (store.get_cursor("acme/mastodon") or {}).get("timelines", {})
+        return len(pushed) == len(streamed) and all(
+            int(timelines.get(f"{emulator.url}#{tag}") or 0) >= item["id"]
+            for item in pushed for tag in item.get("tags", []) or ["acmecloud"])
+
     return {"platform": {"connect_timeout": "2s", "read_timeout": "2s"},
             "sources": [{"type": "mastodon", "name": "mastodon", "instances": [emulator.url],
-                         "hashtags": ["acmecloud"], "interval": "30s"}]}
+                         "hashtags": ["acmecloud"], "interval": "2s", "streaming": True}], "settled": settled}

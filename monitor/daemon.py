@@ -22,6 +22,7 @@ from alerts.receivers import receiver_types
 from alerts.slack import SlackSender, make_client
 from classifiers import load_classifier
 from classifiers.base import describe
+from connectors.registry import stop_readers
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.health import CLASSIFIER_HEALTH_ID, SourceHealth
 from monitor.core.logs import REDACTOR, secrets_of
@@ -156,6 +157,7 @@ EXIT_OK, EXIT_SOURCE_FAILED (a source failed, or is
         deadline = time.monotonic() + grace
         while self._running and time.monotonic() < deadline:
             time.sleep(0.05)
+        stop_readers()  # after the polls, so none starts a reader again
         if self._running:
             log.warning("%d job(s) still in a network call after %.0f s; exiting anyway (their work is redone "
                         "on the next start)", self._running, grace)

@@ -487,3 +487,35 @@ def test_a_failing_profile_lookup_neither_loses_nor_holds_up_mentions(tmp_path, 
     poll_until(pipeline, 3)
     assert mention(store, "did:plc:carol/c").reach == 40 and mention(store, "did:plc:carol/c").author == \
         "@carol.bsky.social"
+
+
+def test_a_stopped_daemon_leaves_no_stream_reader_reconnecting(tmp_path, slack, appview, caplog):
+    import threading
+
+    from emulators.mastodon import MastodonEmulator
+    from monitor.daemon import Daemon
+
+    caplog.set_level(logging.INFO, logger="mentionwatch")
+    with JetstreamEmulator() as jet, MastodonEmulator() as instance:
+        config = config_dict(tmp_path, slack.api_url, [
+            {"type": "bluesky", "name": "sky", "interval": "1s"},
+            {"type": "mastodon", "name": "m", "interval": "1s", "instances": [instance.url], "streaming": True}],
+            bluesky={"jetstream_url": jet.url, "reconnect_min": "1s", "reconnect_max": "2s",
+                     "api": {"base_url": appview.url}},
+            mastodon={"connect_timeout": "1s", "read_timeout": "1s"})
+        config["brands"]["acme"]["hashtags"] = ["#acmecloud"]
+        path = write_config(tmp_path, config)
+        daemon = Daemon(str(path), load_settings(path)[0])
+        runner = threading.Thread(target=daemon.run, daemon=True)
+        runner.start()
+        deadline = time.monotonic() + 30
+        while not (jet.connects and instance.stream_connects) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert jet.connects and instance.stream_connects
+        daemon.stop_event.set()
+        runner.join(30)
+        connects = (len(jet.connects), len(instance.stream_connects))
+    time.sleep(3)  # a reader left running would have retried (1-2 s backoff) and warned by now
+    assert not runner.is_alive() and connects == (1, 1)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"
+            and r.name.startswith(("mentionwatch.connectors.bluesky", "mentionwatch.connectors.mastodon"))] == []
