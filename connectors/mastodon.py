@@ -25,11 +25,11 @@ import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
 
 import requests
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 
 from connectors import http, mastodon_stream
 from connectors.registry import Platform
@@ -71,16 +71,27 @@ def instance_url(value: str) -> str:
     return "https://" + value
 
 
+def _present(token: SecretStr) -> SecretStr:
+    """A token that is empty (a `${VAR}` set to nothing) would silently turn search and mentions off."""
+    if not token.get_secret_value().strip():
+        raise ValueError("expected the account's access token; this one is empty (is its ${VAR} set to nothing?)")
+    return token
+
+
+Instance = Annotated[str, AfterValidator(instance_url)]
+Token = Annotated[SecretStr, AfterValidator(_present)]
+
+
 class MastodonSource(Owned):
     type: Literal["mastodon"]
     name: str = Field(pattern=SLUG, description="Unique within the brand; the source id is brand/name")
-    instances: list[str] = Field(min_length=1, description="Instances whose hashtag timelines are read")
+    instances: list[Instance] = Field(min_length=1, description="Instances whose hashtag timelines are read")
     hashtags: list[str] = Field([], description="Hashtags to read (without #); default: the brand's hashtags")
     interval: Interval = Field(timedelta(minutes=2), description="Time between polls")
     require_match: bool = Field(True, description="false: every post read is this brand's mention")
     first_poll_lookback: Duration = Field(FIRST_POLL_LOOKBACK, description="A first poll stores posts published "
                                           "this long ago at most, as backfill")
-    access_tokens: dict[str, SecretStr] = Field({}, description="The brand account's token per instance (host "
+    access_tokens: dict[str, Token] = Field({}, description="The brand account's token per instance (host "
                                                 "or URL), from ${VAR}: for search and notifications")
     search: bool = Field(False, description="Search each instance with a token for the brand's names")
     notifications: bool = Field(False, description="Read the mention notifications of the account of each token")
@@ -89,7 +100,7 @@ class MastodonSource(Owned):
     @field_validator("instances")
     @classmethod
     def _instances(cls, values: list[str]) -> list[str]:
-        return list(dict.fromkeys(instance_url(v) for v in values))
+        return list(dict.fromkeys(values))
 
     @field_validator("access_tokens")
     @classmethod

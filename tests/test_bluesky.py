@@ -519,3 +519,41 @@ def test_a_stopped_daemon_leaves_no_stream_reader_reconnecting(tmp_path, slack, 
     assert not runner.is_alive() and connects == (1, 1)
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"
             and r.name.startswith(("mentionwatch.connectors.bluesky", "mentionwatch.connectors.mastodon"))] == []
+
+
+BLUESKY_YAML = """\
+slack: {{token: xoxb-validate-1234}}
+bluesky:
+  jetstream_url: {jetstream}
+  api: {{base_url: {appview}}}
+brands:
+  acme:
+    names: [Acme Cloud]
+    handles: [{handle}]
+    slack_channel: "#acme"
+    team: {{bluesky: [{team}]}}
+    sources:
+      - {{type: bluesky, name: sky}}
+"""
+GOOD = {"jetstream": "wss://jetstream2.us-east.bsky.network/subscribe", "appview": "https://public.api.bsky.app",
+        "handle": "'@acme.bsky.social'", "team": "'did:plc:acmeteam', support.acme.com"}
+
+
+@pytest.mark.parametrize("change, args, code, want", [
+    ({}, [], 0, "OK (1 brands, 1 sources)"),
+    ({"jetstream": "https://jetstream.example/subscribe"}, [], 78, ":3: bluesky.jetstream_url: "),
+    ({"appview": "ftp://appview.example"}, [], 78, ":4: bluesky.api.base_url: "),
+    ({"team": "'not a handle'"}, [], 0, "warning: brands.acme.team.bluesky: 'not a handle': a handle"),
+    ({"team": "'not a handle'"}, ["--strict"], 78, "'not a handle'"),
+    ({"handle": "'@acme_cloud.bsky.social'"}, ["--strict"], 78,
+     "brands.acme.handles: '@acme_cloud.bsky.social': a Bluesky handle is a domain name"),
+])
+def test_validate_checks_the_stream_and_appview_urls_and_the_handles(tmp_path, change, args, code, want):
+    from typer.testing import CliRunner
+
+    from monitor import cli
+
+    path = tmp_path / "config.yaml"
+    path.write_text(BLUESKY_YAML.format(**{**GOOD, **change}))
+    result = CliRunner().invoke(cli.app, ["validate", str(path), *args])
+    assert (result.exit_code, want in result.output) == (code, True), result.output

@@ -296,3 +296,51 @@ def test_a_streaming_sources_position_is_its_newest_status_and_a_polling_source_
     cursor = polling.fetch(None).cursor
     assert position(streaming.source, cursor) == NOW - timedelta(minutes=3)
     assert position(polling.source, cursor) is None
+
+
+MASTODON_YAML = """\
+slack: {{token: xoxb-validate-1234}}
+brands:
+  acme:
+    names: [Acme Cloud]
+    hashtags: ["#acmecloud"]
+    slack_channel: "#acme"
+    team: {{mastodon: [{team}]}}
+    sources:
+      - type: mastodon
+        name: m
+        instances:
+          - mastodon.social
+          - {instance}
+        search: true
+        access_tokens:
+          mastodon.social: ${{MASTODON_TOKEN}}
+"""
+
+
+@pytest.mark.parametrize("instance, team, env, args, code, want", [
+    ("fosstodon.org", "'@support@acme.social'", {"MASTODON_TOKEN": "tok-1"}, [], 0, "OK (1 brands, 1 sources)"),
+    ("'not an instance'", "'@support@acme.social'", {"MASTODON_TOKEN": "tok-1"}, [], 78,
+     ":13: brands.acme.sources.0.instances.1: 'not an instance': expected an instance host name"),
+    ("ftp://fosstodon.org", "'@support@acme.social'", {"MASTODON_TOKEN": "tok-1"}, [], 78,
+     ":13: brands.acme.sources.0.instances.1: 'ftp://fosstodon.org'"),
+    ("fosstodon.org", "'@support@acme.social'", {}, [], 78,
+     ":16: brands.acme.sources.0.access_tokens.mastodon.social: '${MASTODON_TOKEN}': environment variable "
+     "MASTODON_TOKEN is not set"),
+    ("fosstodon.org", "'@support@acme.social'", {"MASTODON_TOKEN": " "}, [], 78,
+     ":16: brands.acme.sources.0.access_tokens.mastodon.social: <secret>: expected the account's access token"),
+    ("fosstodon.org", "'@support@acme.social'", {}, ["--no-environment"], 0, "OK"),
+    ("fosstodon.org", "'@support'", {"MASTODON_TOKEN": "tok-1"}, ["--strict"], 78,
+     "warning: brands.acme.team.mastodon: '@support': an account with its instance"),
+])
+def test_validate_checks_instances_team_accounts_and_that_tokens_are_present(tmp_path, instance, team, env, args,
+                                                                             code, want):
+    from typer.testing import CliRunner
+
+    from monitor import cli
+
+    path = tmp_path / "config.yaml"
+    path.write_text(MASTODON_YAML.format(instance=instance, team=team))
+    result = CliRunner().invoke(cli.app, ["validate", str(path), *args], env={"MASTODON_TOKEN": None, **env})
+    assert (result.exit_code, want in result.output) == (code, True), result.output
+    assert "tok-1" not in result.output
