@@ -72,6 +72,7 @@ class Daemon:
         self._record_classifier()
         log.info("pipeline: %s", self.pipeline.describe())
         self.stop_event = threading.Event()
+        self._process_wanted = threading.Event()  # new mentions were stored while a process run was under way
         self.reload_event = threading.Event()
         self.scheduler: BackgroundScheduler | None = None
         self._running = 0
@@ -241,6 +242,7 @@ EXIT_OK, EXIT_SOURCE_FAILED (a source failed, or is
         if job and outcome.deferred_until and job.next_run_time and outcome.deferred_until > job.next_run_time:
             job.modify(next_run_time=outcome.deferred_until)
         if outcome.new_ids:
+            self._process_wanted.set()  # a run already under way cannot start again now: it reruns when done
             self.scheduler.modify_job(PROCESS_JOB, next_run_time=datetime.now(timezone.utc))
 
     def _classified(self, size: int, seconds: float) -> None:
@@ -248,9 +250,20 @@ EXIT_OK, EXIT_SOURCE_FAILED (a source failed, or is
             self.metrics.record_classified(size, seconds)
 
     def _process_job(self) -> None:
+        self._process_wanted.clear()
         report = self._guard(self.pipeline.process)
         if report is not None and self.metrics is not None:
             self.metrics.record_delivery(report)
+        due = self._guard(self.pipeline.next_flush_at)
+        if self.stop_event.is_set() or self.scheduler is None:
+            return
+        now, job = datetime.now(timezone.utc), self.scheduler.get_job(PROCESS_JOB)
+        if self._process_wanted.is_set():
+            due = now
+        elif due is not None and not now < due:  # due already yet held (quiet hours): the periodic runs see to it
+            due = None
+        if job is not None and due is not None and (job.next_run_time is None or due < job.next_run_time):
+            job.modify(next_run_time=due)  # a group's group_wait ends before the next periodic run: flush then
 
     def _prune_job(self) -> None:
         """Short transactions in a worker thread of its own: polls and deliveries go on meanwhile."""

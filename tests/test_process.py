@@ -66,3 +66,27 @@ def test_the_daemon_logs_its_stages_once_when_it_starts(tmp_path, slack, caplog)
     lines = [r.getMessage() for r in caplog.records if r.name == "mentionwatch.monitor.daemon"]
     assert [line for line in lines if line.startswith("pipeline: ")] == [f"pipeline: {daemon.pipeline.describe()}"]
     daemon.store.close()
+
+
+def test_the_daemon_flushes_a_group_when_its_group_wait_ends_not_at_its_next_periodic_run(tmp_path, feeds, slack):
+    import threading
+
+    from emulators.feeds import render_rss
+    from emulators.server import wait_until
+    from tests.support.config import feed_source
+
+    feeds.set_feed("news", render_rss("News", "https://n.example/", [
+        {"id": "1", "title": "Acme Cloud lost my files", "link": "https://n.example/1",
+         "description": "Acme Cloud deleted my backups, awful support"}]))
+    config = config_dict(tmp_path, slack.api_url, [feed_source("news", feeds.url_for("news"), interval="1h")],
+                         daemon={"process_interval": "10m"}, routes={"group_wait": "2s", "group_by": ["mention"]})
+    path = write_config(tmp_path, config)
+    daemon = Daemon(str(path), load_settings(path)[0])
+    runner = threading.Thread(target=daemon.run, daemon=True)
+    runner.start()
+    try:
+        # The poll stores it and wakes a process run that routes it; the next periodic run is 10 min away.
+        assert wait_until(lambda: slack.posted("#acme-alerts"), timeout=60), "sent when group_wait ended"
+    finally:
+        daemon.stop_event.set()
+        runner.join(30)
