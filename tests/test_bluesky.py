@@ -91,6 +91,38 @@ def test_posts_are_matched_on_names_handles_hashtags_and_link_domains(tmp_path, 
     assert store.get_cursor("acme/sky")["time_us"] >= T0 + 3
 
 
+TAG = {"$type": "app.bsky.richtext.facet#tag", "tag": "AcmeCloud"}
+
+
+@pytest.mark.parametrize("text, facets, brand", [
+    ("Acme Cloud is down again", None, "acme"),
+    ("hey @acme.bsky.social is the API down?", None, "acme"),
+    ("so slow today #AcmeCloud", [{"index": {"byteStart": 14, "byteEnd": 25}, "features": [TAG]}], "acme"),
+    ("look at this", [link_facet("https://status.acme.io/incident")], "acme"),
+    ("@support.betawidgets.com my order is missing", None, "beta"),
+    ("Beta Widgets broke again", None, "beta"),
+    ("check bw.example", [link_facet("https://shop.betawidgets.com/p/1")], "beta"),
+    ("lunch was good", None, None),
+])
+def test_one_connection_finds_every_brands_names_handles_hashtags_and_link_domains(
+        tmp_path, jet, slack, appview, text, facets, brand):
+    config = config_dict(tmp_path, slack.api_url, [{"type": "bluesky", "name": "sky", "interval": "1s"}],
+                         bluesky={"jetstream_url": jet.url, "api": {"base_url": appview.url}})
+    config["brands"]["acme"].update(handles=["@acme.bsky.social"], hashtags=["#acmecloud"])
+    config["brands"]["beta"] = {"names": ["Beta Widgets"], "handles": ["@support.betawidgets.com"],
+                                "domains": ["betawidgets.com"], "slack_channel": "#beta",
+                                "sources": [{"type": "bluesky", "name": "sky2", "interval": "1s"}]}
+    pipeline, store, _ = pipeline_with_clock(tmp_path, config, NOW)
+    start(pipeline, jet)
+    pipeline.poll("beta/sky2")  # a second source (validate warns) drains the same reader
+    jet.send(post_event(T0 + 1, DID, "p", text, facets=facets))
+    jet.send(post_event(T0 + 2, DID, "end", "Acme Cloud marks the end"))
+    poll_until(pipeline, 2 if brand else 1)
+    rows = {row["external_id"]: row["brand"] for row in store.export_rows(None)}
+    assert rows.get(f"{DID}/p") == brand
+    assert len(jet.connects) == 1, "one Jetstream connection for every brand and source"
+
+
 def test_a_restart_replays_from_the_stored_cursor_without_loss_or_duplicate(tmp_path, jet, slack, pipeline_for):
     pipeline, store, _ = pipeline_for(tmp_path, jet, slack)
     start(pipeline, jet)
