@@ -218,6 +218,12 @@ def test_a_delete_marks_the_stored_mention_and_its_alert_is_not_sent_again(tmp_p
     assert store.mention_with_labels(row["id"])[0].extra["deleted_at"] == NOW.isoformat()
     pipeline.process(flush_all=True)
     assert len(slack.posted("#acme-alerts")) == 1
+    [(ts, update)] = slack.updates()   # the alert already sent is edited in place, once
+    shown = json.dumps(update["blocks"]) + update.get("text", "")
+    assert ts == slack.posted("#acme-alerts")[0]["ts"] and "deleted by its author" in shown
+    assert "support ignores me" not in shown
+    pipeline.process(flush_all=True)
+    assert len(slack.updates()) == 1
 
 
 def test_a_cursor_older_than_the_replay_window_is_a_gap(jet, appview):
@@ -589,3 +595,42 @@ def test_validate_checks_the_stream_and_appview_urls_and_the_handles(tmp_path, c
     path.write_text(BLUESKY_YAML.format(**{**GOOD, **change}))
     result = CliRunner().invoke(cli.app, ["validate", str(path), *args])
     assert (result.exit_code, want in result.output) == (code, True), result.output
+
+
+def test_a_refusing_stream_is_retried_with_growing_waits_and_warned_about_once(caplog):
+    import socket
+    import threading
+
+    caplog.set_level(logging.INFO, logger="mentionwatch")
+    server = socket.create_server(("127.0.0.1", 0))
+    attempts: list[float] = []
+
+    def refuse() -> None:  # accepts and hangs up before the websocket handshake, every time
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            attempts.append(time.monotonic())
+            conn.close()
+
+    threading.Thread(target=refuse, daemon=True).start()
+    settings = Settings(slack={"token": "xoxb-x"},
+                        bluesky={"jetstream_url": f"ws://127.0.0.1:{server.getsockname()[1]}/subscribe",
+                                 "reconnect_min": 0.2, "reconnect_max": 0.8},
+                        brands={"acme": {"names": ["Acme"], "slack_channel": "#a",
+                                         "sources": [{"type": "bluesky", "name": "sky"}]}})
+    BlueskyConnector(settings.brands["acme"].sources[0], settings, clock=lambda: NOW).fetch({"time_us": T0})
+    deadline = time.monotonic() + 20
+    while len(attempts) < 7 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    bluesky.close_all()
+    server.close()
+    # the first poll's cursor restarts the first attempt at once; the failures from there on back off
+    gaps = [b - a for a, b in zip(attempts[1:], attempts[2:])]
+    assert len(gaps) >= 5
+    floors = [0.5 * min(0.2 * 2 ** i, 0.8) for i in range(len(gaps))]   # wait x U(0.5, 1.5), doubling to the cap
+    assert all(gap >= floor - 0.02 for gap, floor in zip(gaps, floors)), gaps
+    warnings = [r.getMessage() for r in caplog.records
+                if r.name == "mentionwatch.connectors.bluesky" and r.levelname == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].startswith("Jetstream disconnected"), warnings
