@@ -344,3 +344,20 @@ def test_validate_checks_instances_team_accounts_and_that_tokens_are_present(tmp
     result = CliRunner().invoke(cli.app, ["validate", str(path), *args], env={"MASTODON_TOKEN": None, **env})
     assert (result.exit_code, want in result.output) == (code, True), result.output
     assert "tok-1" not in result.output
+
+
+def test_a_stream_that_cannot_connect_leaves_polling_to_carry_on(instance, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="mentionwatch")
+    instance.streaming_url = "ws://127.0.0.1:9"   # what /api/v2/instance names; nothing listens there
+    mc = connector([instance.url], source={"streaming": True})
+    instance.add("acmecloud", status(1, "<p>Acme Cloud one</p>"))
+    first = mc.fetch(None)
+    instance.add("acmecloud", status(2, "<p>Acme Cloud two</p>"))
+    second = mc.fetch(first.cursor)
+    assert ids(first) == ["1"] and ids(second) == ["2"], "read over REST while the socket is down"
+    assert [p for p, _ in instance.calls].count("/api/v1/timelines/tag/acmecloud") == 2
+    warned = [r.getMessage() for r in caplog.records if r.name == "mentionwatch.connectors.mastodon_stream"
+              and r.levelname == "WARNING"]
+    assert len(warned) <= 1 and all("polling covers it" in w for w in warned)
