@@ -59,6 +59,9 @@ class MastodonPlatform(HttpPlatform):
     reply_checks_per_poll: int = Field(10, ge=0, description="Status contexts read per poll for waiting mentions")
     reply_recheck: Duration = Field(timedelta(minutes=10), description="A waiting mention's context is read "
                                     "again no sooner than this")
+    stream_recheck: Duration = Field(timedelta(minutes=10), description="A streamed hashtag is also read over "
+                                     "REST at least this often, so a socket that stays open but stops delivering "
+                                     "delays statuses, never loses them")
 
 
 def instance_url(value: str) -> str:
@@ -242,6 +245,7 @@ class MastodonConnector:
         self.team = frozenset(account(a).casefold() for a in brand.team.mastodon)
         self.requests = 0
         self._synced: dict[str, int] = {}      # timeline key -> stream generation its REST read covered
+        self._rest_at: dict[str, datetime] = {}  # timeline key -> when it was last read over REST
         self._no_search: set[str] = set()      # instances whose search answered that it does not exist
         self._checked: dict[str, datetime] = {}  # mention -> when its context was last read
 
@@ -306,7 +310,8 @@ class MastodonConnector:
                 if kind == "tag" and self.source.streaming else None)
         if live is not None and min_id is not None:
             pushed, generation, connected = live.take(int(min_id))
-            if connected and self._synced.get(key) == generation:
+            recent = key in self._rest_at and now - self._rest_at[key] < self.platform.stream_recheck
+            if connected and self._synced.get(key) == generation and recent:
                 found, bad = self._posts(instance, pushed, f"#{what} stream")
                 ids = [int(s["id"]) for s in pushed]
                 return found, str(max([int(min_id), *ids])), bad, None
@@ -318,7 +323,7 @@ class MastodonConnector:
             found, new_min, bad, complete = self._page_forward(instance, path, kind, min_id, now)
             gap = None
             if live is not None and complete:
-                self._synced[key] = generation
+                self._synced[key], self._rest_at[key] = generation, now
         return found, new_min, bad, gap
 
     def _page_forward(self, instance: str, path: str, kind: str, min_id: str | None,

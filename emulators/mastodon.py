@@ -60,6 +60,7 @@ class MastodonEmulator(Emulator):
         self.replies: list[dict] = []                # statuses only reachable through a context
         self.token = token
         self.has_search = True
+        self.stalled = False
         self.limit, self.remaining = limit, limit
         self.reset_at = datetime.now(timezone.utc) + window
         self.requests: list[dict[str, str]] = []    # hashtag timeline requests
@@ -86,8 +87,11 @@ class MastodonEmulator(Emulator):
             self.statuses.setdefault(tag.casefold(), []).extend(items)
 
     def push(self, tag: str, item: dict) -> None:
-        """A new status: on the hashtag's timeline and sent to every socket streaming the hashtag."""
+        """A new status: on the hashtag's timeline and sent to every socket streaming the hashtag (unless
+        the streams are `stalled`: open, but delivering nothing)."""
         self.add(tag, item)
+        if self.stalled:
+            return
         message = json.dumps({"stream": ["hashtag", tag], "event": "update", "payload": json.dumps(item)})
         with self._lock:
             sockets = [ws for ws, t in self._sockets if t == tag.casefold()]

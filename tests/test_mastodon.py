@@ -361,3 +361,22 @@ def test_a_stream_that_cannot_connect_leaves_polling_to_carry_on(instance, caplo
     warned = [r.getMessage() for r in caplog.records if r.name == "mentionwatch.connectors.mastodon_stream"
               and r.levelname == "WARNING"]
     assert len(warned) <= 1 and all("polling covers it" in w for w in warned)
+
+
+def test_a_stream_that_stays_open_but_stops_delivering_delays_statuses_never_loses_them(instance):
+    now = [NOW]
+    mc = connector([instance.url], source={"streaming": True}, clock=lambda: now[0])
+    instance.add("acmecloud", status(1, "<p>Acme Cloud one</p>"))
+    first = mc.fetch(None)
+    socket = mastodon_stream.stream(instance.streaming_url, "acmecloud", None, 1.0)
+    assert wait_until(lambda: socket.connected)
+    synced = mc.fetch(first.cursor)        # REST after the socket connected: the stream serves from here
+    instance.stalled = True                # still open, answering pings, delivering nothing
+    instance.push("acmecloud", status(2, "<p>Acme Cloud two, never pushed</p>"))
+    rest_reads = len(instance.requests)
+    now[0] = NOW + timedelta(minutes=9)
+    trusted = mc.fetch(synced.cursor)
+    assert trusted.posts == [] and len(instance.requests) == rest_reads, "within stream_recheck: the stream"
+    now[0] = NOW + timedelta(minutes=10)
+    checked = mc.fetch(trusted.cursor)
+    assert ids(checked) == ["2"] and len(instance.requests) == rest_reads + 1, "stream_recheck: REST finds it"
