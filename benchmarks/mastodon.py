@@ -100,7 +100,9 @@ def main() -> None:
     for row in rows:
         per_hour = row["requests"] / row["hours"]
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(row["kinds"].items()))
-        print(f"  {row['name']:<52} {row['polls']:>5} {row['read']:>5}/{row['posted']:<5} {per_hour:>10,.0f} {per_hour / ALLOWED_PER_HOUR:>10.1%}  {kinds}")
+        share = per_hour / ALLOWED_PER_HOUR
+        print(f"  {row['name']:<52} {row['polls']:>5} {row['read']:>5}/{row['posted']:<5} {per_hour:>10,.0f} "
+              f"{share:>10.1%}  {kinds}")
 
 
 if __name__ == "__main__":

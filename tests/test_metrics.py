@@ -267,3 +267,30 @@ def test_mastodon_instances_and_the_bluesky_appview_show_their_budgets(tmp_path,
         assert got[("mentionwatch_api_requests_remaining", (("platform", "bluesky"), ("scope", "appview")))] == 0
         assert got[("mentionwatch_api_budget_reset_timestamp_seconds",
                     (("platform", "bluesky"), ("scope", "appview")))] == appview.reset_at
+
+
+def test_reply_clocks_per_brand_and_slack_errors_by_kind(tmp_path, slack):
+    from datetime import timedelta
+
+    from prometheus_client import generate_latest
+
+    from emulators.server import Reply
+    from monitor.metrics import Metrics
+    from tests.support.routing import NOW, add, labels, routed_pipeline
+
+    pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_by": ["mention"]}, reply_within="1h")
+    add(store, "q1", labels(), NOW)
+    add(store, "q2", labels(), NOW + timedelta(minutes=50))
+    add(store, "fine", labels("positive", "other", needs_reply=False), NOW)
+    clock[0] = NOW + timedelta(minutes=50)
+    metrics = Metrics(lambda: store, lambda: [], clock=lambda: NOW + timedelta(minutes=90))
+    metrics.record_delivery(pipeline.process(flush_all=True))
+    slack.fail("chat.postMessage", Reply.json({"ok": False, "error": "invalid_auth"}), times=3)
+    add(store, "q3", labels(), NOW + timedelta(minutes=50))
+    metrics.record_delivery(pipeline.process(flush_all=True))
+    got = samples(generate_latest(metrics.registry).decode())
+    store.close()
+    assert got[("mentionwatch_reply_clocks_open", (("brand", "acme"),))] == 3
+    assert got[("mentionwatch_reply_clocks_overdue", (("brand", "acme"),))] == 1   # q1: due at 13:00, now 13:30
+    assert got[("mentionwatch_slack_messages_sent_total", ())] == 2
+    assert {k[1]: v for k, v in got.items() if k[0] == "mentionwatch_slack_errors_total"} == {(("kind", "auth"),): 1}
