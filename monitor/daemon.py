@@ -72,7 +72,9 @@ class Daemon:
         self._record_classifier()
         log.info("pipeline: %s", self.pipeline.describe())
         self.stop_event = threading.Event()
-        self._process_wanted = threading.Event()  # new mentions were stored while a process run was under way
+        self._process_lock = threading.Lock()
+        self._processing = False      # a process run is under way (APScheduler would skip a second one)
+        self._process_wanted = False  # asked for while it was: it runs again when that one ends
         self.reload_event = threading.Event()
         self.scheduler: BackgroundScheduler | None = None
         self._running = 0
@@ -213,9 +215,15 @@ EXIT_OK, EXIT_SOURCE_FAILED (a source failed, or is
         self.socket_mode = SocketMode(lambda: self.settings, self.store, self.pipeline.clock, self._deliver_soon).start()
 
     def _deliver_soon(self) -> None:
-        """An action queued a message update: send it now rather than at the next process run."""
-        if self.scheduler is not None and not self.stop_event.is_set():
-            self.scheduler.modify_job(PROCESS_JOB, next_run_time=datetime.now(timezone.utc))
+        """Run the process job now (new mentions stored, a message update queued by an action) rather than
+        at its next periodic run; when a run is under way, again as soon as it ends."""
+        if self.scheduler is None or self.stop_event.is_set():
+            return
+        with self._process_lock:
+            self._process_wanted = True
+            if self._processing:
+                return
+        self.scheduler.modify_job(PROCESS_JOB, next_run_time=datetime.now(timezone.utc))
 
     def _guard(self, fn, *args):
         if self.stop_event.is_set():
@@ -242,28 +250,39 @@ EXIT_OK, EXIT_SOURCE_FAILED (a source failed, or is
         if job and outcome.deferred_until and job.next_run_time and outcome.deferred_until > job.next_run_time:
             job.modify(next_run_time=outcome.deferred_until)
         if outcome.new_ids:
-            self._process_wanted.set()  # a run already under way cannot start again now: it reruns when done
-            self.scheduler.modify_job(PROCESS_JOB, next_run_time=datetime.now(timezone.utc))
+            self._deliver_soon()
 
     def _classified(self, size: int, seconds: float) -> None:
         if self.metrics is not None:
             self.metrics.record_classified(size, seconds)
 
     def _process_job(self) -> None:
-        self._process_wanted.clear()
-        report = self._guard(self.pipeline.process)
-        if report is not None and self.metrics is not None:
-            self.metrics.record_delivery(report)
-        due = self._guard(self.pipeline.next_flush_at)
-        if self.stop_event.is_set() or self.scheduler is None:
+        """Process until no poll or action asked for another run meanwhile (APScheduler would skip a
+        second instance), then bring the next run forward to the earliest group's flush."""
+        with self._process_lock:
+            self._processing = True
+        while True:
+            with self._process_lock:
+                self._process_wanted = False
+            report = self._guard(self.pipeline.process)
+            if report is not None and self.metrics is not None:
+                self.metrics.record_delivery(report)
+            due = self._guard(self.pipeline.next_flush_at)
+            with self._process_lock:
+                if self._process_wanted and not self.stop_event.is_set():
+                    continue
+                self._processing = False
+                self._flush_at(due)
+                return
+
+    def _flush_at(self, due: datetime | None) -> None:
+        """Run the process job at `due` when that comes before its next periodic run. (A group already
+        due but held by quiet hours is left to the periodic runs.)"""
+        job = self.scheduler.get_job(PROCESS_JOB) if self.scheduler is not None else None
+        if job is None or due is None or self.stop_event.is_set() or due <= datetime.now(timezone.utc):
             return
-        now, job = datetime.now(timezone.utc), self.scheduler.get_job(PROCESS_JOB)
-        if self._process_wanted.is_set():
-            due = now
-        elif due is not None and not now < due:  # due already yet held (quiet hours): the periodic runs see to it
-            due = None
-        if job is not None and due is not None and (job.next_run_time is None or due < job.next_run_time):
-            job.modify(next_run_time=due)  # a group's group_wait ends before the next periodic run: flush then
+        if job.next_run_time is None or due < job.next_run_time:
+            job.modify(next_run_time=due)
 
     def _prune_job(self) -> None:
         """Short transactions in a worker thread of its own: polls and deliveries go on meanwhile."""
