@@ -141,13 +141,14 @@ EXIT_OK, EXIT_SOURCE_FAILED (a source failed, or is
         self._start_socket_mode()
         log.info("mentionwatch running: %d sources, %d brands, classifier %s", len(self.pipeline.sources),
                  len(self.settings.brands), self.pipeline.classifier.version)
-        while not self.stop_event.wait(0.2):
+        while True:  # ticks from the start: the first polls can be done and sent before 0.2 s have passed
             if self.metrics is not None:
                 self.metrics.tick()
             if self.reload_event.is_set():
                 self.reload_event.clear()
                 self.reload()
-        return self._shutdown()
+            if self.stop_event.wait(0.2):
+                return self._shutdown()
 
     def _shutdown(self) -> int:
         log.info("stopping")

@@ -65,7 +65,9 @@ def test_a_running_daemon_serves_metrics_and_health(tmp_path, feeds, slack, monk
         metrics = wait_for(lambda: requests.get(f"{base}/metrics", timeout=5).text,
                            lambda text: 'mentionwatch_posts_stored_total{source="acme/blog"} 1.0' in text
                            and "mentionwatch_classifier_queue_depth 0.0" in text
-                           and "mentionwatch_outbox_pending 0.0" in text and len(slack.posted()) == 2)
+                           and "mentionwatch_outbox_pending 0.0" in text and len(slack.posted()) == 2
+                           # a process run counts what it sent when it returns, just after the last post
+                           and "mentionwatch_slack_messages_sent_total 2.0" in text)
         got = samples(metrics)
         assert got[("mentionwatch_posts_fetched_total", (("source", "acme/blog"),))] == 2
         assert got[("mentionwatch_posts_dropped_total", (("reason", "no_match"), ("source", "acme/blog")))] == 1
