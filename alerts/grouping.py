@@ -67,6 +67,16 @@ def flush_mode(group: GroupState, group_wait: timedelta, group_interval: timedel
     return "thread" if gathered else None
 
 
+def due_at(group: GroupState, group_wait: timedelta, group_interval: timedelta) -> datetime:
+    """The first moment `flush_mode` (quiet hours aside) stops answering None for this group, so the
+    daemon can flush it then instead of at its next periodic run."""
+    gathered = group.oldest_waiting + group_wait
+    if group.last_sent_at is None:
+        return gathered
+    new_message = group.last_sent_at + group_interval
+    return new_message if group.last_alert_id is None else min(gathered, new_message)
+
+
 def chunks(items: list, size: int = MAX_PER_MESSAGE) -> list[list]:
     """The first chunk is the top-level message; the rest go into its thread."""
     return [items[i:i + size] for i in range(0, len(items), size)]

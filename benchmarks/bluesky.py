@@ -9,6 +9,11 @@ Run: `python benchmarks/bluesky.py [--events 40000] [--rate 2000] [--seconds 10]
 2. Paced: the emulator emits `--rate` events/s for `--seconds`, each stamped with its send time;
    one source polls every 0.5 s. Prints the events/s kept up with, CPU share and the lag from send to
    matched (p50, p99, max; the poll interval is part of it).
+3. To Slack (`--to-slack N`): the real daemon (`mentionwatch run`'s Daemon, default intervals: the
+   Bluesky source drains its buffer every 15 s, classify/route/send every 5 s, `group_wait` 30 s)
+   against the Jetstream, AppView and Slack emulators, with 36 unrelated events/s behind N matching
+   posts sent at random moments; prints each post's time from Jetstream to Slack, against the
+   issue's bound of `group_wait + 15 s`.
 Target: 2,000 events/s with 1,000 brands on 2 cores (the network's observed peak is about 36 posts/s).
 """
 
@@ -20,16 +25,26 @@ import multiprocessing
 import os
 import random
 import sys
+import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from alerts.routes import DEFAULT_GROUP_WAIT  # noqa: E402
 from benchmarks.matcher import make_brands, make_posts, with_queries  # noqa: E402
 from connectors import bluesky  # noqa: E402
+from emulators.bsky_appview import AppViewEmulator  # noqa: E402
 from emulators.jetstream import JetstreamEmulator, post_event  # noqa: E402
-from monitor.config import Settings  # noqa: E402
+from emulators.server import wait_until  # noqa: E402
+from emulators.slack import SlackEmulator  # noqa: E402
+from monitor.config import Settings, load_settings  # noqa: E402
+from monitor.core.logs import setup_logging  # noqa: E402
+from monitor.daemon import Daemon  # noqa: E402
 from monitor.matcher import Matcher  # noqa: E402
 from monitor.query import facts_of  # noqa: E402
 
@@ -132,16 +147,92 @@ def run(count: int, rate: int, seconds: float, matcher: Matcher) -> dict:
             "p50": pick(0.5), "p99": pick(0.99), "max": lags[-1] if lags else float("nan")}
 
 
+NOISE_RATE = 36  # events/s: the network's observed peak, none of them about the brand
+COMPLAINTS = ["Acme Cloud has been down for an hour and support is not answering, this is awful",
+              "Acme Cloud billed me twice this month and nobody replies to my ticket",
+              "Why does Acme Cloud keep losing my uploads? Terrible week",
+              "Acme Cloud dashboard broken again, can't deploy anything, really angry"]
+
+
+def to_slack(count: int, classifier: str, seed: int = 11) -> tuple[list[float], float]:
+    """Seconds from each matching post's Jetstream send to its Slack message; the route's group_wait."""
+    rng = random.Random(seed)
+    _, noise = texts(5_000)
+    noise = [t for t in noise if "acme" not in t.casefold()]
+    workdir = Path(tempfile.mkdtemp(prefix="mentionwatch-bluesky-"))
+    setup_logging("WARNING")
+    with JetstreamEmulator() as jet, AppViewEmulator() as appview, SlackEmulator() as slack:
+        config = {"storage": {"url": f"sqlite:///{workdir / 'mw.db'}"},
+                  "slack": {"token": "xoxb-benchmark-token", "base_url": slack.api_url},
+                  "classifier": {"kind": classifier},
+                  "bluesky": {"jetstream_url": jet.url, "api": {"base_url": appview.url}},
+                  "routes": {"group_by": ["mention"]},   # each post its own group: each waits the full group_wait
+                  "brands": {"acme": {"names": ["Acme Cloud"], "slack_channel": "#acme-alerts",
+                                      "sources": [{"type": "bluesky", "name": "sky"}]}}}
+        path = workdir / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        settings, _ = load_settings(path)
+        daemon = Daemon(str(path), settings)
+        group_wait = (settings.routes.group_wait or DEFAULT_GROUP_WAIT).total_seconds()
+        runner = threading.Thread(target=daemon.run, daemon=True)
+        runner.start()
+        wait_until(lambda: bool(jet.connects), timeout=120)
+        stop, sent, last = threading.Event(), {}, [0]
+
+        def emit(text: str, rkey: str, did: str) -> None:
+            now_us = max(time.time_ns() // 1000, last[0] + 1)
+            last[0] = now_us
+            jet.send(post_event(now_us, did, rkey, text))
+
+        def background() -> None:
+            n = 0
+            while not stop.wait(1 / NOISE_RATE):
+                emit(noise[n % len(noise)], f"n{n}", f"did:plc:noise{n % 997}")
+                n += 1
+
+        threading.Thread(target=background, daemon=True).start()
+        for i in range(count):
+            time.sleep(rng.uniform(2.0, 9.0))  # random phase against the 15 s poll and 5 s process ticks
+            appview.profile(f"did:plc:user{i}", f"user{i}.bsky.social", followers=rng.randint(5, 5000))
+            sent[f"[{i:03d}]"] = time.time()
+            emit(f"{COMPLAINTS[i % len(COMPLAINTS)]} [{i:03d}]", f"m{i}", f"did:plc:user{i}")
+
+        def arrived() -> dict[str, float]:
+            out = {}
+            for message in slack.posted("#acme-alerts"):
+                body = json.dumps(message.get("blocks") or message.get("text"))
+                for tag in sent:
+                    if tag in body:
+                        out.setdefault(tag, float(message["ts"]))
+            return out
+
+        wait_until(lambda: len(arrived()) == count, timeout=group_wait + 120, interval=0.25)
+        stop.set()
+        got = arrived()
+        daemon.stop_event.set()
+        runner.join(15)
+    for child in workdir.iterdir():
+        child.unlink()
+    workdir.rmdir()
+    return sorted(got[tag] - at for tag, at in sent.items() if tag in got), group_wait
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=40_000)
     parser.add_argument("--rate", type=int, default=TARGET)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--to-slack", type=int, default=0, metavar="N",
+                        help="also time N matching posts from Jetstream to Slack through the daemon")
+    parser.add_argument("--classifier", choices=["transformer", "lexicon"], default="transformer")
     args = parser.parse_args()
+    import torch
+
     brands, posts = texts(args.events)
     matcher = Matcher(brands)
     print(f"Bluesky filter: {BRANDS:,} brands x {TERMS} terms and a query each ({matcher.term_count:,} keys); "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; Python {sys.version.split()[0]}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}; Python {sys.version.split()[0]}; "
           f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     raw = messages(posts, START_US)
     start = time.perf_counter()
@@ -166,6 +257,15 @@ def main() -> None:
     print(f"  sent {paced['events']:,}, drained {paced['drained']:,} ({paced['matched']:,} matched); CPU "
           f"{paced['cpu'] / paced['wall']:.2f} cores ({paced['cpu'] / paced['wall'] / 2:.0%} of 2)")
     print(f"  lag send -> matched: p50 {paced['p50']:,.0f} ms, p99 {paced['p99']:,.0f} ms, max {paced['max']:,.0f} ms")
+    if args.to_slack:
+        seconds, group_wait = to_slack(args.to_slack, args.classifier)
+        print(f"\n3. to Slack, {args.to_slack} matching posts among {NOISE_RATE} events/s, the daemon at its default "
+              f"intervals, {args.classifier} classifier; load average now {os.getloadavg()[0]:.1f}")
+        print(f"  arrived {len(seconds)}/{args.to_slack}; Jetstream -> Slack: min {min(seconds, default=0):.1f} s, "
+              f"median {seconds[len(seconds) // 2] if seconds else 0:.1f} s, max {max(seconds, default=0):.1f} s")
+        bound = group_wait + 15
+        verdict = "within" if len(seconds) == args.to_slack and max(seconds) <= bound else "NOT within"
+        print(f"  -> {verdict} group_wait + 15 s = {bound:.0f} s")
 
 
 if __name__ == "__main__":

@@ -82,7 +82,8 @@ class BlueskyPlatform(Strict):
 class BlueskySource(Owned):
     type: Literal["bluesky"]
     name: str = Field(pattern=SLUG, description="Unique within the brand; the source id is brand/name")
-    interval: Interval = Field(timedelta(seconds=15), description="Time between polls of the shared reader's buffer")
+    interval: Interval = Field(timedelta(seconds=5), description="Time between polls of the shared reader's buffer "
+                               "(no network call: a short interval keeps alerts close to group_wait)")
     require_match: Literal[True] = Field(True, description="The firehose is every post on Bluesky: only posts "
                                          "matching a brand are stored")
 
@@ -570,4 +571,5 @@ def account(name: str) -> str:
 PLUGIN = Platform(type=PLATFORM, display="Bluesky", source=BlueskySource, connector=BlueskyConnector,
                   settings_key="bluesky", settings_model=BlueskyPlatform,
                   team="Bluesky handles (acme.bsky.social) or DIDs (did:plc:…) of the team's accounts",
-                  account=account, warnings=config_warnings, order=60, position=position)
+                  account=account, warnings=config_warnings, order=60, position=position,
+                  stop=close_all)

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from connectors import http
 from monitor.configbase import ApiPlatform, Duration
+from monitor.core.budgets import API_BUDGETS, BudgetBoard
 from monitor.core.failures import FailureKind, SourceFailure
 from monitor.core.logs import get_logger
 
@@ -71,10 +72,10 @@ class Profile:
 
 
 class RateWindow:
-    """The AppView's rate-limit window as its last answer told it."""
+    """The AppView's rate-limit window as its last answer told it, published on `board` for `/metrics`."""
 
-    def __init__(self, reserve: int) -> None:
-        self.reserve = reserve
+    def __init__(self, reserve: int, board: BudgetBoard = API_BUDGETS) -> None:
+        self.reserve, self.board = reserve, board
         self._lock = threading.Lock()
         self._remaining: int | None = None
         self._reset_at: datetime | None = None
@@ -93,10 +94,12 @@ class RateWindow:
             return
         with self._lock:
             self._remaining, self._reset_at = remaining, max(reset_at, now)
+        self.board.publish("bluesky", "appview", remaining, max(reset_at, now).timestamp())
 
     def exhaust(self, until: datetime) -> None:
         with self._lock:
             self._remaining, self._reset_at = 0, until
+        self.board.publish("bluesky", "appview", 0, until.timestamp())
 
 
 class AppView:

@@ -25,17 +25,18 @@ import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
 
 import requests
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 
 from connectors import http, mastodon_stream
 from connectors.registry import Platform
 from connectors.text import strip_html
 from monitor.configbase import (ConfigProblem, Duration, FIRST_POLL_LOOKBACK, HttpPlatform, Interval, Owned, SLUG,
                                 http_base_url)
+from monitor.core.budgets import API_BUDGETS, BudgetBoard
 from monitor.core.clock import Clock, utcnow
 from monitor.core.failures import FailureKind, SourceFailure
 from monitor.core.logs import get_logger
@@ -58,6 +59,9 @@ class MastodonPlatform(HttpPlatform):
     reply_checks_per_poll: int = Field(10, ge=0, description="Status contexts read per poll for waiting mentions")
     reply_recheck: Duration = Field(timedelta(minutes=10), description="A waiting mention's context is read "
                                     "again no sooner than this")
+    stream_recheck: Duration = Field(timedelta(minutes=10), description="A streamed hashtag is also read over "
+                                     "REST at least this often, so a socket that stays open but stops delivering "
+                                     "delays statuses, never loses them")
 
 
 def instance_url(value: str) -> str:
@@ -70,16 +74,27 @@ def instance_url(value: str) -> str:
     return "https://" + value
 
 
+def _present(token: SecretStr) -> SecretStr:
+    """A token that is empty (a `${VAR}` set to nothing) would silently turn search and mentions off."""
+    if not token.get_secret_value().strip():
+        raise ValueError("expected the account's access token; this one is empty (is its ${VAR} set to nothing?)")
+    return token
+
+
+Instance = Annotated[str, AfterValidator(instance_url)]
+Token = Annotated[SecretStr, AfterValidator(_present)]
+
+
 class MastodonSource(Owned):
     type: Literal["mastodon"]
     name: str = Field(pattern=SLUG, description="Unique within the brand; the source id is brand/name")
-    instances: list[str] = Field(min_length=1, description="Instances whose hashtag timelines are read")
+    instances: list[Instance] = Field(min_length=1, description="Instances whose hashtag timelines are read")
     hashtags: list[str] = Field([], description="Hashtags to read (without #); default: the brand's hashtags")
     interval: Interval = Field(timedelta(minutes=2), description="Time between polls")
     require_match: bool = Field(True, description="false: every post read is this brand's mention")
     first_poll_lookback: Duration = Field(FIRST_POLL_LOOKBACK, description="A first poll stores posts published "
                                           "this long ago at most, as backfill")
-    access_tokens: dict[str, SecretStr] = Field({}, description="The brand account's token per instance (host "
+    access_tokens: dict[str, Token] = Field({}, description="The brand account's token per instance (host "
                                                 "or URL), from ${VAR}: for search and notifications")
     search: bool = Field(False, description="Search each instance with a token for the brand's names")
     notifications: bool = Field(False, description="Read the mention notifications of the account of each token")
@@ -88,7 +103,7 @@ class MastodonSource(Owned):
     @field_validator("instances")
     @classmethod
     def _instances(cls, values: list[str]) -> list[str]:
-        return list(dict.fromkeys(instance_url(v) for v in values))
+        return list(dict.fromkeys(values))
 
     @field_validator("access_tokens")
     @classmethod
@@ -164,11 +179,13 @@ class _Budget:
 
 
 class Budgets:
-    """Each instance's rate-limit window as its last response told it, shared by every source."""
+    """Each instance's rate-limit window as its last response told it, shared by every source, and
+    published on `board` (by instance host) for `/metrics`."""
 
-    def __init__(self) -> None:
+    def __init__(self, board: BudgetBoard = API_BUDGETS) -> None:
         self._lock = threading.Lock()
         self._by_instance: dict[str, _Budget] = {}
+        self.board = board
 
     def paused_until(self, instance: str, reserve: int, now: datetime) -> datetime | None:
         with self._lock:
@@ -191,10 +208,17 @@ class Budgets:
             reset_at = reset_at.replace(tzinfo=timezone.utc)
         with self._lock:
             self._by_instance[instance] = _Budget(left, reset_at)
+        if left is not None:
+            self._publish(instance, left, reset_at)
 
     def exhaust(self, instance: str, until: datetime) -> None:
         with self._lock:
             self._by_instance[instance] = _Budget(0, until)
+        self._publish(instance, 0, until)
+
+    def _publish(self, instance: str, left: int, reset_at: datetime | None) -> None:
+        self.board.publish(PLATFORM, urlsplit(instance).netloc or instance, left,
+                           reset_at.timestamp() if reset_at else None)
 
 
 BUDGETS = Budgets()
@@ -221,6 +245,7 @@ class MastodonConnector:
         self.team = frozenset(account(a).casefold() for a in brand.team.mastodon)
         self.requests = 0
         self._synced: dict[str, int] = {}      # timeline key -> stream generation its REST read covered
+        self._rest_at: dict[str, datetime] = {}  # timeline key -> when it was last read over REST
         self._no_search: set[str] = set()      # instances whose search answered that it does not exist
         self._checked: dict[str, datetime] = {}  # mention -> when its context was last read
 
@@ -285,7 +310,8 @@ class MastodonConnector:
                 if kind == "tag" and self.source.streaming else None)
         if live is not None and min_id is not None:
             pushed, generation, connected = live.take(int(min_id))
-            if connected and self._synced.get(key) == generation:
+            recent = key in self._rest_at and now - self._rest_at[key] < self.platform.stream_recheck
+            if connected and self._synced.get(key) == generation and recent:
                 found, bad = self._posts(instance, pushed, f"#{what} stream")
                 ids = [int(s["id"]) for s in pushed]
                 return found, str(max([int(min_id), *ids])), bad, None
@@ -297,7 +323,7 @@ class MastodonConnector:
             found, new_min, bad, complete = self._page_forward(instance, path, kind, min_id, now)
             gap = None
             if live is not None and complete:
-                self._synced[key] = generation
+                self._synced[key], self._rest_at[key] = generation, now
         return found, new_min, bad, gap
 
     def _page_forward(self, instance: str, path: str, kind: str, min_id: str | None,
@@ -468,4 +494,5 @@ def config_warnings(settings: Any, loaded: Any, file: str) -> list[ConfigProblem
 PLUGIN = Platform(type=PLATFORM, display="Mastodon", source=MastodonSource, connector=MastodonConnector,
                   settings_key="mastodon", settings_model=MastodonPlatform,
                   team="Mastodon accounts of the team, as @user@instance", account=account,
-                  check=check_sources, warnings=config_warnings, order=65, position=position)
+                  check=check_sources, warnings=config_warnings, order=65, position=position,
+                  stop=mastodon_stream.close_all)

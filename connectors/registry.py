@@ -25,6 +25,8 @@ class Platform:
     one, else optional (None until configured) and `check` says which sources need it. `position` says where a
     streaming source's cursor stands in time (`status`: cursor age and lag). `team` describes
     the `team:` list of the brand's accounts there, and `account` writes one as the platform does.
+    `stop` ends the background readers a streaming platform shares across sources, so a daemon that
+    stops does not go on reconnecting to a stream.
     `search` translates a brand's query into the platform's search (monitor.query.translate), for the
     platforms that search: `validate` warns when it cannot express a source's query."""
 
@@ -42,6 +44,7 @@ class Platform:
     order: int = 100                               # position in the source union and in messages
     position: Callable[[Any, dict], datetime | None] | None = None  # (source, cursor): a stream's place in time
     search: Callable[[Any], Any] | None = None     # query node -> the platform's search (str, [str]) or None
+    stop: Callable[[], None] | None = None          # stops the process's shared stream readers (shutdown)
 
 
 @cache
@@ -54,6 +57,13 @@ def platforms() -> tuple[Platform, ...]:
         if isinstance(plugin, Platform):
             found.append(plugin)
     return tuple(sorted(found, key=lambda p: (p.order, p.type)))
+
+
+def stop_readers() -> None:
+    """Stop every platform's shared stream readers (the daemon's shutdown)."""
+    for each in platforms():
+        if each.stop is not None:
+            each.stop()
 
 
 def platform(source_type: str) -> Platform:

@@ -5,12 +5,14 @@ threadViewPost), XRPC errors (`{"error": "NotFound", "message": …}` with 400) 
 
 Tests add profiles and posts (`profile`, `post`); a post replying to another (`reply_to`) shows in
 its thread. `search_first_page_only` answers search without a cursor, as for logged-out clients;
-`refuse_search` answers it 403."""
+`refuse_search` answers it 403; `broken[method]` is the answer a method gives instead of its own
+(an error status, junk, a stall or a dropped connection)."""
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl, urlsplit
 
@@ -41,6 +43,7 @@ class AppViewEmulator(Emulator):
         self.reset_at = int(time.time()) + window_s
         self.search_first_page_only = False
         self.refuse_search = False
+        self.broken: dict[str, Reply] = {}          # method -> the answer it gives instead (an outage, junk)
         self.calls: list[tuple[str, list[tuple[str, str]]]] = []   # (method, query pairs)
 
     # --- what tests do ---
@@ -90,7 +93,7 @@ class AppViewEmulator(Emulator):
                               {**headers, "RateLimit-Remaining": "0"})
             self.remaining -= 1
             headers["RateLimit-Remaining"] = str(self.remaining)
-            reply = self._answer(method, request)
+            reply = replace(self.broken[method]) if method in self.broken else self._answer(method, request)
         reply.headers.update(headers)
         return reply
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -59,6 +60,7 @@ class MastodonEmulator(Emulator):
         self.replies: list[dict] = []                # statuses only reachable through a context
         self.token = token
         self.has_search = True
+        self.stalled = False
         self.limit, self.remaining = limit, limit
         self.reset_at = datetime.now(timezone.utc) + window
         self.requests: list[dict[str, str]] = []    # hashtag timeline requests
@@ -85,8 +87,11 @@ class MastodonEmulator(Emulator):
             self.statuses.setdefault(tag.casefold(), []).extend(items)
 
     def push(self, tag: str, item: dict) -> None:
-        """A new status: on the hashtag's timeline and sent to every socket streaming the hashtag."""
+        """A new status: on the hashtag's timeline and sent to every socket streaming the hashtag (unless
+        the streams are `stalled`: open, but delivering nothing)."""
         self.add(tag, item)
+        if self.stalled:
+            return
         message = json.dumps({"stream": ["hashtag", tag], "event": "update", "payload": json.dumps(item)})
         with self._lock:
             sockets = [ws for ws, t in self._sockets if t == tag.casefold()]
@@ -190,18 +195,39 @@ def _page(items: list[dict], query: dict) -> list[dict]:
 
 
 def serve_demo(emulator: MastodonEmulator, data: dict, now: datetime) -> dict:
-    """Publish the demo's statuses; returns the platform settings and the source."""
-    for item in data["statuses"]:
-        reblog = None
-        made = status(item["id"], item["html"], acct=item["acct"], tags=tuple(item.get("tags", [])),
+    """Publish the demo's statuses, and push its `streamed` ones over the hashtag stream once the
+    daemon subscribes; returns the platform settings, the (streaming) source and `settled(store)`:
+    whether the source's cursor covers every pushed status."""
+    def made(item: dict) -> dict:
+        return status(item["id"], item["html"], acct=item["acct"], tags=tuple(item.get("tags", [])),
                       followers=item.get("followers", 10), created=now - timedelta(minutes=item["age"]))
+
+    for item in data["statuses"]:
+        entry = made(item)
         if item.get("boost_of"):
             original = next(s for s in data["statuses"] if s["id"] == item["boost_of"])
-            reblog = status(original["id"], original["html"], acct=original["acct"],
-                            followers=original.get("followers", 10), created=now - timedelta(minutes=original["age"]))
-            made = {**made, "content": "", "reblog": reblog}
+            entry = {**entry, "content": "", "reblog": made({**original, "tags": ()})}
         for tag in item.get("tags", []) or ["acmecloud"]:
-            emulator.add(tag, made)
+            emulator.add(tag, entry)
+    streamed, pushed = data.get("streamed", []), []
+
+    def push() -> None:
+        deadline = time.monotonic() + 120
+        while not (emulator.stream_connects and emulator.requests) and time.monotonic() < deadline:
+            time.sleep(0.05)  # subscribed, and the timeline read over REST: what follows comes by the stream
+        for item in streamed:
+            for tag in item.get("tags", []) or ["acmecloud"]:
+                emulator.push(tag, made({**item, "age": 0}))
+            pushed.append(item)
+
+    threading.Thread(target=push, name="mastodon-demo", daemon=True).start()
+
+    def settled(store) -> bool:
+        timelines = (store.get_cursor("acme/mastodon") or {}).get("timelines", {})
+        return len(pushed) == len(streamed) and all(
+            int(timelines.get(f"{emulator.url}#{tag}") or 0) >= item["id"]
+            for item in pushed for tag in item.get("tags", []) or ["acmecloud"])
+
     return {"platform": {"connect_timeout": "2s", "read_timeout": "2s"},
             "sources": [{"type": "mastodon", "name": "mastodon", "instances": [emulator.url],
-                         "hashtags": ["acmecloud"], "interval": "30s"}]}
+                         "hashtags": ["acmecloud"], "interval": "2s", "streaming": True}], "settled": settled}

@@ -22,6 +22,7 @@ from alerts.receivers import DeliveryReport, receiver_types
 from alerts.slack import make_client
 from classifiers import load_classifier
 from classifiers.base import describe
+from connectors.registry import stop_readers
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.health import CLASSIFIER_HEALTH_ID, SourceHealth
 from monitor.core.logs import REDACTOR, secrets_of
@@ -74,6 +75,9 @@ class Daemon:
         self._record_classifier()
         log.info("pipeline: %s", self.pipeline.describe())
         self.stop_event = threading.Event()
+        self._process_lock = threading.Lock()
+        self._processing = False      # a process run is under way (APScheduler would skip a second one)
+        self._process_wanted = False  # asked for while it was: it runs again when that one ends
         self.reload_event = threading.Event()
         self.scheduler: BackgroundScheduler | None = None
         self._running = 0
@@ -145,13 +149,14 @@ class Daemon:
         self._start_socket_mode()
         log.info("mentionwatch running: %d sources, %d brands, classifier %s", len(self.pipeline.sources),
                  len(self.settings.brands), self.pipeline.classifier.version)
-        while not self.stop_event.wait(0.2):
+        while True:  # ticks from the start: the first polls can be done and sent before 0.2 s have passed
             if self.metrics is not None:
                 self.metrics.tick()
             if self.reload_event.is_set():
                 self.reload_event.clear()
                 self.reload()
-        return self._shutdown()
+            if self.stop_event.wait(0.2):
+                return self._shutdown()
 
     def _shutdown(self) -> int:
         log.info("stopping")
@@ -164,6 +169,7 @@ class Daemon:
         deadline = time.monotonic() + grace
         while self._running and time.monotonic() < deadline:
             time.sleep(0.05)
+        stop_readers()  # after the polls, so none starts a reader again
         if self._running:
             log.warning("%d job(s) still in a network call after %.0f s; exiting anyway (their work is redone "
                         "on the next start)", self._running, grace)
@@ -225,9 +231,15 @@ class Daemon:
         self.socket_mode = SocketMode(lambda: self.settings, self.store, self.pipeline.clock, self._deliver_soon).start()
 
     def _deliver_soon(self) -> None:
-        """An action queued a message update: send it now rather than at the next process run."""
-        if self.scheduler is not None and not self.stop_event.is_set():
-            self.scheduler.modify_job(PROCESS_JOB, next_run_time=datetime.now(timezone.utc))
+        """Run the process job now (new mentions stored, a message update queued by an action) rather than
+        at its next periodic run; when a run is under way, again as soon as it ends."""
+        if self.scheduler is None or self.stop_event.is_set():
+            return
+        with self._process_lock:
+            self._process_wanted = True
+            if self._processing:
+                return
+        self.scheduler.modify_job(PROCESS_JOB, next_run_time=datetime.now(timezone.utc))
 
     def _guard(self, fn, *args):
         if self.stop_event.is_set():
@@ -293,21 +305,45 @@ class Daemon:
         if job and outcome.deferred_until and job.next_run_time and outcome.deferred_until > job.next_run_time:
             job.modify(next_run_time=outcome.deferred_until)
         if outcome.new_ids:
-            self.scheduler.modify_job(PROCESS_JOB, next_run_time=datetime.now(timezone.utc))
+            self._deliver_soon()
 
     def _classified(self, size: int, seconds: float) -> None:
         if self.metrics is not None:
             self.metrics.record_classified(size, seconds)
 
     def _process_job(self) -> None:
-        """The leader processes; on PostgreSQL the other nodes help label the backlog meanwhile."""
+        """The leader processes until no poll or action asked for another run meanwhile (APScheduler would
+        skip a second instance), then brings the next run forward to the earliest group's flush. On
+        PostgreSQL the other nodes help label the backlog meanwhile."""
         if not self._leads():
             if self.leases.shared:
                 self._guard(self._label_backlog)
             return
-        report = self._guard(self.pipeline.process)
-        if report is not None and self.metrics is not None:
-            self.metrics.record_delivery(report)
+        with self._process_lock:
+            self._processing = True
+        while True:
+            with self._process_lock:
+                self._process_wanted = False
+            report = self._guard(self.pipeline.process)
+            if report is not None and self.metrics is not None:
+                self.metrics.record_delivery(report)
+            due = self._guard(self.pipeline.next_flush_at)
+            leads = self._leads()  # a run that lost the lead leaves the next one to the new leader
+            with self._process_lock:
+                if self._process_wanted and leads and not self.stop_event.is_set():
+                    continue
+                self._processing = False
+                self._flush_at(due)
+                return
+
+    def _flush_at(self, due: datetime | None) -> None:
+        """Run the process job at `due` when that comes before its next periodic run. (A group already
+        due but held by quiet hours is left to the periodic runs.)"""
+        job = self.scheduler.get_job(PROCESS_JOB) if self.scheduler is not None else None
+        if job is None or due is None or self.stop_event.is_set() or due <= datetime.now(timezone.utc):
+            return
+        if job.next_run_time is None or due < job.next_run_time:
+            job.modify(next_run_time=due)
 
     def _label_backlog(self) -> None:
         while not self.stop_event.is_set() and self.pipeline.classify_pending(batches=1):

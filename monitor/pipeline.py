@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from alerts.crossposts import CROSSPOST_WINDOW, attached, link_update, text_key, twin_of
-from alerts.grouping import flush_mode
+from alerts.grouping import due_at, flush_mode
 from alerts.routes import route_at
 from alerts.rules import group_messages, kudos_notifications, needs_human, route_mention, source_health_alert
 from alerts.silences import silencing
@@ -326,6 +326,16 @@ class Pipeline:
             notifications += kudos_notifications(mention, labels, self.settings, silences, now)
         self.store.commit_routed(routed_ids, notifications, [], now, hashes, twins, updates)
         return len(routed_ids)
+
+    def next_flush_at(self) -> datetime | None:
+        """When the earliest waiting group is due (its group_wait or group_interval over); None when none waits."""
+        due = []
+        for group in self.store.waiting_groups():
+            brand = self.settings.brands.get(group.brand)
+            if brand is not None:
+                route = route_at(self.settings.routes, group.route, brand)
+                due.append(due_at(group, route.group_wait, route.group_interval))
+        return min(due, default=None)
 
     def flush_groups(self, force: bool = False) -> int:
         """Turn each group that is due into its message(s): a new top-level message, or, within its

@@ -23,6 +23,7 @@ def test_demo_prints_what_slack_received_and_cleans_up(temp_root, capsys):
     out = capsys.readouterr().out
     assert "Slack messages" in out and "received by the emulator" in out and "finished in" in out
     assert "classifier lexicon-vader-1: pure Python" in out
+    assert "eu-west" in out, "the Mastodon status pushed over the hashtag stream reached Slack"
     assert list(temp_root.iterdir()) == []
 
 

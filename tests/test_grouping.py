@@ -7,7 +7,7 @@ from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
-from alerts.grouping import GroupState, flush_mode, in_hours
+from alerts.grouping import GroupState, due_at, flush_mode, in_hours
 from monitor.config import WeeklyHours
 from tests.support.routing import NOW, add, header, labels, mention_ids, routed_pipeline
 
@@ -77,6 +77,18 @@ def sent(oldest: datetime, last_sent: datetime, urgent: bool = False) -> GroupSt
 ])
 def test_flush_mode_keeps_top_level_messages_to_one_per_group_interval(state, now, quiet, force, mode):
     assert flush_mode(state, WAIT, INTERVAL, quiet, now, force) == mode
+
+
+@pytest.mark.parametrize(("state", "due"), [
+    (group(NOW), NOW + WAIT),                                                     # the first message
+    (sent(NOW + timedelta(minutes=1), NOW), NOW + timedelta(minutes=1) + WAIT),   # into the thread
+    (sent(NOW + timedelta(minutes=4, seconds=50), NOW), NOW + INTERVAL),           # interval over first
+    (GroupState("k", "acme", "root", "#a", NOW, 1, False, NOW, None), NOW + INTERVAL),  # no message to thread into
+])
+def test_a_group_is_due_at_the_first_moment_flush_mode_lets_it_out(state, due):
+    assert due_at(state, WAIT, INTERVAL) == due
+    assert flush_mode(state, WAIT, INTERVAL, None, due - timedelta(microseconds=1)) is None
+    assert flush_mode(state, WAIT, INTERVAL, None, due) is not None
 
 
 def test_a_burst_within_group_wait_is_one_message_and_later_ones_go_into_its_thread_within_group_interval(database, tmp_path, slack):

@@ -296,3 +296,87 @@ def test_a_streaming_sources_position_is_its_newest_status_and_a_polling_source_
     cursor = polling.fetch(None).cursor
     assert position(streaming.source, cursor) == NOW - timedelta(minutes=3)
     assert position(polling.source, cursor) is None
+
+
+MASTODON_YAML = """\
+slack: {{token: xoxb-validate-1234}}
+brands:
+  acme:
+    names: [Acme Cloud]
+    hashtags: ["#acmecloud"]
+    slack_channel: "#acme"
+    team: {{mastodon: [{team}]}}
+    sources:
+      - type: mastodon
+        name: m
+        instances:
+          - mastodon.social
+          - {instance}
+        search: true
+        access_tokens:
+          mastodon.social: ${{MASTODON_TOKEN}}
+"""
+
+
+@pytest.mark.parametrize("instance, team, env, args, code, want", [
+    ("fosstodon.org", "'@support@acme.social'", {"MASTODON_TOKEN": "tok-1"}, [], 0, "OK (1 brands, 1 sources)"),
+    ("'not an instance'", "'@support@acme.social'", {"MASTODON_TOKEN": "tok-1"}, [], 78,
+     ":13: brands.acme.sources.0.instances.1: 'not an instance': expected an instance host name"),
+    ("ftp://fosstodon.org", "'@support@acme.social'", {"MASTODON_TOKEN": "tok-1"}, [], 78,
+     ":13: brands.acme.sources.0.instances.1: 'ftp://fosstodon.org'"),
+    ("fosstodon.org", "'@support@acme.social'", {}, [], 78,
+     ":16: brands.acme.sources.0.access_tokens.mastodon.social: '${MASTODON_TOKEN}': environment variable "
+     "MASTODON_TOKEN is not set"),
+    ("fosstodon.org", "'@support@acme.social'", {"MASTODON_TOKEN": " "}, [], 78,
+     ":16: brands.acme.sources.0.access_tokens.mastodon.social: <secret>: expected the account's access token"),
+    ("fosstodon.org", "'@support@acme.social'", {}, ["--no-environment"], 0, "OK"),
+    ("fosstodon.org", "'@support'", {"MASTODON_TOKEN": "tok-1"}, ["--strict"], 78,
+     "warning: brands.acme.team.mastodon: '@support': an account with its instance"),
+])
+def test_validate_checks_instances_team_accounts_and_that_tokens_are_present(tmp_path, instance, team, env, args,
+                                                                             code, want):
+    from typer.testing import CliRunner
+
+    from monitor import cli
+
+    path = tmp_path / "config.yaml"
+    path.write_text(MASTODON_YAML.format(instance=instance, team=team))
+    result = CliRunner().invoke(cli.app, ["validate", str(path), *args], env={"MASTODON_TOKEN": None, **env})
+    assert (result.exit_code, want in result.output) == (code, True), result.output
+    assert "tok-1" not in result.output
+
+
+def test_a_stream_that_cannot_connect_leaves_polling_to_carry_on(instance, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="mentionwatch")
+    instance.streaming_url = "ws://127.0.0.1:9"   # what /api/v2/instance names; nothing listens there
+    mc = connector([instance.url], source={"streaming": True})
+    instance.add("acmecloud", status(1, "<p>Acme Cloud one</p>"))
+    first = mc.fetch(None)
+    instance.add("acmecloud", status(2, "<p>Acme Cloud two</p>"))
+    second = mc.fetch(first.cursor)
+    assert ids(first) == ["1"] and ids(second) == ["2"], "read over REST while the socket is down"
+    assert [p for p, _ in instance.calls].count("/api/v1/timelines/tag/acmecloud") == 2
+    warned = [r.getMessage() for r in caplog.records if r.name == "mentionwatch.connectors.mastodon_stream"
+              and r.levelname == "WARNING"]
+    assert len(warned) <= 1 and all("polling covers it" in w for w in warned)
+
+
+def test_a_stream_that_stays_open_but_stops_delivering_delays_statuses_never_loses_them(instance):
+    now = [NOW]
+    mc = connector([instance.url], source={"streaming": True}, clock=lambda: now[0])
+    instance.add("acmecloud", status(1, "<p>Acme Cloud one</p>"))
+    first = mc.fetch(None)
+    socket = mastodon_stream.stream(instance.streaming_url, "acmecloud", None, 1.0)
+    assert wait_until(lambda: socket.connected)
+    synced = mc.fetch(first.cursor)        # REST after the socket connected: the stream serves from here
+    instance.stalled = True                # still open, answering pings, delivering nothing
+    instance.push("acmecloud", status(2, "<p>Acme Cloud two, never pushed</p>"))
+    rest_reads = len(instance.requests)
+    now[0] = NOW + timedelta(minutes=9)
+    trusted = mc.fetch(synced.cursor)
+    assert trusted.posts == [] and len(instance.requests) == rest_reads, "within stream_recheck: the stream"
+    now[0] = NOW + timedelta(minutes=10)
+    checked = mc.fetch(trusted.cursor)
+    assert ids(checked) == ["2"] and len(instance.requests) == rest_reads + 1, "stream_recheck: REST finds it"

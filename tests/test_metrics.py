@@ -7,6 +7,7 @@ import signal
 import socket
 import time
 
+import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -65,7 +66,7 @@ def test_a_running_daemon_serves_metrics_and_health(database, tmp_path, feeds, s
                            lambda text: 'mentionwatch_posts_stored_total{source="acme/blog"} 1.0' in text
                            and "mentionwatch_classifier_queue_depth 0.0" in text
                            and "mentionwatch_outbox_pending 0.0" in text and len(slack.posted()) == 2
-                           # counted when the process run that posted ends, a moment after Slack got it
+                           # a process run counts what it sent when it returns, just after the last post
                            and "mentionwatch_slack_messages_sent_total 2.0" in text)
         got = samples(metrics)
         assert got[("mentionwatch_posts_fetched_total", (("source", "acme/blog"),))] == 2
@@ -230,3 +231,68 @@ def test_reddit_rate_limit_headers_become_the_budget_metrics_show(tmp_path):
     assert got[("mentionwatch_api_requests_remaining", (("platform", "reddit"), ("scope", "app")))] == 587
     reset = got[("mentionwatch_api_budget_reset_timestamp_seconds", (("platform", "reddit"), ("scope", "app")))]
     assert time.time() + 200 < reset < time.time() + 250
+
+
+def test_mastodon_instances_and_the_bluesky_appview_show_their_budgets(tmp_path, slack):
+    from datetime import datetime, timezone
+
+    from prometheus_client import generate_latest
+
+    from connectors.bluesky_api import AppView, BlueskyApi
+    from emulators.bsky_appview import AppViewEmulator
+    from emulators.mastodon import MastodonEmulator, status
+    from monitor.metrics import Metrics
+    from tests.support.config import pipeline_with_clock
+
+    with MastodonEmulator() as one, MastodonEmulator() as two, AppViewEmulator() as appview:
+        one.remaining, two.remaining = 120, 280
+        one.add("acmecloud", status(1, "<p>Acme Cloud is slow</p>"))
+        config = config_dict(tmp_path, slack.api_url, [{"type": "mastodon", "name": "m", "interval": "2m",
+                                                        "instances": [one.url, two.url]}],
+                             mastodon={"connect_timeout": "1s", "read_timeout": "1s"})
+        config["brands"]["acme"]["hashtags"] = ["#acmecloud"]
+        pipeline, store, _ = pipeline_with_clock(tmp_path, config, datetime.now(timezone.utc))
+        assert pipeline.poll("acme/m").failure is None
+        appview.profile("did:plc:alice", "alice.bsky.social", followers=5)
+        appview.remaining = 1
+        view = AppView(BlueskyApi(base_url=appview.url))
+        view.profiles(["did:plc:alice"], datetime.now(timezone.utc))
+        assert view.profiles(["did:plc:bob"], datetime.now(timezone.utc)) == {}   # spent: not asked
+        got = samples(generate_latest(Metrics(lambda: store, lambda: list(pipeline.sources)).registry).decode())
+        store.close()
+        hosts = {one: one.url.removeprefix("http://"), two: two.url.removeprefix("http://")}
+        for emulator, host in hosts.items():
+            key = (("platform", "mastodon"), ("scope", host))
+            assert got[("mentionwatch_api_requests_remaining", key)] == emulator.remaining
+            assert got[("mentionwatch_api_budget_reset_timestamp_seconds", key)] == \
+                pytest.approx(emulator.reset_at.timestamp(), abs=1)
+        assert got[("mentionwatch_api_requests_remaining", (("platform", "bluesky"), ("scope", "appview")))] == 0
+        assert got[("mentionwatch_api_budget_reset_timestamp_seconds",
+                    (("platform", "bluesky"), ("scope", "appview")))] == appview.reset_at
+
+
+def test_reply_clocks_per_brand_and_slack_errors_by_kind(tmp_path, slack):
+    from datetime import timedelta
+
+    from prometheus_client import generate_latest
+
+    from emulators.server import Reply
+    from monitor.metrics import Metrics
+    from tests.support.routing import NOW, add, labels, routed_pipeline
+
+    pipeline, store, clock = routed_pipeline(tmp_path, slack, {"group_by": ["mention"]}, reply_within="1h")
+    add(store, "q1", labels(), NOW)
+    add(store, "q2", labels(), NOW + timedelta(minutes=50))
+    add(store, "fine", labels("positive", "other", needs_reply=False), NOW)
+    clock[0] = NOW + timedelta(minutes=50)
+    metrics = Metrics(lambda: store, lambda: [], clock=lambda: NOW + timedelta(minutes=90))
+    metrics.record_delivery(pipeline.process(flush_all=True))
+    slack.fail("chat.postMessage", Reply.json({"ok": False, "error": "invalid_auth"}), times=3)
+    add(store, "q3", labels(), NOW + timedelta(minutes=50))
+    metrics.record_delivery(pipeline.process(flush_all=True))
+    got = samples(generate_latest(metrics.registry).decode())
+    store.close()
+    assert got[("mentionwatch_reply_clocks_open", (("brand", "acme"),))] == 3
+    assert got[("mentionwatch_reply_clocks_overdue", (("brand", "acme"),))] == 1   # q1: due at 13:00, now 13:30
+    assert got[("mentionwatch_slack_messages_sent_total", ())] == 2
+    assert {k[1]: v for k, v in got.items() if k[0] == "mentionwatch_slack_errors_total"} == {(("kind", "auth"),): 1}

@@ -66,3 +66,77 @@ def test_the_daemon_logs_its_stages_once_when_it_starts(database, tmp_path, slac
     lines = [r.getMessage() for r in caplog.records if r.name == "mentionwatch.monitor.daemon"]
     assert [line for line in lines if line.startswith("pipeline: ")] == [f"pipeline: {daemon.pipeline.describe()}"]
     daemon.store.close()
+
+
+def test_the_daemon_flushes_a_group_when_its_group_wait_ends_not_at_its_next_periodic_run(tmp_path, feeds, slack):
+    import threading
+
+    from emulators.feeds import render_rss
+    from emulators.server import wait_until
+    from tests.support.config import feed_source
+
+    feeds.set_feed("news", render_rss("News", "https://n.example/", [
+        {"id": "1", "title": "Acme Cloud lost my files", "link": "https://n.example/1",
+         "description": "Acme Cloud deleted my backups, awful support"}]))
+    config = config_dict(tmp_path, slack.api_url, [feed_source("news", feeds.url_for("news"), interval="1h")],
+                         daemon={"process_interval": "10m"}, routes={"group_wait": "2s", "group_by": ["mention"]})
+    path = write_config(tmp_path, config)
+    daemon = Daemon(str(path), load_settings(path)[0])
+    runner = threading.Thread(target=daemon.run, daemon=True)
+    runner.start()
+    try:
+        # The poll stores it and wakes a process run that routes it; the next periodic run is 10 min away.
+        assert wait_until(lambda: slack.posted("#acme-alerts"), timeout=60), "sent when group_wait ended"
+    finally:
+        daemon.stop_event.set()
+        runner.join(30)
+
+
+class Gate:
+    """The lexicon, holding its first batch until the test lets it go (a process run under way)."""
+
+    version = "gate-lexicon"
+
+    def __init__(self):
+        import threading
+
+        self.inner, self.entered, self.release = LexiconClassifier(), threading.Event(), threading.Event()
+
+    def classify(self, texts: Sequence[str]) -> list[Labels]:
+        self.entered.set()
+        self.release.wait(30)
+        return self.inner.classify(texts)
+
+
+def test_mentions_stored_while_a_process_run_is_under_way_are_processed_right_after_it(tmp_path, feeds, slack):
+    import threading
+
+    from emulators.feeds import render_rss
+    from emulators.server import wait_until
+    from tests.support.config import feed_source
+
+    def complaint(n: int) -> dict:
+        return {"id": str(n), "title": f"Acme Cloud lost my files ({n})", "link": f"https://n.example/{n}",
+                "description": "Acme Cloud deleted my backups, awful support"}
+
+    feeds.set_feed("first", render_rss("First", "https://n.example/", [complaint(1)]))
+    feeds.set_feed("later", render_rss("Later", "https://n.example/", []))
+    config = config_dict(tmp_path, slack.api_url, [feed_source("first", feeds.url_for("first"), interval="1h"),
+                                                   feed_source("later", feeds.url_for("later"), interval="1s")],
+                         daemon={"process_interval": "10m"}, routes={"group_wait": "0s", "group_by": ["mention"]})
+    path = write_config(tmp_path, config)
+    daemon = Daemon(str(path), load_settings(path)[0])
+    gate = daemon.pipeline.classifier = Gate()
+    runner = threading.Thread(target=daemon.run, daemon=True)
+    runner.start()
+    try:
+        assert gate.entered.wait(60), "a process run is labelling the first complaint"
+        feeds.set_feed("later", render_rss("Later", "https://n.example/", [complaint(2)]))
+        assert wait_until(lambda: len(daemon.store.unclassified(5)) == 2, timeout=30), "the second is stored"
+        gate.release.set()
+        # The second was stored during the run: it is labelled and sent right after, not in 10 minutes.
+        assert wait_until(lambda: len(slack.posted("#acme-alerts")) == 2, timeout=60)
+    finally:
+        gate.release.set()
+        daemon.stop_event.set()
+        runner.join(30)
