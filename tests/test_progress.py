@@ -101,3 +101,14 @@ def test_training_reports_each_step_for_its_progress_bar():
     train(examples, Settings(epochs=2, batch_size=2, checkpoints_averaged=1), log=lambda line: None,
           on_step=lambda step, total: steps.append((step, total)))
     assert steps == [(n, 6) for n in range(1, 7)]
+
+
+@pytest.mark.slow  # loads the shipped model
+def test_loading_the_transformer_says_so_and_when_it_is_done(caplog):
+    from classifiers import load_transformer
+
+    caplog.set_level(logging.INFO, logger="mentionwatch")
+    classifier = load_transformer()
+    assert classifier.classify(["Acme support never answers"])[0].sentiment == "negative"
+    said = lines(caplog)
+    assert said[0] == "loading the classifier…" and said[-1].startswith("loading the classifier: done in ")
