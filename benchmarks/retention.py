@@ -68,10 +68,11 @@ def build(store: Store, mentions: int, brands: int, days: float) -> float:
             conn.execute(text(sql))  # text(): `%` is escaped for psycopg
 
         run(f"INSERT INTO mentions (id, source, external_id, source_id, brand, matched, url, author, text, created_at, "
-            f"fetched_at, reach, extra, classified_at, routed_at) {with_seq}"
+            f"fetched_at, reach, extra, classified_at, routed_at, intent) {with_seq}"
             f"SELECT i, {_pick('i', SOURCES)}, 'e' || i, 'brand' || (i % {brands}) || '/' || {_pick('i', SOURCES)}, "
             f"'brand' || (i % {brands}), '{{}}', 'https://example.com/' || i, 'user' || (i % 5000), "
-            f"'a post about brand ' || i, {when}, {when}, i % 1000, '{{}}', {when}, {when} FROM {series}")
+            f"'a post about brand ' || i, {when}, {when}, i % 1000, '{{}}', {when}, {when}, {_pick('i / 20', INTENTS)} "
+            f"FROM {series}")  # intent: the label's, below
         run(f"INSERT INTO labels (mention_id, model, sentiment, sentiment_scores, intent, intent_scores, needs_reply, "
             f"needs_reply_score, language, low_confidence, created_at) SELECT id, 'lexicon', "
             f"{_pick('id * 7', SENTIMENTS)}, '{{}}', {_pick('id / 20', INTENTS)}, '{{}}', {false}, 0.0, 'en', {false}, "

@@ -75,7 +75,8 @@ class TrendRepository(Repository):
         counts, the first-response waits at the ranks the median and p90 need, the oldest unanswered clock.
 
         Counted in SQL with window functions, so a year of clocks comes back as a few rows per source."""
-        b = self._clocks(brand, since, until).subquery("clocks")
+        # materialised: PostgreSQL would otherwise repeat the first-reply lookup in each window's expressions
+        b = self._clocks(brand, since, until).cte("clocks").prefix_with("MATERIALIZED", dialect="postgresql")
         group, answered = (b.c.brand, b.c.source), b.c.first_response_at.is_not(None)
         kind = (*group, answered)
         n = func.count().over(partition_by=kind)
