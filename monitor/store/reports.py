@@ -124,10 +124,9 @@ class ReportRepository(Repository):
 
     def complaint_texts(self, brand: str, start: datetime, end: datetime, limit: int) -> list[str]:
         """The newest `limit` complaints' words in [start, end): undated mentions (rare) first, then newest first,
-        each a walk of ix_mentions_complaints (mentions whose newest label is a complaint) that stops at `limit`
-        (SQLite is told the index: without statistics it walks the brand's every mention by time instead)."""
+        each a walk of ix_mentions_complaints (mentions whose newest label is a complaint) that stops at `limit`."""
         complaint = [m.brand == brand, m.intent == literal_column("'complaint'")]  # the partial index's predicate
-        texts = select(m.title, m.text).with_hint(t.mentions, "INDEXED BY ix_mentions_complaints", "sqlite")
+        texts = select(m.title, m.text)
         undated = texts.where(*complaint, m.created_at.is_(None), m.fetched_at >= start, m.fetched_at < end)
         dated = texts.where(*complaint, m.created_at >= start, m.created_at < end).order_by(m.created_at.desc())
         with self.engine.connect() as conn:

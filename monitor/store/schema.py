@@ -71,7 +71,8 @@ mentions = Table(
     # v6: idle ticks and pruning read ranges of these, never the whole table (tests/test_retention.py reads the plans)
     Index("ix_mentions_fetched_at", "fetched_at"),
     # v8: the complaints by brand and time; queries spell the predicate as a literal, or SQLite ignores the index
-    Index("ix_mentions_complaints", "brand", "created_at", sqlite_where=text("intent = 'complaint'"),
+    # (intent is a key column too, so that SQLite, which plans without statistics, prefers it to brand_created)
+    Index("ix_mentions_complaints", "brand", "intent", "created_at", sqlite_where=text("intent = 'complaint'"),
           postgresql_where=text("intent = 'complaint'")),
 )
 # v2, SQLite only: `report` counts stream in this order (brand, UTC day, source) instead of sorting a million rows;
