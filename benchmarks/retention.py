@@ -6,8 +6,8 @@ Run: `python benchmarks/retention.py idle [--sizes 1000,100000,1000000] [--datab
 Both build their history in SQL (a recursive CTE on SQLite, generate_series on PostgreSQL) through the
 real schema: mentions spread over `--days` (`idle`: as many days as `--per-day` mentions a day make,
 so a larger size is a longer history at the same rate), one label each (intents spread within every brand), 1 % alerted (a sent message, a queued
-notification and a handled reply clock), the rollup filled as the v5 migration fills it (and each mention's intent as v8 does). Without
-`--database-url` each size gets a temporary SQLite file; with one, the database's mentionwatch tables
+notification and a handled reply clock), the rollup filled as the v5 migration fills it (and each
+mention's intent as v8 does). Without `--database-url` each size gets a temporary SQLite file; with one, the database's mentionwatch tables
 are dropped and rebuilt (point it at a throwaway database).
 
 `idle` times `Pipeline.process()` with nothing to do (the daemon's tick every `process_interval`; Slack

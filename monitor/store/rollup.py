@@ -1,6 +1,7 @@
 """The daily rollup (`mention_daily`): each labelled mention counted once under its newest labels, kept
-when mentions are pruned; and each mention's newest intent on the mention (`mentions.intent`). Written in the transaction that labels the mentions, so a crash leaves both or
-neither, and guarded by `classified_at` so two processes count a mention once."""
+when mentions are pruned; and each mention's newest intent on the mention (`mentions.intent`). Written
+in the transaction that labels the mentions, so a crash leaves both or neither, and guarded by
+`classified_at` so two processes count a mention once."""
 
 from __future__ import annotations
 

@@ -84,7 +84,8 @@ class TrendRepository(Repository):
             b.c.mention_id, b.c.brand, b.c.source, b.c.started_at, b.c.first_response_at, answered.label("answered"),
             func.count().over(partition_by=group).label("needing"),
             func.count(b.c.first_response_at).over(partition_by=group).label("n_answered"),
-            func.sum(case((b.c.first_response_at <= b.c.deadline, 1), else_=0)).over(partition_by=group).label("in_time"),
+            func.sum(case((b.c.first_response_at <= b.c.deadline, 1), else_=0)).over(partition_by=group)
+            .label("in_time"),
             func.sum(case((and_(~answered, b.c.deadline <= now), 1), else_=0)).over(partition_by=group).label("missed"),
             n.label("n"),
             func.row_number().over(partition_by=kind, order_by=self._wait(b.c)).label("wait_rank"),
