@@ -72,6 +72,7 @@ def build(path: Path, mentions: int, brands: list[str], days: int, now: datetime
                          "needs_reply, needs_reply_score, language, low_confidence, created_at) "
                          "VALUES (?,?,?,'{}',?,'{}',0,0.0,'en',0,?)", label_rows)
         conn.execute(schema.ROLLUP_FROM_MENTIONS["sqlite"])  # as labelling keeps it (monitor.store.rollup)
+        conn.execute(schema.INTENT_FROM_LABELS)  # likewise each mention's newest intent
     conn.execute("ANALYZE")
     conn.close()
     return time.perf_counter() - started

@@ -6,8 +6,8 @@ Run: `python benchmarks/retention.py idle [--sizes 1000,100000,1000000] [--datab
 Both build their history in SQL (a recursive CTE on SQLite, generate_series on PostgreSQL) through the
 real schema: mentions spread over `--days` (`idle`: as many days as `--per-day` mentions a day make,
 so a larger size is a longer history at the same rate), one label each (intents spread within every brand), 1 % alerted (a sent message, a queued
-notification and a handled reply clock), the rollup filled as the v5 migration fills it. Without
-`--database-url` each size gets a temporary SQLite file; with one, the database's mentionwatch tables
+notification and a handled reply clock), the rollup filled as the v5 migration fills it (and each
+mention's intent as v8 does). Without `--database-url` each size gets a temporary SQLite file; with one, the database's mentionwatch tables
 are dropped and rebuilt (point it at a throwaway database).
 
 `idle` times `Pipeline.process()` with nothing to do (the daemon's tick every `process_interval`; Slack
@@ -68,10 +68,11 @@ def build(store: Store, mentions: int, brands: int, days: float) -> float:
             conn.execute(text(sql))  # text(): `%` is escaped for psycopg
 
         run(f"INSERT INTO mentions (id, source, external_id, source_id, brand, matched, url, author, text, created_at, "
-            f"fetched_at, reach, extra, classified_at, routed_at) {with_seq}"
+            f"fetched_at, reach, extra, classified_at, routed_at, intent) {with_seq}"
             f"SELECT i, {_pick('i', SOURCES)}, 'e' || i, 'brand' || (i % {brands}) || '/' || {_pick('i', SOURCES)}, "
             f"'brand' || (i % {brands}), '{{}}', 'https://example.com/' || i, 'user' || (i % 5000), "
-            f"'a post about brand ' || i, {when}, {when}, i % 1000, '{{}}', {when}, {when} FROM {series}")
+            f"'a post about brand ' || i, {when}, {when}, i % 1000, '{{}}', {when}, {when}, {_pick('i / 20', INTENTS)} "
+            f"FROM {series}")  # intent: the label's, below
         run(f"INSERT INTO labels (mention_id, model, sentiment, sentiment_scores, intent, intent_scores, needs_reply, "
             f"needs_reply_score, language, low_confidence, created_at) SELECT id, 'lexicon', "
             f"{_pick('id * 7', SENTIMENTS)}, '{{}}', {_pick('id / 20', INTENTS)}, '{{}}', {false}, 0.0, 'en', {false}, "

@@ -35,6 +35,7 @@ class ResponseStats:
 
 
 def nearest_rank(values: list[timedelta], share: float) -> timedelta | None:
+    """The value at rank ceil(share * n) of the sorted values (nearest-rank): what the store picks in SQL."""
     if not values:
         return None
     ordered = sorted(values)
@@ -43,24 +44,16 @@ def nearest_rank(values: list[timedelta], share: float) -> timedelta | None:
 
 def response_stats(store: Store, settings: Settings, *, brand: str | None = None, since: datetime | None = None,
                    until: datetime | None = None, now: datetime) -> list[ResponseStats]:
-    """One row per brand and source that had mentions needing a reply (clocks started in [since, until))."""
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for row in store.response_rows(brand, since, until):
-        if row["state"] != "not_relevant":
-            groups.setdefault((row["brand"], row["source"]), []).append(row)
+    """One row per brand and source that had mentions needing a reply (clocks started in [since, until));
+    the store counts them and picks the waits at the percentiles' ranks (`nearest_rank`'s definition)."""
     out = []
-    for (brand_id, source), rows in sorted(groups.items()):
-        answered = [r for r in rows if r["first_response_at"] is not None]
-        waits = [max(r["first_response_at"] - r["started_at"], timedelta(0)) for r in answered]
-        in_time = sum(1 for r in answered if r["first_response_at"] <= r["deadline"])
-        decided = len(answered) + sum(1 for r in rows if r["first_response_at"] is None and r["deadline"] <= now)
-        waiting = [r for r in rows if r["first_response_at"] is None]
-        oldest = min(waiting, key=lambda r: (r["started_at"], r["mention_id"]), default=None)
+    for f in sorted(store.response_figures(brand, since, until, now), key=lambda f: (f.brand, f.source)):
+        decided = f.answered + f.missed
         out.append(ResponseStats(
-            brand=brand_id, source=source, needing_reply=len(rows), answered=len(answered),
-            median=statistics.median(waits) if waits else None, p90=nearest_rank(waits, 0.9),
-            within_promise=in_time / decided if decided else None,
-            oldest_unanswered=(oldest["mention_id"], now - oldest["started_at"]) if oldest else None))
+            brand=f.brand, source=f.source, needing_reply=f.needing_reply, answered=f.answered,
+            median=statistics.median(f.median_waits) if f.median_waits else None, p90=f.p90,
+            within_promise=f.in_time / decided if decided else None,
+            oldest_unanswered=(f.oldest_unanswered[0], now - f.oldest_unanswered[1]) if f.oldest_unanswered else None))
     return out
 
 

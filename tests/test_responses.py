@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
@@ -96,3 +97,22 @@ def test_table_shows_the_figures(database, world):
     console.print(response_table(response_stats(world.store, SETTINGS, now=NOW)))
     text = console.export_text()
     assert "55 min" in text and "1 h 30 min" in text and "55%" in text and f"#{world.oldest} (1 d)" in text
+
+
+@pytest.mark.parametrize("count", [1, 2, 7, 10, 31])
+def test_percentiles_match_their_definition_over_every_wait(database, count):
+    """The store picks the waits at the median's and p90's ranks in SQL; the figures are those of the sorted
+    waits, down to microseconds apart (SQLite keeps datetimes as text)."""
+    store = Store(database)
+    world = World(store)
+    waits = [timedelta(minutes=(i * 37) % 4, microseconds=(i * 7919) % 1000) for i in range(count)]
+    for i, wait in enumerate(waits):
+        world.mention("acme", "reddit", T0 + i * MIN + timedelta(microseconds=i * 13), answered_after=wait,
+                      state="handled")
+    world.mention("acme", "reddit", T0 - timedelta(microseconds=5))  # the oldest unanswered, by microseconds
+    world.mention("acme", "reddit", T0)
+    (stats,) = response_stats(store, SETTINGS, now=NOW)
+    assert (stats.needing_reply, stats.answered) == (count + 2, count)
+    assert (stats.median, stats.p90) == (statistics.median(waits), nearest_rank(waits, 0.9))
+    assert stats.oldest_unanswered == (world.n - 1, NOW - (T0 - timedelta(microseconds=5)))
+    store.close()

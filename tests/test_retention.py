@@ -20,9 +20,10 @@ from monitor.core.records import NewAlert, NewNotification
 from monitor.prune import prune
 from monitor.report import build_report
 from monitor.store import Store, schema
-from monitor.store.migrate import current_revision, head
+from monitor.store.migrate import current_revision, head, migrate
 from tests.support.config import config_dict, pipeline_with_clock, write_config
 from tests.support.histories import add, add_gap, add_many, labels
+from tests.support.database import create_v1_database
 from tests.support.schemas import legacy_sqlite
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
@@ -256,7 +257,7 @@ def test_an_idle_tick_reads_no_growing_table_whole(tmp_path, slack, database):
     assert _full_scans(store, statements) == []
 
 
-def test_the_newest_complaints_are_read_from_the_last_days_the_rollup_says_hold_them(tmp_path):
+def test_the_newest_complaints_are_read_newest_first_up_to_the_limit(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'mw.db'}")
     add(store, "acme", "x", NOW - timedelta(days=5), "negative", "complaint", "old login complaint")
     add(store, "acme", "x", NOW - timedelta(days=5), "positive", "praise", "old praise")
@@ -269,4 +270,67 @@ def test_the_newest_complaints_are_read_from_the_last_days_the_rollup_says_hold_
     assert sorted(store.complaint_texts("acme", week, NOW, 10)) == ["new billing complaint"] * 2 + ["old login complaint"]
     assert store.complaint_texts("acme", NOW - timedelta(days=3), NOW, 10) == ["new billing complaint"] * 2
     assert store.complaint_texts("globex", week, NOW, 10) == []
+    store.close()
+
+
+# --- the v8 migration: complaints by index -------------------------------------------------------------
+
+def test_a_version_7_database_gets_each_mentions_newest_intent(database):
+    create_v1_database(database)
+    engine = create_engine(database)
+    migrate(engine, "v7")
+    mention = ("INSERT INTO mentions (id, source, external_id, source_id, brand, matched, text, created_at, fetched_at, "
+               "extra, classified_at) VALUES (:id, 'x', :ext, 'acme/x', 'acme', '{}', :text, :at, :at, '{}', :labelled)")
+    label = ("INSERT INTO labels VALUES (:id, :model, 'negative', '{}', :intent, '{}', false, 0.5, NULL, false, :at)")
+    at = NOW - timedelta(days=1)
+    with engine.begin() as conn:
+        for i, text_ in enumerate(("now praise", "still a complaint", "never labelled"), 1):
+            conn.execute(text(mention), {"id": i, "ext": f"x{i}", "text": text_, "at": at - timedelta(hours=i),
+                                         "labelled": None if i == 3 else at})
+        for i, model, intent, when in ((1, "old", "complaint", at), (1, "new", "praise", NOW),
+                                       (2, "a", "praise", at), (2, "b", "complaint", at)):  # a tie: the greater model
+            conn.execute(text(label), {"id": i, "model": model, "intent": intent, "at": when})
+    engine.dispose()
+    store = Store(database)
+    with store.engine.connect() as conn:
+        assert current_revision(conn) == head() == "v8"
+        assert conn.execute(text("SELECT id, intent FROM mentions ORDER BY id")).all() == [
+            (1, "praise"), (2, "complaint"), (3, None)]
+    assert store.complaint_texts("acme", NOW - timedelta(days=7), NOW, 10) == ["still a complaint"]
+    store.close()
+
+
+def test_a_relabel_moves_a_mention_in_and_out_of_the_complaints(database):
+    store = Store(database)
+    first = add(store, "acme", "x", NOW - timedelta(hours=2), "negative", "complaint", "first complaint")
+    second = add(store, "acme", "x", NOW - timedelta(hours=1), "neutral", "question", "second, a question")
+    week = NOW - timedelta(days=7)
+    assert store.complaint_texts("acme", week, NOW, 10) == ["first complaint"]
+    store.save_labels([(first, labels("positive", "praise", "new-model")),
+                       (second, labels("negative", "complaint", "new-model"))], NOW)
+    assert store.complaint_texts("acme", week, NOW, 10) == ["second, a question"]
+    store.close()
+
+
+def test_the_newest_complaints_are_a_walk_of_their_index(database):
+    store = Store(database)
+    add_many(store, "acme", "x", [(NOW - timedelta(minutes=i), "neutral", "complaint" if i % 10 == 0 else "other",
+                                   f"post {i}") for i in range(500)])
+    if store.engine.dialect.name == "postgresql":  # as autovacuum would: PostgreSQL always plans with statistics
+        with store.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
+    statements: list[tuple[str, object]] = []
+    listener = lambda conn, cursor, statement, params, context, many: statements.append((statement, params))  # noqa: E731
+    event.listen(store.engine, "before_cursor_execute", listener)
+    texts = store.complaint_texts("acme", NOW - timedelta(days=1), NOW + timedelta(minutes=1), 5)
+    event.remove(store.engine, "before_cursor_execute", listener)
+    assert texts == [f"post {i}" for i in range(0, 50, 10)]
+    undated, dated = statements  # undated mentions (none here) first, by either index's `created_at IS NULL`
+    assert _full_scans(store, statements) == []
+    with store.engine.connect() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()
+        cursor.execute(("EXPLAIN " if store.engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN ") + dated[0],
+                       dated[1])
+        plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+    assert "ix_mentions_complaints" in plan, plan
     store.close()

@@ -1,14 +1,14 @@
 """What reports, the weekly digest and spike detection read: counts in SQL (GROUP BY brand, UTC day,
 source, with each mention's newest labels pivoted into columns; whole days from the `mention_daily`
 rollup), the top mentions of a window, the
-newest complaints' words and hourly counts."""
+newest complaints' words (from ix_mentions_complaints) and hourly counts."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from typing import Sequence
 
-from sqlalchemy import Integer, and_, case, func, literal_column, or_, select, true, union_all
+from sqlalchemy import Integer, and_, case, func, literal_column, or_, select, union_all
 from sqlalchemy.sql import ColumnElement
 
 from alerts.spikes import HourCount
@@ -123,42 +123,17 @@ class ReportRepository(Repository):
                 .group_by(d.brand, d.day, d.source))
 
     def complaint_texts(self, brand: str, start: datetime, end: datetime, limit: int) -> list[str]:
-        """The newest complaints' words: newest first, from the last days that hold `limit` complaints by the
-        rollup's count (none: no query), walking an index backwards (on PostgreSQL (brand, created_at):
-        undated mentions, rare, come first)."""
-        since = self._complaints_since(brand, start, end, limit)
-        if since is None:
-            return []
-        dialect = self.engine.dialect.name
-        day = day_bucket(dialect)
-        window = [m.brand == brand, *in_days(dialect, day, max(start, since), end)]
-        if dialect == "postgresql":  # each mention's newest label looked up by index, never a scan of all labels
-            label = (select(lab.intent).where(lab.mention_id == m.id)
-                     .order_by(lab.created_at.desc(), lab.model.desc()).limit(1).lateral("newest"))
-            query = (select(m.title, m.text).select_from(t.mentions.join(label, true()))
-                     .where(*window, label.c.intent == "complaint").order_by(m.created_at.desc().nulls_first()))
-        else:
-            query = (select(m.title, m.text).select_from(newest_labels())
-                     .where(*window, lab.intent == "complaint").order_by(day.desc()))
-        query = query.limit(limit)
+        """The newest `limit` complaints' words in [start, end): undated mentions (rare) first, then newest first,
+        each a walk of ix_mentions_complaints (mentions whose newest label is a complaint) that stops at `limit`."""
+        complaint = [m.brand == brand, m.intent == literal_column("'complaint'")]  # the partial index's predicate
+        texts = select(m.title, m.text)
+        undated = texts.where(*complaint, m.created_at.is_(None), m.fetched_at >= start, m.fetched_at < end)
+        dated = texts.where(*complaint, m.created_at >= start, m.created_at < end).order_by(m.created_at.desc())
         with self.engine.connect() as conn:
-            return ["\n".join(p for p in (r.title, r.text) if p) for r in conn.execute(query)]
-
-    def _complaints_since(self, brand: str, start: datetime, end: datetime, limit: int) -> datetime | None:
-        """The start of the latest day from which on the window holds `limit` labelled complaints (the
-        window's start when it holds fewer; None when the rollup counts none in its days)."""
-        d = t.mention_daily.c
-        query = (select(d.day, func.sum(d.count)).where(d.brand == brand, d.intent == "complaint",
-                                                        d.day >= f"{start.astimezone(timezone.utc):%Y-%m-%d}",
-                                                        d.day <= f"{end.astimezone(timezone.utc):%Y-%m-%d}")
-                 .group_by(d.day).order_by(d.day.desc()))
-        seen = 0
-        with self.engine.connect() as conn:
-            for day, count in conn.execute(query):
-                seen += int(count)
-                if seen >= limit:
-                    return datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
-        return start if seen else None
+            rows = conn.execute(undated.limit(limit)).all()
+            if len(rows) < limit:
+                rows += conn.execute(dated.limit(limit - len(rows))).all()
+        return ["\n".join(p for p in (r.title, r.text) if p) for r in rows]
 
     def top_mentions(self, brand: str, start: datetime, end: datetime, *, intent: str | None = None,
                      sentiment: str | None = None, limit: int) -> list[dict]:

@@ -1,6 +1,7 @@
 """The daily rollup (`mention_daily`): each labelled mention counted once under its newest labels, kept
-when mentions are pruned. Written in the transaction that labels the mentions, so a crash leaves both or
-neither, and guarded by `classified_at` so two processes count a mention once."""
+when mentions are pruned; and each mention's newest intent on the mention (`mentions.intent`). Written
+in the transaction that labels the mentions, so a crash leaves both or neither, and guarded by
+`classified_at` so two processes count a mention once."""
 
 from __future__ import annotations
 
@@ -40,8 +41,16 @@ def newest_labels(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[str, 
 
 
 def roll_up(conn: Connection, dialect, ids: Sequence[int], fresh: set[int], before: dict[int, tuple[str, str]]) -> None:
-    """Count the fresh mentions under their newest labels; move a relabelled one whose newest labels changed."""
+    """Count the fresh mentions under their newest labels; move a relabelled one whose newest labels changed;
+    keep each mention's `intent` column its newest label's."""
     after = newest_labels(conn, ids)
+    intents: dict[str, list[int]] = {}
+    for mention_id, (_, intent) in after.items():
+        old = None if mention_id in fresh else before.get(mention_id)
+        if old is None or old[1] != intent:
+            intents.setdefault(intent, []).append(mention_id)
+    for intent, changed in sorted(intents.items()):
+        conn.execute(update(t.mentions).where(m.id.in_(changed)).values(intent=intent))
     where = {r.id: (r.brand, f"{(r.created_at or r.fetched_at).astimezone(timezone.utc):%Y-%m-%d}", r.source)
              for r in conn.execute(select(m.id, m.brand, m.source, m.created_at, m.fetched_at)
                                    .where(m.id.in_(list(ids))))}

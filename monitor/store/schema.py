@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table,
-                        Text, TypeDecorator, UniqueConstraint, func, literal_column, select)
+                        Text, TypeDecorator, UniqueConstraint, func, literal_column, select, text)
 
 
 class UtcDateTime(TypeDecorator):
@@ -58,6 +58,9 @@ mentions = Table(
     # alert item this cross-post joined instead of getting its own
     Column("text_hash", String(40)),
     Column("crosspost_of", Integer),
+    # v8: the newest label's intent (None until labelled), kept by the transaction that labels
+    # (monitor.store.rollup), so a report's newest complaints are a walk of ix_mentions_complaints
+    Column("intent", String(16)),
     UniqueConstraint("source", "external_id", name="uq_mentions_source_external_id"),
     Index("ix_mentions_classified_at", "classified_at"),
     Index("ix_mentions_routed_at", "routed_at"),
@@ -67,6 +70,10 @@ mentions = Table(
     Index("ix_mentions_crosspost_of", "crosspost_of"),  # v3: an item's cross-posts, an answer on either
     # v6: idle ticks and pruning read ranges of these, never the whole table (tests/test_retention.py reads the plans)
     Index("ix_mentions_fetched_at", "fetched_at"),
+    # v8: the complaints by brand and time; queries spell the predicate as a literal, or SQLite ignores the index
+    # (intent is a key column too, so that SQLite, which plans without statistics, prefers it to brand_created)
+    Index("ix_mentions_complaints", "brand", "intent", "created_at", sqlite_where=text("intent = 'complaint'"),
+          postgresql_where=text("intent = 'complaint'")),
 )
 # v2, SQLite only: `report` counts stream in this order (brand, UTC day, source) instead of sorting a million rows;
 # the day expression must stay identical to monitor.store.reports.day_bucket's.
@@ -340,6 +347,12 @@ WHERE m.classified_at IS NOT NULL AND NOT EXISTS (
     SELECT 1 FROM labels n WHERE n.mention_id = l.mention_id
     AND (n.created_at > l.created_at OR (n.created_at = l.created_at AND n.model > l.model)))
 GROUP BY 1, 2, 3, 4, 5""" for dialect, day in _DAY.items()}
+
+# Each labelled mention's intent from its newest label (revision v8 fills an older database with it).
+INTENT_FROM_LABELS = """
+UPDATE mentions SET intent = (SELECT l.intent FROM labels l WHERE l.mention_id = mentions.id
+                              ORDER BY l.created_at DESC, l.model DESC LIMIT 1)
+WHERE classified_at IS NOT NULL"""
 
 
 SQLITE_MMAP_BYTES = 1 << 30
