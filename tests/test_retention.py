@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from sqlalchemy import create_engine, event, text
@@ -211,6 +213,25 @@ def test_a_version_4_database_gets_the_rollup_of_its_labelled_mentions(tmp_path)
 GROWING = ("mentions", "labels", "alerts", "notifications", "reply_clock")
 
 
+@contextmanager
+def recorded(store: Store) -> Iterator[list[tuple[str, object]]]:
+    """The statements run inside the block, planned with fresh statistics on PostgreSQL (as autovacuum
+    keeps them: PostgreSQL always plans with statistics)."""
+    if store.engine.dialect.name == "postgresql":
+        with store.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
+    statements: list[tuple[str, object]] = []
+
+    def listener(conn, cursor, statement, params, context, many):
+        statements.append((statement, params))
+
+    event.listen(store.engine, "before_cursor_execute", listener)
+    try:
+        yield statements
+    finally:
+        event.remove(store.engine, "before_cursor_execute", listener)
+
+
 def _full_scans(store: Store, statements: list[tuple[str, object]]) -> list[str]:
     """Each statement's plan, kept where it reads a growing table whole (SQLite: SCAN; PostgreSQL: Seq Scan
     with sequential scans priced out, so only a query no index can serve shows one)."""
@@ -244,15 +265,9 @@ def test_an_idle_tick_reads_no_growing_table_whole(tmp_path, slack, database):
         add(store, "acme", "reddit", NOW - timedelta(minutes=i), "negative", "complaint", f"acme is broken {i}")
     pipeline.process()
     assert slack.posted(), "the complaints were alerted before the idle tick"
-    if store.engine.dialect.name == "postgresql":  # as autovacuum would: PostgreSQL always plans with statistics
-        with store.engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
-    statements: list[tuple[str, object]] = []
-    listener = lambda conn, cursor, statement, params, context, many: statements.append((statement, params))  # noqa: E731
-    event.listen(store.engine, "before_cursor_execute", listener)
     clock[0] = NOW + timedelta(minutes=5)  # trends (spikes, digest) run too
-    pipeline.process()
-    event.remove(store.engine, "before_cursor_execute", listener)
+    with recorded(store) as statements:
+        pipeline.process()
     assert len(statements) > 10
     assert _full_scans(store, statements) == []
 
@@ -316,14 +331,8 @@ def test_the_newest_complaints_are_a_walk_of_their_index(database):
     store = Store(database)
     add_many(store, "acme", "x", [(NOW - timedelta(minutes=i), "neutral", "complaint" if i % 10 == 0 else "other",
                                    f"post {i}") for i in range(500)])
-    if store.engine.dialect.name == "postgresql":  # as autovacuum would: PostgreSQL always plans with statistics
-        with store.engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
-    statements: list[tuple[str, object]] = []
-    listener = lambda conn, cursor, statement, params, context, many: statements.append((statement, params))  # noqa: E731
-    event.listen(store.engine, "before_cursor_execute", listener)
-    texts = store.complaint_texts("acme", NOW - timedelta(days=1), NOW + timedelta(minutes=1), 5)
-    event.remove(store.engine, "before_cursor_execute", listener)
+    with recorded(store) as statements:
+        texts = store.complaint_texts("acme", NOW - timedelta(days=1), NOW + timedelta(minutes=1), 5)
     assert texts == [f"post {i}" for i in range(0, 50, 10)]
     undated, dated = statements  # undated mentions (none here) first, by either index's `created_at IS NULL`
     assert _full_scans(store, statements) == []
