@@ -35,6 +35,16 @@ def parse_duration(value: Any) -> timedelta:
     return duration
 
 
+def format_duration(value: timedelta) -> str:
+    """The inverse of parse_duration for whole seconds: 30s, 5m, 4h, 1h30m, as the config writes them."""
+    seconds, out = int(value.total_seconds()), ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            out += f"{seconds // size}{unit}"
+            seconds %= size
+    return out or "0s"
+
+
 def _parse_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value

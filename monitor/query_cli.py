@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 
+from monitor.configbase import format_duration
 from monitor.query import Facts, facts_of, kept_after_labels
 
 ConfigOption = typer.Option(None, "--config", "-c", help="Config file (env MENTIONWATCH_CONFIG)")
@@ -57,16 +58,6 @@ def _facts(settings, item: dict, brand: Optional[str]) -> Facts:
                 author=item.get("author"), title=item.get("title"), reach=item.get("reach"), extra=extra)
     facts = facts_of(post, source_id)
     return replace(facts, kind=item["type"]) if item.get("type") else facts
-
-
-def _duration(value: timedelta) -> str:
-    """30s, 5m, 4h, 1h30m: as the config writes durations."""
-    seconds, out = int(value.total_seconds()), ""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            out += f"{seconds // size}{unit}"
-            seconds %= size
-    return out or "0s"
 
 
 def _show(verdict) -> str:
@@ -213,7 +204,7 @@ def route_test_command(brand: str = typer.Option(..., "--brand"),
         for key in ("group_by", "group_wait", "group_interval", "repeat_interval", "quiet_hours", "urgent",
                     "escalation_channel", "escalate_to"):
             value = getattr(route, key)
-            shown = ", ".join(value) if isinstance(value, tuple) else _duration(value) \
+            shown = ", ".join(value) if isinstance(value, tuple) else format_duration(value) \
                 if isinstance(value, timedelta) else value
             typer.echo(f"  {key}: {shown if shown not in (None, '', ()) else '-'}"
                        + ("" if key in own else " (inherited)"))
