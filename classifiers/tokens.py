@@ -8,6 +8,7 @@ from pathlib import Path
 MODEL_DIR = Path(__file__).resolve().parent / "model"
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+RANGES_FILE = "activation_ranges.safetensors"  # calibration for the int8 graph (`onnx_model.calibrate`); optional
 MAX_LENGTH = 128
 HEAD_SHARE = 0.75
 _MAX_CHARS_HEAD, _MAX_CHARS_TAIL = 1500, 500

@@ -47,6 +47,7 @@ from safetensors.torch import save_file  # noqa: E402
 from classifiers import data  # noqa: E402
 from classifiers.base import INTENTS, SENTIMENTS  # noqa: E402
 from classifiers.metrics import Report, evaluate_suite, own_set_by_platform  # noqa: E402
+from classifiers.onnx_model import calibrate, calibration_texts  # noqa: E402
 from classifiers.transformer import (  # noqa: E402
     CONFIG_FILE,
     MAX_LENGTH,
@@ -354,10 +355,10 @@ def _set_weights(model: MultiTaskModel, weights: dict[str, torch.Tensor]) -> Non
 
 
 def select(model: MultiTaskModel, average: dict[str, torch.Tensor], held: list[data.Example],
-           held_tweets: list[data.Example], log=print) -> dict:
-    """Scores the final and the averaged weights on the held-out complaints and tweets, each at its own best
-    complaint and sentiment biases, and leaves the winner (best sum of the two smoothed figures) in `model`.
-    Returns what was chosen and the held-out figures behind it."""
+           held_tweets: list[data.Example], calibration: list[str], log=print) -> dict:
+    """Scores the final and the averaged weights (each calibrated on `calibration` texts, as it would ship) on the
+    held-out complaints and tweets, each at its own best complaint and sentiment biases, and leaves the winner
+    (best sum of the two smoothed figures) in `model`. Returns what was chosen and the held-out figures behind it."""
     texts = [example.text for example in held]
     gold = [example.intents == frozenset({"complaint"}) for example in held]
     tweets = [example.text for example in held_tweets]
@@ -368,6 +369,7 @@ def select(model: MultiTaskModel, average: dict[str, torch.Tensor], held: list[d
         _set_weights(model, weights)
         with tempfile.TemporaryDirectory() as scratch:
             save(model, Path(scratch), Settings(), [])
+            calibrate(Path(scratch), calibration)
             margins, log_probs = held_out_scores(Path(scratch), texts, tweets)
         bias, smoothed = choose_bias(margins, gold)
         sentiment_bias, recall = choose_sentiment_bias(log_probs, sentiments)
@@ -421,11 +423,13 @@ def run(data_dir: Path, out_dir: Path, feedback_files: list[Path], own_dir: Path
     log(f"{len(examples)} training examples: {dict(Counter(e.source for e in examples))}")
     validation = data.tweeteval(data_dir, "validation") + data.own_intent("validation", own_dir)
     model, average = train(examples, settings, log, validation, on_step)
+    calibration = calibration_texts(own_dir)
     selection = select(model, average, complaints_split(data_dir, settings.complaints_holdout_share)[1],
-                       tweeteval_split(data_dir, settings.tweeteval_holdout_share)[1], log)
+                       tweeteval_split(data_dir, settings.tweeteval_holdout_share)[1], calibration, log)
     log(f"chose the {selection['weights']} weights, complaint bias {selection['complaint_bias']}, "
         f"sentiment bias {selection['sentiment_bias']}")
     save(model, out_dir, settings, examples, selection)
+    calibrate(out_dir, calibration)
     return report(out_dir, data_dir, own_dir, log)
 
 

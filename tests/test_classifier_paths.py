@@ -184,3 +184,52 @@ def test_the_exported_graph_computes_what_the_torch_model_computes():
         for label in INTENTS:
             assert ours.intent_scores[label] == pytest.approx(theirs.intent_scores[label], abs=1e-4)
         assert ours.needs_reply_score == pytest.approx(theirs.needs_reply_score, abs=1e-4)
+
+
+def _logits(model_dir, path, texts):
+    from classifiers.data import normalise
+    from classifiers.paths import load_runner
+    from classifiers.tokens import token_ids
+
+    runner, tokenizer, _ = load_runner(model_dir, 2, path)
+    sentiment, intent, _ = runner.logits([token_ids(tokenizer, normalise(text), 128) for text in texts])
+    return np.array(sentiment), np.array(intent)
+
+
+@pytest.mark.slow
+def test_calibrated_smoothing_brings_the_int8_path_closer_to_the_unquantised_model(tmp_path, monkeypatch):
+    """The shipped activation ranges change no fp32 number but cut int8's distance from fp32 on unseen posts."""
+    import shutil
+
+    from classifiers import data
+    from classifiers.tokens import MODEL_DIR, RANGES_FILE
+
+    monkeypatch.setenv("MENTIONWATCH_CACHE_DIR", str(tmp_path / "cache"))
+    assert (MODEL_DIR / RANGES_FILE).is_file()
+    plain = tmp_path / "plain"
+    shutil.copytree(MODEL_DIR, plain)
+    (plain / RANGES_FILE).unlink()
+    texts = [example.text for example in data.own_intent("validation")][:150]
+    reference = np.concatenate(_logits(MODEL_DIR, "torch-fp32", texts), axis=1)
+    smoothed_fp32 = np.concatenate(_logits(MODEL_DIR, "onnxruntime-fp32", texts), axis=1)
+    assert np.abs(smoothed_fp32 - reference).max() < 1e-3
+    smoothed = np.abs(np.concatenate(_logits(MODEL_DIR, "onnxruntime-int8", texts), axis=1) - reference).mean()
+    unsmoothed = np.abs(np.concatenate(_logits(plain, "onnxruntime-int8", texts), axis=1) - reference).mean()
+    assert smoothed < 0.85 * unsmoothed
+
+
+def test_calibration_writes_a_range_per_quantised_node_and_rebuilds_the_graphs(tmp_path):
+    import shutil
+
+    from safetensors.numpy import load_file
+
+    from classifiers.tokens import MODEL_DIR, RANGES_FILE
+
+    model = tmp_path / "model"
+    shutil.copytree(MODEL_DIR, model)
+    before = onnx_model.artifact_key(model)
+    onnx_model.calibrate(model, ["@acme my parcel never came", "love it", "how do I export my data?"])
+    ranges = load_file(str(model / RANGES_FILE))
+    assert sorted(ranges) == sorted(f"l{i}_{part}" for i in range(6) for part in ("attention", "attn_out", "inter", "out"))
+    assert ranges["l0_out"].shape == (1536,) and (ranges["l0_out"] > 0).all()
+    assert onnx_model.artifact_key(model) != before

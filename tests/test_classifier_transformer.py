@@ -68,13 +68,20 @@ def test_clear_complaint_praise_and_question(classifier):
     assert question.intent == "question" and question.needs_reply
 
 
+def model_with_config(folder: Path, config: dict) -> None:
+    """The shipped model in `folder` (its files linked) with `config` as its config.json."""
+    for shipped in Path(MODEL_DIR).iterdir():
+        if shipped.name != "config.json":
+            (folder / shipped.name).symlink_to(shipped)
+    (folder / "config.json").write_text(json.dumps(config))
+
+
 def test_complaint_bias_from_config_shifts_the_complaint_logit(classifier, tmp_path):
     """train.py stores a complaint decision bias in config.json; it is added to the complaint logit, so it moves
     the label and the complaint score together and leaves the other heads alone."""
     config = json.loads((Path(MODEL_DIR) / "config.json").read_text())
     config["intent_bias"] = {"complaint": config.get("intent_bias", {}).get("complaint", 0.0) - 12.0}
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    (tmp_path / "model.safetensors").symlink_to(Path(MODEL_DIR) / "model.safetensors")
+    model_with_config(tmp_path, config)
     before = classifier.classify([COMPLAINT])[0]
     after = TransformerClassifier(tmp_path).classify([COMPLAINT])[0]
     assert before.intent == "complaint" and after.intent != "complaint"
@@ -93,8 +100,7 @@ def test_sentiment_bias_from_config_shifts_only_the_sentiment_logits(classifier,
     config = json.loads((Path(MODEL_DIR) / "config.json").read_text())
     shipped = config.get("sentiment_bias", {})
     config["sentiment_bias"] = {"negative": shipped.get("negative", 0.0) - 12.0, "positive": shipped.get("positive", 0.0)}
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    (tmp_path / "model.safetensors").symlink_to(Path(MODEL_DIR) / "model.safetensors")
+    model_with_config(tmp_path, config)
     before = classifier.classify([COMPLAINT])[0]
     after = TransformerClassifier(tmp_path).classify([COMPLAINT])[0]
     assert before.sentiment == "negative" and after.sentiment != "negative"
