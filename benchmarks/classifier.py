@@ -12,9 +12,9 @@ each path's best round is shown: on a shared machine a busy neighbour then slows
 Peak RSS and scores come from one more subprocess per path that runs the validation suite (accuracy needs
 the shared data folder and is skipped without it).
 
-On an x86-64 CPU with AVX-512, `ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2`
-hold torch's own kernels, oneDNN and MKL (which runs torch's fp32 Linear layers) to AVX2; the header
-shows what each library reports. ONNX Runtime's MLAS reads cpuid and has no such switch.
+To measure what an older x86-64 CPU gets, run it under `benchmarks/masked_cpu.py avx2` (or `avx512`): every
+library then sees a cpuid without the newer instruction sets and runs that CPU's kernels, ONNX Runtime's
+MLAS included, which no environment variable holds back. The header shows what each library reports.
 """
 
 from __future__ import annotations
@@ -112,17 +112,20 @@ def headline(scores: dict) -> dict[str, float]:
 
 
 def capabilities() -> str:
-    """What each runtime sees: torch's kernel level (honours ATEN_CPU_CAPABILITY), oneDNN's ISA cap, and the
-    cpuid level ONNX Runtime's MLAS dispatches on (no environment variable changes it)."""
+    """What each runtime sees: torch's kernel level, oneDNN's ISA cap, MKL's ISA, and the cpuid level ONNX
+    Runtime's MLAS dispatches on."""
     import torch
 
     from classifiers.cpu import cpu_capability
 
     onednn = os.environ.get("ONEDNN_MAX_CPU_ISA", "unset")
     mkl = os.environ.get("MKL_ENABLE_INSTRUCTIONS", "unset")
+    masked = os.environ.get("CPU_MASK")
+    mlas = (f"{masked.upper()} (cpuid masked by benchmarks/masked_cpu.py; /proc/cpuinfo, and so the runtime "
+            f"column, still says {cpu_capability()})" if masked else cpu_capability())
     return (f"torch.backends.cpu.get_cpu_capability(): {torch.backends.cpu.get_cpu_capability()}; "
             f"ONEDNN_MAX_CPU_ISA={onednn}; MKL_ENABLE_INSTRUCTIONS={mkl} (MKL: {mkl_isa()}); "
-            f"onnxruntime {onnxruntime_version()} MLAS dispatches on cpuid: {cpu_capability()}")
+            f"onnxruntime {onnxruntime_version()} MLAS dispatches on cpuid: {mlas}")
 
 
 def mkl_isa() -> str:

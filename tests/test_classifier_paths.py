@@ -233,3 +233,38 @@ def test_calibration_writes_a_range_per_quantised_node_and_rebuilds_the_graphs(t
     assert sorted(ranges) == sorted(f"l{i}_{part}" for i in range(6) for part in ("attention", "attn_out", "inter", "out"))
     assert ranges["l0_out"].shape == (1536,) and (ranges["l0_out"] > 0).all()
     assert onnx_model.artifact_key(model) != before
+
+
+def _can_mask_cpu() -> bool:
+    import shutil
+
+    from benchmarks.masked_cpu import cpuid_faulting
+
+    return os.uname().machine == "x86_64" and cpuid_faulting() and shutil.which("gcc") is not None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _can_mask_cpu(), reason="showing an AVX2-only CPU needs x86-64 cpuid faulting and gcc")
+def test_an_avx2_only_cpu_gives_the_int8_path_the_labels_this_cpu_gives(tmp_path):
+    """MLAS runs other int8 kernels on an AVX2-only CPU (uint8 x int8 pairs that saturate at 16 bits, where VNNI
+    does not); the 7-bit weights keep those products exact, so a user's labels must not depend on their CPU."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from benchmarks.masked_cpu import build_shim, masked_environment
+
+    root = Path(__file__).resolve().parent.parent
+    environment = {**os.environ, "MENTIONWATCH_CACHE_DIR": str(tmp_path / "cache")}
+    command = [sys.executable, str(root / "benchmarks" / "emulated_cpu.py"), "--posts", "300", "--child"]
+    subprocess.run([*command, str(tmp_path / "here.json")], check=True, env=environment)
+    subprocess.run([*command, str(tmp_path / "avx2.json")], check=True,
+                   env=masked_environment("avx2", build_shim(tmp_path), environment))
+    here, avx2 = (json.loads((tmp_path / name).read_text()) for name in ("here.json", "avx2.json"))
+    assert avx2["capability"] == "AVX2"
+    for head in ("sentiment", "intent"):
+        same = sum(np.argmax(a) == np.argmax(b) for a, b in zip(here[head], avx2[head]))
+        assert same >= 0.99 * len(here[head]), head
+        assert np.abs(np.array(here[head]) - np.array(avx2[head])).max() < 0.5, head
+    same_reply = sum((a >= 0) == (b >= 0) for a, b in zip(here["reply"], avx2["reply"]))
+    assert same_reply >= 0.99 * len(here["reply"])
