@@ -59,7 +59,7 @@ from classifiers.transformer import (  # noqa: E402
     trained_state,
 )
 
-VERSION = "minilm-mt-4"
+VERSION = "minilm-mt-6"
 TRAINED_PREFIXES = ("encoder.encoder.", "sentiment_head.", "intent_head.", "reply_head.")
 _SENTIMENT_INDEX = {label: i for i, label in enumerate(SENTIMENTS)}
 _INTENT_INDEX = {label: i for i, label in enumerate(INTENTS)}
