@@ -271,6 +271,8 @@ def test_streamed_statuses_arrive_without_polling_and_a_dropped_stream_loses_not
     first = mc.fetch(None)
     socket = mastodon_stream.stream(instance.streaming_url, "acmecloud", None, 1.0)  # the one the poll started
     assert ids(first) == ["1"] and wait_until(lambda: socket.connected)
+    # The client sees the handshake finish before the server's handler has run and subscribed it.
+    assert wait_until(lambda: instance.stream_connects)
     assert instance.stream_connects[0]["stream"] == "hashtag" and instance.stream_connects[0]["tag"] == "acmecloud"
     assert instance.stream_connects[0]["authorization"] is None  # no token for this instance
     synced = mc.fetch(first.cursor)  # the REST read after the stream connected: from now on the stream serves
