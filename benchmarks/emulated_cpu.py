@@ -51,12 +51,12 @@ def argmax(row: list[float]) -> int:
     return max(range(len(row)), key=row.__getitem__)
 
 
-def compare(native: dict, emulated: dict) -> None:
+def compare(native: dict, older: dict) -> None:
     print(f"{'':10s}{'capability':>12s}{'posts/s':>10s}")
-    for name, run in (("native", native), ("older CPU", emulated)):
+    for name, run in (("native", native), ("older CPU", older)):
         print(f"{name:10s}{run['capability']:>12s}{run['rate']:>10.1f}")
     for head in ("sentiment", "intent", "reply"):
-        here, there = native[head], emulated[head]
+        here, there = native[head], older[head]
         if head == "reply":
             same = sum((a >= 0) == (b >= 0) for a, b in zip(here, there))
             gap = max(abs(a - b) for a, b in zip(here, there))
