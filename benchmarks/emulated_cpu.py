@@ -27,7 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.masked_cpu import build_shim, cpuid_faulting, masked_environment  # noqa: E402
+from benchmarks.masked_cpu import build_shim, masked_environment, unavailable  # noqa: E402
 
 
 def label_posts(count: int, out: Path) -> None:
@@ -51,10 +51,9 @@ def argmax(row: list[float]) -> int:
     return max(range(len(row)), key=row.__getitem__)
 
 
-def compare(native: dict, older: dict) -> None:
-    print(f"{'':10s}{'capability':>12s}{'posts/s':>10s}")
-    for name, run in (("native", native), ("older CPU", older)):
-        print(f"{name:10s}{run['capability']:>12s}{run['rate']:>10.1f}")
+def agreement(native: dict, older: dict) -> dict[str, tuple[int, float]]:
+    """Per head: on how many posts the two runs give the same label, and their largest logit difference."""
+    result = {}
     for head in ("sentiment", "intent", "reply"):
         here, there = native[head], older[head]
         if head == "reply":
@@ -63,7 +62,16 @@ def compare(native: dict, older: dict) -> None:
         else:
             same = sum(argmax(a) == argmax(b) for a, b in zip(here, there))
             gap = max(abs(x - y) for a, b in zip(here, there) for x, y in zip(a, b))
-        print(f"{head:10s} same label on {same} of {len(here)} posts; largest logit difference {gap:.3f}")
+        result[head] = (same, gap)
+    return result
+
+
+def compare(native: dict, older: dict) -> None:
+    print(f"{'':10s}{'capability':>12s}{'posts/s':>10s}")
+    for name, run in (("native", native), ("older CPU", older)):
+        print(f"{name:10s}{run['capability']:>12s}{run['rate']:>10.1f}")
+    for head, (same, gap) in agreement(native, older).items():
+        print(f"{head:10s} same label on {same} of {len(native[head])} posts; largest logit difference {gap:.3f}")
 
 
 QEMU_MODELS = {"avx2": "Haswell", "avx512": "Skylake-Server"}
@@ -79,7 +87,7 @@ def main() -> None:
     if args.child:
         label_posts(args.posts, args.child)
         return
-    via = args.via or ("mask" if cpuid_faulting() else "qemu")
+    via = args.via or ("qemu" if unavailable() else "mask")
     command = [sys.executable, __file__, "--posts", str(args.posts), "--child"]
     with tempfile.TemporaryDirectory() as folder:
         native, older = Path(folder) / "native.json", Path(folder) / "older.json"

@@ -29,19 +29,28 @@ SHIM_SOURCE = Path(__file__).resolve().parent / "cpu_mask.c"
 LEVELS = ("avx2", "avx512")
 
 
-def cpuid_faulting() -> bool:
+def _compiler() -> str | None:
+    return shutil.which("gcc") or shutil.which("cc")
+
+
+def unavailable() -> str | None:
+    """Why this machine cannot mask cpuid, or None when it can."""
+    if os.uname().machine != "x86_64":
+        return f"x86-64 only (this machine is {os.uname().machine})"
     try:
-        return "cpuid_fault" in Path("/proc/cpuinfo").read_text().split()
+        faulting = "cpuid_fault" in Path("/proc/cpuinfo").read_text().split()
     except OSError:
-        return False
+        faulting = False
+    if not faulting:
+        return "this CPU or kernel has no cpuid faulting (no `cpuid_fault` in /proc/cpuinfo)"
+    if _compiler() is None:
+        return "no C compiler (gcc or cc) to build cpu_mask.c"
+    return None
 
 
 def build_shim(folder: Path) -> Path:
-    compiler = shutil.which("gcc") or shutil.which("cc")
-    if compiler is None:
-        sys.exit("masked_cpu: no C compiler (gcc or cc) to build cpu_mask.c")
     shim = folder / "cpu_mask.so"
-    subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(shim), str(SHIM_SOURCE)], check=True)
+    subprocess.run([_compiler(), "-shared", "-fPIC", "-O2", "-o", str(shim), str(SHIM_SOURCE)], check=True)
     return shim
 
 
@@ -62,10 +71,9 @@ def main() -> None:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no command given (put it after --)")
-    if os.uname().machine != "x86_64":
-        sys.exit(f"masked_cpu: x86-64 only (this machine is {os.uname().machine})")
-    if not cpuid_faulting():
-        sys.exit("masked_cpu: this CPU or kernel has no cpuid faulting (no `cpuid_fault` in /proc/cpuinfo)")
+    reason = unavailable()
+    if reason:
+        sys.exit(f"masked_cpu: {reason}")
     with tempfile.TemporaryDirectory(prefix="masked-cpu-") as folder:
         shim = build_shim(Path(folder))
         sys.exit(subprocess.run(command, env=masked_environment(args.level, shim)).returncode)
