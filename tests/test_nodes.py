@@ -106,5 +106,7 @@ def test_three_nodes_on_one_postgresql_killed_at_random_store_and_send_everythin
     alert_ids = Counter(m["metadata"]["event_payload"]["alert_id"] for m in slack.posted() if m.get("metadata"))
     assert [i for i, n in alert_ids.items() if n > 1] == [], "an alert reached Slack twice"
     sent = rows(url, "SELECT id FROM alerts WHERE state = 'sent'")
-    assert sorted(alert_ids) == sorted(i for i, in sent) and len(sent) >= len(stored) * 0.9
+    assert sorted(alert_ids) == sorted(i for i, in sent) and len(sent) >= len(stored) * 0.9, (
+        rows(url, "SELECT state, count(*), count(DISTINCT alert_id) FROM notifications GROUP BY state"),
+        rows(url, "SELECT count(*) FROM mentions WHERE CAST(extra AS TEXT) LIKE '%backfill%'"))
     assert all(feeds.hits(n) >= 2 for n in NAMES)
