@@ -220,7 +220,8 @@ class SlackSender:
     def _send_batch(self, batch: list[AlertRow], report: DeliveryReport, targets: dict[int, Target],
                     held: set[str]) -> None:
         """Claim, send and settle one batch; `held` collects channels whose order a waiting row keeps."""
-        owned = self.store.claim(batch, self.clock())
+        claimed_at = self.clock()
+        owned = self.store.claim(batch, claimed_at)
         batch = [row for row in batch if row.id in owned]  # the rest another process claimed first
         sent: list[tuple[int, str, str | None]] = []
         unsent: list[tuple[int, str | None]] = []
@@ -260,7 +261,7 @@ class SlackSender:
                 sent.append((row.id, channel_id, ts))
                 report.sent += 1
         finally:
-            self.store.settle(sent, unsent, self.clock())
+            self.store.settle(sent, unsent, self.clock(), claimed_at)
 
     def _send_one(self, row: AlertRow, targets: dict[int, Target]) -> tuple[str, str | None]:
         """One Slack call for one row; returns the channel id and ts it is recorded with."""

@@ -157,6 +157,31 @@ def test_two_processes_draining_one_outbox_claim_each_row_once(database, slack):
         theirs.close()
 
 
+def test_a_node_that_stalls_past_its_lease_leaves_what_the_new_leader_sent_alone(database, slack):
+    """A node claims a batch, stalls (a long GC pause, a frozen VM) until its lease lapses, and while it stands
+    still the new leader sends the batch; back, the stalled node finds it lost the lead and stops. Nothing it
+    records afterwards may put the rows back in the queue: the new leader would send them a second time."""
+    mine, theirs = Store(database), Store(database)
+    try:
+        ids = queue(mine, *(row(f"s{i}", f"stalled {i}") for i in range(4)))
+        clock = [NOW]
+        stalled, leader = sender_for(slack, mine, clock), sender_for(slack, theirs, clock)
+
+        def lease_lapsed_meanwhile() -> bool:
+            clock[0] += timedelta(seconds=30)
+            assert leader.deliver().sent == 4, "the new leader looks the claimed rows up, then sends them"
+            return False
+
+        stalled.still_leader = lease_lapsed_meanwhile
+        assert stalled.deliver().stopped == "lost the lead"
+        clock[0] += timedelta(seconds=30)
+        assert leader.deliver().sent == 0
+        assert_exactly_once(slack, theirs, ids, [])
+    finally:
+        mine.close()
+        theirs.close()
+
+
 # --- in-process faults on an injected clock --------------------------------------------------
 
 @pytest.fixture

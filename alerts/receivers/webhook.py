@@ -170,7 +170,8 @@ class WebhookSender:
             return "failed"
         headers = {"Content-Type": "application/json", "User-Agent": "mentionwatch",
                    KEY_HEADER: idempotency_key(row), SIGNATURE_HEADER: signature(cfg.secret.get_secret_value(), body)}
-        if not self.store.claim([row], self.clock()):
+        claimed_at = self.clock()
+        if not self.store.claim([row], claimed_at):
             return "taken"  # another process claimed it first, and sends it
         try:
             answer = self._session(name, cfg).post(cfg.url, data=body, headers=headers, allow_redirects=False)
@@ -187,7 +188,7 @@ class WebhookSender:
         if status in RETRY_STATUSES or status >= 500:
             wait = retry_after_seconds(answer.headers.get("Retry-After"), self.clock())
             kind = FailureKind.RATE_LIMITED if status == 429 or wait is not None else FailureKind.UNAVAILABLE
-            self.store.settle_one(row.id, False, f"HTTP {status}", self.clock())
+            self.store.settle_one(row.id, False, f"HTTP {status}", self.clock(), claimed_at)
             self._trouble(name, cfg, SourceFailure(kind, f"webhook {name} answered HTTP {status}", wait))
             return "retry"
         self.store.mark_failed(row.id, f"HTTP {status}")

@@ -107,26 +107,34 @@ class OutboxRepository(Repository):
         return owned
 
     def settle(self, sent: Sequence[tuple[int, str, str]], unsent: Sequence[tuple[int, str | None]],
-               now: datetime) -> None:
-        """Record a batch's outcome in one commit: (id, channel id, ts) sent; (id, error) known not sent."""
+               now: datetime, claimed_at: datetime | None = None) -> None:
+        """Record a batch's outcome in one commit: (id, channel id, ts) sent; (id, error) known not sent.
+
+        A row known not sent goes back to `pending` only while it is still the claim made at `claimed_at`,
+        and nothing overwrites a row already `sent`: a node that stalled past its lease and lost the lead
+        must not undo what the new leader has sent since (which would send it again)."""
+        a = t.alerts.c
         with self.engine.begin() as conn:
             for alert_id, channel_id, ts in sent:
-                conn.execute(update(t.alerts).where(t.alerts.c.id == alert_id).values(
+                conn.execute(update(t.alerts).where(a.id == alert_id, a.state != "sent").values(
                     state="sent", sent_at=now, slack_channel_id=channel_id, slack_ts=ts, last_error=None))
             for alert_id, error in unsent:
-                conn.execute(update(t.alerts).where(t.alerts.c.id == alert_id).values(state="pending", last_error=error))
+                conn.execute(update(t.alerts).where(a.id == alert_id, a.state == "sending", a.sending_at == claimed_at)
+                             .values(state="pending", last_error=error))
 
-    def settle_one(self, alert_id: int, sent: bool, error: str | None, now: datetime) -> None:
-        """One row's outcome (a receiver without batches): sent, or known not sent and pending again."""
-        values = dict(state="sent", sent_at=now, last_error=None) if sent else dict(state="pending", last_error=error)
-        self._set_alert(alert_id, **values)
+    def settle_one(self, alert_id: int, sent: bool, error: str | None, now: datetime,
+                   claimed_at: datetime | None = None) -> None:
+        """One row's outcome (a receiver without batches): sent, or known not sent and pending again (see `settle`)."""
+        if sent:
+            self.settle([(alert_id, None, None)], [], now)
+        else:
+            self.settle([], [(alert_id, error)], now, claimed_at)
 
     def mark_failed(self, alert_id: int, error: str) -> None:
-        self._set_alert(alert_id, state="failed", last_error=error)
-
-    def _set_alert(self, alert_id: int, **values) -> None:
+        a = t.alerts.c
         with self.engine.begin() as conn:
-            conn.execute(update(t.alerts).where(t.alerts.c.id == alert_id).values(**values))
+            conn.execute(update(t.alerts).where(a.id == alert_id, a.state != "sent").values(state="failed",
+                                                                                          last_error=error))
 
     def channel_id(self, name: str) -> str | None:
         with self.engine.connect() as conn:
