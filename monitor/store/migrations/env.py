@@ -25,6 +25,10 @@ else:
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
     if not url:
         raise SystemExit("no database: pass -x url=postgresql+psycopg://... or use `mentionwatch db upgrade`")
-    with create_engine(url).connect() as conn:
-        _run(conn)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            _run(conn)
+    finally:
+        engine.dispose()
         conn.commit()
