@@ -182,7 +182,7 @@ class WebhookSender:
             return "retry"
         status = answer.status_code
         if 200 <= status < 300:
-            self.store.settle_one(row.id, True, None, self.clock())
+            self.store.settle_one(row.id, True, None, self.clock(), claimed_at)
             self._healthy(name)
             return "sent"
         if status in RETRY_STATUSES or status >= 500:

@@ -122,8 +122,7 @@ class OutboxRepository(Repository):
                 conn.execute(update(t.alerts).where(a.id == alert_id, a.state == "sending", a.sending_at == claimed_at)
                              .values(state="pending", last_error=error))
 
-    def settle_one(self, alert_id: int, sent: bool, error: str | None, now: datetime,
-                   claimed_at: datetime | None = None) -> None:
+    def settle_one(self, alert_id: int, sent: bool, error: str | None, now: datetime, claimed_at: datetime) -> None:
         """One row's outcome (a receiver without batches): sent, or known not sent and pending again (see `settle`)."""
         if sent:
             self.settle([(alert_id, None, None)], [], now)

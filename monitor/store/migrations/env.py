@@ -29,6 +29,6 @@ else:
     try:
         with engine.connect() as conn:
             _run(conn)
+            conn.commit()
     finally:
         engine.dispose()
-        conn.commit()
