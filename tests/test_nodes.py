@@ -85,10 +85,13 @@ def test_three_nodes_on_one_postgresql_killed_at_random_store_and_send_everythin
 
         def settled() -> bool:
             return (count(url, "SELECT count(*) FROM mentions") == expected
-                    and count(url, "SELECT count(*) FROM alerts WHERE state != 'sent'") == 0
-                    and count(url, "SELECT count(*) FROM mentions WHERE routed_at IS NULL") == 0)
+                    and count(url, "SELECT count(*) FROM mentions WHERE routed_at IS NULL") == 0
+                    and count(url, "SELECT count(*) FROM notifications WHERE state = 'waiting'") == 0
+                    and count(url, "SELECT count(*) FROM alerts WHERE state != 'sent'") == 0)
 
-        assert wait_until(settled, timeout=120, interval=0.5), rows(url, "SELECT state, count(*) FROM alerts GROUP BY state")
+        assert wait_until(settled, timeout=120, interval=0.5), (
+            rows(url, "SELECT state, count(*) FROM alerts GROUP BY state"),
+            rows(url, "SELECT state, count(*) FROM notifications GROUP BY state"))
     finally:
         for node in nodes:
             node.send_signal(signal.SIGTERM)
