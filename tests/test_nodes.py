@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import signal
+import subprocess
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -54,6 +55,17 @@ def count(url: str, query: str) -> int:
         return -1
 
 
+def stop(nodes) -> None:
+    """SIGTERM to every node, then each waited for; one stuck past its grace is killed, as systemd would."""
+    for node in nodes:
+        node.send_signal(signal.SIGTERM)
+    for node in nodes:
+        try:
+            node.wait(15)
+        except subprocess.TimeoutExpired:
+            node.kill()
+
+
 def test_three_nodes_on_one_postgresql_killed_at_random_store_and_send_everything_once(
         tmp_path, postgres_databases, feeds, slack):
     url = postgres_databases.create()
@@ -93,13 +105,7 @@ def test_three_nodes_on_one_postgresql_killed_at_random_store_and_send_everythin
             rows(url, "SELECT state, count(*) FROM alerts GROUP BY state"),
             rows(url, "SELECT state, count(*) FROM notifications GROUP BY state"))
     finally:
-        for node in nodes:
-            node.send_signal(signal.SIGTERM)
-        for node in nodes:
-            try:
-                node.wait(15)
-            except Exception:  # noqa: BLE001 - stuck past its grace: killed, as systemd would
-                node.kill()
+        stop(nodes)
     logs = [node.stderr.read() for node in every]
     assert sum("now runs poll:" in log for log in logs) >= 2, "the polling was shared"
     assert sum("now runs process" in log for log in logs) >= 2, "a killed leader's work was taken over"
@@ -145,13 +151,7 @@ def test_a_leader_frozen_mid_burst_hands_over_and_leaves_what_the_new_leader_sen
         time.sleep(4)  # the thawed node settles what it claimed; the leader drains whatever that left queued
         assert count(url, "SELECT count(*) FROM alerts WHERE state != 'sent'") == 0
     finally:
-        for node in nodes:
-            node.send_signal(signal.SIGTERM)
-        for node in nodes:
-            try:
-                node.wait(15)
-            except Exception:  # noqa: BLE001 - stuck past its grace: killed, as systemd would
-                node.kill()
+        stop(nodes)
     logs = [node.stderr.read() for node in nodes]
     assert "another node took over sending" in logs[nodes.index(frozen)]
     alert_ids = Counter(m["metadata"]["event_payload"]["alert_id"] for m in slack.posted() if m.get("metadata"))
