@@ -106,7 +106,7 @@ class OutboxRepository(Repository):
                     owned.add(row.id)
         return owned
 
-    def settle(self, sent: Sequence[tuple[int, str, str]], unsent: Sequence[tuple[int, str | None]],
+    def settle(self, sent: Sequence[tuple[int, str | None, str | None]], unsent: Sequence[tuple[int, str | None]],
                now: datetime, claimed_at: datetime | None = None) -> None:
         """Record a batch's outcome in one commit: (id, channel id, ts) sent; (id, error) known not sent.
 
